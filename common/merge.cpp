@@ -1,0 +1,28 @@
+#include "common/merge.hpp"
+
+#include <algorithm>
+
+namespace deltasync {
+
+int CompareClocks(const Clock& a, const Clock& b) {
+  if (a.cl != b.cl) return a.cl < b.cl ? -1 : 1;
+  if (a.hlc != b.hlc) return a.hlc < b.hlc ? -1 : 1;
+  if (a.site != b.site) return a.site < b.site ? -1 : 1;
+  return 0;
+}
+
+RowMerge MergeRow(int64_t local_cl, int64_t incoming_cl, const std::vector<Clock>& incoming_cols,
+                  const std::vector<Clock>& local_cols) {
+  RowMerge m;
+  m.existed = RowExists(local_cl);
+  m.cl = std::max(local_cl, incoming_cl);
+  m.cl_advanced = incoming_cl > local_cl;
+  m.exists = RowExists(m.cl);
+  m.col_wins.assign(incoming_cols.size(), false);
+  if (!m.exists) return m;  // a deleted row keeps no column values: nothing to win
+  for (size_t k = 0; k < incoming_cols.size(); ++k)
+    m.col_wins[k] = CompareClocks(incoming_cols[k], local_cols[k]) > 0;
+  return m;
+}
+
+}  // namespace deltasync

@@ -1,0 +1,60 @@
+#include "common/payload.hpp"
+
+#include <set>
+
+#include "common/error.hpp"
+#include "common/hlc.hpp"
+
+namespace deltasync {
+
+static Error Invalid(const std::string& what) {
+  return Error(ErrorCode::kInvalidPayload, "invalid payload: " + what);
+}
+
+void ValidatePayload(const Payload& p) {
+  if (p.since < 0 || p.until < p.since) throw Invalid("since/until out of order");
+  std::set<std::string> names;
+  for (const TableChanges& t : p.tables) {
+    if (t.name.empty()) throw Invalid("table with an empty name");
+    if (!names.insert(t.name).second) throw Invalid("table \"" + t.name + "\" appears twice");
+    if (t.pk.empty()) throw Invalid("table \"" + t.name + "\" has no primary key columns");
+    std::set<std::string> cols;
+    for (const auto& c : t.pk)
+      if (c.empty() || !cols.insert(c).second) throw Invalid("table \"" + t.name + "\": bad key column list");
+    for (const auto& c : t.columns)
+      if (c.empty() || !cols.insert(c).second) throw Invalid("table \"" + t.name + "\": bad column list");
+    for (const RowChanges& r : t.rows) {
+      if (r.key.size() != t.pk.size()) throw Invalid("table \"" + t.name + "\": key has the wrong arity");
+      for (const Value& v : r.key)
+        if (v.IsNull()) throw Invalid("table \"" + t.name + "\": NULL in a primary key");
+      if (r.cl < 1) throw Invalid("table \"" + t.name + "\": causal length must be >= 1");
+      std::vector<bool> seen(t.columns.size(), false);
+      for (const ColumnChange& c : r.changes) {
+        if (c.column >= t.columns.size()) throw Invalid("table \"" + t.name + "\": column index out of range");
+        if (seen[c.column]) throw Invalid("table \"" + t.name + "\": a column changes twice in one row");
+        seen[c.column] = true;
+        if (c.site >= p.sites.size()) throw Invalid("table \"" + t.name + "\": site index out of range");
+        if (c.hlc == 0 || HlcMillis(c.hlc) == 0) throw Invalid("table \"" + t.name + "\": missing clock");
+        if (c.cl < 1 || (c.cl & 1) == 0 || c.cl > r.cl)
+          throw Invalid("table \"" + t.name + "\": a column's causal length must be odd and <= the row's");
+      }
+    }
+  }
+}
+
+uint64_t MaxHlc(const Payload& p) {
+  uint64_t m = 0;
+  for (const auto& t : p.tables)
+    for (const auto& r : t.rows)
+      for (const auto& c : r.changes)
+        if (c.hlc > m) m = c.hlc;
+  return m;
+}
+
+uint64_t CountChanges(const TableChanges& t) {
+  uint64_t n = 0;
+  for (const auto& r : t.rows) n += r.changes.empty() ? 1 : r.changes.size();
+  return n;
+}
+
+}  // namespace deltasync

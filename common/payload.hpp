@@ -1,0 +1,60 @@
+#pragma once
+// The payload model: what one site sends another. Codecs (JSON now, a compact binary
+// form next) are views of this one model; the merge code only ever sees the model.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/site_id.hpp"
+#include "common/value.hpp"
+
+namespace deltasync {
+
+inline constexpr int kPayloadVersion = 1;
+
+struct ColumnChange {
+  uint32_t column = 0;  // index into TableChanges::columns
+  Value value;
+  uint64_t hlc = 0;
+  uint32_t site = 0;  // index into Payload::sites (the origin of the change)
+  int64_t cl = 0;     // the row's causal length when the value was written (odd)
+};
+
+// One row: its causal length (existence) and the column changes that travel with it.
+struct RowChanges {
+  std::vector<Value> key;  // in the order of TableChanges::pk
+  int64_t cl = 0;
+  std::vector<ColumnChange> changes;
+};
+
+struct TableChanges {
+  std::string name;
+  std::vector<std::string> pk;
+  std::vector<std::string> columns;
+  std::vector<RowChanges> rows;
+};
+
+struct Payload {
+  SiteId site;        // the site that produced the payload
+  int64_t since = 0;  // the payload holds the producer's changes with db_version > since ...
+  int64_t until = 0;  // ... and <= until
+  std::vector<SiteId> sites;
+  std::vector<TableChanges> tables;
+};
+
+// Checks every invariant a decoder must enforce (indexes in range, odd write causal
+// lengths, no NULL in keys, ...); throws kInvalidPayload naming the first violation.
+void ValidatePayload(const Payload& p);
+
+// The greatest clock carried by any column change (0 when none).
+uint64_t MaxHlc(const Payload& p);
+
+// Counts changes the way deltasync_apply reports them: each column change, plus one
+// existence change for each row that carries no column change (a delete, a key-only row).
+uint64_t CountChanges(const TableChanges& t);
+
+std::string EncodeJson(const Payload& p);
+Payload DecodeJson(std::string_view text);
+
+}  // namespace deltasync

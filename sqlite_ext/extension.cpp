@@ -1,0 +1,91 @@
+// Entry point of the SQLite extension: registers the function table on a connection
+// and installs the transaction hooks that scope the per-transaction version counter.
+#include <sqlite3ext.h>
+SQLITE_EXTENSION_INIT1
+
+#include <memory>
+
+#include "sqlite_ext/sqlite_functions.hpp"
+
+#ifndef SQLITE_INNOCUOUS
+#define SQLITE_INNOCUOUS 0
+#endif
+#ifndef SQLITE_DIRECTONLY
+#define SQLITE_DIRECTONLY 0
+#endif
+
+namespace deltasync {
+namespace {
+
+constexpr int kPure = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
+// Functions that read or write the database: callable from top-level SQL only, never
+// from a view or a trigger someone else wrote into the schema.
+constexpr int kDirect = SQLITE_UTF8 | SQLITE_DIRECTONLY;
+// Trigger callbacks: usable in schema (our triggers), but with side effects.
+constexpr int kTrigger = SQLITE_UTF8;
+
+struct FunctionDef {
+  const char* name;
+  int nargs;
+  int flags;
+  void (*fn)(sqlite3_context*, int, sqlite3_value**);
+};
+
+constexpr FunctionDef kFunctions[] = {
+    {"deltasync_version", 0, kPure, FnVersion},
+    {"deltasync_site_id", 0, SQLITE_UTF8 | SQLITE_INNOCUOUS, FnSiteId},
+    {"deltasync_db_version", 0, SQLITE_UTF8 | SQLITE_INNOCUOUS, FnDbVersion},
+    {"deltasync_enable", 1, kDirect, FnEnable},
+    {"deltasync_disable", 1, kDirect, FnDisable},
+    {"deltasync_changes", 1, kDirect, FnChanges},
+    {"deltasync_apply", 1, kDirect, FnApply},
+    {"deltasync_status", 0, kDirect, FnStatus},
+    {"deltasync__capturing", 0, kTrigger, FnCapturing},
+    {"deltasync__key", -1, kPure, FnKey},
+    {"deltasync__ver", 0, kTrigger, FnVer},
+    {"deltasync__clk_new", 1, kTrigger, FnClkNew},
+    {"deltasync__clk_set", -1, kTrigger, FnClkSet},
+    {"deltasync__ne", 2, kPure, FnNe},
+};
+
+// Each registered function holds a reference; the connection state dies with the last.
+void ReleaseConn(void* p) { delete static_cast<std::shared_ptr<Conn>*>(p); }
+
+int OnCommit(void* p) {
+  static_cast<Conn*>(p)->EndTxn();
+  return 0;
+}
+
+void OnRollback(void* p) { static_cast<Conn*>(p)->EndTxn(); }
+
+}  // namespace
+}  // namespace deltasync
+
+extern "C" __attribute__((visibility("default"))) int sqlite3_deltasync_init(sqlite3* db, char** pzErrMsg,
+                                                                              const sqlite3_api_routines* pApi) {
+  SQLITE_EXTENSION_INIT2(pApi);
+  using namespace deltasync;
+  if (sqlite3_libversion_number() < 3024000) {
+    *pzErrMsg = sqlite3_mprintf("deltasync: SQLite 3.24.0 or newer is required (this is %s)", sqlite3_libversion());
+    return SQLITE_ERROR;
+  }
+  std::shared_ptr<Conn> conn;
+  try {
+    conn = std::make_shared<Conn>(db);
+  } catch (...) {
+    return SQLITE_NOMEM;
+  }
+  for (const FunctionDef& f : kFunctions) {
+    auto* holder = new (std::nothrow) std::shared_ptr<Conn>(conn);
+    if (!holder) return SQLITE_NOMEM;
+    // On failure SQLite itself calls ReleaseConn on the holder.
+    int rc = sqlite3_create_function_v2(db, f.name, f.nargs, f.flags, holder, f.fn, nullptr, nullptr, ReleaseConn);
+    if (rc != SQLITE_OK) {
+      *pzErrMsg = sqlite3_mprintf("deltasync: cannot register %s: %s", f.name, sqlite3_errmsg(db));
+      return rc;
+    }
+  }
+  sqlite3_commit_hook(db, OnCommit, conn.get());
+  sqlite3_rollback_hook(db, OnRollback, conn.get());
+  return SQLITE_OK;
+}

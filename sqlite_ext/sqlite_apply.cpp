@@ -1,0 +1,250 @@
+// deltasync_apply(payload): merges a payload into the tracked tables, all or nothing.
+// The decisions come from common/merge; this file only reads and writes SQLite.
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "common/hlc.hpp"
+#include "common/key_codec.hpp"
+#include "common/merge.hpp"
+#include "common/payload.hpp"
+#include "common/row_clocks.hpp"
+#include "sqlite_ext/sqlite_functions.hpp"
+
+namespace deltasync {
+
+namespace {
+
+bool SameNameNoCase(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && sqlite3_strnicmp(a.c_str(), b.c_str(), static_cast<int>(a.size())) == 0;
+}
+
+// Sets a connection flag for the lifetime of the object and restores it afterwards.
+class FlagGuard {
+ public:
+  explicit FlagGuard(bool& flag) : flag_(flag), old_(flag) { flag_ = true; }
+  ~FlagGuard() { flag_ = old_; }
+
+ private:
+  bool& flag_;
+  bool old_;
+};
+
+// Foreign keys between tracked tables are checked at commit, so rows may arrive in any order.
+class DeferForeignKeys {
+ public:
+  explicit DeferForeignKeys(sqlite3* db) : db_(db) {
+    Stmt s(db, "PRAGMA defer_foreign_keys");
+    old_ = s.Step() && s.Int(0) != 0;
+    Exec(db, "PRAGMA defer_foreign_keys = ON");
+  }
+  ~DeferForeignKeys() {
+    if (!old_) sqlite3_exec(db_, "PRAGMA defer_foreign_keys = OFF", nullptr, nullptr, nullptr);
+  }
+
+ private:
+  sqlite3* db_;
+  bool old_ = false;
+};
+
+struct Counts {
+  uint64_t applied = 0, ignored = 0, untracked = 0, rows = 0;
+};
+
+// The statements that apply one payload table into one local table.
+class TableApplier {
+ public:
+  TableApplier(Conn& conn, const TableInfo& t, const TableChanges& tc, const std::vector<uint32_t>& site_ords)
+      : conn_(conn), t_(t), tc_(tc), site_ords_(site_ords),
+        get_meta_(conn.db(), "SELECT cl, ver, clk FROM " + t.q_meta + " WHERE pk = ?1"),
+        put_meta_(conn.db(), "INSERT INTO " + t.q_meta + "(pk, cl, ver, clk) VALUES (?1, ?2, ?3, ?4)"
+                             " ON CONFLICT(pk) DO UPDATE SET cl = excluded.cl, ver = excluded.ver, clk = excluded.clk") {
+    MapColumns();
+  }
+
+  void Apply(const RowChanges& r, Counts& counts) {
+    std::string key = EncodeKey(r.key);
+    get_meta_.BindBlob(1, key);
+    int64_t local_cl = 0;
+    RowClocks clocks;
+    if (get_meta_.Step()) {
+      local_cl = get_meta_.Int(0);
+      clocks = RowClocks::Decode(get_meta_.Blob(2));
+      clocks.ResolveVersions(get_meta_.Int(1));
+    }
+    get_meta_.Reset();
+
+    std::vector<Clock> incoming, local;
+    incoming.reserve(r.changes.size());
+    local.reserve(r.changes.size());
+    for (const ColumnChange& c : r.changes) {
+      incoming.push_back(Clock{c.cl, c.hlc, conn_.SiteOf(site_ords_[c.site])});
+      const ColClock& lc = clocks.Get(col_map_[c.column]);
+      local.push_back(lc.Present() ? Clock{lc.cl, lc.hlc, conn_.SiteOf(lc.site)} : Clock{});
+    }
+    RowMerge m = MergeRow(local_cl, r.cl, incoming, local);
+
+    std::vector<size_t> winners;
+    for (size_t k = 0; k < m.col_wins.size(); ++k)
+      if (m.col_wins[k]) winners.push_back(k);
+    uint64_t total = r.changes.empty() ? 1 : r.changes.size();
+    uint64_t applied = winners.size() + (m.cl_advanced && winners.empty() ? 1 : 0);
+    counts.applied += applied;
+    counts.ignored += total - applied;
+    counts.rows++;
+    if (applied == 0) return;
+
+    if (m.existed && !m.exists) DeleteRow(r);
+    if (m.exists) UpsertRow(r, winners, !m.existed);
+
+    int64_t ver = conn_.NextVersion();
+    if (!m.exists) {
+      ColClock gone;
+      gone.cl = m.cl;
+      gone.ver = ver;
+      clocks.SetAll(gone);
+    } else {
+      for (size_t k : winners) {
+        const ColumnChange& c = r.changes[k];
+        clocks.Set(col_map_[c.column], ColClock{c.hlc, site_ords_[c.site], ver, c.cl});
+      }
+    }
+    std::string clk = clocks.Encode();
+    put_meta_.BindBlob(1, key);
+    put_meta_.BindInt(2, m.cl);
+    put_meta_.BindInt(3, ver);
+    put_meta_.BindBlob(4, clk);
+    put_meta_.Run();
+  }
+
+ private:
+  // Payload names are matched against the local catalog; only local names reach SQL.
+  void MapColumns() {
+    bool same_pk = tc_.pk.size() == t_.pk.size();
+    for (size_t k = 0; same_pk && k < t_.pk.size(); ++k) same_pk = SameNameNoCase(tc_.pk[k], t_.pk[k]);
+    if (!same_pk)
+      throw Error(ErrorCode::kInvalidPayload, "table \"" + t_.name + "\": the payload's primary key does not match the local one");
+    for (const std::string& name : tc_.columns) {
+      uint32_t found = UINT32_MAX;
+      for (uint32_t k = 0; k < t_.cols.size(); ++k)
+        if (SameNameNoCase(name, t_.cols[k])) found = k;
+      if (found == UINT32_MAX)
+        throw Error(ErrorCode::kInvalidPayload, "table \"" + t_.name + "\" has no tracked column \"" + name + "\"");
+      col_map_.push_back(found);
+    }
+  }
+
+  void DeleteRow(const RowChanges& r) {
+    if (!delete_) {
+      std::string w;
+      for (size_t k = 0; k < t_.pk.size(); ++k)
+        w += (k ? " AND " : "") + QuoteIdent(t_.pk[k]) + " = ?" + std::to_string(k + 1);
+      delete_.emplace(conn_.db(), "DELETE FROM " + t_.q_name + " WHERE " + w);
+    }
+    for (size_t k = 0; k < r.key.size(); ++k) delete_->Bind(static_cast<int>(k + 1), r.key[k]);
+    delete_->Run();
+  }
+
+  // INSERT ... ON CONFLICT DO UPDATE of exactly the winning columns; one cached statement
+  // per distinct set of winners.
+  void UpsertRow(const RowChanges& r, const std::vector<size_t>& winners, bool create) {
+    if (winners.empty() && !create) return;
+    std::string sig;
+    for (size_t k : winners) sig += std::to_string(col_map_[r.changes[k].column]) + ",";
+    auto it = upserts_.find(sig);
+    if (it == upserts_.end()) {
+      std::string cols, vals, conflict, set;
+      int n = 0;
+      for (const auto& c : t_.pk) {
+        cols += (n ? ", " : "") + QuoteIdent(c);
+        vals += (n ? ", ?" : "?") + std::to_string(n + 1);
+        conflict += (conflict.empty() ? "" : ", ") + QuoteIdent(c);
+        ++n;
+      }
+      for (size_t k : winners) {
+        std::string q = QuoteIdent(t_.cols[col_map_[r.changes[k].column]]);
+        cols += ", " + q;
+        vals += ", ?" + std::to_string(++n);
+        set += (set.empty() ? "" : ", ") + q + " = excluded." + q;
+      }
+      std::string sql = "INSERT INTO " + t_.q_name + "(" + cols + ") VALUES (" + vals + ") ON CONFLICT(" +
+                        conflict + ") DO " + (set.empty() ? "NOTHING" : "UPDATE SET " + set);
+      it = upserts_.emplace(sig, Stmt(conn_.db(), sql)).first;
+    }
+    Stmt& s = it->second;
+    int n = 0;
+    for (const Value& v : r.key) s.Bind(++n, v);
+    for (size_t k : winners) s.Bind(++n, r.changes[k].value);
+    try {
+      s.Run();
+    } catch (const Error& e) {
+      throw Error(e.code() == ErrorCode::kConstraint ? ErrorCode::kConstraint : e.code(),
+                  std::string("cannot apply a change to table \"") + t_.name + "\": " + (e.what() + 11));
+    }
+  }
+
+  Conn& conn_;
+  const TableInfo& t_;
+  const TableChanges& tc_;
+  const std::vector<uint32_t>& site_ords_;
+  std::vector<uint32_t> col_map_;  // payload column index -> local column index
+  Stmt get_meta_, put_meta_;
+  std::optional<Stmt> delete_;
+  std::map<std::string, Stmt> upserts_;
+};
+
+}  // namespace
+
+void FnApply(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  Guarded(ctx, [&] {
+    Conn& conn = ConnOf(ctx);
+    sqlite3* db = conn.db();
+    int type = sqlite3_value_type(argv[0]);
+    if (type != SQLITE_TEXT && type != SQLITE_BLOB)
+      throw Error(ErrorCode::kInvalidArgument, "deltasync_apply(payload) expects the payload as text");
+    std::string_view text(static_cast<const char*>(sqlite3_value_blob(argv[0])), sqlite3_value_bytes(argv[0]));
+    Payload p = DecodeJson(text);  // fully validated before anything is touched
+
+    conn.EnsureSchema();
+    uint64_t max_hlc = MaxHlc(p);
+    int64_t max_drift = conn.SettingInt("max_clock_drift_ms", static_cast<int64_t>(kDefaultMaxClockDriftMs));
+    CheckClockDrift(max_hlc, WallClockMillis(), static_cast<uint64_t>(max_drift));
+
+    Counts counts;
+    std::vector<TableInfo> tables = conn.LoadTables();
+    {
+      LastRowidGuard rowid(db);
+      FlagGuard applying(conn.applying);
+      Savepoint sp(db, "deltasync_apply");
+      try {
+        DeferForeignKeys fk(db);
+        std::vector<uint32_t> site_ords;
+        for (const SiteId& s : p.sites) site_ords.push_back(conn.SiteOrdinal(s));
+        for (const TableChanges& tc : p.tables) {
+          const TableInfo* t = nullptr;
+          for (const TableInfo& cand : tables)
+            if (SameNameNoCase(cand.name, tc.name)) t = &cand;
+          if (!t) {
+            counts.untracked += CountChanges(tc);
+            continue;
+          }
+          TableApplier applier(conn, *t, tc, site_ords);
+          for (const RowChanges& r : tc.rows) applier.Apply(r, counts);
+        }
+        conn.clock().Observe(max_hlc);
+        conn.RefreshTxnHlc();
+        sp.Release();
+      } catch (...) {
+        conn.ForgetSites();  // site rows inserted above were rolled back
+        throw;
+      }
+    }
+    nlohmann::json result = {{"applied", counts.applied},
+                             {"ignored", counts.ignored},
+                             {"untracked", counts.untracked},
+                             {"rows", counts.rows},
+                             {"db_version", conn.CurrentDbVersion()}};
+    ResultText(ctx, result.dump());
+  });
+}
+
+}  // namespace deltasync

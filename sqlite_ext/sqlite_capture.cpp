@@ -1,0 +1,104 @@
+// Capture: the scalar functions the per-table triggers call. The triggers themselves are
+// plain SQL compiled into the writing statement's program (see sqlite_schema.cpp), so a
+// captured row costs one upsert into the shadow table and no extra statement.
+#include <cstring>
+
+#include "common/key_codec.hpp"
+#include "common/row_clocks.hpp"
+#include "sqlite_ext/sqlite_functions.hpp"
+
+namespace deltasync {
+
+void FnCapturing(sqlite3_context* ctx, int, sqlite3_value**) {
+  sqlite3_result_int(ctx, ConnOf(ctx).applying ? 0 : 1);
+}
+
+// deltasync__key(pk1, pk2, ...): the canonical key blob of a row.
+void FnKey(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  Guarded(ctx, [&] {
+    std::string out;
+    for (int k = 0; k < argc; ++k) {
+      if (sqlite3_value_type(argv[k]) == SQLITE_NULL)
+        throw Error(ErrorCode::kInvalidArgument, "a primary key column of a tracked table is NULL");
+      EncodeValue(ValueFromSqlite(argv[k]), out);
+    }
+    sqlite3_result_blob64(ctx, out.data(), out.size(), SQLITE_TRANSIENT);
+  });
+}
+
+// deltasync__ver(): a fresh db_version for one captured row change.
+void FnVer(sqlite3_context* ctx, int, sqlite3_value**) {
+  Guarded(ctx, [&] { sqlite3_result_int64(ctx, ConnOf(ctx).NextVersion()); });
+}
+
+// deltasync__clk_new(cl): every column written now by this site, under causal length cl.
+void FnClkNew(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  Guarded(ctx, [&] {
+    ColClock c;
+    c.hlc = ConnOf(ctx).TxnHlc();
+    c.cl = sqlite3_value_int64(argv[0]);
+    std::string out = RowClocks(c).Encode();
+    sqlite3_result_blob64(ctx, out.data(), out.size(), SQLITE_TRANSIENT);
+  });
+}
+
+// deltasync__clk_set(clk, cl, ver, mask0, mask1, ...): marks the columns whose bits are set
+// (62 columns per mask) as written now by this site. A local write always gets a clock
+// newer than the version it overwrites, even if that version came from a faster clock.
+void FnClkSet(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  Guarded(ctx, [&] {
+    Conn& conn = ConnOf(ctx);
+    auto blob = static_cast<const char*>(sqlite3_value_blob(argv[0]));
+    RowClocks clocks = RowClocks::Decode(std::string_view(blob ? blob : "", sqlite3_value_bytes(argv[0])));
+    int64_t cl = sqlite3_value_int64(argv[1]);
+    clocks.ResolveVersions(sqlite3_value_int64(argv[2]));
+    uint64_t now = conn.TxnHlc();
+    for (int m = 3; m < argc; ++m) {
+      auto mask = static_cast<uint64_t>(sqlite3_value_int64(argv[m]));
+      for (uint32_t bit = 0; mask != 0; ++bit, mask >>= 1) {
+        if (!(mask & 1)) continue;
+        uint32_t col = static_cast<uint32_t>(m - 3) * 62 + bit;
+        ColClock c;
+        c.hlc = now;
+        const ColClock& old = clocks.Get(col);
+        if (old.cl == cl && old.hlc >= c.hlc) {
+          c.hlc = old.hlc + 1;
+          conn.clock().Observe(c.hlc);
+        }
+        c.cl = cl;
+        clocks.Set(col, c);
+      }
+    }
+    std::string out = clocks.Encode();
+    sqlite3_result_blob64(ctx, out.data(), out.size(), SQLITE_TRANSIENT);
+  });
+}
+
+// deltasync__ne(a, b): 1 when a and b differ in storage class or bytes. Unlike SQL's
+// IS NOT it tells 1 from 1.0 and ignores the column's collation.
+void FnNe(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  int ta = sqlite3_value_type(argv[0]), tb = sqlite3_value_type(argv[1]);
+  int ne = 1;
+  if (ta == tb) {
+    switch (ta) {
+      case SQLITE_NULL: ne = 0; break;
+      case SQLITE_INTEGER: ne = sqlite3_value_int64(argv[0]) != sqlite3_value_int64(argv[1]); break;
+      case SQLITE_FLOAT: {
+        double a = sqlite3_value_double(argv[0]), b = sqlite3_value_double(argv[1]);
+        ne = std::memcmp(&a, &b, sizeof a) != 0;
+        break;
+      }
+      default: {
+        const void* pa = ta == SQLITE_TEXT ? static_cast<const void*>(sqlite3_value_text(argv[0]))
+                                           : sqlite3_value_blob(argv[0]);
+        const void* pb = ta == SQLITE_TEXT ? static_cast<const void*>(sqlite3_value_text(argv[1]))
+                                           : sqlite3_value_blob(argv[1]);
+        int na = sqlite3_value_bytes(argv[0]), nb = sqlite3_value_bytes(argv[1]);
+        ne = na != nb || (na > 0 && std::memcmp(pa, pb, na) != 0);
+      }
+    }
+  }
+  sqlite3_result_int(ctx, ne);
+}
+
+}  // namespace deltasync

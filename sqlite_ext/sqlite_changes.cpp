@@ -1,0 +1,104 @@
+// deltasync_changes(since): reads shadow rows by version and the current values they
+// stand for, and builds the payload model.
+#include <unordered_map>
+
+#include "common/key_codec.hpp"
+#include "common/merge.hpp"
+#include "common/payload.hpp"
+#include "common/row_clocks.hpp"
+#include "sqlite_ext/sqlite_changes.hpp"
+#include "sqlite_ext/sqlite_functions.hpp"
+
+namespace deltasync {
+
+namespace {
+
+std::string WhereKey(const TableInfo& t) {
+  std::string w;
+  for (size_t k = 0; k < t.pk.size(); ++k)
+    w += (k ? " AND " : "") + QuoteIdent(t.pk[k]) + " = ?" + std::to_string(k + 1);
+  return w;
+}
+
+// Maps local site ordinals to indexes in the payload's site list.
+class SiteIndex {
+ public:
+  SiteIndex(Conn& conn, Payload& p) : conn_(conn), p_(p) {}
+  uint32_t Of(uint32_t ord) {
+    auto it = map_.find(ord);
+    if (it != map_.end()) return it->second;
+    auto idx = static_cast<uint32_t>(p_.sites.size());
+    p_.sites.push_back(conn_.SiteOf(ord));
+    map_[ord] = idx;
+    return idx;
+  }
+
+ private:
+  Conn& conn_;
+  Payload& p_;
+  std::unordered_map<uint32_t, uint32_t> map_;
+};
+
+}  // namespace
+
+Payload CollectChanges(Conn& conn, int64_t since) {
+  sqlite3* db = conn.db();
+  Payload p;
+  p.site = conn.LocalSite();
+  p.since = since;
+  p.until = conn.CurrentDbVersion();
+  SiteIndex sites(conn, p);
+  for (const TableInfo& t : conn.LoadTables()) {
+    TableChanges tc;
+    tc.name = t.name;
+    tc.pk = t.pk;
+    tc.columns = t.cols;
+    Stmt meta(db, "SELECT pk, cl, ver, clk FROM " + t.q_meta + " WHERE ver > ?1 ORDER BY ver");
+    std::string select = "SELECT ";
+    for (size_t k = 0; k < t.cols.size(); ++k) select += (k ? ", " : "") + QuoteIdent(t.cols[k]);
+    std::optional<Stmt> row;
+    if (!t.cols.empty()) row.emplace(db, select + " FROM " + t.q_name + " WHERE " + WhereKey(t));
+    meta.BindInt(1, since);
+    while (meta.Step()) {
+      RowChanges r;
+      r.key = DecodeKey(meta.Blob(0));
+      r.cl = meta.Int(1);
+      int64_t ver = meta.Int(2);
+      if (RowExists(r.cl) && row) {
+        RowClocks clocks = RowClocks::Decode(meta.Blob(3));
+        clocks.ResolveVersions(ver);
+        for (size_t k = 0; k < r.key.size(); ++k) row->Bind(static_cast<int>(k + 1), r.key[k]);
+        if (row->Step()) {
+          for (uint32_t c = 0; c < t.cols.size(); ++c) {
+            const ColClock& clk = clocks.Get(c);
+            if (!clk.Present() || clk.ver <= since) continue;
+            ColumnChange ch;
+            ch.column = c;
+            ch.value = row->Val(static_cast<int>(c));
+            ch.hlc = clk.hlc;
+            ch.site = sites.Of(clk.site);
+            ch.cl = clk.cl;
+            r.changes.push_back(std::move(ch));
+          }
+        }
+        row->Reset();
+      }
+      tc.rows.push_back(std::move(r));
+    }
+    if (!tc.rows.empty()) p.tables.push_back(std::move(tc));
+  }
+  return p;
+}
+
+void FnChanges(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  Guarded(ctx, [&] {
+    int type = sqlite3_value_type(argv[0]);
+    if (type != SQLITE_INTEGER && type != SQLITE_NULL)
+      throw Error(ErrorCode::kInvalidArgument, "deltasync_changes(since) expects an integer db_version");
+    int64_t since = type == SQLITE_NULL ? 0 : sqlite3_value_int64(argv[0]);
+    if (since < 0) throw Error(ErrorCode::kInvalidArgument, "deltasync_changes(since): since must be >= 0");
+    ResultText(ctx, EncodeJson(CollectChanges(ConnOf(ctx), since)));
+  });
+}
+
+}  // namespace deltasync

@@ -1,0 +1,9 @@
+#pragma once
+// Reading this site's changes into the payload model (used by deltasync_changes, and by
+// push in the network layer).
+#include "common/payload.hpp"
+#include "sqlite_ext/sqlite_conn.hpp"
+
+namespace deltasync {
+Payload CollectChanges(Conn& conn, int64_t since);
+}

@@ -1,0 +1,84 @@
+#pragma once
+// Per-connection state: the site's identity, its clock, the transaction-scoped version
+// counter, and the catalog of tracked tables. One Conn lives as long as its connection.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/hlc.hpp"
+#include "common/site_id.hpp"
+#include "sqlite_ext/sqlite_util.hpp"
+
+namespace deltasync {
+
+// A tracked table as deltasync_tables records it, with its names ready for SQL.
+struct TableInfo {
+  int64_t id = 0;
+  std::string name;
+  std::vector<std::string> pk;
+  std::vector<std::string> cols;  // non-key columns, in table order
+  std::string q_name;             // quoted table name
+  std::string q_meta;             // quoted shadow table name
+};
+
+// Names of the objects deltasync creates for a tracked table.
+std::string MetaTableName(const std::string& table);
+std::string TriggerName(const std::string& table, const char* suffix);
+
+class Conn {
+ public:
+  explicit Conn(sqlite3* db) : db_(db) {}
+  sqlite3* db() const { return db_; }
+
+  // True while deltasync_apply writes: triggers then record nothing.
+  bool applying = false;
+
+  // Creates the internal tables if missing; refuses a database from a newer deltasync.
+  void EnsureSchema();
+  const SiteId& LocalSite();
+
+  // Version and clock of the current write transaction, established on first use.
+  int64_t NextVersion();
+  uint64_t TxnHlc();
+  // Makes later local writes in this transaction newer than everything seen so far.
+  void RefreshTxnHlc();
+  // Called by the commit and rollback hooks.
+  void EndTxn() { in_txn_ = false; }
+
+  // The highest db_version this site has reached (committed, or in this transaction).
+  int64_t CurrentDbVersion();
+
+  uint32_t SiteOrdinal(const SiteId& site);  // registers unseen sites
+  const SiteId& SiteOf(uint32_t ordinal);
+  void ForgetSites() { sites_loaded_ = false; }
+
+  std::vector<TableInfo> LoadTables();
+  std::optional<TableInfo> FindTable(const std::string& name);  // case-insensitive, as SQLite
+
+  int64_t SettingInt(const char* name, int64_t fallback);
+  void SetSetting(const char* name, int64_t value);
+
+  HlcClock& clock() { return clock_; }
+
+ private:
+  void BeginTxn();
+  void LoadSites();
+  int64_t MaxStoredVersion();
+
+  sqlite3* db_;
+  bool schema_ready_ = false;
+  std::optional<SiteId> site_;
+  HlcClock clock_;
+
+  bool in_txn_ = false;
+  int64_t next_ver_ = 0;
+  uint64_t txn_hlc_ = 0;
+
+  bool sites_loaded_ = false;
+  std::vector<SiteId> sites_;
+  std::unordered_map<SiteId, uint32_t, SiteIdHash> site_ords_;
+};
+
+}  // namespace deltasync

@@ -1,0 +1,57 @@
+#pragma once
+// The SQL-callable functions of the SQLite extension, and the one boundary wrapper
+// every callback runs its body in: no exception ever crosses into SQLite.
+#include <memory>
+#include <new>
+#include <string>
+
+#include "sqlite_ext/sqlite_conn.hpp"
+
+namespace deltasync {
+
+// Every function's user data is a std::shared_ptr<Conn> owned by that registration.
+inline Conn& ConnOf(sqlite3_context* ctx) {
+  return **static_cast<std::shared_ptr<Conn>*>(sqlite3_user_data(ctx));
+}
+
+template <typename Body>
+void Guarded(sqlite3_context* ctx, Body&& body) noexcept {
+  try {
+    body();
+  } catch (const std::bad_alloc&) {
+    sqlite3_result_error_nomem(ctx);
+  } catch (const Error& e) {
+    sqlite3_result_error(ctx, e.what(), -1);
+  } catch (const std::exception& e) {
+    sqlite3_result_error(ctx, (std::string("deltasync: ") + e.what()).c_str(), -1);
+  } catch (...) {
+    sqlite3_result_error(ctx, "deltasync: unexpected internal error", -1);
+  }
+}
+
+inline void ResultText(sqlite3_context* ctx, const std::string& s) {
+  sqlite3_result_text64(ctx, s.data(), s.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+}
+
+// A table-name argument: must be non-NULL text.
+std::string TableArg(sqlite3_value* v, const char* fn);
+
+// Public API (SPEC section 5).
+void FnVersion(sqlite3_context*, int, sqlite3_value**);
+void FnSiteId(sqlite3_context*, int, sqlite3_value**);
+void FnDbVersion(sqlite3_context*, int, sqlite3_value**);
+void FnEnable(sqlite3_context*, int, sqlite3_value**);
+void FnDisable(sqlite3_context*, int, sqlite3_value**);
+void FnChanges(sqlite3_context*, int, sqlite3_value**);
+void FnApply(sqlite3_context*, int, sqlite3_value**);
+void FnStatus(sqlite3_context*, int, sqlite3_value**);
+
+// Called only from the triggers deltasync_enable installs.
+void FnCapturing(sqlite3_context*, int, sqlite3_value**);
+void FnKey(sqlite3_context*, int, sqlite3_value**);
+void FnVer(sqlite3_context*, int, sqlite3_value**);
+void FnClkNew(sqlite3_context*, int, sqlite3_value**);
+void FnClkSet(sqlite3_context*, int, sqlite3_value**);
+void FnNe(sqlite3_context*, int, sqlite3_value**);
+
+}  // namespace deltasync

@@ -1,0 +1,56 @@
+// deltasync_version, deltasync_site_id, deltasync_db_version and deltasync_status.
+#include <nlohmann/json.hpp>
+
+#include "common/merge.hpp"
+#include "common/row_clocks.hpp"
+#include "common/version.hpp"
+#include "sqlite_ext/sqlite_functions.hpp"
+
+namespace deltasync {
+
+void FnVersion(sqlite3_context* ctx, int, sqlite3_value**) {
+  sqlite3_result_text(ctx, kVersion, -1, SQLITE_STATIC);
+}
+
+void FnSiteId(sqlite3_context* ctx, int, sqlite3_value**) {
+  Guarded(ctx, [&] { ResultText(ctx, ConnOf(ctx).LocalSite().ToString()); });
+}
+
+void FnDbVersion(sqlite3_context* ctx, int, sqlite3_value**) {
+  Guarded(ctx, [&] { sqlite3_result_int64(ctx, ConnOf(ctx).CurrentDbVersion()); });
+}
+
+void FnStatus(sqlite3_context* ctx, int, sqlite3_value**) {
+  Guarded(ctx, [&] {
+    Conn& conn = ConnOf(ctx);
+    nlohmann::json tables = nlohmann::json::array();
+    uint64_t pending = 0;
+    for (const TableInfo& t : conn.LoadTables()) {
+      uint64_t live = 0, deleted = 0;
+      Stmt s(conn.db(), "SELECT cl, ver, clk FROM " + t.q_meta);
+      while (s.Step()) {
+        if (!RowExists(s.Int(0))) {
+          ++deleted;
+          ++pending;
+          continue;
+        }
+        ++live;
+        RowClocks clocks = RowClocks::Decode(s.Blob(2));
+        uint64_t cols = 0;
+        for (uint32_t c = 0; c < t.cols.size(); ++c) cols += clocks.Get(c).Present() ? 1 : 0;
+        pending += cols ? cols : 1;
+      }
+      tables.push_back({{"table", t.name}, {"pk", t.pk}, {"columns", t.cols}, {"rows", live}, {"deleted", deleted}});
+    }
+    // No hub has been configured on this site yet, so every change it holds is unpushed.
+    nlohmann::json status = {{"version", kVersion},
+                             {"site_id", conn.LocalSite().ToString()},
+                             {"db_version", conn.CurrentDbVersion()},
+                             {"tables", tables},
+                             {"pending_changes", pending},
+                             {"hubs", nlohmann::json::array()}};
+    ResultText(ctx, status.dump());
+  });
+}
+
+}  // namespace deltasync
