@@ -32,11 +32,12 @@ void FnVer(sqlite3_context* ctx, int, sqlite3_value**) {
 }
 
 // deltasync__clk_new(cl): every column written now by this site, under causal length cl.
+// For an even cl (a delete) no column has a version any more: the row has no values.
 void FnClkNew(sqlite3_context* ctx, int, sqlite3_value** argv) {
   Guarded(ctx, [&] {
     ColClock c;
-    c.hlc = ConnOf(ctx).TxnHlc();
     c.cl = sqlite3_value_int64(argv[0]);
+    c.hlc = (c.cl & 1) ? ConnOf(ctx).TxnHlc() : 0;
     std::string out = RowClocks(c).Encode();
     sqlite3_result_blob64(ctx, out.data(), out.size(), SQLITE_TRANSIENT);
   });

@@ -71,7 +71,7 @@ Payload CollectChanges(Conn& conn, int64_t since) {
         if (row->Step()) {
           for (uint32_t c = 0; c < t.cols.size(); ++c) {
             const ColClock& clk = clocks.Get(c);
-            if (!clk.Present() || clk.ver <= since) continue;
+            if (!clk.Present() || clk.ver <= since || clk.cl > r.cl) continue;
             ColumnChange ch;
             ch.column = c;
             ch.value = row->Val(static_cast<int>(c));
