@@ -12,7 +12,11 @@
 // A benchmark is not a test: it exits 0 whatever the timings, and non-zero only when
 // something does not work at all (SQL error, replica differs from the source).
 //
-// Usage: deltasync_bench_sqlite [--rows N] [--shuffled] [--dir DIR]
+// Usage: deltasync_bench_sqlite [--rows N] [--shuffled] [--cache-kib K] [--dir DIR]
+//   --rows N       rows per workload (default 100,000)
+//   --shuffled     insert ids in shuffled order (default: sequential, id-00000000 upwards)
+//   --cache-kib K  PRAGMA cache_size = -K on every connection (default: SQLite's default)
+//   --dir DIR      where the databases go (default: a fresh directory under $TMPDIR or /tmp)
 #include <sqlite3.h>
 #include <zstd.h>
 
@@ -45,6 +49,8 @@ double MsSince(Clock::time_point t0) {
 // A connection with deltasync.so loaded (plain and tracked databases both load it, so the
 // only difference between them is deltasync_enable).
 
+int g_cache_kib = 0;  // 0: SQLite's default cache_size
+
 class Db {
  public:
   explicit Db(const std::string& path) : path_(path) {
@@ -56,6 +62,7 @@ class Db {
       sqlite3_free(err);
       throw std::runtime_error("cannot load " DELTASYNC_SQLITE_EXT ": " + msg);
     }
+    if (g_cache_kib > 0) Exec("PRAGMA cache_size = -" + std::to_string(g_cache_kib));
   }
   ~Db() {
     if (db_) sqlite3_close(db_);
@@ -417,10 +424,12 @@ int main(int argc, char** argv) {
       n = std::atoi(argv[++k]);
     } else if (arg == "--shuffled") {
       shuffled = true;
+    } else if (arg == "--cache-kib" && k + 1 < argc) {
+      g_cache_kib = std::atoi(argv[++k]);
     } else if (arg == "--dir" && k + 1 < argc) {
       dir = argv[++k];
     } else {
-      std::fprintf(stderr, "usage: %s [--rows N] [--shuffled] [--dir DIR]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--rows N] [--shuffled] [--cache-kib K] [--dir DIR]\n", argv[0]);
       return 2;
     }
   }
