@@ -27,7 +27,7 @@ void HlcClock::Observe(uint64_t hlc) {
 
 void CheckClockDrift(uint64_t remote_hlc, uint64_t wall_ms, uint64_t max_drift_ms) {
   uint64_t remote_ms = HlcMillis(remote_hlc);
-  if (remote_ms > wall_ms + max_drift_ms) {
+  if (remote_ms > wall_ms && remote_ms - wall_ms > max_drift_ms) {  // no overflow for a huge limit
     throw Error(ErrorCode::kClockDrift,
                 "clock drift: a change carries time " + std::to_string(remote_ms) + " ms, " +
                     std::to_string(remote_ms - wall_ms) +

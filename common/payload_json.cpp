@@ -106,6 +106,18 @@ using Json = nlohmann::json;
 
 Error Invalid(const std::string& what) { return Error(ErrorCode::kInvalidPayload, "invalid payload: " + what); }
 
+// nlohmann reads an integer token too large for 64 bits as a double; this format writes
+// every real with a '.' or an exponent, so such a token is an integer out of range.
+class StrictDomParser : public nlohmann::detail::json_sax_dom_parser<Json> {
+ public:
+  using nlohmann::detail::json_sax_dom_parser<Json>::json_sax_dom_parser;
+  bool number_float(Json::number_float_t v, const Json::string_t& token) {
+    if (token.find_first_of(".eE") == Json::string_t::npos)
+      throw Invalid("integer " + token + " out of the 64-bit range");
+    return nlohmann::detail::json_sax_dom_parser<Json>::number_float(v, token);
+  }
+};
+
 const Json& Field(const Json& obj, const char* name) {
   auto it = obj.find(name);
   if (it == obj.end()) throw Invalid(std::string("missing \"") + name + "\"");
@@ -241,9 +253,12 @@ std::string EncodeJson(const Payload& p) {
 }
 
 Payload DecodeJson(std::string_view text) {
+  // nlohmann stops at a NUL byte as if the input ended there; JSON text never holds one.
+  if (text.find('\0') != std::string_view::npos) throw Invalid("not valid JSON (a NUL byte)");
   Json doc;
   try {
-    doc = Json::parse(text.begin(), text.end());
+    StrictDomParser sax(doc);
+    Json::sax_parse(text.begin(), text.end(), &sax);
   } catch (const Json::exception& e) {
     throw Invalid(std::string("not valid JSON (") + e.what() + ")");
   }

@@ -6,6 +6,32 @@
 
 namespace deltasync {
 
+namespace {
+
+auto FindColumn(std::vector<std::pair<uint32_t, ColClock>>& v, uint32_t column) {
+  return std::lower_bound(v.begin(), v.end(), column, [](const auto& e, uint32_t c) { return e.first < c; });
+}
+
+void PutClock(std::string& out, const ColClock& c) {
+  PutVarint(out, c.hlc);
+  PutVarint(out, c.site);
+  PutVarint(out, static_cast<uint64_t>(c.ver));
+  PutVarint(out, static_cast<uint64_t>(c.cl));
+}
+
+ColClock GetClock(ByteReader& in) {
+  ColClock c;
+  c.hlc = in.Varint();
+  uint64_t site = in.Varint();
+  if (site > UINT32_MAX) in.Fail("site ordinal out of range");
+  c.site = static_cast<uint32_t>(site);
+  c.ver = static_cast<int64_t>(in.Varint());
+  c.cl = static_cast<int64_t>(in.Varint());
+  return c;
+}
+
+}  // namespace
+
 const ColClock& RowClocks::Get(uint32_t column) const {
   auto it = std::lower_bound(overrides_.begin(), overrides_.end(), column,
                              [](const auto& e, uint32_t c) { return e.first < c; });
@@ -13,8 +39,7 @@ const ColClock& RowClocks::Get(uint32_t column) const {
 }
 
 void RowClocks::Set(uint32_t column, const ColClock& clock) {
-  auto it = std::lower_bound(overrides_.begin(), overrides_.end(), column,
-                             [](const auto& e, uint32_t c) { return e.first < c; });
+  auto it = FindColumn(overrides_, column);
   if (it != overrides_.end() && it->first == column) {
     it->second = clock;
   } else {
@@ -27,36 +52,33 @@ void RowClocks::SetAll(const ColClock& clock) {
   overrides_.clear();
 }
 
-void RowClocks::ResolveVersions(int64_t row_ver) {
-  if (base_.ver == 0) base_.ver = row_ver;
-  for (auto& e : overrides_)
-    if (e.second.ver == 0) e.second.ver = row_ver;
+void RowClocks::Resolve(int64_t row_ver, int64_t row_cl) {
+  auto fix = [&](ColClock& c) {
+    if (c.ver == 0) c.ver = row_ver;
+    if (c.cl == 0 && c.hlc != 0) c.cl = row_cl;
+  };
+  fix(base_);
+  for (auto& e : overrides_) fix(e.second);
 }
 
-static void PutClock(std::string& out, const ColClock& c) {
-  PutVarint(out, c.hlc);
-  PutVarint(out, c.site);
-  PutVarint(out, static_cast<uint64_t>(c.ver));
-  PutVarint(out, static_cast<uint64_t>(c.cl));
+void RowClocks::Normalize(int64_t row_ver, int64_t row_cl) {
+  auto fix = [&](ColClock& c) {
+    if (c.ver == row_ver) c.ver = 0;
+    if (c.cl == row_cl) c.cl = 0;
+  };
+  fix(base_);
+  for (auto& e : overrides_) fix(e.second);
 }
 
-static ColClock GetClock(ByteReader& in) {
-  ColClock c;
-  c.hlc = in.Varint();
-  uint64_t site = in.Varint();
-  if (site > UINT32_MAX) in.Fail("site ordinal out of range");
-  c.site = static_cast<uint32_t>(site);
-  c.ver = static_cast<int64_t>(in.Varint());
-  c.cl = static_cast<int64_t>(in.Varint());
-  return c;
-}
-
-// Layout: format byte 1, base clock, override count, then (column, clock) pairs.
-std::string RowClocks::Encode() const {
+// Layout: format byte 1, the shared clock's ver and cl, the override count, then
+// (column, hlc, site, ver, cl) per override.
+std::string RowClocks::EncodeExtras() const {
   std::string out;
-  out.reserve(16 + overrides_.size() * 16);
+  if (base_.ver == 0 && base_.cl == 0 && overrides_.empty()) return out;
+  out.reserve(8 + overrides_.size() * 16);
   out.push_back(1);
-  PutClock(out, base_);
+  PutVarint(out, static_cast<uint64_t>(base_.ver));
+  PutVarint(out, static_cast<uint64_t>(base_.cl));
   PutVarint(out, overrides_.size());
   for (const auto& e : overrides_) {
     PutVarint(out, e.first);
@@ -65,11 +87,15 @@ std::string RowClocks::Encode() const {
   return out;
 }
 
-RowClocks RowClocks::Decode(std::string_view bytes) {
-  ByteReader in(bytes, "row clocks");
-  if (in.Byte() != 1) in.Fail("unknown format");
+RowClocks RowClocks::Decode(uint64_t base_hlc, uint32_t base_site, std::string_view extras) {
   RowClocks rc;
-  rc.base_ = GetClock(in);
+  rc.base_.hlc = base_hlc;
+  rc.base_.site = base_site;
+  if (extras.empty()) return rc;
+  ByteReader in(extras, "row clocks");
+  if (in.Byte() != 1) in.Fail("unknown format");
+  rc.base_.ver = static_cast<int64_t>(in.Varint());
+  rc.base_.cl = static_cast<int64_t>(in.Varint());
   uint64_t n = in.Varint();
   if (n > in.Remaining()) in.Fail("bad override count");
   rc.overrides_.reserve(n);

@@ -2,6 +2,11 @@
 // The per-row clock record kept in a shadow table: one clock shared by all columns
 // (set by an insert or a full-row apply) plus sparse per-column overrides (set by updates).
 // This is what keeps shadow storage at one small row per base row.
+//
+// Storage form: the shared clock's hlc and site are plain integer columns next to the
+// row's causal length and version; everything else is the "extras" blob, which is empty
+// (stored as NULL) in the common case where the shared clock was written at the row's
+// current version and causal length and no column was updated since.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -11,11 +16,11 @@
 namespace deltasync {
 
 // One column's version on one site. site is the local ordinal of the origin site
-// (0 = this site). ver is the local db_version at which this site adopted it; 0 stands
-// for "the row's current version", which lets triggers write clocks and the row version
-// in one statement without depending on evaluation order.
+// (0 = this site). ver is the local db_version at which this site adopted it. In stored
+// form a ver or cl of 0 stands for "the row's current one", which lets triggers write a
+// clock and a new row version in one statement without depending on evaluation order.
 struct ColClock {
-  uint64_t hlc = 0;  // 0: no clock (the column has never been written under any version)
+  uint64_t hlc = 0;  // 0: no clock (the column has no value under any version)
   uint32_t site = 0;
   int64_t ver = 0;
   int64_t cl = 0;  // the row's causal length when the value was written
@@ -33,13 +38,18 @@ class RowClocks {
   const ColClock& Get(uint32_t column) const;
   void Set(uint32_t column, const ColClock& clock);
   void SetAll(const ColClock& clock);
-  // Replaces every "current row version" marker (ver 0) by row_ver.
-  void ResolveVersions(int64_t row_ver);
   const ColClock& Base() const { return base_; }
   const std::vector<std::pair<uint32_t, ColClock>>& Overrides() const { return overrides_; }
 
-  std::string Encode() const;
-  static RowClocks Decode(std::string_view bytes);  // throws kInvalidPayload when malformed
+  // Stored form <-> explicit form: replaces 0 by the row's version and causal length ...
+  void Resolve(int64_t row_ver, int64_t row_cl);
+  // ... and back: writes 0 where an entry equals them, so the extras usually vanish.
+  void Normalize(int64_t row_ver, int64_t row_cl);
+
+  // The extras blob; empty when only the shared hlc and site carry information.
+  std::string EncodeExtras() const;
+  // Throws kInvalidPayload when the extras are malformed.
+  static RowClocks Decode(uint64_t base_hlc, uint32_t base_site, std::string_view extras);
 
  private:
   ColClock base_;

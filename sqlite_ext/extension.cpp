@@ -41,9 +41,9 @@ constexpr FunctionDef kFunctions[] = {
     {"deltasync_apply", 1, kDirect, FnApply},
     {"deltasync_status", 0, kDirect, FnStatus},
     {"deltasync__capturing", 0, kTrigger, FnCapturing},
-    {"deltasync__key", -1, kPure, FnKey},
+    {"deltasync__null_key", 0, kTrigger, FnNullKey},
     {"deltasync__ver", 0, kTrigger, FnVer},
-    {"deltasync__clk_new", 1, kTrigger, FnClkNew},
+    {"deltasync__hlc", 0, kTrigger, FnHlc},
     {"deltasync__clk_set", -1, kTrigger, FnClkSet},
     {"deltasync__ne", 2, kPure, FnNe},
 };

@@ -4,7 +4,6 @@
 #include <nlohmann/json.hpp>
 
 #include "common/hlc.hpp"
-#include "common/key_codec.hpp"
 #include "common/merge.hpp"
 #include "common/payload.hpp"
 #include "common/row_clocks.hpp"
@@ -55,23 +54,20 @@ class TableApplier {
  public:
   TableApplier(Conn& conn, const TableInfo& t, const TableChanges& tc, const std::vector<uint32_t>& site_ords)
       : conn_(conn), t_(t), tc_(tc), site_ords_(site_ords),
-        get_meta_(conn.db(), "SELECT cl, ver, clk FROM " + t.q_meta + " WHERE pk = ?1"),
-        put_meta_(conn.db(), "INSERT INTO " + t.q_meta + "(pk, cl, ver, clk) VALUES (?1, ?2, ?3, ?4)"
-                             " ON CONFLICT(pk) DO UPDATE SET cl = excluded.cl, ver = excluded.ver, clk = excluded.clk") {
+        nk_(static_cast<int>(t.pk.size())),
+        get_meta_(conn.db(), std::string("SELECT ") + kShadowColumns + " FROM " + t.q_meta + " WHERE " +
+                                 ShadowKeyWhere(t.pk.size(), 1)),
+        put_meta_(conn.db(), PutMetaSql(t)) {
     MapColumns();
   }
 
   void Apply(const RowChanges& r, Counts& counts) {
-    std::string key = EncodeKey(r.key);
-    get_meta_.BindBlob(1, key);
-    int64_t local_cl = 0;
-    RowClocks clocks;
-    if (get_meta_.Step()) {
-      local_cl = get_meta_.Int(0);
-      clocks = RowClocks::Decode(get_meta_.Blob(2));
-      clocks.ResolveVersions(get_meta_.Int(1));
-    }
+    for (int k = 0; k < nk_; ++k) get_meta_.Bind(k + 1, r.key[k]);
+    ShadowRow shadow;  // cl 0, no clocks: this site never saw the row
+    if (get_meta_.Step()) shadow = ReadShadowRow(get_meta_, 0);
     get_meta_.Reset();
+    int64_t local_cl = shadow.cl;
+    RowClocks& clocks = shadow.clocks;
 
     std::vector<Clock> incoming, local;
     incoming.reserve(r.changes.size());
@@ -98,25 +94,44 @@ class TableApplier {
 
     int64_t ver = conn_.NextVersion();
     if (!m.exists) {
-      ColClock gone;
-      gone.cl = m.cl;
-      gone.ver = ver;
-      clocks.SetAll(gone);
+      clocks.SetAll(ColClock{});  // a deleted row keeps no column versions
     } else {
-      for (size_t k : winners) {
-        const ColumnChange& c = r.changes[k];
-        clocks.Set(col_map_[c.column], ColClock{c.hlc, site_ords_[c.site], ver, c.cl});
+      // A whole row from one origin (the usual insert) becomes the shared clock alone.
+      bool whole_row = winners.size() == t_.cols.size() && !winners.empty();
+      for (size_t k = 1; whole_row && k < winners.size(); ++k) {
+        const ColumnChange &a = r.changes[winners[0]], &b = r.changes[winners[k]];
+        whole_row = a.hlc == b.hlc && a.site == b.site && a.cl == b.cl;
+      }
+      if (whole_row) {
+        const ColumnChange& c = r.changes[winners[0]];
+        clocks.SetAll(ColClock{c.hlc, site_ords_[c.site], ver, c.cl});
+      } else {
+        for (size_t k : winners) {
+          const ColumnChange& c = r.changes[k];
+          clocks.Set(col_map_[c.column], ColClock{c.hlc, site_ords_[c.site], ver, c.cl});
+        }
       }
     }
-    std::string clk = clocks.Encode();
-    put_meta_.BindBlob(1, key);
-    put_meta_.BindInt(2, m.cl);
-    put_meta_.BindInt(3, ver);
-    put_meta_.BindBlob(4, clk);
+    clocks.Normalize(ver, m.cl);
+    std::string extras = clocks.EncodeExtras();
+    for (int k = 0; k < nk_; ++k) put_meta_.Bind(k + 1, r.key[k]);
+    put_meta_.BindInt(nk_ + 1, m.cl);
+    put_meta_.BindInt(nk_ + 2, ver);
+    put_meta_.BindInt(nk_ + 3, static_cast<int64_t>(clocks.Base().hlc));
+    put_meta_.BindInt(nk_ + 4, clocks.Base().site);
+    if (!extras.empty()) put_meta_.BindBlob(nk_ + 5, extras);  // else NULL (cleared by Reset)
     put_meta_.Run();
   }
 
  private:
+  static std::string PutMetaSql(const TableInfo& t) {
+    std::string keys = ShadowKeyList(t.pk.size()), params;
+    for (size_t k = 0; k < t.pk.size() + 5; ++k) params += (k ? ", ?" : "?") + std::to_string(k + 1);
+    return "INSERT INTO " + t.q_meta + "(" + keys + ", cl, ver, hlc, site, clk) VALUES (" + params +
+           ") ON CONFLICT(" + keys + ") DO UPDATE SET cl = excluded.cl, ver = excluded.ver, hlc = excluded.hlc,"
+           " site = excluded.site, clk = excluded.clk";
+  }
+
   // Payload names are matched against the local catalog; only local names reach SQL.
   void MapColumns() {
     bool same_pk = tc_.pk.size() == t_.pk.size();
@@ -187,6 +202,7 @@ class TableApplier {
   const TableChanges& tc_;
   const std::vector<uint32_t>& site_ords_;
   std::vector<uint32_t> col_map_;  // payload column index -> local column index
+  int nk_;                         // number of key columns
   Stmt get_meta_, put_meta_;
   std::optional<Stmt> delete_;
   std::map<std::string, Stmt> upserts_;
@@ -231,7 +247,7 @@ void FnApply(sqlite3_context* ctx, int, sqlite3_value** argv) {
           for (const RowChanges& r : tc.rows) applier.Apply(r, counts);
         }
         conn.clock().Observe(max_hlc);
-        conn.RefreshTxnHlc();
+        if (conn.InTxn()) conn.RefreshTxnHlc();  // else the next transaction starts past it
         sp.Release();
       } catch (...) {
         conn.ForgetSites();  // site rows inserted above were rolled back

@@ -3,7 +3,6 @@
 // captured row costs one upsert into the shadow table and no extra statement.
 #include <cstring>
 
-#include "common/key_codec.hpp"
 #include "common/row_clocks.hpp"
 #include "sqlite_ext/sqlite_functions.hpp"
 
@@ -13,17 +12,10 @@ void FnCapturing(sqlite3_context* ctx, int, sqlite3_value**) {
   sqlite3_result_int(ctx, ConnOf(ctx).applying ? 0 : 1);
 }
 
-// deltasync__key(pk1, pk2, ...): the canonical key blob of a row.
-void FnKey(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
-  Guarded(ctx, [&] {
-    std::string out;
-    for (int k = 0; k < argc; ++k) {
-      if (sqlite3_value_type(argv[k]) == SQLITE_NULL)
-        throw Error(ErrorCode::kInvalidArgument, "a primary key column of a tracked table is NULL");
-      EncodeValue(ValueFromSqlite(argv[k]), out);
-    }
-    sqlite3_result_blob64(ctx, out.data(), out.size(), SQLITE_TRANSIENT);
-  });
+// deltasync__null_key(): only reached through coalesce() when a key column is NULL,
+// which SQLite allows in some rowid tables but a row identity across sites cannot be.
+void FnNullKey(sqlite3_context* ctx, int, sqlite3_value**) {
+  sqlite3_result_error(ctx, "deltasync: a primary key column of a tracked table is NULL", -1);
 }
 
 // deltasync__ver(): a fresh db_version for one captured row change.
@@ -31,34 +23,30 @@ void FnVer(sqlite3_context* ctx, int, sqlite3_value**) {
   Guarded(ctx, [&] { sqlite3_result_int64(ctx, ConnOf(ctx).NextVersion()); });
 }
 
-// deltasync__clk_new(cl): every column written now by this site, under causal length cl.
-// For an even cl (a delete) no column has a version any more: the row has no values.
-void FnClkNew(sqlite3_context* ctx, int, sqlite3_value** argv) {
-  Guarded(ctx, [&] {
-    ColClock c;
-    c.cl = sqlite3_value_int64(argv[0]);
-    c.hlc = (c.cl & 1) ? ConnOf(ctx).TxnHlc() : 0;
-    std::string out = RowClocks(c).Encode();
-    sqlite3_result_blob64(ctx, out.data(), out.size(), SQLITE_TRANSIENT);
-  });
+// deltasync__hlc(): the clock of the current transaction's local writes.
+void FnHlc(sqlite3_context* ctx, int, sqlite3_value**) {
+  Guarded(ctx, [&] { sqlite3_result_int64(ctx, static_cast<int64_t>(ConnOf(ctx).TxnHlc())); });
 }
 
-// deltasync__clk_set(clk, cl, ver, mask0, mask1, ...): marks the columns whose bits are set
-// (62 columns per mask) as written now by this site. A local write always gets a clock
-// newer than the version it overwrites, even if that version came from a faster clock.
+// deltasync__clk_set(hlc, site, clk, cl, ver, mask0, mask1, ...): the extras of a shadow
+// row after an update of the columns whose bits are set (62 columns per mask). A local
+// write always gets a clock newer than the version it overwrites, even if that version
+// came from a faster clock.
 void FnClkSet(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   Guarded(ctx, [&] {
     Conn& conn = ConnOf(ctx);
-    auto blob = static_cast<const char*>(sqlite3_value_blob(argv[0]));
-    RowClocks clocks = RowClocks::Decode(std::string_view(blob ? blob : "", sqlite3_value_bytes(argv[0])));
-    int64_t cl = sqlite3_value_int64(argv[1]);
-    clocks.ResolveVersions(sqlite3_value_int64(argv[2]));
+    auto blob = static_cast<const char*>(sqlite3_value_blob(argv[2]));
+    RowClocks clocks = RowClocks::Decode(static_cast<uint64_t>(sqlite3_value_int64(argv[0])),
+                                         static_cast<uint32_t>(sqlite3_value_int64(argv[1])),
+                                         std::string_view(blob ? blob : "", sqlite3_value_bytes(argv[2])));
+    int64_t cl = sqlite3_value_int64(argv[3]);
+    clocks.Resolve(sqlite3_value_int64(argv[4]), cl);
     uint64_t now = conn.TxnHlc();
-    for (int m = 3; m < argc; ++m) {
+    for (int m = 5; m < argc; ++m) {
       auto mask = static_cast<uint64_t>(sqlite3_value_int64(argv[m]));
       for (uint32_t bit = 0; mask != 0; ++bit, mask >>= 1) {
         if (!(mask & 1)) continue;
-        uint32_t col = static_cast<uint32_t>(m - 3) * 62 + bit;
+        uint32_t col = static_cast<uint32_t>(m - 5) * 62 + bit;
         ColClock c;
         c.hlc = now;
         const ColClock& old = clocks.Get(col);
@@ -66,12 +54,14 @@ void FnClkSet(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
           c.hlc = old.hlc + 1;
           conn.clock().Observe(c.hlc);
         }
-        c.cl = cl;
-        clocks.Set(col, c);
+        clocks.Set(col, c);  // ver 0 and cl 0: the row's new version, its causal length
       }
     }
-    std::string out = clocks.Encode();
-    sqlite3_result_blob64(ctx, out.data(), out.size(), SQLITE_TRANSIENT);
+    std::string out = clocks.EncodeExtras();
+    if (out.empty())
+      sqlite3_result_null(ctx);
+    else
+      sqlite3_result_blob64(ctx, out.data(), out.size(), SQLITE_TRANSIENT);
   });
 }
 

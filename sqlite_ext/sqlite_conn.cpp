@@ -1,5 +1,6 @@
 #include "sqlite_ext/sqlite_conn.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 namespace deltasync {
@@ -18,6 +19,33 @@ bool EqualsNoCase(const std::string& a, const std::string& b) {
   return true;
 }
 }  // namespace
+
+ShadowRow ReadShadowRow(const Stmt& s, int first) {
+  ShadowRow r;
+  r.cl = s.Int(first);
+  r.ver = s.Int(first + 1);
+  if (r.cl & 1) {
+    r.clocks = RowClocks::Decode(static_cast<uint64_t>(s.Int(first + 2)), static_cast<uint32_t>(s.Int(first + 3)),
+                                 s.Blob(first + 4));
+    r.clocks.Resolve(r.ver, r.cl);
+  }
+  return r;
+}
+
+std::string ShadowKeyColumn(size_t k) { return "k" + std::to_string(k); }
+
+std::string ShadowKeyList(size_t n) {
+  std::string out;
+  for (size_t k = 0; k < n; ++k) out += (k ? ", " : "") + ShadowKeyColumn(k);
+  return out;
+}
+
+std::string ShadowKeyWhere(size_t n, int first_param) {
+  std::string out;
+  for (size_t k = 0; k < n; ++k)
+    out += (k ? " AND " : "") + ShadowKeyColumn(k) + " = ?" + std::to_string(first_param + static_cast<int>(k));
+  return out;
+}
 
 std::string MetaTableName(const std::string& table) { return table + "__deltasync_meta"; }
 std::string TriggerName(const std::string& table, const char* suffix) {
@@ -73,31 +101,37 @@ void Conn::SetSetting(const char* name, int64_t value) {
   s.Run();
 }
 
-int64_t Conn::MaxStoredVersion() {
-  // The floor covers versions of tables since disabled; each shadow table's version index
-  // answers max(ver) with one seek. Deriving the counter this way keeps it right even when
-  // a ROLLBACK TO undid part of a transaction.
-  int64_t v = SettingInt("db_version_floor", 0);
-  for (const TableInfo& t : LoadTables()) {
-    Stmt s(db_, "SELECT max(ver) FROM " + t.q_meta);
-    if (s.Step() && !s.IsNull(0) && s.Int(0) > v) v = s.Int(0);
-  }
-  return v;
-}
-
+// The persisted db_version is a reservation: a transaction promises itself a block of
+// versions at its first change, so the counter is written once per transaction instead
+// of once per row, and the next writer (on any connection) starts above the block.
+// Unused numbers are skipped; versions are increasing, not dense.
 void Conn::BeginTxn() {
   EnsureSchema();
   LocalSite();
   clock_.Observe(static_cast<uint64_t>(SettingInt("hlc", 0)));
-  uint64_t hlc = clock_.Now(WallClockMillis());
-  SetSetting("hlc", static_cast<int64_t>(hlc));
-  next_ver_ = MaxStoredVersion() + 1;
-  txn_hlc_ = hlc;
+  txn_hlc_ = clock_.Now(WallClockMillis());
+  next_ver_ = std::max(SettingInt("db_version", 0), last_issued_) + 1;
+  reserved_ = next_ver_ + reserve_size_ - 1;
+  WriteClockState();
   in_txn_ = true;
+}
+
+void Conn::WriteClockState() {
+  Stmt s(db_, "INSERT INTO deltasync_settings(name, value) VALUES ('hlc', ?1), ('db_version', ?2)"
+              " ON CONFLICT(name) DO UPDATE SET value = excluded.value");
+  s.BindInt(1, static_cast<int64_t>(txn_hlc_));
+  s.BindInt(2, reserved_);
+  s.Run();
 }
 
 int64_t Conn::NextVersion() {
   if (!in_txn_) BeginTxn();
+  if (next_ver_ > reserved_) {
+    reserve_size_ = std::min<int64_t>(reserve_size_ * 4, int64_t{1} << 20);
+    reserved_ = next_ver_ + reserve_size_ - 1;
+    WriteClockState();
+  }
+  last_issued_ = next_ver_;
   return next_ver_++;
 }
 
@@ -109,13 +143,12 @@ uint64_t Conn::TxnHlc() {
 void Conn::RefreshTxnHlc() {
   if (!in_txn_) BeginTxn();
   txn_hlc_ = clock_.Now(WallClockMillis());
-  SetSetting("hlc", static_cast<int64_t>(txn_hlc_));
+  WriteClockState();
 }
 
 int64_t Conn::CurrentDbVersion() {
   EnsureSchema();
-  if (in_txn_) return next_ver_ - 1;
-  return MaxStoredVersion();
+  return SettingInt("db_version", 0);
 }
 
 void Conn::LoadSites() {

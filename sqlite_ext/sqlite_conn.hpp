@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/hlc.hpp"
+#include "common/row_clocks.hpp"
 #include "common/site_id.hpp"
 #include "sqlite_ext/sqlite_util.hpp"
 
@@ -22,6 +23,23 @@ struct TableInfo {
   std::string q_name;             // quoted table name
   std::string q_meta;             // quoted shadow table name
 };
+
+// The columns of a shadow row after its key, in the order ReadShadowRow expects them.
+inline constexpr const char* kShadowColumns = "cl, ver, hlc, site, clk";
+
+// One shadow row, clocks in explicit form (no "current version" markers). A deleted row
+// has no column clocks at all.
+struct ShadowRow {
+  int64_t cl = 0;
+  int64_t ver = 0;
+  RowClocks clocks;
+};
+ShadowRow ReadShadowRow(const Stmt& s, int first_column);
+
+// The shadow table's key columns are k0, k1, ... holding the base row's key values as stored.
+std::string ShadowKeyColumn(size_t k);
+std::string ShadowKeyList(size_t n);                 // "k0, k1"
+std::string ShadowKeyWhere(size_t n, int first_param);  // "k0 = ?1 AND k1 = ?2"
 
 // Names of the objects deltasync creates for a tracked table.
 std::string MetaTableName(const std::string& table);
@@ -44,10 +62,11 @@ class Conn {
   uint64_t TxnHlc();
   // Makes later local writes in this transaction newer than everything seen so far.
   void RefreshTxnHlc();
+  bool InTxn() const { return in_txn_; }
   // Called by the commit and rollback hooks.
   void EndTxn() { in_txn_ = false; }
 
-  // The highest db_version this site has reached (committed, or in this transaction).
+  // This site's db_version: every version issued so far is <= it, every later one > it.
   int64_t CurrentDbVersion();
 
   uint32_t SiteOrdinal(const SiteId& site);  // registers unseen sites
@@ -65,7 +84,7 @@ class Conn {
  private:
   void BeginTxn();
   void LoadSites();
-  int64_t MaxStoredVersion();
+  void WriteClockState();
 
   sqlite3* db_;
   bool schema_ready_ = false;
@@ -74,6 +93,9 @@ class Conn {
 
   bool in_txn_ = false;
   int64_t next_ver_ = 0;
+  int64_t reserved_ = 0;       // versions up to here are promised to this transaction
+  int64_t reserve_size_ = 64;  // grows for connections that write large transactions
+  int64_t last_issued_ = 0;    // survives ROLLBACK TO, so this connection never reuses one
   uint64_t txn_hlc_ = 0;
 
   bool sites_loaded_ = false;

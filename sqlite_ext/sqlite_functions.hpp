@@ -48,9 +48,9 @@ void FnStatus(sqlite3_context*, int, sqlite3_value**);
 
 // Called only from the triggers deltasync_enable installs.
 void FnCapturing(sqlite3_context*, int, sqlite3_value**);
-void FnKey(sqlite3_context*, int, sqlite3_value**);
+void FnNullKey(sqlite3_context*, int, sqlite3_value**);
 void FnVer(sqlite3_context*, int, sqlite3_value**);
-void FnClkNew(sqlite3_context*, int, sqlite3_value**);
+void FnHlc(sqlite3_context*, int, sqlite3_value**);
 void FnClkSet(sqlite3_context*, int, sqlite3_value**);
 void FnNe(sqlite3_context*, int, sqlite3_value**);
 

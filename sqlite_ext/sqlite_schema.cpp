@@ -15,7 +15,9 @@ using Json = nlohmann::json;
 struct CatalogTable {
   std::string name;  // as the catalog spells it
   std::vector<std::string> pk;
+  std::vector<std::string> pk_collations;
   std::vector<std::string> cols;
+  bool rowid_alias = false;  // a single INTEGER PRIMARY KEY: the key is the rowid
 };
 
 bool IsInternalName(const std::string& n) {
@@ -42,23 +44,40 @@ std::optional<CatalogTable> LookUpCatalog(sqlite3* db, const std::string& reques
     throw Error(ErrorCode::kInvalidArgument, "\"" + t.name + "\" is an internal table and cannot be tracked");
 
   // table_xinfo lists generated columns too (hidden 2 and 3): they are derived, never synced.
-  Stmt cols(db, "SELECT name, pk, hidden FROM pragma_table_xinfo(?1) ORDER BY cid");
+  Stmt cols(db, "SELECT name, pk, hidden, upper(type) FROM pragma_table_xinfo(?1) ORDER BY cid");
   cols.BindText(1, t.name);
   std::vector<std::pair<int64_t, std::string>> pk;
+  std::string pk_type;
   while (cols.Step()) {
     std::string col(cols.Text(0));
     int64_t pk_pos = cols.Int(1), hidden = cols.Int(2);
     if (hidden != 0) continue;
-    if (pk_pos > 0)
+    if (pk_pos > 0) {
       pk.emplace_back(pk_pos, col);
-    else
+      pk_type = std::string(cols.Text(3));
+    } else {
       t.cols.push_back(col);
+    }
   }
   std::sort(pk.begin(), pk.end());
   for (auto& p : pk) t.pk.push_back(p.second);
   if (t.pk.empty())
     throw Error(ErrorCode::kInvalidArgument, "table \"" + t.name +
                                                  "\" has no primary key; deltasync needs one to tell rows apart across sites");
+  for (const auto& c : t.pk) {
+    const char* coll = nullptr;
+    if (sqlite3_table_column_metadata(db, "main", t.name.c_str(), c.c_str(), nullptr, &coll, nullptr, nullptr,
+                                      nullptr) != SQLITE_OK)
+      ThrowSqlite(db, "reading the key of \"" + t.name + "\"");
+    t.pk_collations.push_back(coll ? coll : "BINARY");
+  }
+  // An INTEGER PRIMARY KEY is the rowid unless the table is WITHOUT ROWID (which has a
+  // primary-key index) or the key is declared DESC (which also gets one).
+  if (t.pk.size() == 1 && pk_type == "INTEGER") {
+    Stmt idx(db, "SELECT count(*) FROM pragma_index_list(?1) WHERE origin = 'pk'");
+    idx.BindText(1, t.name);
+    t.rowid_alias = idx.Step() && idx.Int(0) == 0;
+  }
   return t;
 }
 
@@ -68,11 +87,22 @@ std::string Join(const std::vector<std::string>& parts, const std::string& sep) 
   return out;
 }
 
-// "deltasync__key(OLD."a", OLD."b")"
-std::string KeyExpr(const CatalogTable& t, const char* row) {
-  std::vector<std::string> args;
-  for (const auto& c : t.pk) args.push_back(std::string(row) + "." + QuoteIdent(c));
-  return "deltasync__key(" + Join(args, ", ") + ")";
+// The key values of OLD or NEW, as the shadow table's key columns take them. A NULL key
+// (which SQLite allows in some rowid tables) is refused with a deltasync error.
+std::vector<std::string> KeyValues(const CatalogTable& t, const char* row) {
+  std::vector<std::string> v;
+  for (const auto& c : t.pk) {
+    std::string ref = std::string(row) + "." + QuoteIdent(c);
+    v.push_back(t.rowid_alias ? ref : "coalesce(" + ref + ", deltasync__null_key())");
+  }
+  return v;
+}
+
+std::string KeyMatch(const CatalogTable& t, const char* row) {
+  std::vector<std::string> parts;
+  for (size_t k = 0; k < t.pk.size(); ++k)
+    parts.push_back(ShadowKeyColumn(k) + " = " + row + "." + QuoteIdent(t.pk[k]));
+  return Join(parts, " AND ");
 }
 
 // "deltasync__ne(OLD."a", NEW."a") OR ..." over the key columns.
@@ -97,19 +127,29 @@ std::vector<std::string> MaskExprs(const CatalogTable& t) {
   return masks;
 }
 
-// Upserts the shadow row for a key that (re)appears: the causal length becomes odd and
-// every column is written now.
-std::string InsertBody(const std::string& q_meta, const std::string& key) {
-  return "INSERT INTO " + q_meta + "(pk, cl, ver, clk) VALUES (" + key +
-         ", 1, deltasync__ver(), deltasync__clk_new(1)) ON CONFLICT(pk) DO UPDATE SET"
-         " cl = cl + 1 - (cl & 1), ver = excluded.ver, clk = deltasync__clk_new(cl + 1 - (cl & 1));";
+// Upserts the shadow row of a key that (re)appears (the causal length becomes odd, every
+// column is written now: shared clock, no extras) or disappears (it becomes even).
+std::string UpsertBody(const CatalogTable& t, const char* row, bool appears) {
+  std::string cl = appears ? "cl + 1 - (cl & 1)" : "cl + (cl & 1)";
+  return "INSERT INTO " + QuoteIdent(MetaTableName(t.name)) + "(" + ShadowKeyList(t.pk.size()) +
+         ", cl, ver, hlc, site, clk) VALUES (" + Join(KeyValues(t, row), ", ") + ", " + (appears ? "1" : "2") +
+         ", deltasync__ver(), deltasync__hlc(), 0, NULL) ON CONFLICT(" + ShadowKeyList(t.pk.size()) +
+         ") DO UPDATE SET cl = " + cl + ", ver = excluded.ver, hlc = excluded.hlc, site = 0, clk = NULL;";
 }
 
-// Upserts the shadow row for a key that disappears: the causal length becomes even.
-std::string DeleteBody(const std::string& q_meta, const std::string& key) {
-  return "INSERT INTO " + q_meta + "(pk, cl, ver, clk) VALUES (" + key +
-         ", 2, deltasync__ver(), deltasync__clk_new(2)) ON CONFLICT(pk) DO UPDATE SET"
-         " cl = cl + (cl & 1), ver = excluded.ver, clk = deltasync__clk_new(cl + (cl & 1));";
+void CreateShadowTable(sqlite3* db, const CatalogTable& t) {
+  std::string cols;
+  for (size_t k = 0; k < t.pk.size(); ++k) {
+    // The key compares as the base table's key does. BINARY is left implicit: SQLite then
+    // compares keys on its fast path.
+    std::string coll = t.pk_collations[k];
+    cols += ShadowKeyColumn(k) + (t.rowid_alias ? " INTEGER PRIMARY KEY" : " NOT NULL") +
+            (t.rowid_alias || sqlite3_stricmp(coll.c_str(), "BINARY") == 0 ? "" : " COLLATE " + QuoteIdent(coll)) + ", ";
+  }
+  cols += "cl INTEGER NOT NULL, ver INTEGER NOT NULL, hlc INTEGER NOT NULL, site INTEGER NOT NULL, clk BLOB";
+  std::string sql = "CREATE TABLE " + QuoteIdent(MetaTableName(t.name)) + "(" + cols;
+  sql += t.rowid_alias ? ")" : ", PRIMARY KEY (" + ShadowKeyList(t.pk.size()) + ")) WITHOUT ROWID";
+  Exec(db, sql);
 }
 
 void CreateTriggers(sqlite3* db, const CatalogTable& t) {
@@ -117,21 +157,18 @@ void CreateTriggers(sqlite3* db, const CatalogTable& t) {
   auto trig = [&](const char* suffix) { return QuoteIdent(TriggerName(t.name, suffix)); };
   std::string sql;
   sql += "CREATE TRIGGER " + trig("ins") + " AFTER INSERT ON " + q_name +
-         " WHEN deltasync__capturing() BEGIN " + InsertBody(q_meta, KeyExpr(t, "NEW")) + " END;";
+         " WHEN deltasync__capturing() BEGIN " + UpsertBody(t, "NEW", true) + " END;";
   sql += "CREATE TRIGGER " + trig("del") + " AFTER DELETE ON " + q_name +
-         " WHEN deltasync__capturing() BEGIN " + DeleteBody(q_meta, KeyExpr(t, "OLD")) + " END;";
+         " WHEN deltasync__capturing() BEGIN " + UpsertBody(t, "OLD", false) + " END;";
   // A key change is a delete of the old key and an insert of the new one.
   sql += "CREATE TRIGGER " + trig("upk") + " AFTER UPDATE ON " + q_name + " WHEN deltasync__capturing() AND (" +
-         KeyChangedExpr(t) + ") BEGIN " + DeleteBody(q_meta, KeyExpr(t, "OLD")) + " " +
-         InsertBody(q_meta, KeyExpr(t, "NEW")) + " END;";
+         KeyChangedExpr(t) + ") BEGIN " + UpsertBody(t, "OLD", false) + " " + UpsertBody(t, "NEW", true) + " END;";
   if (!t.cols.empty()) {
     std::vector<std::string> masks = MaskExprs(t);
-    std::string any = "(" + Join(masks, " | ") + ") <> 0";
     sql += "CREATE TRIGGER " + trig("upd") + " AFTER UPDATE ON " + q_name +
-           " WHEN deltasync__capturing() AND NOT (" + KeyChangedExpr(t) + ") BEGIN INSERT INTO " + q_meta +
-           "(pk, cl, ver, clk) VALUES (" + KeyExpr(t, "NEW") +
-           ", 1, deltasync__ver(), deltasync__clk_new(1)) ON CONFLICT(pk) DO UPDATE SET ver = excluded.ver,"
-           " clk = deltasync__clk_set(clk, cl, ver, " + Join(masks, ", ") + ") WHERE " + any + "; END;";
+           " WHEN deltasync__capturing() AND NOT (" + KeyChangedExpr(t) + ") BEGIN UPDATE " + q_meta +
+           " SET ver = deltasync__ver(), clk = deltasync__clk_set(hlc, site, clk, cl, ver, " + Join(masks, ", ") +
+           ") WHERE " + KeyMatch(t, "NEW") + " AND (" + Join(masks, " | ") + ") <> 0; END;";
   }
   Exec(db, sql);
 }
@@ -144,15 +181,20 @@ void DropTriggers(sqlite3* db, const std::string& table) {
 // Existing rows become changes: each gets a shadow row written now by this site.
 int64_t Backfill(sqlite3* db, const CatalogTable& t) {
   std::vector<std::string> pk;
-  for (const auto& c : t.pk) pk.push_back(QuoteIdent(c));
-  Exec(db, "INSERT INTO " + QuoteIdent(MetaTableName(t.name)) +
-               "(pk, cl, ver, clk) SELECT deltasync__key(" + Join(pk, ", ") +
-               "), 1, deltasync__ver(), deltasync__clk_new(1) FROM " + QuoteIdent(t.name) +
-               " WHERE true ON CONFLICT(pk) DO NOTHING");
+  for (const auto& c : t.pk) {
+    std::string ref = "b." + QuoteIdent(c);
+    pk.push_back(t.rowid_alias ? ref : "coalesce(" + ref + ", deltasync__null_key())");
+  }
+  // Only rows without a shadow row take a version: enabling again changes nothing.
+  std::vector<std::string> match;
+  for (size_t k = 0; k < t.pk.size(); ++k)
+    match.push_back("m." + ShadowKeyColumn(k) + " = b." + QuoteIdent(t.pk[k]));
+  Exec(db, "INSERT INTO " + QuoteIdent(MetaTableName(t.name)) + "(" + ShadowKeyList(t.pk.size()) +
+               ", cl, ver, hlc, site) SELECT " + Join(pk, ", ") + ", 1, deltasync__ver(), deltasync__hlc(), 0 FROM " +
+               QuoteIdent(t.name) + " AS b WHERE NOT EXISTS (SELECT 1 FROM " + QuoteIdent(MetaTableName(t.name)) +
+               " AS m WHERE " + Join(match, " AND ") + ")");
   return sqlite3_changes(db);
 }
-
-Json TablesJsonList(const std::vector<std::string>& v) { return Json(v); }
 
 }  // namespace
 
@@ -185,7 +227,7 @@ void FnEnable(sqlite3_context* ctx, int, sqlite3_value** argv) {
       bool added = known->cols.size() < cat->cols.size();
       if (added) {
         Stmt up(db, "UPDATE deltasync_tables SET columns = ?1 WHERE id = ?2");
-        std::string cols = TablesJsonList(cat->cols).dump();
+        std::string cols = Json(cat->cols).dump();
         up.BindText(1, cols);
         up.BindInt(2, known->id);
         up.Run();
@@ -197,16 +239,12 @@ void FnEnable(sqlite3_context* ctx, int, sqlite3_value** argv) {
       result["backfilled"] = Backfill(db, *cat);
     } else {
       Stmt ins(db, "INSERT INTO deltasync_tables(name, pk, columns) VALUES (?1, ?2, ?3)");
-      std::string pk = TablesJsonList(cat->pk).dump(), cols = TablesJsonList(cat->cols).dump();
+      std::string pk = Json(cat->pk).dump(), cols = Json(cat->cols).dump();
       ins.BindText(1, cat->name);
       ins.BindText(2, pk);
       ins.BindText(3, cols);
       ins.Run();
-      std::string meta = MetaTableName(cat->name);
-      Exec(db, "CREATE TABLE " + QuoteIdent(meta) +
-                   "(pk BLOB NOT NULL PRIMARY KEY, cl INTEGER NOT NULL, ver INTEGER NOT NULL, clk BLOB NOT NULL)"
-                   " WITHOUT ROWID;"
-                   "CREATE INDEX " + QuoteIdent(meta + "_ver") + " ON " + QuoteIdent(meta) + "(ver);");
+      CreateShadowTable(db, *cat);
       CreateTriggers(db, *cat);
       result["changed"] = true;
       result["backfilled"] = Backfill(db, *cat);
@@ -233,8 +271,6 @@ void FnDisable(sqlite3_context* ctx, int, sqlite3_value** argv) {
       return;
     }
     Savepoint sp(db, "deltasync_disable");
-    // Keep db_version monotonic after this table's versions are gone.
-    conn.SetSetting("db_version_floor", conn.CurrentDbVersion());
     DropTriggers(db, known->name);
     Exec(db, "DROP TABLE IF EXISTS " + known->q_meta);
     Stmt del(db, "DELETE FROM deltasync_tables WHERE id = ?1");

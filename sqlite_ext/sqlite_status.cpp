@@ -27,15 +27,16 @@ void FnStatus(sqlite3_context* ctx, int, sqlite3_value**) {
     uint64_t pending = 0;
     for (const TableInfo& t : conn.LoadTables()) {
       uint64_t live = 0, deleted = 0;
-      Stmt s(conn.db(), "SELECT cl, ver, clk FROM " + t.q_meta);
+      Stmt s(conn.db(), std::string("SELECT ") + kShadowColumns + " FROM " + t.q_meta);
       while (s.Step()) {
-        if (!RowExists(s.Int(0))) {
+        ShadowRow shadow = ReadShadowRow(s, 0);
+        if (!RowExists(shadow.cl)) {
           ++deleted;
           ++pending;
           continue;
         }
         ++live;
-        RowClocks clocks = RowClocks::Decode(s.Blob(2));
+        const RowClocks& clocks = shadow.clocks;
         uint64_t cols = 0;
         for (uint32_t c = 0; c < t.cols.size(); ++c) cols += clocks.Get(c).Present() ? 1 : 0;
         pending += cols ? cols : 1;

@@ -129,9 +129,9 @@ inline rc::Gen<uint32_t> GenCodePoint() {
       {2, rc::gen::inRange<uint32_t>(0x800, 0xd800)},
       {1, rc::gen::inRange<uint32_t>(0xe000, 0x10000)},
       {2, rc::gen::inRange<uint32_t>(0x10000, 0x110000)},
-      {2, rc::gen::element<uint32_t>(0u, 1u, 0x1fu, 0x7fu, 0x80u, 0x7ffu, 0x800u, 0xd7ffu, 0xe000u, 0xfeffu,
+      {2, rc::gen::elementOf(std::vector<uint32_t>{0u, 1u, 0x1fu, 0x7fu, 0x80u, 0x7ffu, 0x800u, 0xd7ffu, 0xe000u, 0xfeffu,
                                      0xfffdu, 0xffffu, 0x10000u, 0x10ffffu, 0x2028u, 0x2029u, 0x22u, 0x5cu, 0x2fu,
-                                     0x0au, 0x0du, 0x09u, 0x08u, 0x0cu)},
+                                     0x0au, 0x0du, 0x09u, 0x08u, 0x0cu})},
   });
 }
 
@@ -147,7 +147,7 @@ inline rc::Gen<char> GenByte() {
   return rc::gen::weightedOneOf<char>({
       {6, rc::gen::map(rc::gen::inRange<int>(0, 256), [](int c) { return static_cast<char>(c); })},
       {1, rc::gen::just('\0')},
-      {1, rc::gen::element<char>('\x80', '\xbf', '\xc0', '\xc1', '\xed', '\xf4', '\xf5', '\xfe', '\xff')},
+      {1, rc::gen::elementOf(std::vector<char>{'\x80', '\xbf', '\xc0', '\xc1', '\xed', '\xf4', '\xf5', '\xfe', '\xff'})},
   });
 }
 
@@ -182,8 +182,8 @@ inline rc::Gen<int64_t> GenInt64() {
   return rc::gen::weightedOneOf<int64_t>({
       {4, rc::gen::arbitrary<int64_t>()},
       {2, rc::gen::map(rc::gen::arbitrary<uint64_t>(), [](uint64_t u) { return static_cast<int64_t>(u); })},
-      {1, rc::gen::element<int64_t>(kMin, kMax, kMin + 1, kMax - 1, 0, 1, -1, int64_t{1} << 53,
-                                    (int64_t{1} << 53) + 1, -(int64_t{1} << 53) - 1)},
+      {1, rc::gen::elementOf(std::vector<int64_t>{kMin, kMax, kMin + 1, kMax - 1, 0, 1, -1, int64_t{1} << 53,
+                                    (int64_t{1} << 53) + 1, -(int64_t{1} << 53) - 1})},
   });
 }
 
@@ -202,13 +202,13 @@ inline rc::Gen<double> GenDouble() {
                          return DoubleFromBits((p.second ? uint64_t{1} << 63 : 0) | (uint64_t{0x7ff} << 52) |
                                                p.first);
                        })},
-      {2, rc::gen::element<double>(0.0, -0.0, 1.0, -1.0, 0.1, 1e16, 1e15, 123456789.0, 1e300, -1e-300, inf, -inf,
+      {2, rc::gen::elementOf(std::vector<double>{0.0, -0.0, 1.0, -1.0, 0.1, 1e16, 1e15, 123456789.0, 1e300, -1e-300, inf, -inf,
                                    std::numeric_limits<double>::quiet_NaN(),
                                    std::numeric_limits<double>::signaling_NaN(), DoubleFromBits(0xfff8000000000000),
                                    DoubleFromBits(0x7ff0000000000001), DoubleFromBits(0x7fffffffffffffff),
                                    std::numeric_limits<double>::min(), std::numeric_limits<double>::max(),
                                    std::numeric_limits<double>::lowest(), std::numeric_limits<double>::denorm_min(),
-                                   std::numeric_limits<double>::epsilon(), 9007199254740993.0, 4503599627370496.5)},
+                                   std::numeric_limits<double>::epsilon(), 9007199254740993.0, 4503599627370496.5})},
   });
 }
 
@@ -244,6 +244,13 @@ inline rc::Gen<SiteId> GenSiteId() {
          return s;
        }())},
   });
+}
+
+// A random permutation (call only inside a property).
+template <typename T>
+std::vector<T> Shuffled(std::vector<T> v) {
+  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[*rc::gen::inRange<size_t>(0, i)]);
+  return v;
 }
 
 inline SiteId MakeSite(uint8_t first, uint8_t last = 0) {
@@ -294,8 +301,8 @@ inline rc::Gen<Payload> GenPayload() {
             ch.value = *GenValue();
             ch.hlc = *rc::gen::weightedOneOf<uint64_t>({
                 {4, rc::gen::inRange<uint64_t>(uint64_t{1} << 16, uint64_t{1} << 60)},
-                {1, rc::gen::element<uint64_t>(uint64_t{1} << 16, static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
-                                               (uint64_t{1700000000000} << 16) | 0xffff)},
+                {1, rc::gen::elementOf(std::vector<uint64_t>{uint64_t{1} << 16, static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
+                                               (uint64_t{1700000000000} << 16) | 0xffff})},
             });
             ch.site = *rc::gen::inRange<uint32_t>(0, static_cast<uint32_t>(p.sites.size()));
             int64_t lives = (row.cl - 1) / 2;  // odd values 1..row.cl: 2k+1 for k in [0, lives]

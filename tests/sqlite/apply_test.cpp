@@ -23,7 +23,7 @@ std::string Dump(Site& s, const std::string& table = "t") {
     for (auto& v : r) out += deltasync::DebugString(v) + "|";
     out += "\n";
   }
-  for (auto& r : s.Rows("SELECT quote(pk), cl, ver, quote(clk) FROM " + table + "__deltasync_meta ORDER BY pk")) {
+  for (auto& r : s.Rows("SELECT * FROM " + table + "__deltasync_meta ORDER BY 1")) {
     for (auto& v : r) out += deltasync::DebugString(v) + "|";
     out += "\n";
   }

@@ -163,13 +163,13 @@ TEST_F(ThreeSites, SamePayloadTwiceChangesNothingTheSecondTime) {
   A.Exec("INSERT INTO t VALUES ('k', 'v', 1); DELETE FROM t WHERE id = 'k'; INSERT INTO t VALUES ('j', 'w', 2);");
   std::string payload = A.Changes(0);
   std::string r1 = B.Apply(payload);
-  auto snapshot = B.Rows("SELECT * FROM t__deltasync_meta ORDER BY pk");
+  auto snapshot = B.Rows("SELECT * FROM t__deltasync_meta ORDER BY 1");
   int64_t v = B.Int("SELECT deltasync_db_version()");
   std::string r2 = B.Apply(payload);
   EXPECT_EQ(B.Int("SELECT json_extract('" + r1 + "', '$.applied')"), 3);
   EXPECT_EQ(B.Int("SELECT json_extract('" + r2 + "', '$.applied')"), 0);
   EXPECT_EQ(B.Int("SELECT json_extract('" + r2 + "', '$.ignored')"), 3);
-  EXPECT_EQ(B.Rows("SELECT * FROM t__deltasync_meta ORDER BY pk"), snapshot);
+  EXPECT_EQ(B.Rows("SELECT * FROM t__deltasync_meta ORDER BY 1"), snapshot);
   EXPECT_EQ(B.Int("SELECT deltasync_db_version()"), v);
 }
 
