@@ -223,6 +223,7 @@ void FnApply(sqlite3_context* ctx, int, sqlite3_value** argv) {
     conn.EnsureSchema();
     uint64_t max_hlc = MaxHlc(p);
     int64_t max_drift = conn.SettingInt("max_clock_drift_ms", static_cast<int64_t>(kDefaultMaxClockDriftMs));
+    if (max_drift < 0) max_drift = 0;  // a negative setting must not read as "no limit"
     CheckClockDrift(max_hlc, WallClockMillis(), static_cast<uint64_t>(max_drift));
 
     Counts counts;

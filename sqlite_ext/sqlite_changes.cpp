@@ -1,5 +1,6 @@
 // deltasync_changes(since): reads shadow rows by version and the current values they
 // stand for, and builds the payload model.
+#include <algorithm>
 #include <unordered_map>
 
 #include "common/merge.hpp"
@@ -45,7 +46,7 @@ Payload CollectChanges(Conn& conn, int64_t since) {
   Payload p;
   p.site = conn.LocalSite();
   p.since = since;
-  p.until = conn.CurrentDbVersion();
+  p.until = std::max(since, conn.CurrentDbVersion());  // a cursor from the future stays put
   SiteIndex sites(conn, p);
   for (const TableInfo& t : conn.LoadTables()) {
     TableChanges tc;

@@ -148,6 +148,9 @@ void Conn::RefreshTxnHlc() {
 
 int64_t Conn::CurrentDbVersion() {
   EnsureSchema();
+  // Inside a write transaction the rest of its block is still to be issued, so the cursor
+  // is the last version issued; outside, the stored reservation covers everything issued.
+  if (in_txn_) return next_ver_ - 1;
   return SettingInt("db_version", 0);
 }
 

@@ -248,3 +248,41 @@ TEST(Apply, ChangesSinceReturnsOnlyNewerAndReportsUntil) {
   EXPECT_EQ(p2.since, p1.until);
   EXPECT_TRUE(DecodeJson(a.Changes(p2.until)).tables.empty());
 }
+
+// A cursor taken inside a write transaction must not skip what that transaction writes next.
+TEST(Apply, CursorInsideAWriteTransactionMissesNothing) {
+  Site a;
+  Tracked({&a}, "CREATE TABLE t(id INTEGER PRIMARY KEY, x)");
+  a.Exec("BEGIN; INSERT INTO t VALUES (1, 'a')");
+  Payload p1 = DecodeJson(a.Changes(0));
+  a.Exec("INSERT INTO t VALUES (2, 'b'); COMMIT");
+  Payload p2 = DecodeJson(a.Changes(p1.until));
+  ASSERT_EQ(p2.tables.size(), 1u);
+  ASSERT_EQ(p2.tables[0].rows.size(), 1u);
+  EXPECT_EQ(p2.tables[0].rows[0].key[0], Value::Integer(2));
+}
+
+// A cursor beyond this site's counter yields an empty payload that still applies.
+TEST(Apply, CursorFromTheFutureGivesAnApplicablePayload) {
+  Site a, b;
+  Tracked({&a, &b}, "CREATE TABLE t(id INTEGER PRIMARY KEY, x)");
+  a.Exec("INSERT INTO t VALUES (1, 'a')");
+  std::string payload = a.Changes(1000000);
+  Payload p = DecodeJson(payload);
+  EXPECT_TRUE(p.tables.empty());
+  EXPECT_EQ(p.until, 1000000);
+  EXPECT_NO_THROW(b.Apply(payload));
+}
+
+
+// A negative max_clock_drift_ms means no drift at all is tolerated, not "no limit".
+TEST(Apply, NegativeDriftSettingRefusesFutureClocks) {
+  Site a, b;
+  Tracked({&a, &b}, "CREATE TABLE t(id INTEGER PRIMARY KEY, x)");
+  a.Exec("INSERT INTO t VALUES (1, 'a')");
+  Payload p = DecodeJson(a.Changes());
+  p.tables[0].rows[0].changes[0].hlc = deltasync::HlcFromMillis(deltasync::WallClockMillis() + 60 * 1000);
+  b.Exec("INSERT OR REPLACE INTO deltasync_settings VALUES ('max_clock_drift_ms', -1)");
+  EXPECT_THROW(b.Apply(EncodeJson(p)), std::runtime_error);
+  EXPECT_EQ(b.Int("SELECT count(*) FROM t"), 0);
+}
