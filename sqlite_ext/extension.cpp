@@ -1,11 +1,12 @@
-// Entry point of the SQLite extension: registers the function table on a connection
-// and installs the transaction hooks that scope the per-transaction version counter.
+// Entry point of the SQLite extension: registers the function table and the deltasync_txn
+// module (which scopes the per-transaction clock state) on a connection.
 #include <sqlite3ext.h>
 SQLITE_EXTENSION_INIT1
 
 #include <memory>
 
 #include "sqlite_ext/sqlite_functions.hpp"
+#include "sqlite_ext/sqlite_txn.hpp"
 
 #ifndef SQLITE_INNOCUOUS
 #define SQLITE_INNOCUOUS 0
@@ -51,13 +52,6 @@ constexpr FunctionDef kFunctions[] = {
 // Each registered function holds a reference; the connection state dies with the last.
 void ReleaseConn(void* p) { delete static_cast<std::shared_ptr<Conn>*>(p); }
 
-int OnCommit(void* p) {
-  static_cast<Conn*>(p)->EndTxn();
-  return 0;
-}
-
-void OnRollback(void* p) { static_cast<Conn*>(p)->EndTxn(); }
-
 }  // namespace
 }  // namespace deltasync
 
@@ -85,7 +79,10 @@ extern "C" __attribute__((visibility("default"))) int sqlite3_deltasync_init(sql
       return rc;
     }
   }
-  sqlite3_commit_hook(db, OnCommit, conn.get());
-  sqlite3_rollback_hook(db, OnRollback, conn.get());
+  int rc = RegisterTxnModule(db, conn);
+  if (rc != SQLITE_OK) {
+    *pzErrMsg = sqlite3_mprintf("deltasync: cannot register deltasync_txn: %s", sqlite3_errmsg(db));
+    return rc;
+  }
   return SQLITE_OK;
 }

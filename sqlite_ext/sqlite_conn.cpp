@@ -1,4 +1,5 @@
 #include "sqlite_ext/sqlite_conn.hpp"
+#include "sqlite_ext/sqlite_txn.hpp"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -113,6 +114,7 @@ void Conn::BeginTxn() {
   next_ver_ = std::max(SettingInt("db_version", 0), last_issued_) + 1;
   reserved_ = next_ver_ + reserve_size_ - 1;
   WriteClockState();
+  JoinTxn(db_);
   in_txn_ = true;
 }
 

@@ -63,7 +63,7 @@ class Conn {
   // Makes later local writes in this transaction newer than everything seen so far.
   void RefreshTxnHlc();
   bool InTxn() const { return in_txn_; }
-  // Called by the commit and rollback hooks.
+  // Called when the write transaction ends or rolls back to a savepoint (sqlite_txn.cpp).
   void EndTxn() { in_txn_ = false; }
 
   // This site's db_version: every version issued so far is <= it, every later one > it.

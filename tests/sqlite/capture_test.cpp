@@ -319,3 +319,57 @@ TEST(Capture, RolledBackTransactionLeavesNoChange) {
   EXPECT_NE(FindRow(p, Value::Integer(5)), nullptr);
   EXPECT_EQ(FindRow(p, Value::Integer(3)), nullptr);
 }
+
+// Two connections writing the same file take turns: whatever one reads as db_version, the
+// other's later writes come above it, so a cursor never skips them.
+TEST(Capture, VersionsStayOrderedAcrossConnections) {
+  std::string path = ::testing::TempDir() + "/two_connections_test.db";
+  std::remove(path.c_str());
+  Site a(path);
+  a.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, x); SELECT deltasync_enable('t');");
+  Site b(path);
+  for (int round = 0; round < 3; ++round) {
+    a.Exec("INSERT INTO t VALUES (" + std::to_string(10 * round + 1) + ", 'a')");
+    int64_t cursor = b.Int("SELECT deltasync_db_version()");
+    b.Exec("INSERT INTO t VALUES (" + std::to_string(10 * round + 2) + ", 'b')");
+    a.Exec("UPDATE t SET x = 'a again' WHERE id = " + std::to_string(10 * round + 1));
+    Payload p = Since(b, cursor);
+    ASSERT_EQ(p.tables.size(), 1u) << "round " << round;
+    EXPECT_NE(FindRow(p, Value::Integer(10 * round + 1)), nullptr) << "round " << round;
+    EXPECT_NE(FindRow(p, Value::Integer(10 * round + 2)), nullptr) << "round " << round;
+  }
+  std::remove(path.c_str());
+}
+
+// A ROLLBACK TO that undoes a transaction's first change also undoes its clock state;
+// the rest of the transaction starts it again, so db_version still covers every change.
+TEST(Capture, RollbackToKeepsDbVersionExact) {
+  Site s;
+  s.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, a); SELECT deltasync_enable('t');");
+  s.Exec("BEGIN; SAVEPOINT x; INSERT INTO t VALUES (3, 'c'); ROLLBACK TO x; INSERT INTO t VALUES (4, 'd'); COMMIT;");
+  int64_t v = s.Int("SELECT deltasync_db_version()");
+  EXPECT_TRUE(Since(s, v).tables.empty());
+  s.Exec("BEGIN; INSERT INTO t VALUES (5, 'e'); SAVEPOINT y; INSERT INTO t VALUES (6, 'f'); ROLLBACK TO y; COMMIT;");
+  Payload p = Since(s, v);
+  ASSERT_EQ(p.tables.size(), 1u);
+  ASSERT_EQ(p.tables[0].rows.size(), 1u);
+  EXPECT_EQ(p.tables[0].rows[0].key[0], Value::Integer(5));
+  EXPECT_TRUE(Since(s, s.Int("SELECT deltasync_db_version()")).tables.empty());
+}
+
+// deltasync leaves the connection's commit and rollback hooks to the application.
+TEST(Capture, ApplicationKeepsItsCommitHook) {
+  Site s;
+  int commits = 0;
+  sqlite3_commit_hook(
+      s.db(), [](void* p) { ++*static_cast<int*>(p); return 0; }, &commits);
+  s.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, a); SELECT deltasync_enable('t');");
+  int before = commits;
+  s.Exec("INSERT INTO t VALUES (1, 'x')");
+  EXPECT_EQ(commits, before + 1);
+  // ...and capture still scopes clocks per transaction with the application's hook in place.
+  int64_t v = s.Int("SELECT deltasync_db_version()");
+  s.Exec("INSERT INTO t VALUES (2, 'y')");
+  EXPECT_GT(s.Int("SELECT deltasync_db_version()"), v);
+  sqlite3_commit_hook(s.db(), nullptr, nullptr);
+}
