@@ -101,7 +101,8 @@ TEST(Capture, DeleteMakesCausalLengthEvenAndCarriesNoColumns) {
   Site s;
   s.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, a); SELECT deltasync_enable('t'); INSERT INTO t VALUES (1, 'x');"
          "DELETE FROM t WHERE id = 1;");
-  const RowChanges* r = FindRow(Since(s, 0), Value::Integer(1));
+  Payload p = Since(s, 0);
+  const RowChanges* r = FindRow(p, Value::Integer(1));
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->cl, 2);
   EXPECT_TRUE(r->changes.empty());
