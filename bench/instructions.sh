@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Deterministic companion to deltasync_bench_sqlite: the CPU cost of tracking counted in
+# instructions (valgrind --tool=callgrind), which does not move with disk or neighbours.
+# Each workload runs in the sqlite3 shell with the extension loaded in both cases, as one
+# statement in one transaction; the shell's start-up is measured alone and subtracted.
+# Usage: bench/instructions.sh [ROWS]   (default 20000; needs valgrind and sqlite3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${1:-20000}
+EXT="$(pwd)/${BUILD_DIR:-build}/sqlite_ext/deltasync"
+[ -f "$EXT.so" ] || { echo "build first: $EXT.so is missing" >&2; exit 1; }
+command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
+DIR=$(mktemp -d)
+trap 'rm -rf "$DIR"' EXIT
+
+GEN="WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<$ROWS)"
+INSERT="BEGIN; $GEN INSERT INTO t SELECT printf('id-%08d', x), 'kotare mubi' || x, x FROM c; COMMIT;"
+UPDATE="BEGIN; UPDATE t SET b = b + 1; COMMIT;"
+
+# count SETUP_SQL WORKLOAD_SQL: instructions of the workload statement's process
+count() {
+  rm -f "$DIR/db"
+  sqlite3 -cmd ".load $EXT" "$DIR/db" "CREATE TABLE t(id TEXT PRIMARY KEY, a TEXT, b INTEGER); $1" >/dev/null
+  [ -z "${3:-}" ] || sqlite3 -cmd ".load $EXT" "$DIR/db" "$3" >/dev/null
+  valgrind --tool=callgrind --callgrind-out-file="$DIR/cg" sqlite3 -cmd ".load $EXT" "$DIR/db" "$2" 2>&1 >/dev/null |
+    awk '/Collected/ {print $4}'
+}
+base=$(count "" "SELECT 1;")
+plain_ins=$(( $(count "" "$INSERT") - base ))
+tracked_ins=$(( $(count "SELECT deltasync_enable('t');" "$INSERT") - base ))
+plain_upd=$(( $(count "" "$UPDATE" "$INSERT") - base ))
+tracked_upd=$(( $(count "SELECT deltasync_enable('t');" "$UPDATE" "$INSERT") - base ))
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+per_row() { awk -v a="$1" -v n="$ROWS" 'BEGIN { printf "%.0f", a / n }'; }
+printf 'instructions for %s rows into t(id TEXT PRIMARY KEY, a TEXT, b INTEGER), one transaction\n' "$ROWS"
+printf '%-28s %14s %14s %8s\n' measure plain tracked ratio
+printf '%-28s %14s %14s %8s\n' "insert (per row)" "$(per_row $plain_ins)" "$(per_row $tracked_ins)" "$(ratio $tracked_ins $plain_ins)"
+printf '%-28s %14s %14s %8s\n' "update one column (per row)" "$(per_row $plain_upd)" "$(per_row $tracked_upd)" "$(ratio $tracked_upd $plain_upd)"
