@@ -175,12 +175,20 @@ uint32_t Conn::SiteOrdinal(const SiteId& site) {
   if (!sites_loaded_) LoadSites();
   auto it = site_ords_.find(site);
   if (it != site_ords_.end()) return it->second;
-  auto ord = static_cast<uint32_t>(sites_.size());
-  Stmt s(db_, "INSERT INTO deltasync_sites(ord, site_id) VALUES (?1, ?2)");
-  s.BindInt(1, ord);
-  s.BindBlob(2, site.View());
-  s.Run();
-  sites_.push_back(site);
+  LoadSites();  // another connection may have registered it, or taken the next ordinal
+  it = site_ords_.find(site);
+  if (it != site_ords_.end()) return it->second;
+  // Join the transaction first, so a rollback of this registration also drops the cache.
+  if (!in_txn_) BeginTxn();
+  Stmt add(db_, "INSERT INTO deltasync_sites(ord, site_id) SELECT coalesce(max(ord), 0) + 1, ?1 FROM deltasync_sites");
+  add.BindBlob(1, site.View());
+  add.Run();
+  Stmt get(db_, "SELECT ord FROM deltasync_sites WHERE site_id = ?1");
+  get.BindBlob(1, site.View());
+  if (!get.Step()) throw Error(ErrorCode::kInternal, "a site just registered is missing");
+  auto ord = static_cast<uint32_t>(get.Int(0));
+  if (sites_.size() <= ord) sites_.resize(ord + 1);
+  sites_[ord] = site;
   site_ords_[site] = ord;
   return ord;
 }

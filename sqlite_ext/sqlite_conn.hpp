@@ -63,8 +63,13 @@ class Conn {
   // Makes later local writes in this transaction newer than everything seen so far.
   void RefreshTxnHlc();
   bool InTxn() const { return in_txn_; }
-  // Called when the write transaction ends or rolls back to a savepoint (sqlite_txn.cpp).
+  // Called when the write transaction commits (sqlite_txn.cpp) ...
   void EndTxn() { in_txn_ = false; }
+  // ... or rolls back, wholly or to a savepoint: what it registered may be gone too.
+  void RollBackTxn() {
+    in_txn_ = false;
+    sites_loaded_ = false;
+  }
 
   // This site's db_version: every version issued so far is <= it, every later one > it.
   int64_t CurrentDbVersion();

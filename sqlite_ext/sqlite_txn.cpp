@@ -86,13 +86,13 @@ int Commit(sqlite3_vtab* v) {
   return SQLITE_OK;
 }
 int Rollback(sqlite3_vtab* v) {
-  ConnOfVtab(v)->EndTxn();
+  ConnOfVtab(v)->RollBackTxn();
   return SQLITE_OK;
 }
 int Savepoint(sqlite3_vtab*, int) { return SQLITE_OK; }
 int Release(sqlite3_vtab*, int) { return SQLITE_OK; }
 int RollbackTo(sqlite3_vtab* v, int) {
-  ConnOfVtab(v)->EndTxn();
+  ConnOfVtab(v)->RollBackTxn();
   return SQLITE_OK;
 }
 

@@ -286,3 +286,28 @@ TEST(Apply, NegativeDriftSettingRefusesFutureClocks) {
   EXPECT_THROW(b.Apply(EncodeJson(p)), std::runtime_error);
   EXPECT_EQ(b.Int("SELECT count(*) FROM t"), 0);
 }
+
+// An apply rolled back by the application's ROLLBACK TO takes its registration of new
+// origin sites with it; applying again later must register them again.
+TEST(Apply, RolledBackApplyLeavesNoDanglingOrigin) {
+  std::string path = ::testing::TempDir() + "/rolled_back_apply_test.db";
+  std::remove(path.c_str());
+  Site a;
+  Tracked({&a}, "CREATE TABLE t(id INTEGER PRIMARY KEY, x)");
+  a.Exec("INSERT INTO t VALUES (1, 'a')");
+  std::string payload = a.Changes();
+  {
+    Site b(path);
+    Tracked({&b}, "CREATE TABLE t(id INTEGER PRIMARY KEY, x)");
+    b.Exec("BEGIN; SAVEPOINT s;");
+    b.Apply(payload);
+    b.Exec("ROLLBACK TO s; RELEASE s; COMMIT;");
+    EXPECT_EQ(b.Int("SELECT count(*) FROM t"), 0);
+    b.Apply(payload);
+  }
+  Site fresh(path);  // a new connection sees only what is stored
+  Payload p = DecodeJson(fresh.Changes());
+  ASSERT_EQ(p.tables.size(), 1u);
+  EXPECT_EQ(p.sites[p.tables[0].rows[0].changes[0].site].ToString(), a.Text("SELECT deltasync_site_id()"));
+  std::remove(path.c_str());
+}

@@ -4,6 +4,7 @@
 // the first seed; a failure prints the seed that reproduces it.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <random>
@@ -22,42 +23,64 @@ int64_t EnvInt(const char* name, int64_t fallback) {
 
 class World {
  public:
-  World(uint64_t seed, int n_sites) : rng_(seed), cursors_(n_sites, std::vector<int64_t>(n_sites, 0)) {
+  // With file_backed, each site is a database file written through two connections at
+  // random, which exercises the version counter across connections.
+  World(uint64_t seed, int n_sites, bool file_backed)
+      : rng_(seed), cursors_(n_sites, std::vector<int64_t>(n_sites, 0)) {
     for (int k = 0; k < n_sites; ++k) {
-      sites_.push_back(std::make_unique<Site>());
-      sites_.back()->Exec(
+      std::vector<std::unique_ptr<Site>> conns;
+      if (file_backed) {
+        std::string path = ::testing::TempDir() + "/property_" + std::to_string(seed) + "_" + std::to_string(k) + ".db";
+        std::remove(path.c_str());
+        files_.push_back(path);
+        conns.push_back(std::make_unique<Site>(path));
+        conns[0]->Exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF;");
+      } else {
+        conns.push_back(std::make_unique<Site>());
+      }
+      conns[0]->Exec(
           "CREATE TABLE t(k1 INTEGER, k2 TEXT, i INTEGER, r REAL, s TEXT, b BLOB, n, PRIMARY KEY (k1, k2));"
           "CREATE TABLE tags(tag TEXT PRIMARY KEY) WITHOUT ROWID;"
           "SELECT deltasync_enable('t'); SELECT deltasync_enable('tags');");
+      if (file_backed) {
+        conns.push_back(std::make_unique<Site>(files_.back()));
+        conns[1]->Exec("PRAGMA synchronous = OFF;");
+      }
+      sites_.push_back(std::move(conns));
     }
+  }
+  ~World() {
+    sites_.clear();
+    for (const auto& f : files_)
+      for (const char* suffix : {"", "-wal", "-shm"}) std::remove((f + suffix).c_str());
   }
 
   void Step() {
     int pick = Pick(100);
     if (pick < 55) {
-      Write(*sites_[Pick(sites_.size())]);
+      Write(Conn(Pick(sites_.size())));
     } else if (pick < 85) {
       // Incremental exchange from x to y, from where y last heard from x.
       size_t x = Pick(sites_.size()), y = Pick(sites_.size());
       if (x == y) return;
-      std::string payload = sites_[x]->Changes(cursors_[x][y]);
-      sites_[y]->Apply(payload);
-      cursors_[x][y] = sites_[x]->Int("SELECT json_extract('" + EscapeQuotes(payload.substr(0, 400)) + "', '$.until')");
+      std::string payload = Conn(x).Changes(cursors_[x][y]);
+      Conn(y).Apply(payload);
+      cursors_[x][y] = Conn(x).Int("SELECT json_extract('" + EscapeQuotes(payload.substr(0, 400)) + "', '$.until')");
     } else {
       // Full exchange (everything x holds, any origin): the relay path.
       size_t x = Pick(sites_.size()), y = Pick(sites_.size());
-      if (x != y) sites_[y]->Apply(sites_[x]->Changes(0));
+      if (x != y) Conn(y).Apply(Conn(x).Changes(0));
     }
   }
 
   void ExchangeAll() {
     for (int round = 0; round < 2; ++round)
-      for (auto& x : sites_)
-        for (auto& y : sites_)
-          if (x != y) y->Apply(x->Changes(0));
+      for (size_t x = 0; x < sites_.size(); ++x)
+        for (size_t y = 0; y < sites_.size(); ++y)
+          if (x != y) Conn(y).Apply(Conn(x).Changes(0));
   }
 
-  std::vector<std::vector<Value>> Rows(size_t k, const char* sql) { return sites_[k]->Rows(sql); }
+  std::vector<std::vector<Value>> Rows(size_t k, const char* sql) { return sites_[k][0]->Rows(sql); }
   size_t size() const { return sites_.size(); }
 
  private:
@@ -69,6 +92,7 @@ class World {
   }
 
   size_t Pick(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng_); }
+  Site& Conn(size_t site) { return *sites_[site][Pick(sites_[site].size())]; }
 
   Value RandomValue() {
     switch (Pick(12)) {
@@ -97,7 +121,10 @@ class World {
     bool txn = Pick(4) == 0;
     if (txn) s.Exec("BEGIN");
     int writes = txn ? 1 + static_cast<int>(Pick(4)) : 1;
+    bool savepoint = txn && Pick(3) == 0;
     for (int w = 0; w < writes; ++w) {
+      if (savepoint && w == 0) s.Exec("SAVEPOINT sp");
+      if (savepoint && w == 1) s.Exec(Pick(2) ? "ROLLBACK TO sp" : "RELEASE sp");
       std::vector<Value> key = RandomKey();
       switch (Pick(9)) {
         case 0:
@@ -136,7 +163,8 @@ class World {
   }
 
   std::mt19937_64 rng_;
-  std::vector<std::unique_ptr<Site>> sites_;
+  std::vector<std::vector<std::unique_ptr<Site>>> sites_;  // per site: its connections
+  std::vector<std::string> files_;
   std::vector<std::vector<int64_t>> cursors_;
 };
 
@@ -148,7 +176,7 @@ TEST(Convergence, RandomOperationsAndExchangesConverge) {
   for (int64_t c = 0; c < cases; ++c) {
     uint64_t seed = static_cast<uint64_t>(first_seed + c);
     SCOPED_TRACE("reproduce with DELTASYNC_PROPERTY_SEED=" + std::to_string(seed) + " DELTASYNC_PROPERTY_CASES=1");
-    World w(seed, 4 + static_cast<int>(seed % 2));
+    World w(seed, 4 + static_cast<int>(seed % 2), /*file_backed=*/seed % 4 == 3);
     std::mt19937_64 len(seed);
     int steps = 20 + static_cast<int>(len() % 60);
     try {
