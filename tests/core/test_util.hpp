@@ -17,6 +17,7 @@
 #include "common/error.hpp"
 #include "common/payload.hpp"
 #include "common/site_id.hpp"
+#include "common/utf8.hpp"
 #include "common/value.hpp"
 
 namespace deltasync {
@@ -103,21 +104,7 @@ inline uint64_t BitsOf(double d) {
 
 inline std::string Utf8Encode(uint32_t cp) {
   std::string s;
-  if (cp < 0x80) {
-    s.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    s.push_back(static_cast<char>(0xc0 | (cp >> 6)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  } else if (cp < 0x10000) {
-    s.push_back(static_cast<char>(0xe0 | (cp >> 12)));
-    s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  } else {
-    s.push_back(static_cast<char>(0xf0 | (cp >> 18)));
-    s.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3f)));
-    s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  }
+  deltasync::AppendUtf8(s, cp);
   return s;
 }
 
