@@ -59,8 +59,9 @@ extern "C" __attribute__((visibility("default"))) int sqlite3_deltasync_init(sql
                                                                               const sqlite3_api_routines* pApi) {
   SQLITE_EXTENSION_INIT2(pApi);
   using namespace deltasync;
-  if (sqlite3_libversion_number() < 3024000) {
-    *pzErrMsg = sqlite3_mprintf("deltasync: SQLite 3.24.0 or newer is required (this is %s)", sqlite3_libversion());
+  // 3.26.0 brought pragma_table_xinfo; UPSERT (3.24.0) is older.
+  if (sqlite3_libversion_number() < 3026000) {
+    *pzErrMsg = sqlite3_mprintf("deltasync: SQLite 3.26.0 or newer is required (this is %s)", sqlite3_libversion());
     return SQLITE_ERROR;
   }
   std::shared_ptr<Conn> conn;

@@ -240,10 +240,11 @@ void FnApply(sqlite3_context* ctx, int, sqlite3_value** argv) {
           const TableInfo* t = nullptr;
           for (const TableInfo& cand : tables)
             if (SameNameNoCase(cand.name, tc.name)) t = &cand;
-          if (!t) {
+          if (!t || t->state == TableInfo::State::kDropped) {
             counts.untracked += CountChanges(tc);
             continue;
           }
+          t->RequireCaptured();
           TableApplier applier(conn, *t, tc, site_ords);
           for (const RowChanges& r : tc.rows) applier.Apply(r, counts);
         }

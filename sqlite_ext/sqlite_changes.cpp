@@ -49,6 +49,8 @@ Payload CollectChanges(Conn& conn, int64_t since) {
   p.until = std::max(since, conn.CurrentDbVersion());  // a cursor from the future stays put
   SiteIndex sites(conn, p);
   for (const TableInfo& t : conn.LoadTables()) {
+    if (t.state == TableInfo::State::kDropped) continue;  // a dropped table stops syncing
+    t.RequireCaptured();
     TableChanges tc;
     tc.name = t.name;
     tc.pk = t.pk;

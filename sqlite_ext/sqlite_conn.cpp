@@ -202,7 +202,13 @@ const SiteId& Conn::SiteOf(uint32_t ordinal) {
 std::vector<TableInfo> Conn::LoadTables() {
   EnsureSchema();
   std::vector<TableInfo> out;
-  Stmt s(db_, "SELECT id, name, pk, columns FROM deltasync_tables ORDER BY id");
+  Stmt s(db_,
+         "SELECT d.id, d.name, d.pk, d.columns,"
+         " EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = d.name),"
+         " (SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = d.name"
+         "   AND name IN (d.name || '__deltasync_ins', d.name || '__deltasync_del', d.name || '__deltasync_upk',"
+         "                d.name || '__deltasync_upd'))"
+         " FROM deltasync_tables AS d ORDER BY d.id");
   while (s.Step()) {
     TableInfo t;
     t.id = s.Int(0);
@@ -211,9 +217,30 @@ std::vector<TableInfo> Conn::LoadTables() {
     t.cols = nlohmann::json::parse(s.Text(3)).get<std::vector<std::string>>();
     t.q_name = QuoteIdent(t.name);
     t.q_meta = QuoteIdent(MetaTableName(t.name));
+    int64_t want_triggers = t.cols.empty() ? 3 : 4;
+    if (s.Int(4) == 0)
+      t.state = TableInfo::State::kDropped;
+    else if (s.Int(5) != want_triggers)
+      t.state = TableInfo::State::kUncaptured;
     out.push_back(std::move(t));
   }
   return out;
+}
+
+void TableInfo::RequireCaptured() const {
+  if (state == State::kUncaptured)
+    throw Error(ErrorCode::kInvalidArgument,
+                "tracked table \"" + name + "\" has lost its capture triggers (was it dropped and created again?); "
+                "call deltasync_enable('" + name + "') to resume tracking or deltasync_disable('" + name + "') to stop");
+}
+
+const char* TableInfo::StateName() const {
+  switch (state) {
+    case State::kOk: return "tracked";
+    case State::kDropped: return "dropped";
+    case State::kUncaptured: return "needs_enable";
+  }
+  return "?";
 }
 
 std::optional<TableInfo> Conn::FindTable(const std::string& name) {

@@ -22,6 +22,14 @@ struct TableInfo {
   std::vector<std::string> cols;  // non-key columns, in table order
   std::string q_name;             // quoted table name
   std::string q_meta;             // quoted shadow table name
+  // kDropped: the base table is gone (DROP TABLE); its changes are no longer served or
+  // applied. kUncaptured: the base table exists but its triggers do not (it was dropped and
+  // created again): writes escape capture until deltasync_enable repairs it.
+  enum class State { kOk, kDropped, kUncaptured } state = State::kOk;
+
+  // Throws unless kOk: reading or merging an uncaptured table would be wrong.
+  void RequireCaptured() const;
+  const char* StateName() const;
 };
 
 // The columns of a shadow row after its key, in the order ReadShadowRow expects them.

@@ -196,6 +196,21 @@ int64_t Backfill(sqlite3* db, const CatalogTable& t) {
   return sqlite3_changes(db);
 }
 
+// Repairs a table whose writes escaped capture (it was dropped and created again, so its
+// triggers were gone): shadow rows of keys the base table no longer holds become deletes,
+// and rows it still holds are written again now, since their values may have changed.
+// Returns the number of shadow rows touched.
+int64_t Reconcile(sqlite3* db, const CatalogTable& t) {
+  std::string q_meta = QuoteIdent(MetaTableName(t.name));
+  std::vector<std::string> match;  // no alias on the UPDATE target: SQLite before 3.33 has none
+  for (size_t k = 0; k < t.pk.size(); ++k)
+    match.push_back("b." + QuoteIdent(t.pk[k]) + " = " + q_meta + "." + ShadowKeyColumn(k));
+  std::string held = "EXISTS (SELECT 1 FROM " + QuoteIdent(t.name) + " AS b WHERE " + Join(match, " AND ") + ")";
+  Exec(db, "UPDATE " + q_meta + " SET cl = cl + 1 - " + held +
+               ", ver = deltasync__ver(), hlc = deltasync__hlc(), site = 0, clk = NULL WHERE (cl & 1) = 1");
+  return sqlite3_changes(db);
+}
+
 }  // namespace
 
 std::string TableArg(sqlite3_value* v, const char* fn) {
@@ -232,10 +247,12 @@ void FnEnable(sqlite3_context* ctx, int, sqlite3_value** argv) {
         up.BindInt(2, known->id);
         up.Run();
       }
-      // Re-creating the triggers also repairs a table whose triggers were dropped.
+      // Re-creating the triggers also repairs a table whose triggers were dropped; rows
+      // that vanished while nothing was capturing become deletes.
       DropTriggers(db, cat->name);
       CreateTriggers(db, *cat);
-      result["changed"] = added;
+      result["changed"] = added || known->state != TableInfo::State::kOk;
+      result["reconciled"] = known->state == TableInfo::State::kUncaptured ? Reconcile(db, *cat) : 0;
       result["backfilled"] = Backfill(db, *cat);
     } else {
       Stmt ins(db, "INSERT INTO deltasync_tables(name, pk, columns) VALUES (?1, ?2, ?3)");

@@ -27,6 +27,10 @@ void FnStatus(sqlite3_context* ctx, int, sqlite3_value**) {
     uint64_t pending = 0;
     for (const TableInfo& t : conn.LoadTables()) {
       uint64_t live = 0, deleted = 0;
+      if (t.state == TableInfo::State::kDropped) {
+        tables.push_back({{"table", t.name}, {"state", t.StateName()}});
+        continue;
+      }
       Stmt s(conn.db(), std::string("SELECT ") + kShadowColumns + " FROM " + t.q_meta);
       while (s.Step()) {
         ShadowRow shadow = ReadShadowRow(s, 0);
@@ -41,7 +45,8 @@ void FnStatus(sqlite3_context* ctx, int, sqlite3_value**) {
         for (uint32_t c = 0; c < t.cols.size(); ++c) cols += clocks.Get(c).Present() ? 1 : 0;
         pending += cols ? cols : 1;
       }
-      tables.push_back({{"table", t.name}, {"pk", t.pk}, {"columns", t.cols}, {"rows", live}, {"deleted", deleted}});
+      tables.push_back({{"table", t.name}, {"state", t.StateName()}, {"pk", t.pk}, {"columns", t.cols},
+                        {"rows", live}, {"deleted", deleted}});
     }
     // No hub has been configured on this site yet, so every change it holds is unpushed.
     nlohmann::json status = {{"version", kVersion},

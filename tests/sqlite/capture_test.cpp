@@ -374,3 +374,43 @@ TEST(Capture, ApplicationKeepsItsCommitHook) {
   EXPECT_GT(s.Int("SELECT deltasync_db_version()"), v);
   sqlite3_commit_hook(s.db(), nullptr, nullptr);
 }
+
+// Dropping a tracked table stops its sync without breaking the others.
+TEST(Capture, DroppedTableStopsSyncingAndOthersGoOn) {
+  Site a, b;
+  for (Site* s : {&a, &b})
+    s->Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, x); CREATE TABLE u(id INTEGER PRIMARY KEY, y);"
+            "SELECT deltasync_enable('t'); SELECT deltasync_enable('u');");
+  a.Exec("INSERT INTO t VALUES (1, 'a'); INSERT INTO u VALUES (1, 'b');");
+  b.Apply(a.Changes());
+  b.Exec("DROP TABLE t");
+  Payload p = Since(b, 0);
+  ASSERT_EQ(p.tables.size(), 1u);
+  EXPECT_EQ(p.tables[0].name, "u");
+  std::string st = b.Text("SELECT deltasync_status()");
+  EXPECT_NE(st.find("\"state\":\"dropped\""), std::string::npos) << st;
+  a.Exec("INSERT INTO t VALUES (2, 'c')");
+  std::string r = b.Apply(a.Changes());
+  EXPECT_NE(r.find("\"untracked\":"), std::string::npos);
+  EXPECT_NE(b.Text("SELECT deltasync_disable('t')").find("\"changed\":true"), std::string::npos);
+  EXPECT_EQ(b.Int("SELECT count(*) FROM sqlite_schema WHERE name LIKE 't\\_\\_deltasync%' ESCAPE '\\'"), 0);
+}
+
+// A tracked table dropped and created again has no triggers: deltasync refuses to serve it
+// until deltasync_enable repairs it, which turns vanished rows into deletes.
+TEST(Capture, RecreatedTableIsRefusedUntilEnabledAgain) {
+  Site a, b;
+  for (Site* s : {&a, &b}) s->Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, x); SELECT deltasync_enable('t');");
+  a.Exec("INSERT INTO t VALUES (1, 'one'), (2, 'two')");
+  b.Apply(a.Changes());
+  a.Exec("DROP TABLE t; CREATE TABLE t(id INTEGER PRIMARY KEY, x); INSERT INTO t VALUES (2, 'two again'), (3, 'three');");
+  std::string err = a.ExecError("SELECT deltasync_changes(0)");
+  EXPECT_NE(err.find("deltasync: tracked table \"t\" has lost its capture triggers"), std::string::npos) << err;
+  EXPECT_NE(a.Text("SELECT deltasync_status()").find("needs_enable"), std::string::npos);
+  std::string r = a.Text("SELECT deltasync_enable('t')");
+  EXPECT_NE(r.find("\"reconciled\":2"), std::string::npos) << r;  // row 1 vanished, row 2 rewritten
+  EXPECT_NE(r.find("\"backfilled\":1"), std::string::npos) << r;  // row 3 is new
+  b.Apply(a.Changes());
+  EXPECT_EQ(b.Rows("SELECT * FROM t ORDER BY id"), a.Rows("SELECT * FROM t ORDER BY id"));
+  EXPECT_EQ(b.Int("SELECT count(*) FROM t"), 2);
+}
