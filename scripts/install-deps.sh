@@ -9,6 +9,8 @@ PACKAGES=(
   nlohmann-json3-dev
   libgtest-dev libgmock-dev librapidcheck-dev
   libzstd-dev
+  libcli11-dev
+  libcurl4-openssl-dev libcpp-httplib-dev
 )
 
 missing=()

@@ -1,0 +1,313 @@
+#include "server/hub_server.hpp"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/error.hpp"
+#include "common/payload.hpp"
+#include "common/version.hpp"
+#include "server/hub_codec.hpp"
+
+namespace deltasync::hub {
+
+namespace {
+
+std::atomic<int> g_log_level{static_cast<int>(LogLevel::kInfo)};
+
+using Json = nlohmann::json;
+
+bool ValidNodeName(const std::string& n) {
+  if (n.empty() || n.size() > 64) return false;
+  for (char c : n)
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+  return true;
+}
+
+bool IsLoopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+void SendError(httplib::Response& res, int status, const std::string& message) {
+  res.status = status;
+  res.set_content(Json({{"error", message}}).dump(), "application/json");
+}
+
+// Counters for /metrics (Prometheus text format).
+class Metrics {
+ public:
+  void Request(const std::string& endpoint, int status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    requests_[endpoint + "\",code=\"" + std::to_string(status)]++;
+    if (status >= 400) errors_++;
+  }
+  void ChangesIn(const std::string& node, uint64_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_[node] += n;
+  }
+  void ChangesOut(const std::string& node, uint64_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    out_[node] += n;
+  }
+  std::string Render(HubStore& store) {
+    std::ostringstream os;
+    std::lock_guard<std::mutex> lock(mu_);
+    os << "# HELP deltasync_requests_total HTTP requests by endpoint and status code.\n"
+          "# TYPE deltasync_requests_total counter\n";
+    for (auto& [k, v] : requests_) os << "deltasync_requests_total{endpoint=\"" << k << "\"} " << v << "\n";
+    os << "# HELP deltasync_errors_total Requests answered with a 4xx or 5xx status.\n"
+          "# TYPE deltasync_errors_total counter\ndeltasync_errors_total "
+       << errors_ << "\n";
+    os << "# HELP deltasync_changes_in_total Changes received by push, per node.\n"
+          "# TYPE deltasync_changes_in_total counter\n";
+    for (auto& [k, v] : in_) os << "deltasync_changes_in_total{node=\"" << k << "\"} " << v << "\n";
+    os << "# HELP deltasync_changes_out_total Changes served by pull, per node.\n"
+          "# TYPE deltasync_changes_out_total counter\n";
+    for (auto& [k, v] : out_) os << "deltasync_changes_out_total{node=\"" << k << "\"} " << v << "\n";
+    os << "# HELP deltasync_node_rows Rows (live and deleted) the hub holds, per node.\n"
+          "# TYPE deltasync_node_rows gauge\n";
+    auto counts = store.NodeCounts();
+    for (auto& [node, c] : counts) os << "deltasync_node_rows{node=\"" << node << "\"} " << c.first << "\n";
+    os << "# HELP deltasync_node_seq The node's change sequence.\n# TYPE deltasync_node_seq gauge\n";
+    for (auto& [node, c] : counts) os << "deltasync_node_seq{node=\"" << node << "\"} " << c.second << "\n";
+    return os.str();
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, uint64_t> requests_, in_, out_;
+  uint64_t errors_ = 0;
+};
+
+}  // namespace
+
+void SetLogLevel(LogLevel level) { g_log_level = static_cast<int>(level); }
+
+void Log(LogLevel level, const std::string& message) {
+  if (static_cast<int>(level) < g_log_level) return;
+  static const char* kNames[] = {"debug", "info", "warn", "error"};
+  std::time_t now = std::time(nullptr);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  std::fprintf(stderr, "%s %s %s\n", when, kNames[static_cast<int>(level)], message.c_str());
+}
+
+bool TokenEquals(const std::string& a, const std::string& b) {
+  // Walk the longer length whatever the contents, so timing tells nothing but lengths.
+  size_t n = std::max(a.size(), b.size());
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= x ^ y;
+  }
+  return diff == 0;
+}
+
+HubConfig HubConfig::Load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(ErrorCode::kInvalidArgument, "cannot read config file " + path);
+  HubConfig c;
+  try {
+    Json j = Json::parse(in);
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const std::string& k = it.key();
+      const Json& v = it.value();
+      if (k == "nodes") {
+        for (auto n = v.begin(); n != v.end(); ++n) {
+          if (!ValidNodeName(n.key()))
+            throw Error(ErrorCode::kInvalidArgument, "config: invalid node name \"" + n.key() + "\"");
+          NodeConfig nc;
+          if (n.value().contains("tokens")) nc.tokens = n.value().at("tokens").get<std::vector<std::string>>();
+          c.nodes[n.key()] = nc;
+        }
+      } else if (k == "default_tokens") {
+        c.default_tokens = v.get<std::vector<std::string>>();
+      } else if (k == "admin_token") {
+        c.admin_token = v.get<std::string>();
+      } else if (k == "auto_create_nodes") {
+        c.auto_create_nodes = v.get<bool>();
+      } else if (k == "max_body_bytes") {
+        c.max_body_bytes = v.get<size_t>();
+      } else if (k == "max_pull_rows") {
+        c.max_pull_rows = v.get<size_t>();
+      } else if (k == "max_clock_drift_ms") {
+        c.max_clock_drift_ms = v.get<uint64_t>();
+      } else {
+        throw Error(ErrorCode::kInvalidArgument, "config: unknown key \"" + k + "\"");
+      }
+    }
+  } catch (const Json::exception& e) {
+    throw Error(ErrorCode::kInvalidArgument, "config file " + path + ": " + e.what());
+  }
+  return c;
+}
+
+struct Hub::Impl {
+  HubConfig config;
+  std::unique_ptr<HubStore> store;
+  httplib::Server server;
+  Metrics metrics;
+  std::string host;
+
+  // Resolves the node of a request and checks its token; on failure answers and returns 0.
+  int64_t Authorize(const httplib::Request& req, httplib::Response& res, std::string& node_name) {
+    node_name = req.matches[1];
+    std::string token;
+    std::string auth = req.get_header_value("Authorization");
+    if (auth.rfind("Bearer ", 0) == 0) token = auth.substr(7);
+    const std::vector<std::string>* tokens = nullptr;
+    auto it = config.nodes.find(node_name);
+    bool known = it != config.nodes.end();
+    if (known) tokens = &it->second.tokens;
+    else if (config.auto_create_nodes && ValidNodeName(node_name)) tokens = &config.default_tokens;
+    bool ok = false;
+    if (tokens && tokens->empty()) {
+      ok = config.allow_unauthenticated || IsLoopback(host);
+    } else if (tokens) {
+      for (const auto& t : *tokens) ok |= TokenEquals(token, t);
+    }
+    if (!ok) {
+      SendError(res, 401, "unauthorized");  // the same answer for unknown nodes and bad tokens
+      return 0;
+    }
+    auto id = store->Node(node_name, /*create=*/true);
+    return *id;
+  }
+
+  void Routes() {
+    server.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(Json({{"status", "ok"}, {"version", kVersion}}).dump(), "application/json");
+    });
+
+    server.Post(R"(/nodes/([^/]+)/push)", [this](const httplib::Request& req, httplib::Response& res) {
+      std::string node_name;
+      int64_t node = Authorize(req, res, node_name);
+      if (!node) return;
+      try {
+        Payload p = DecodeRequestBody(req.body, req.get_header_value("Content-Type"),
+                                      req.get_header_value("Content-Encoding"), config.max_body_bytes * 8);
+        PushResult r = store->Push(node, p, config.max_clock_drift_ms);
+        metrics.ChangesIn(node_name, r.applied);
+        res.set_content(Json({{"applied", r.applied}, {"ignored", r.ignored}, {"rows", r.rows}, {"seq", r.seq}}).dump(),
+                        "application/json");
+        Log(LogLevel::kDebug, "push " + node_name + ": " + std::to_string(r.rows) + " rows, seq " + std::to_string(r.seq));
+      } catch (const UnsupportedMediaType& e) {
+        SendError(res, 415, e.what());
+      } catch (const Error& e) {
+        int status = e.code() == ErrorCode::kClockDrift ? 422 : e.code() == ErrorCode::kInternal ? 500 : 400;
+        if (status == 500) Log(LogLevel::kError, "push " + node_name + ": " + e.what());
+        SendError(res, status, e.what());
+      }
+    });
+
+    server.Get(R"(/nodes/([^/]+)/pull)", [this](const httplib::Request& req, httplib::Response& res) {
+      std::string node_name;
+      int64_t node = Authorize(req, res, node_name);
+      if (!node) return;
+      try {
+        int64_t since = 0;
+        size_t limit = config.max_pull_rows;
+        std::vector<std::string> tables;
+        std::optional<SiteId> requester;
+        if (req.has_param("since")) since = ParseCount(req.get_param_value("since"), "since");
+        if (req.has_param("limit"))
+          limit = std::min<size_t>(std::max<int64_t>(1, ParseCount(req.get_param_value("limit"), "limit")),
+                                   config.max_pull_rows);
+        if (req.has_param("site")) requester = SiteId::Parse(req.get_param_value("site"));
+        if (req.has_param("tables")) {
+          std::stringstream ss(req.get_param_value("tables"));
+          for (std::string t; std::getline(ss, t, ',');)
+            if (!t.empty()) tables.push_back(t);
+        }
+        PullResult r = store->Pull(node, since, limit, tables, requester);
+        metrics.ChangesOut(node_name, r.changes);
+        res.set_header("Deltasync-More", r.more ? "true" : "false");
+        EncodeResponseBody(r.payload, req.get_header_value("Accept"), req.get_header_value("Accept-Encoding"), res);
+      } catch (const Error& e) {
+        SendError(res, e.code() == ErrorCode::kInternal ? 500 : 400, e.what());
+      }
+    });
+
+    server.Get(R"(/nodes/([^/]+)/status)", [this](const httplib::Request& req, httplib::Response& res) {
+      std::string node_name;
+      int64_t node = Authorize(req, res, node_name);
+      if (!node) return;
+      res.set_content(store->Status(node, node_name).dump(), "application/json");
+    });
+
+    server.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!config.admin_token.empty()) {
+        std::string auth = req.get_header_value("Authorization");
+        if (auth.rfind("Bearer ", 0) != 0 || !TokenEquals(auth.substr(7), config.admin_token))
+          return SendError(res, 401, "unauthorized");
+      }
+      res.set_content(metrics.Render(*store), "text/plain; version=0.0.4");
+    });
+
+    server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+      if (res.body.empty()) {
+        std::string msg = res.status == 413 ? "request body too large" : res.status == 404 ? "no such endpoint" : "error";
+        SendError(res, res.status, msg);
+      }
+    });
+    server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      std::string what = "internal error";
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      Log(LogLevel::kError, what);
+      SendError(res, 500, "deltasync: internal error");
+    });
+    server.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      // Node endpoints are labelled by their last segment (push, pull, status), never by node.
+      std::string endpoint = req.path.rfind("/nodes/", 0) == 0 ? req.path.substr(req.path.rfind('/') + 1) : req.path;
+      metrics.Request(endpoint, res.status);
+      Log(LogLevel::kDebug, req.method + " " + req.path + " " + std::to_string(res.status));
+    });
+    server.set_payload_max_length(config.max_body_bytes);
+  }
+
+  static int64_t ParseCount(const std::string& s, const char* what) {
+    if (s.empty() || s.size() > 18 || s.find_first_not_of("0123456789") != std::string::npos)
+      throw Error(ErrorCode::kInvalidArgument, std::string("query parameter ") + what + " must be a non-negative integer");
+    return std::stoll(s);
+  }
+};
+
+Hub::Hub(HubConfig config, std::unique_ptr<HubStore> store) : impl_(new Impl) {
+  impl_->config = std::move(config);
+  impl_->store = std::move(store);
+  impl_->Routes();
+}
+
+Hub::~Hub() = default;
+
+bool Hub::Listen(const std::string& host, int port) {
+  impl_->host = host;
+  return impl_->server.listen(host, port);
+}
+
+bool Hub::Bind(const std::string& host, int port) {
+  impl_->host = host;
+  return impl_->server.bind_to_port(host, port);
+}
+
+int Hub::BindToAnyPort(const std::string& host) {
+  impl_->host = host;
+  return impl_->server.bind_to_any_port(host);
+}
+
+bool Hub::ListenAfterBind() { return impl_->server.listen_after_bind(); }
+
+void Hub::Stop() { impl_->server.stop(); }
+
+}  // namespace deltasync::hub

@@ -1,0 +1,60 @@
+#pragma once
+// The hub's HTTP face: health, push, pull, node status and Prometheus metrics, with
+// per-node bearer tokens (docs/protocol.md lists the endpoints and status codes).
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "server/hub_store.hpp"
+
+namespace deltasync::hub {
+
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
+
+// Logs to stderr with a level; callers never pass tokens.
+void Log(LogLevel level, const std::string& message);
+void SetLogLevel(LogLevel level);
+
+struct NodeConfig {
+  std::vector<std::string> tokens;  // empty: the node is open (loopback or --allow-unauthenticated only)
+};
+
+struct HubConfig {
+  std::map<std::string, NodeConfig> nodes;
+  std::vector<std::string> default_tokens;  // for nodes created on first use
+  std::string admin_token;                  // guards /metrics when set
+  bool auto_create_nodes = false;
+  bool allow_unauthenticated = false;
+  size_t max_body_bytes = 64u << 20;
+  size_t max_pull_rows = 10000;
+  uint64_t max_clock_drift_ms = 5 * 60 * 1000;
+
+  // Reads a JSON config file; throws Error(kInvalidArgument) naming the problem.
+  static HubConfig Load(const std::string& path);
+};
+
+// Constant-time comparison: the time taken does not depend on where a and b differ.
+bool TokenEquals(const std::string& a, const std::string& b);
+
+class Hub {
+ public:
+  Hub(HubConfig config, std::unique_ptr<HubStore> store);
+  ~Hub();
+  // Serves until Stop(); returns false when the address cannot be bound.
+  bool Listen(const std::string& host, int port);
+  // Binds to host:port (or a free port, returned), then serve with ListenAfterBind().
+  bool Bind(const std::string& host, int port);
+  int BindToAnyPort(const std::string& host);
+  bool ListenAfterBind();
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace deltasync::hub

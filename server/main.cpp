@@ -1,0 +1,120 @@
+// The deltasync command: `deltasync serve` runs a hub.
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdio>
+#include <pthread.h>
+#include <thread>
+
+#include "common/error.hpp"
+#include "common/version.hpp"
+#include "server/hub_server.hpp"
+
+using namespace deltasync;
+using namespace deltasync::hub;
+
+namespace {
+
+// "HOST:PORT" or "[v6]:PORT".
+bool SplitListen(const std::string& listen, std::string& host, int& port) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  std::string p = listen.substr(colon + 1);
+  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) return false;
+  port = std::stoi(p);
+  return port >= 0 && port < 65536;  // 0: any free port, reported in the log
+}
+
+int Serve(const std::string& db, const std::string& listen, const std::string& config_path, bool auto_create,
+          bool allow_unauthenticated, const std::string& log_level) {
+  SetLogLevel(log_level == "debug" ? LogLevel::kDebug : log_level == "warn" ? LogLevel::kWarn
+              : log_level == "error"  ? LogLevel::kError
+                                      : LogLevel::kInfo);
+  std::string host;
+  int port = 0;
+  if (!SplitListen(listen, host, port)) {
+    std::fprintf(stderr, "deltasync: --listen expects HOST:PORT, got \"%s\"\n", listen.c_str());
+    return 2;
+  }
+  HubConfig config;
+  if (!config_path.empty()) config = HubConfig::Load(config_path);
+  config.auto_create_nodes |= auto_create;
+  config.allow_unauthenticated = allow_unauthenticated;
+  bool loopback = host == "127.0.0.1" || host == "localhost" || host == "::1";
+  bool any_token = !config.default_tokens.empty();
+  for (auto& [name, node] : config.nodes) any_token |= !node.tokens.empty();
+  if (!loopback && !any_token && !allow_unauthenticated) {
+    std::fprintf(stderr,
+                 "deltasync: refusing to listen on %s without any token configured; add tokens to --config, "
+                 "listen on 127.0.0.1, or pass --allow-unauthenticated\n",
+                 host.c_str());
+    return 2;
+  }
+
+  // Signals are taken by a dedicated thread, which stops the server cleanly.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto store = std::make_unique<HubStore>(db);
+  std::string hub_id = store->hub_id().ToString();
+  Hub hub(std::move(config), std::move(store));
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    Log(LogLevel::kInfo, std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
+    hub.Stop();
+  });
+  bool ok;
+  if (port == 0) {
+    port = hub.BindToAnyPort(host);
+    ok = port > 0;
+  } else {
+    ok = hub.Bind(host, port);
+  }
+  if (ok) {
+    Log(LogLevel::kInfo, "deltasync " + std::string(kVersion) + " hub " + hub_id + " serving " + db +
+                             " listening on " + host + ":" + std::to_string(port));
+    ok = hub.ListenAfterBind();
+  }
+  if (!ok) {
+    Log(LogLevel::kError, "cannot listen on " + listen);
+    pthread_kill(waiter.native_handle(), SIGTERM);
+    waiter.join();
+    return 1;
+  }
+  waiter.join();
+  Log(LogLevel::kInfo, "stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"deltasync: sync SQLite and PostgreSQL databases through a hub", "deltasync"};
+  app.set_version_flag("--version", std::string("deltasync ") + kVersion);
+  app.require_subcommand(1);
+  std::string db, listen = "127.0.0.1:8080", config, log_level = "info";
+  bool auto_create = false, allow_unauthenticated = false;
+  CLI::App* serve = app.add_subcommand("serve", "run a hub");
+  serve->add_option("--db", db, "hub store: a SQLite file, or :memory:")->required();
+  serve->add_option("--listen", listen, "HOST:PORT to listen on")->capture_default_str();
+  serve->add_option("--config", config, "JSON config: nodes, tokens, limits")->check(CLI::ExistingFile);
+  serve->add_flag("--auto-create-nodes", auto_create, "create a node on first use");
+  serve->add_flag("--allow-unauthenticated", allow_unauthenticated,
+                  "serve nodes without tokens on a non-loopback address");
+  serve->add_option("--log-level", log_level, "debug, info, warn or error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*serve) return Serve(db, listen, config, auto_create, allow_unauthenticated, log_level);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
