@@ -4,7 +4,8 @@
 //   2. UPDATE of one column of those rows in one transaction, plain vs tracked.
 //   3. deltasync_changes(0) after the insert, and deltasync_apply of that payload into an
 //      empty tracked replica, checked row for row against the source.
-//   4. Wire size of that payload per row: raw JSON and zstd levels 3 and 19.
+//   4. Wire size of that payload per row: raw JSON and zstd levels 3 and 19; the same model
+//      in the binary codec, raw and zstd; and both codecs' encode/decode times.
 //
 // Every workload runs on fresh file databases in a temporary directory, with SQLite's
 // default PRAGMAs (journal_mode=delete, synchronous=full, default cache) for plain and tracked
@@ -35,7 +36,9 @@
 
 #include <unistd.h>
 
+#include "common/compress.hpp"
 #include "common/payload.hpp"
+#include "common/payload_binary.hpp"
 
 namespace {
 
@@ -262,7 +265,9 @@ int Run(int n, bool shuffled, int reps, std::string dir) {
   Rows rows = MakeRows(n, shuffled);
 
   Best ins_plain, ins_tracked, upd_plain, upd_tracked, changes_ms, apply_ms, decode_ms, encode_ms;
-  std::string payload;
+  Best bin_encode_ms, bin_decode_ms, bin_unzstd_decode_ms;
+  std::string payload, binary, binary_z3;
+  bool binary_ok = true;
   std::string apply_result;
   bool all_matched = true;
   Digest src_digest, rep_digest;
@@ -327,6 +332,21 @@ int Run(int n, bool shuffled, int reps, std::string dir) {
       std::string again = deltasync::EncodeJson(decoded);
       encode_ms.Add(MsSince(t0));
       if (again.size() != payload.size()) std::printf("note: re-encoded payload differs in size\n");
+      // The binary codec of the same model.
+      t0 = Clock::now();
+      binary = deltasync::EncodeBinary(decoded);
+      bin_encode_ms.Add(MsSince(t0));
+      t0 = Clock::now();
+      deltasync::Payload from_binary = deltasync::DecodeBinary(binary);
+      bin_decode_ms.Add(MsSince(t0));
+      binary_z3 = deltasync::ZstdCompress(binary, 3);
+      t0 = Clock::now();
+      deltasync::Payload from_z3 = deltasync::DecodeBinary(deltasync::ZstdDecompress(binary_z3, size_t{1} << 30));
+      bin_unzstd_decode_ms.Add(MsSince(t0));
+      if (deltasync::EncodeJson(from_binary) != again || deltasync::EncodeBinary(from_z3) != binary) {
+        std::printf("binary codec: the round trip differs from the JSON model\n");
+        binary_ok = false;
+      }
     }
     std::printf("  rep %d: insert plain %.1f tracked %.1f | update plain %.1f tracked %.1f | changes %.1f | "
                 "apply %.1f ms\n",
@@ -365,6 +385,10 @@ int Run(int n, bool shuffled, int reps, std::string dir) {
   double upd_ratio = upd_tracked.ms / upd_plain.ms;
   double apply_rate = static_cast<double>(col_changes) / (apply_ms.ms / 1000.0);
   double raw_per_row = static_cast<double>(payload.size()) / n;
+  double bin_z3_ms = 0;
+  double bin_z3 = compress(binary, 3, &bin_z3_ms);
+  double bin_z19 = compress(binary, 19, nullptr);
+  double bin_raw_per_row = static_cast<double>(binary.size()) / n;
 
   std::printf("\n-- 1. insert %d rows, one transaction\n", n);
   std::printf("   plain %.1f ms, tracked %.1f ms, ratio %.2f\n", ins_plain.ms, ins_tracked.ms, ins_ratio);
@@ -390,6 +414,12 @@ int Run(int n, bool shuffled, int reps, std::string dir) {
   std::printf("   raw JSON %zu bytes = %.1f bytes/row\n", payload.size(), raw_per_row);
   std::printf("   zstd -3  %.0f bytes = %.2f bytes/row (%.0f ms)\n", z3, z3 / n, z3_ms);
   std::printf("   zstd -19 %.0f bytes = %.2f bytes/row (%.0f ms)\n", z19, z19 / n, z19_ms);
+  std::printf("   raw binary %zu bytes = %.1f bytes/row\n", binary.size(), bin_raw_per_row);
+  std::printf("   binary zstd -3  %.0f bytes = %.2f bytes/row (%.0f ms)\n", bin_z3, bin_z3 / n, bin_z3_ms);
+  std::printf("   binary zstd -19 %.0f bytes = %.2f bytes/row\n", bin_z19, bin_z19 / n);
+  std::printf("   codec times (common/ alone, best of reps): JSON encode %.1f ms, decode %.1f ms; "
+              "binary encode %.1f ms, decode %.1f ms (zstd-3 decompress + decode %.1f ms)\n",
+              encode_ms.ms, decode_ms.ms, bin_encode_ms.ms, bin_decode_ms.ms, bin_unzstd_decode_ms.ms);
   std::printf("   reference, the bare rows as CSV (%zu bytes): zstd -3 %.2f, zstd -19 %.2f bytes/row\n", csv.size(),
               csv_z3 / n, csv_z19 / n);
 
@@ -402,6 +432,12 @@ int Run(int n, bool shuffled, int reps, std::string dir) {
   lines.push_back({"wire zstd-3 bytes/row", Fmt("%.2f", z3 / n), "<= 20", verdict(z3 / n <= 20)});
   lines.push_back({"wire zstd-19 bytes/row", Fmt("%.2f", z19 / n), "<= 20", verdict(z19 / n <= 20)});
   lines.push_back({"wire raw JSON bytes/row", Fmt("%.1f", raw_per_row), "-", "-"});
+  lines.push_back({"wire binary zstd-3 bytes/row", Fmt("%.2f", bin_z3 / n), "<= 20", verdict(bin_z3 / n <= 20)});
+  lines.push_back({"wire binary zstd-19 B/row", Fmt("%.2f", bin_z19 / n), "<= 20", verdict(bin_z19 / n <= 20)});
+  lines.push_back({"wire raw binary bytes/row", Fmt("%.1f", bin_raw_per_row), "-", "-"});
+  lines.push_back({"JSON encode / decode (ms)", Fmt("%.1f", encode_ms.ms) + " / " + Fmt("%.1f", decode_ms.ms), "-", "-"});
+  lines.push_back({"binary encode / decode (ms)", Fmt("%.1f", bin_encode_ms.ms) + " / " + Fmt("%.1f", bin_decode_ms.ms),
+                   "-", "-"});
   lines.push_back({"changes(0) time (ms)", Fmt("%.1f", changes_ms.ms), "-", "-"});
   lines.push_back({"apply JSON decode share", Fmt("%.0f%%", 100.0 * decode_ms.ms / apply_ms.ms), "-", "-"});
 
@@ -409,7 +445,8 @@ int Run(int n, bool shuffled, int reps, std::string dir) {
   std::printf("%s\n", std::string(66, '-').c_str());
   for (const Line& l : lines)
     std::printf("%-28s %14s %12s  %s\n", l.name.c_str(), l.value.c_str(), l.target.c_str(), l.verdict.c_str());
-  return all_matched && col_changes == expected_changes ? 0 : 1;
+  if (!binary_ok) std::printf("binary codec round trip: FAILED\n");
+  return all_matched && binary_ok && col_changes == expected_changes ? 0 : 1;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@ enum class ErrorCode {
   kClockDrift,       // a payload's clock is too far ahead of ours
   kConstraint,       // a value does not fit its column
   kInternal,         // the engine failed underneath us
+  kNetwork,          // the hub could not be reached, timed out, or the transfer failed
 };
 
 class Error : public std::runtime_error {

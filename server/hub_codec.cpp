@@ -1,26 +1,41 @@
 #include "server/hub_codec.hpp"
 
+#include "common/compress.hpp"
+#include "common/payload_binary.hpp"
+#include "common/payload_codec.hpp"
+
 namespace deltasync::hub {
 
 namespace {
 std::string MediaType(const std::string& header) {
   std::string t = header.substr(0, header.find(';'));
   while (!t.empty() && t.back() == ' ') t.pop_back();
+  for (char& c : t) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
   return t;
 }
 }  // namespace
 
 Payload DecodeRequestBody(std::string_view body, const std::string& content_type, const std::string& content_encoding,
-                          size_t) {
-  if (!content_encoding.empty() && content_encoding != "identity")
-    throw UnsupportedMediaType("unsupported content encoding \"" + content_encoding + "\"");
+                          size_t max_decoded_bytes) {
   std::string type = MediaType(content_type);
-  if (type == "application/json") return DecodeJson(body);
-  throw UnsupportedMediaType("unsupported content type \"" + type + "\"; send application/json");
+  if (type != kContentTypeJson && type != kContentTypeBinary)
+    throw UnsupportedMediaType("unsupported content type \"" + type + "\"; send " + std::string(kContentTypeBinary) +
+                               " or " + std::string(kContentTypeJson));
+  std::string encoding = MediaType(content_encoding);
+  if (!encoding.empty() && encoding != kContentEncodingIdentity && encoding != kContentEncodingZstd)
+    throw UnsupportedMediaType("unsupported content encoding \"" + content_encoding + "\"; send zstd or identity");
+  return DecodeAny(body, type, content_encoding, max_decoded_bytes);
 }
 
-void EncodeResponseBody(const Payload& p, const std::string&, const std::string&, httplib::Response& res) {
-  res.set_content(EncodeJson(p), "application/json");
+void EncodeResponseBody(const Payload& p, const std::string& accept, const std::string& accept_encoding,
+                        httplib::Response& res) {
+  bool binary = accept.find(kContentTypeBinary) != std::string::npos;
+  std::string body = binary ? EncodeBinary(p) : EncodeJson(p);
+  if (accept_encoding.find(kContentEncodingZstd) != std::string::npos) {
+    body = ZstdCompress(body);
+    res.set_header("Content-Encoding", std::string(kContentEncodingZstd));
+  }
+  res.set_content(std::move(body), std::string(binary ? kContentTypeBinary : kContentTypeJson));
 }
 
 }  // namespace deltasync::hub

@@ -274,6 +274,10 @@ struct Hub::Impl {
       Log(LogLevel::kDebug, req.method + " " + req.path + " " + std::to_string(res.status));
     });
     server.set_payload_max_length(config.max_body_bytes);
+    // httplib writes headers and body separately: without TCP_NODELAY every response waits
+    // for a delayed ACK (~40 ms). Keep connections open so clients can reuse them.
+    server.set_tcp_nodelay(true);
+    server.set_keep_alive_max_count(1000);
   }
 
   static int64_t ParseCount(const std::string& s, const char* what) {

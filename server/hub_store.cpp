@@ -42,7 +42,7 @@ HubStore::HubStore(const std::string& path) {
        "CREATE TABLE IF NOT EXISTS hub_tables(id INTEGER PRIMARY KEY, node INTEGER NOT NULL REFERENCES hub_nodes(id),"
        " name TEXT NOT NULL, pk TEXT NOT NULL, UNIQUE (node, name));"
        "CREATE TABLE IF NOT EXISTS hub_rows(node INTEGER NOT NULL, tbl INTEGER NOT NULL, key BLOB NOT NULL,"
-       " cl INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tbl, key)) WITHOUT ROWID;"
+       " cl INTEGER NOT NULL, seq INTEGER NOT NULL, writer INTEGER NOT NULL, PRIMARY KEY (tbl, key)) WITHOUT ROWID;"
        "CREATE INDEX IF NOT EXISTS hub_rows_seq ON hub_rows(node, seq);"
        "CREATE TABLE IF NOT EXISTS hub_cells(tbl INTEGER NOT NULL, key BLOB NOT NULL, col TEXT NOT NULL,"
        " value BLOB NOT NULL, hlc INTEGER NOT NULL, site INTEGER NOT NULL, cl INTEGER NOT NULL, seq INTEGER NOT NULL,"
@@ -139,8 +139,11 @@ PushResult HubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_dri
 
     Stmt get_row(db_, "SELECT cl FROM hub_rows WHERE tbl = ?1 AND key = ?2");
     Stmt get_cells(db_, "SELECT col, hlc, site, cl FROM hub_cells WHERE tbl = ?1 AND key = ?2");
-    Stmt put_row(db_, "INSERT INTO hub_rows(node, tbl, key, cl, seq) VALUES (?1, ?2, ?3, ?4, ?5)"
-                      " ON CONFLICT (tbl, key) DO UPDATE SET cl = excluded.cl, seq = excluded.seq");
+    // writer: the site whose push last changed the row, so pull can leave out rows that
+    // would only tell that site what it said itself.
+    Stmt put_row(db_, "INSERT INTO hub_rows(node, tbl, key, cl, seq, writer) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                      " ON CONFLICT (tbl, key) DO UPDATE SET cl = excluded.cl, seq = excluded.seq, writer = excluded.writer");
+    int64_t writer = SiteOrdinal(p.site);
     Stmt put_cell(db_, "INSERT INTO hub_cells(tbl, key, col, value, hlc, site, cl, seq)"
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (tbl, key, col) DO UPDATE SET"
                        " value = excluded.value, hlc = excluded.hlc, site = excluded.site, cl = excluded.cl,"
@@ -204,6 +207,7 @@ PushResult HubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_dri
         put_row.BindBlob(3, key);
         put_row.BindInt(4, m.cl);
         put_row.BindInt(5, seq);
+        put_row.BindInt(6, writer);
         put_row.Run();
       }
     }
@@ -245,7 +249,7 @@ PullResult HubStore::Pull(int64_t node, int64_t since, size_t max_rows, const st
         if (sites_[k] == *requester) requester_ord = static_cast<int64_t>(k);
 
     Stmt tinfo(db_, "SELECT name, pk FROM hub_tables WHERE id = ?1");
-    Stmt rows(db_, "SELECT tbl, key, cl, seq FROM hub_rows WHERE node = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
+    Stmt rows(db_, "SELECT tbl, key, cl, seq, writer FROM hub_rows WHERE node = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
     Stmt cells(db_, "SELECT col, value, hlc, site, cl FROM hub_cells WHERE tbl = ?1 AND key = ?2 AND seq > ?3");
     rows.BindInt(1, node);
     rows.BindInt(2, since);
@@ -309,6 +313,7 @@ PullResult HubStore::Pull(int64_t node, int64_t since, size_t max_rows, const st
         r.changes.push_back(std::move(c));
       }
       cells.Reset();
+      if (r.changes.empty() && rows.Int(4) == requester_ord) continue;  // nothing it does not know
       out.changes += r.changes.empty() ? 1 : r.changes.size();
       t.rows.push_back(std::move(r));
     }

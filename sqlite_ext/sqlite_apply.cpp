@@ -7,6 +7,7 @@
 #include "common/merge.hpp"
 #include "common/payload.hpp"
 #include "common/row_clocks.hpp"
+#include "sqlite_ext/sqlite_apply.hpp"
 #include "sqlite_ext/sqlite_functions.hpp"
 
 namespace deltasync {
@@ -45,10 +46,6 @@ class DeferForeignKeys {
   bool old_ = false;
 };
 
-struct Counts {
-  uint64_t applied = 0, ignored = 0, untracked = 0, rows = 0;
-};
-
 // The statements that apply one payload table into one local table.
 class TableApplier {
  public:
@@ -61,7 +58,7 @@ class TableApplier {
     MapColumns();
   }
 
-  void Apply(const RowChanges& r, Counts& counts) {
+  void Apply(const RowChanges& r, ApplyResult& counts) {
     for (int k = 0; k < nk_; ++k) get_meta_.Bind(k + 1, r.key[k]);
     ShadowRow shadow;  // cl 0, no clocks: this site never saw the row
     if (get_meta_.Step()) shadow = ReadShadowRow(get_meta_, 0);
@@ -93,6 +90,8 @@ class TableApplier {
     if (m.exists) UpsertRow(r, winners, !m.existed);
 
     int64_t ver = conn_.NextVersion();
+    if (counts.first_ver == 0) counts.first_ver = ver;
+    counts.last_ver = ver;
     if (!m.exists) {
       clocks.SetAll(ColClock{});  // a deleted row keeps no column versions
     } else {
@@ -210,58 +209,62 @@ class TableApplier {
 
 }  // namespace
 
+ApplyResult ApplyPayload(Conn& conn, const Payload& p) {
+  sqlite3* db = conn.db();
+  conn.EnsureSchema();
+  uint64_t max_hlc = MaxHlc(p);
+  int64_t max_drift = conn.SettingInt("max_clock_drift_ms", static_cast<int64_t>(kDefaultMaxClockDriftMs));
+  if (max_drift < 0) max_drift = 0;  // a negative setting must not read as "no limit"
+  CheckClockDrift(max_hlc, WallClockMillis(), static_cast<uint64_t>(max_drift));
+
+  ApplyResult counts;
+  std::vector<TableInfo> tables = conn.LoadTables();
+  LastRowidGuard rowid(db);
+  FlagGuard applying(conn.applying);
+  Savepoint sp(db, "deltasync_apply");
+  try {
+    DeferForeignKeys fk(db);
+    std::vector<uint32_t> site_ords;
+    for (const SiteId& s : p.sites) site_ords.push_back(conn.SiteOrdinal(s));
+    for (const TableChanges& tc : p.tables) {
+      const TableInfo* t = nullptr;
+      for (const TableInfo& cand : tables)
+        if (SameNameNoCase(cand.name, tc.name)) t = &cand;
+      if (!t || t->state == TableInfo::State::kDropped) {
+        counts.untracked += CountChanges(tc);
+        continue;
+      }
+      t->RequireCaptured();
+      TableApplier applier(conn, *t, tc, site_ords);
+      for (const RowChanges& r : tc.rows) applier.Apply(r, counts);
+    }
+    conn.clock().Observe(max_hlc);
+    if (conn.InTxn()) conn.RefreshTxnHlc();  // else the next transaction starts past it
+    sp.Release();
+  } catch (...) {
+    conn.ForgetSites();  // site rows inserted above were rolled back
+    throw;
+  }
+  return counts;
+}
+
+nlohmann::json ApplyResultJson(Conn& conn, const ApplyResult& r) {
+  return {{"applied", r.applied},
+          {"ignored", r.ignored},
+          {"untracked", r.untracked},
+          {"rows", r.rows},
+          {"db_version", conn.CurrentDbVersion()}};
+}
+
 void FnApply(sqlite3_context* ctx, int, sqlite3_value** argv) {
   Guarded(ctx, [&] {
     Conn& conn = ConnOf(ctx);
-    sqlite3* db = conn.db();
     int type = sqlite3_value_type(argv[0]);
     if (type != SQLITE_TEXT && type != SQLITE_BLOB)
       throw Error(ErrorCode::kInvalidArgument, "deltasync_apply(payload) expects the payload as text");
     std::string_view text(static_cast<const char*>(sqlite3_value_blob(argv[0])), sqlite3_value_bytes(argv[0]));
     Payload p = DecodeJson(text);  // fully validated before anything is touched
-
-    conn.EnsureSchema();
-    uint64_t max_hlc = MaxHlc(p);
-    int64_t max_drift = conn.SettingInt("max_clock_drift_ms", static_cast<int64_t>(kDefaultMaxClockDriftMs));
-    if (max_drift < 0) max_drift = 0;  // a negative setting must not read as "no limit"
-    CheckClockDrift(max_hlc, WallClockMillis(), static_cast<uint64_t>(max_drift));
-
-    Counts counts;
-    std::vector<TableInfo> tables = conn.LoadTables();
-    {
-      LastRowidGuard rowid(db);
-      FlagGuard applying(conn.applying);
-      Savepoint sp(db, "deltasync_apply");
-      try {
-        DeferForeignKeys fk(db);
-        std::vector<uint32_t> site_ords;
-        for (const SiteId& s : p.sites) site_ords.push_back(conn.SiteOrdinal(s));
-        for (const TableChanges& tc : p.tables) {
-          const TableInfo* t = nullptr;
-          for (const TableInfo& cand : tables)
-            if (SameNameNoCase(cand.name, tc.name)) t = &cand;
-          if (!t || t->state == TableInfo::State::kDropped) {
-            counts.untracked += CountChanges(tc);
-            continue;
-          }
-          t->RequireCaptured();
-          TableApplier applier(conn, *t, tc, site_ords);
-          for (const RowChanges& r : tc.rows) applier.Apply(r, counts);
-        }
-        conn.clock().Observe(max_hlc);
-        if (conn.InTxn()) conn.RefreshTxnHlc();  // else the next transaction starts past it
-        sp.Release();
-      } catch (...) {
-        conn.ForgetSites();  // site rows inserted above were rolled back
-        throw;
-      }
-    }
-    nlohmann::json result = {{"applied", counts.applied},
-                             {"ignored", counts.ignored},
-                             {"untracked", counts.untracked},
-                             {"rows", counts.rows},
-                             {"db_version", conn.CurrentDbVersion()}};
-    ResultText(ctx, result.dump());
+    ResultText(ctx, ApplyResultJson(conn, ApplyPayload(conn, p)).dump());
   });
 }
 

@@ -41,7 +41,12 @@ class SiteIndex {
 
 }  // namespace
 
-Payload CollectChanges(Conn& conn, int64_t since) {
+Payload CollectChanges(Conn& conn, int64_t since, const VersionRanges& exclude) {
+  auto excluded = [&](int64_t ver) {
+    for (const auto& [lo, hi] : exclude)
+      if (ver >= lo && ver <= hi) return true;
+    return false;
+  };
   sqlite3* db = conn.db();
   Payload p;
   p.site = conn.LocalSite();
@@ -75,7 +80,7 @@ Payload CollectChanges(Conn& conn, int64_t since) {
         if (row->Step()) {
           for (uint32_t c = 0; c < t.cols.size(); ++c) {
             const ColClock& clk = clocks.Get(c);
-            if (!clk.Present() || clk.ver <= since || clk.cl > r.cl) continue;
+            if (!clk.Present() || clk.ver <= since || clk.cl > r.cl || excluded(clk.ver)) continue;
             ColumnChange ch;
             ch.column = c;
             ch.value = row->Val(static_cast<int>(c));
@@ -87,6 +92,9 @@ Payload CollectChanges(Conn& conn, int64_t since) {
         }
         row->Reset();
       }
+      // A row whose latest change came from the excluded ranges and that carries no other
+      // column change holds nothing the receiver lacks.
+      if (r.changes.empty() && excluded(shadow.ver)) continue;
       tc.rows.push_back(std::move(r));
     }
     if (!tc.rows.empty()) p.tables.push_back(std::move(tc));

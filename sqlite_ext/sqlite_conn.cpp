@@ -59,7 +59,10 @@ void Conn::EnsureSchema() {
        "CREATE TABLE IF NOT EXISTS deltasync_settings(name TEXT PRIMARY KEY, value) WITHOUT ROWID;"
        "CREATE TABLE IF NOT EXISTS deltasync_sites(ord INTEGER PRIMARY KEY, site_id BLOB NOT NULL UNIQUE);"
        "CREATE TABLE IF NOT EXISTS deltasync_tables(id INTEGER PRIMARY KEY AUTOINCREMENT,"
-       " name TEXT NOT NULL UNIQUE, pk TEXT NOT NULL, columns TEXT NOT NULL);");
+       " name TEXT NOT NULL UNIQUE, pk TEXT NOT NULL, columns TEXT NOT NULL);"
+       "CREATE TABLE IF NOT EXISTS deltasync_hubs(hub TEXT PRIMARY KEY, push_cursor INTEGER NOT NULL DEFAULT 0,"
+       " pull_cursor INTEGER NOT NULL DEFAULT 0, last_sync_ms INTEGER) WITHOUT ROWID;"
+       "CREATE TABLE IF NOT EXISTS deltasync_hub_echo(hub TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL);");
   int64_t v = SettingInt("schema_version", 0);
   if (v > kSchemaVersion)
     throw Error(ErrorCode::kInvalidArgument, "this database was set up by a newer deltasync (schema version " +

@@ -2,6 +2,7 @@
 // Per-connection state: the site's identity, its clock, the transaction-scoped version
 // counter, and the catalog of tracked tables. One Conn lives as long as its connection.
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -94,6 +95,12 @@ class Conn {
 
   HlcClock& clock() { return clock_; }
 
+  // The last error of a network call per hub (empty after a success), with its time.
+  void RecordHubError(const std::string& hub, const std::string& message) {
+    hub_errors_[hub] = {static_cast<int64_t>(WallClockMillis()), message};
+  }
+  const std::map<std::string, std::pair<int64_t, std::string>>& hub_errors() const { return hub_errors_; }
+
  private:
   void BeginTxn();
   void LoadSites();
@@ -114,6 +121,7 @@ class Conn {
   bool sites_loaded_ = false;
   std::vector<SiteId> sites_;
   std::unordered_map<SiteId, uint32_t, SiteIdHash> site_ords_;
+  std::map<std::string, std::pair<int64_t, std::string>> hub_errors_;
 };
 
 }  // namespace deltasync

@@ -45,6 +45,9 @@ void FnDisable(sqlite3_context*, int, sqlite3_value**);
 void FnChanges(sqlite3_context*, int, sqlite3_value**);
 void FnApply(sqlite3_context*, int, sqlite3_value**);
 void FnStatus(sqlite3_context*, int, sqlite3_value**);
+void FnPush(sqlite3_context*, int, sqlite3_value**);
+void FnPull(sqlite3_context*, int, sqlite3_value**);
+void FnSync(sqlite3_context*, int, sqlite3_value**);
 
 // Called only from the triggers deltasync_enable installs.
 void FnCapturing(sqlite3_context*, int, sqlite3_value**);

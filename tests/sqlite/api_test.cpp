@@ -10,7 +10,7 @@
 using deltasync::test::Site;
 
 // The exact set of deltasync functions a connection gets: the public API of SPEC section 5
-// (without the network functions, which come with the hub) and the trigger callbacks.
+// and the trigger callbacks.
 TEST(ApiSurface, ExactFunctionSet) {
   Site s;
   std::set<std::string> names;
@@ -19,6 +19,7 @@ TEST(ApiSurface, ExactFunctionSet) {
   std::set<std::string> expected = {
       "deltasync_version", "deltasync_site_id", "deltasync_db_version", "deltasync_enable",
       "deltasync_disable", "deltasync_changes", "deltasync_apply",      "deltasync_status",
+      "deltasync_push",    "deltasync_pull",    "deltasync_sync",
       "deltasync__capturing", "deltasync__null_key", "deltasync__ver",       "deltasync__hlc",
       "deltasync__clk_set", "deltasync__ne"};
   EXPECT_EQ(names, expected);
