@@ -6,7 +6,7 @@ build:
 test:
 	./scripts/test.sh
 bench:
-	./scripts/install-deps.sh && ./scripts/build.sh && cmake --build build --target bench
+	./scripts/install-deps.sh && ./scripts/build.sh && cmake --build build --target bench && bench/hub_bench.sh
 demo:
 	./scripts/demo.sh
 clean:
