@@ -194,7 +194,12 @@ struct Hub::Impl {
                                       req.get_header_value("Content-Encoding"), config.max_body_bytes * 8);
         PushResult r = store->Push(node, p, config.max_clock_drift_ms);
         metrics.ChangesIn(node_name, r.applied);
-        res.set_content(Json({{"applied", r.applied}, {"ignored", r.ignored}, {"rows", r.rows}, {"seq", r.seq}}).dump(),
+        res.set_content(Json({{"applied", r.applied},
+                              {"ignored", r.ignored},
+                              {"rows", r.rows},
+                              {"seq", r.seq},
+                              {"hub_id", store->hub_id().ToString()}})
+                            .dump(),
                         "application/json");
         Log(LogLevel::kDebug, "push " + node_name + ": " + std::to_string(r.rows) + " rows, seq " + std::to_string(r.seq));
       } catch (const UnsupportedMediaType& e) {

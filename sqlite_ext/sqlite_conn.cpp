@@ -61,7 +61,7 @@ void Conn::EnsureSchema() {
        "CREATE TABLE IF NOT EXISTS deltasync_tables(id INTEGER PRIMARY KEY AUTOINCREMENT,"
        " name TEXT NOT NULL UNIQUE, pk TEXT NOT NULL, columns TEXT NOT NULL);"
        "CREATE TABLE IF NOT EXISTS deltasync_hubs(hub TEXT PRIMARY KEY, push_cursor INTEGER NOT NULL DEFAULT 0,"
-       " pull_cursor INTEGER NOT NULL DEFAULT 0, last_sync_ms INTEGER) WITHOUT ROWID;"
+       " pull_cursor INTEGER NOT NULL DEFAULT 0, last_sync_ms INTEGER, hub_id TEXT) WITHOUT ROWID;"
        "CREATE TABLE IF NOT EXISTS deltasync_hub_echo(hub TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL);");
   int64_t v = SettingInt("schema_version", 0);
   if (v > kSchemaVersion)

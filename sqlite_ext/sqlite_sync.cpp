@@ -106,7 +106,38 @@ class HubLink {
     add.Run();
   }
 
+  // A hub answering with another id than before is a different store (replaced, or
+  // restored from scratch): it may lack what was pushed to its predecessor and its sequence
+  // starts over, so both cursors go back to 0. Returns true when that happened.
+  bool CheckHubIdentity(const std::string& id) {
+    Stmt get(conn_.db(), "SELECT hub_id FROM deltasync_hubs WHERE hub = ?1");
+    get.BindText(1, key_);
+    std::string known = get.Step() && !get.IsNull(0) ? std::string(get.Text(0)) : "";
+    get.Reset();
+    if (known == id) return false;
+    Savepoint sp(conn_.db(), "deltasync_hub_id");
+    Stmt set(conn_.db(), known.empty() ? "UPDATE deltasync_hubs SET hub_id = ?2 WHERE hub = ?1"
+                                       : "UPDATE deltasync_hubs SET hub_id = ?2, push_cursor = 0, pull_cursor = 0 WHERE hub = ?1");
+    set.BindText(1, key_);
+    set.BindText(2, id);
+    set.Run();
+    if (!known.empty()) {
+      Stmt drop(conn_.db(), "DELETE FROM deltasync_hub_echo WHERE hub = ?1");
+      drop.BindText(1, key_);
+      drop.Run();
+    }
+    sp.Release();
+    return !known.empty();
+  }
+
   Json Push() {
+    Json first = PushOnce();
+    if (!reset_) return first;
+    reset_ = false;
+    return PushOnce();  // everything again, to the hub that lacks it
+  }
+
+  Json PushOnce() {
     int64_t since = Cursor("push_cursor");
     VersionRanges echo;
     Stmt r(conn_.db(), "SELECT lo, hi FROM deltasync_hub_echo WHERE hub = ?1 AND hi > ?2");
@@ -124,6 +155,8 @@ class HubLink {
       if (in_batch == 0) return;
       Json ack = Send(batch);
       hub_seq = ack.value("seq", int64_t{0});
+      if (ack.contains("hub_id") && ack["hub_id"].is_string() && CheckHubIdentity(ack["hub_id"].get<std::string>()))
+        reset_ = true;
       ++batches;
       batch = Header(all);
       in_batch = 0;
@@ -139,6 +172,7 @@ class HubLink {
       }
     }
     flush();
+    if (reset_) return {{"pushed", changes}, {"rows", rows}, {"batches", batches}, {"hub_replaced", true}};
     Savepoint sp(conn_.db(), "deltasync_push");
     SetCursor("push_cursor", all.until);
     Stmt prune(conn_.db(), "DELETE FROM deltasync_hub_echo WHERE hub = ?1 AND hi <= ?2");
@@ -175,6 +209,11 @@ class HubLink {
       }
       if (page.since != cursor || page.until < cursor)
         throw Error(ErrorCode::kNetwork, url + ": malformed response: page does not continue from the cursor");
+      if (CheckHubIdentity(page.site.ToString())) {
+        reset_ = true;  // a new store: start over from its beginning
+        cursor = 0;
+        continue;
+      }
       // The page and the cursor that records it commit together.
       Savepoint sp(conn_.db(), "deltasync_pull");
       ApplyResult r = ApplyPayload(conn_, page);
@@ -264,6 +303,15 @@ class HubLink {
   HubUrl url_;
   std::string key_;
   SyncOptions opt_;
+  bool reset_ = false;  // the hub turned out to be a new store during this call
+
+ public:
+  // After a pull found a new store, what this site holds must be pushed to it again.
+  bool TakeReset() {
+    bool r = reset_;
+    reset_ = false;
+    return r;
+  }
 };
 
 // Runs one network operation, remembering its error (in memory: a failing statement's own
@@ -300,6 +348,7 @@ void FnSync(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   RunSync(ctx, argc, argv, "deltasync_sync", [](HubLink& l) {
     Json push = l.Push();
     Json pull = l.Pull();
+    if (l.TakeReset()) push = l.Push();
     return Json{{"push", push}, {"pull", pull}};
   });
 }
