@@ -22,6 +22,33 @@ Value DecodeStoredValue(std::string_view bytes) {
   return v;
 }
 
+// Names the hub relays must be portable identifiers: 1-63 bytes (PostgreSQL's limit), no
+// control characters, no quotes, backslashes or semicolons. The hub never puts a name into
+// SQL text, but a name built to break out of quoting has no business travelling to sites.
+void CheckIdentifier(const std::string& name, const char* what) {
+  bool ok = !name.empty() && name.size() <= 63;
+  for (char ch : name) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f || c == '"' || c == '\'' || c == '`' || c == '\\' || c == ';') ok = false;
+  }
+  if (!ok) {
+    std::string shown = name.substr(0, 40);
+    for (char& c : shown)
+      if (static_cast<unsigned char>(c) < 0x20) c = '?';
+    throw Error(ErrorCode::kInvalidPayload, std::string("invalid payload: ") + what + " name \"" + shown +
+                                                "\" is not a portable identifier (1-63 bytes, no quotes, backslashes, "
+                                                "semicolons or control characters)");
+  }
+}
+
+void CheckIdentifiers(const Payload& p) {
+  for (const TableChanges& t : p.tables) {
+    CheckIdentifier(t.name, "table");
+    for (const auto& c : t.pk) CheckIdentifier(c, "column");
+    for (const auto& c : t.columns) CheckIdentifier(c, "column");
+  }
+}
+
 }  // namespace
 
 HubStore::HubStore(const std::string& path) {
@@ -123,6 +150,7 @@ int64_t HubStore::TableId(int64_t node, const TableChanges& t) {
 }
 
 PushResult HubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) {
+  CheckIdentifiers(p);
   CheckClockDrift(MaxHlc(p), WallClockMillis(), max_clock_drift_ms);
   std::lock_guard<std::mutex> lock(mu_);
   size_t sites_before = sites_.size();
