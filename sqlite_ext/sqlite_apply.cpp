@@ -7,6 +7,7 @@
 #include "common/merge.hpp"
 #include "common/payload.hpp"
 #include "common/row_clocks.hpp"
+#include "common/utf8.hpp"
 #include "sqlite_ext/sqlite_apply.hpp"
 #include "sqlite_ext/sqlite_functions.hpp"
 
@@ -14,9 +15,6 @@ namespace deltasync {
 
 namespace {
 
-bool SameNameNoCase(const std::string& a, const std::string& b) {
-  return a.size() == b.size() && sqlite3_strnicmp(a.c_str(), b.c_str(), static_cast<int>(a.size())) == 0;
-}
 
 // Sets a connection flag for the lifetime of the object and restores it afterwards.
 class FlagGuard {
@@ -134,13 +132,13 @@ class TableApplier {
   // Payload names are matched against the local catalog; only local names reach SQL.
   void MapColumns() {
     bool same_pk = tc_.pk.size() == t_.pk.size();
-    for (size_t k = 0; same_pk && k < t_.pk.size(); ++k) same_pk = SameNameNoCase(tc_.pk[k], t_.pk[k]);
+    for (size_t k = 0; same_pk && k < t_.pk.size(); ++k) same_pk = EqualsIgnoreAsciiCase(tc_.pk[k], t_.pk[k]);
     if (!same_pk)
       throw Error(ErrorCode::kInvalidPayload, "table \"" + t_.name + "\": the payload's primary key does not match the local one");
     for (const std::string& name : tc_.columns) {
       uint32_t found = UINT32_MAX;
       for (uint32_t k = 0; k < t_.cols.size(); ++k)
-        if (SameNameNoCase(name, t_.cols[k])) found = k;
+        if (EqualsIgnoreAsciiCase(name, t_.cols[k])) found = k;
       if (found == UINT32_MAX)
         throw Error(ErrorCode::kInvalidPayload, "table \"" + t_.name + "\" has no tracked column \"" + name + "\"");
       col_map_.push_back(found);
@@ -229,7 +227,7 @@ ApplyResult ApplyPayload(Conn& conn, const Payload& p) {
     for (const TableChanges& tc : p.tables) {
       const TableInfo* t = nullptr;
       for (const TableInfo& cand : tables)
-        if (SameNameNoCase(cand.name, tc.name)) t = &cand;
+        if (EqualsIgnoreAsciiCase(cand.name, tc.name)) t = &cand;
       if (!t || t->state == TableInfo::State::kDropped) {
         counts.untracked += CountChanges(tc);
         continue;

@@ -1,4 +1,6 @@
 #include "sqlite_ext/sqlite_conn.hpp"
+
+#include "common/utf8.hpp"
 #include "sqlite_ext/sqlite_txn.hpp"
 
 #include <algorithm>
@@ -9,16 +11,6 @@ namespace deltasync {
 namespace {
 constexpr int64_t kSchemaVersion = 1;
 
-bool EqualsNoCase(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t k = 0; k < a.size(); ++k) {
-    char x = a[k], y = b[k];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 }  // namespace
 
 ShadowRow ReadShadowRow(const Stmt& s, int first) {
@@ -248,7 +240,7 @@ const char* TableInfo::StateName() const {
 
 std::optional<TableInfo> Conn::FindTable(const std::string& name) {
   for (TableInfo& t : LoadTables())
-    if (EqualsNoCase(t.name, name)) return std::move(t);
+    if (EqualsIgnoreAsciiCase(t.name, name)) return std::move(t);
   return std::nullopt;
 }
 
