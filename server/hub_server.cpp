@@ -173,7 +173,7 @@ struct Hub::Impl {
       for (const auto& t : *tokens) ok |= TokenEquals(token, t);
     }
     if (!ok) {
-      SendError(res, 401, "unauthorized");  // the same answer for unknown nodes and bad tokens
+      SendError(res, 401, "deltasync: unauthorized");  // the same answer for unknown nodes and bad tokens
       return 0;
     }
     auto id = store->Node(node_name, /*create=*/true);
@@ -250,14 +250,16 @@ struct Hub::Impl {
       if (!config.admin_token.empty()) {
         std::string auth = req.get_header_value("Authorization");
         if (auth.rfind("Bearer ", 0) != 0 || !TokenEquals(auth.substr(7), config.admin_token))
-          return SendError(res, 401, "unauthorized");
+          return SendError(res, 401, "deltasync: unauthorized");
       }
       res.set_content(metrics.Render(*store), "text/plain; version=0.0.4");
     });
 
     server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
       if (res.body.empty()) {
-        std::string msg = res.status == 413 ? "request body too large" : res.status == 404 ? "no such endpoint" : "error";
+        std::string msg = res.status == 413   ? "deltasync: request body too large"
+                          : res.status == 404 ? "deltasync: no such endpoint"
+                                              : "deltasync: error";
         SendError(res, res.status, msg);
       }
     });

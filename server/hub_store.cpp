@@ -278,7 +278,10 @@ PullResult HubStore::Pull(int64_t node, int64_t since, size_t max_rows, const st
 
     Stmt tinfo(db_, "SELECT name, pk FROM hub_tables WHERE id = ?1");
     Stmt rows(db_, "SELECT tbl, key, cl, seq, writer FROM hub_rows WHERE node = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
-    Stmt cells(db_, "SELECT col, value, hlc, site, cl FROM hub_cells WHERE tbl = ?1 AND key = ?2 AND seq > ?3");
+    // Every cell of the row, not only those newer than `since`: a row moves to the end of the
+    // sequence when it changes, so a client at `since` may never have been sent its older
+    // cells (they were at seq <= since, but the row had already moved on when it pulled).
+    Stmt cells(db_, "SELECT col, value, hlc, site, cl FROM hub_cells WHERE tbl = ?1 AND key = ?2");
     rows.BindInt(1, node);
     rows.BindInt(2, since);
     rows.BindInt(3, static_cast<int64_t>(max_rows) + 1);
@@ -317,7 +320,6 @@ PullResult HubStore::Pull(int64_t node, int64_t since, size_t max_rows, const st
       r.cl = rows.Int(2);
       cells.BindInt(1, tbl);
       cells.BindBlob(2, rows.Blob(1));
-      cells.BindInt(3, since);
       while (cells.Step()) {
         int64_t site = cells.Int(3);
         if (site == requester_ord) continue;  // never a client's own changes back to it

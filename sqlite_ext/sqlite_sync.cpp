@@ -224,7 +224,9 @@ class HubLink {
         echo.BindInt(3, r.last_ver);
         echo.Run();
       }
-      SetCursor("pull_cursor", page.until);
+      // The hub skips the rows of tables a subset pull did not ask for while its sequence
+      // moves on: only a pull of every table may advance the one stored cursor.
+      if (opt_.tables.empty()) SetCursor("pull_cursor", page.until);
       sp.Release();
       cursor = page.until;
       ++pages;
