@@ -285,6 +285,9 @@ struct Hub::Impl {
     // for a delayed ACK (~40 ms). Keep connections open so clients can reuse them.
     server.set_tcp_nodelay(true);
     server.set_keep_alive_max_count(1000);
+    // An idle keep-alive connection holds a worker until this timeout, and a stop waits for
+    // it: keep it short (clients reuse connections within one sync, which is quick).
+    server.set_keep_alive_timeout(1);
   }
 
   static int64_t ParseCount(const std::string& s, const char* what) {
