@@ -19,9 +19,15 @@ RowMerge MergeRow(int64_t local_cl, int64_t incoming_cl, const std::vector<Clock
   m.cl_advanced = incoming_cl > local_cl;
   m.exists = RowExists(m.cl);
   m.col_wins.assign(incoming_cols.size(), false);
-  if (!m.exists) return m;  // a deleted row keeps no column values: nothing to win
-  for (size_t k = 0; k < incoming_cols.size(); ++k)
-    m.col_wins[k] = CompareClocks(incoming_cols[k], local_cols[k]) > 0;
+  uint64_t wins = 0;
+  if (m.exists) {  // a deleted row keeps no column values: nothing to win
+    for (size_t k = 0; k < incoming_cols.size(); ++k) {
+      m.col_wins[k] = CompareClocks(incoming_cols[k], local_cols[k]) > 0;
+      wins += m.col_wins[k] ? 1 : 0;
+    }
+  }
+  m.changes = incoming_cols.empty() ? 1 : incoming_cols.size();
+  m.applied = wins + (m.cl_advanced && wins == 0 ? 1 : 0);
   return m;
 }
 

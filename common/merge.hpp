@@ -28,6 +28,11 @@ struct RowMerge {
   bool exists = false;          // the row is live after
   bool cl_advanced = false;     // the incoming causal length was news
   std::vector<bool> col_wins;   // per incoming column change: it replaces the local one
+  // How apply reports the row: it carries one change per column change (one existence
+  // change when it has none), and `applied` of them changed something — the winning
+  // column changes, or the existence change alone when only the causal length was news.
+  uint64_t changes = 0;
+  uint64_t applied = 0;
 };
 
 // local_cl: 0 when this site never saw the row. local_cols[k] is the local clock of the

@@ -201,13 +201,10 @@ PushResult HubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_dri
           local.push_back(it == held.end() ? Clock{} : it->second);
         }
         RowMerge m = MergeRow(local_cl, r.cl, incoming, local);
-        uint64_t wins = static_cast<uint64_t>(std::count(m.col_wins.begin(), m.col_wins.end(), true));
-        uint64_t total = r.changes.empty() ? 1 : r.changes.size();
-        uint64_t applied = wins + (m.cl_advanced && wins == 0 ? 1 : 0);
-        result.applied += applied;
-        result.ignored += total - applied;
+        result.applied += m.applied;
+        result.ignored += m.changes - m.applied;
         result.rows++;
-        if (applied == 0) continue;
+        if (m.applied == 0) continue;
 
         ++seq;
         if (!m.exists) {

@@ -77,12 +77,10 @@ class TableApplier {
     std::vector<size_t> winners;
     for (size_t k = 0; k < m.col_wins.size(); ++k)
       if (m.col_wins[k]) winners.push_back(k);
-    uint64_t total = r.changes.empty() ? 1 : r.changes.size();
-    uint64_t applied = winners.size() + (m.cl_advanced && winners.empty() ? 1 : 0);
-    counts.applied += applied;
-    counts.ignored += total - applied;
+    counts.applied += m.applied;
+    counts.ignored += m.changes - m.applied;
     counts.rows++;
-    if (applied == 0) return;
+    if (m.applied == 0) return;
 
     if (m.existed && !m.exists) DeleteRow(r);
     if (m.exists) UpsertRow(r, winners, !m.existed);
