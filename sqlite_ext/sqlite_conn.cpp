@@ -104,9 +104,12 @@ void Conn::SetSetting(const char* name, int64_t value) {
 void Conn::BeginTxn() {
   EnsureSchema();
   LocalSite();
-  clock_.Observe(static_cast<uint64_t>(SettingInt("hlc", 0)));
+  int64_t stored_hlc = 0, stored_ver = 0;
+  Stmt state(db_, "SELECT name, value FROM deltasync_settings WHERE name IN ('hlc', 'db_version')");
+  while (state.Step()) (state.Text(0) == "hlc" ? stored_hlc : stored_ver) = state.Int(1);
+  clock_.Observe(static_cast<uint64_t>(stored_hlc));
   txn_hlc_ = clock_.Now(WallClockMillis());
-  next_ver_ = std::max(SettingInt("db_version", 0), last_issued_) + 1;
+  next_ver_ = std::max(stored_ver, last_issued_) + 1;
   reserved_ = next_ver_ + reserve_size_ - 1;
   WriteClockState();
   JoinTxn(db_);
