@@ -1,0 +1,230 @@
+#include "common/sync_client.hpp"
+
+#include <cctype>
+
+#include "common/compress.hpp"
+#include "common/error.hpp"
+#include "common/payload_binary.hpp"
+#include "common/payload_codec.hpp"
+
+namespace deltasync {
+
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr size_t kMaxPayloadBytes = size_t{1} << 30;  // decoded size a pull page may reach
+
+std::string UrlEncode(const std::string& s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+// Anything but 200 is an error naming the URL and what the hub said.
+void CheckStatus(const HttpResponse& res, const std::string& url) {
+  if (res.status == 200) return;
+  std::string said;
+  try {
+    said = Json::parse(res.body).value("error", "");
+    if (said.rfind("deltasync: ", 0) == 0) said = said.substr(11);
+  } catch (const Json::exception&) {
+  }
+  std::string u = url.substr(0, url.find('?'));
+  throw Error(ErrorCode::kNetwork, u + ": hub answered " + std::to_string(res.status) + (said.empty() ? "" : ": " + said));
+}
+
+Payload Header(const Payload& all) {
+  Payload p;
+  p.site = all.site;
+  p.since = all.since;
+  p.until = all.until;
+  p.sites = all.sites;
+  return p;
+}
+
+}  // namespace
+
+SyncOptions ParseSyncOptions(std::string_view text) {
+  SyncOptions o;
+  if (text.empty()) return o;
+  Json j;
+  try {
+    j = Json::parse(text);
+  } catch (const Json::exception&) {
+    throw Error(ErrorCode::kInvalidArgument, "options are not valid JSON");
+  }
+  if (j.is_null()) return o;
+  if (!j.is_object()) throw Error(ErrorCode::kInvalidArgument, "options must be a JSON object");
+  try {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const std::string& k = it.key();
+      const Json& v = it.value();
+      if (k == "token") o.http.token = v.get<std::string>();
+      else if (k == "timeout_ms") o.http.timeout_ms = v.get<long>();
+      else if (k == "connect_timeout_ms") o.http.connect_timeout_ms = v.get<long>();
+      else if (k == "verify_tls") o.http.verify_tls = v.get<bool>();
+      else if (k == "ca_file") o.http.ca_file = v.get<std::string>();
+      else if (k == "tables") o.tables = v.get<std::vector<std::string>>();
+      else if (k == "batch_rows") o.batch_rows = v.get<size_t>();
+      else if (k == "codec") {
+        std::string c = v.get<std::string>();
+        if (c != "binary" && c != "json") throw Error(ErrorCode::kInvalidArgument, "option codec must be \"binary\" or \"json\"");
+        o.binary = c == "binary";
+      } else {
+        throw Error(ErrorCode::kInvalidArgument, "unknown option \"" + k + "\"");
+      }
+    }
+  } catch (const Json::exception&) {
+    throw Error(ErrorCode::kInvalidArgument, "options: a value has the wrong type");
+  }
+  if (o.batch_rows == 0) throw Error(ErrorCode::kInvalidArgument, "option batch_rows must be at least 1");
+  return o;
+}
+
+HubLink::HubLink(SyncSite& site, const std::string& url, SyncOptions options)
+    : site_(site), url_(ParseHubUrl(url)), key_(url_.base + "/nodes/" + url_.node), opt_(std::move(options)) {
+  site_.LoadHub(key_);
+}
+
+// A hub answering with another id than before is a different store (replaced, or restored
+// from scratch): it may lack what was pushed to its predecessor and its sequence starts
+// over, so both cursors go back to 0. Returns true when that happened.
+bool HubLink::CheckHubIdentity(const std::string& id) {
+  std::string known = site_.LoadHub(key_).hub_id;
+  if (known == id) return false;
+  site_.SetHubId(key_, id, !known.empty());
+  return !known.empty();
+}
+
+Json HubLink::Push() {
+  Json first = PushOnce();
+  if (!reset_) return first;
+  reset_ = false;
+  return PushOnce();  // everything again, to the hub that lacks it
+}
+
+Json HubLink::PushOnce() {
+  int64_t since = site_.LoadHub(key_).push_cursor;
+  Payload all = site_.Collect(since, site_.EchoRanges(key_, since));
+  uint64_t changes = 0, rows = 0, batches = 0;
+  int64_t hub_seq = 0;
+  // Batches of whole rows; the cursor moves only once the hub has acknowledged them all
+  // (a batch sent twice is harmless: merging is idempotent).
+  Payload batch = Header(all);
+  size_t in_batch = 0;
+  auto flush = [&] {
+    if (in_batch == 0) return;
+    Json ack = Send(batch);
+    hub_seq = ack.value("seq", int64_t{0});
+    if (ack.contains("hub_id") && ack["hub_id"].is_string() && CheckHubIdentity(ack["hub_id"].get<std::string>()))
+      reset_ = true;
+    ++batches;
+    batch = Header(all);
+    in_batch = 0;
+  };
+  for (const TableChanges& t : all.tables) {
+    for (const RowChanges& row : t.rows) {
+      if (batch.tables.empty() || batch.tables.back().name != t.name)
+        batch.tables.push_back(TableChanges{t.name, t.pk, t.columns, {}});
+      batch.tables.back().rows.push_back(row);
+      changes += row.changes.empty() ? 1 : row.changes.size();
+      ++rows;
+      if (++in_batch == opt_.batch_rows) flush();
+    }
+  }
+  flush();
+  if (reset_) return {{"pushed", changes}, {"rows", rows}, {"batches", batches}, {"hub_replaced", true}};
+  site_.PushDone(key_, all.until);
+  return {{"pushed", changes}, {"rows", rows}, {"batches", batches}, {"cursor", all.until}, {"hub_seq", hub_seq}};
+}
+
+Json HubLink::Pull() {
+  uint64_t pulled = 0, applied = 0, ignored = 0, untracked = 0, pages = 0;
+  int64_t cursor = site_.LoadHub(key_).pull_cursor;
+  std::string tables;
+  for (const auto& t : opt_.tables) tables += (tables.empty() ? "" : ",") + t;
+  std::string local = site_.LocalSite().ToString();
+  for (;;) {
+    std::string url = url_.base + "/nodes/" + url_.node + "/pull?since=" + std::to_string(cursor) +
+                      "&limit=" + std::to_string(opt_.batch_rows) + "&site=" + local;
+    if (!tables.empty()) url += "&tables=" + UrlEncode(tables);
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (opt_.binary) {
+      headers.emplace_back("Accept", std::string(kContentTypeBinary));
+      headers.emplace_back("Accept-Encoding", std::string(kContentEncodingZstd));
+    } else {
+      headers.emplace_back("Accept", std::string(kContentTypeJson));
+    }
+    HttpResponse res = HttpRequest("GET", url, headers, {}, opt_.http);
+    CheckStatus(res, url);
+    Payload page;
+    try {
+      page = DecodeAny(res.body, res.content_type, res.content_encoding, kMaxPayloadBytes);
+    } catch (const Error& e) {
+      throw Error(ErrorCode::kNetwork, url + ": malformed response: " + (e.what() + 11));
+    }
+    if (page.since != cursor || page.until < cursor)
+      throw Error(ErrorCode::kNetwork, url + ": malformed response: page does not continue from the cursor");
+    if (CheckHubIdentity(page.site.ToString())) {
+      reset_ = true;  // a new store: start over from its beginning
+      cursor = 0;
+      continue;
+    }
+    // The hub skips the rows of tables a subset pull did not ask for while its sequence
+    // moves on: only a pull of every table may advance the one stored cursor.
+    ApplyResult r = site_.ApplyPage(key_, page, opt_.tables.empty());
+    cursor = page.until;
+    ++pages;
+    for (const auto& t : page.tables) pulled += CountChanges(t);
+    applied += r.applied;
+    ignored += r.ignored;
+    untracked += r.untracked;
+    auto more = res.headers.find("deltasync-more");
+    if (more == res.headers.end() || more->second != "true") break;
+  }
+  return {{"pulled", pulled}, {"applied", applied}, {"ignored", ignored}, {"untracked", untracked},
+          {"pages", pages},   {"cursor", cursor}};
+}
+
+Json HubLink::Sync() {
+  Json push = Push();
+  Json pull = Pull();
+  if (reset_) {  // after a pull found a new store, what this site holds goes to it again
+    reset_ = false;
+    push = Push();
+  }
+  return Json{{"push", push}, {"pull", pull}};
+}
+
+Json HubLink::Send(const Payload& batch) {
+  std::string url = url_.base + "/nodes/" + url_.node + "/push";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  if (opt_.binary) {
+    body = ZstdCompress(EncodeBinary(batch));
+    headers.emplace_back("Content-Type", std::string(kContentTypeBinary));
+    headers.emplace_back("Content-Encoding", std::string(kContentEncodingZstd));
+  } else {
+    body = EncodeJson(batch);
+    headers.emplace_back("Content-Type", std::string(kContentTypeJson));
+  }
+  HttpResponse res = HttpRequest("POST", url, headers, body, opt_.http);
+  CheckStatus(res, url);
+  try {
+    return Json::parse(res.body);
+  } catch (const Json::exception&) {
+    throw Error(ErrorCode::kNetwork, url + ": malformed response: not JSON");
+  }
+}
+
+}  // namespace deltasync

@@ -1,0 +1,93 @@
+#pragma once
+// The client side of the hub protocol, once for every engine: deltasync_push, _pull and
+// _sync. An engine supplies a SyncSite (its cursors, echo ranges, change collection and
+// page apply, each atomic in its own transaction machinery); HubLink does the HTTP, the
+// batching, the paging and the cursor rules (docs/protocol.md, "The hub over HTTP").
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/http_client.hpp"
+#include "common/payload.hpp"
+
+namespace deltasync {
+
+// Version ranges [lo, hi] to leave out of a push: what this site applied from the hub it
+// is pushing to, which must not travel back there.
+using VersionRanges = std::vector<std::pair<int64_t, int64_t>>;
+
+// What one apply did, counted as deltasync_apply reports it (common/merge's RowMerge).
+struct ApplyResult {
+  uint64_t applied = 0, ignored = 0, untracked = 0, rows = 0;
+  int64_t first_ver = 0, last_ver = 0;  // the versions this apply gave the rows it changed (0: none)
+};
+
+struct SyncOptions {
+  HttpOptions http;
+  std::vector<std::string> tables;  // empty: every table
+  size_t batch_rows = 1000;
+  bool binary = true;  // binary + zstd on the wire; "codec": "json" for debugging
+};
+
+// The options argument of push/pull/sync: a JSON object (empty text: the defaults).
+// Unknown keys and wrongly typed values are refused with kInvalidArgument.
+SyncOptions ParseSyncOptions(std::string_view json);
+
+// One hub as a site stores it.
+struct HubRecord {
+  std::string hub_id;  // empty until the hub first told its identity
+  int64_t push_cursor = 0;
+  int64_t pull_cursor = 0;
+};
+
+// The engine's side. Every method that writes is atomic on its own.
+class SyncSite {
+ public:
+  virtual ~SyncSite() = default;
+  virtual SiteId LocalSite() = 0;
+  // The record of hub `key`, created (all zero) when missing.
+  virtual HubRecord LoadHub(const std::string& key) = 0;
+  // Records the hub's identity; with `reset`, also sets both cursors to 0 and forgets the
+  // echo ranges (the hub is a new store).
+  virtual void SetHubId(const std::string& key, const std::string& id, bool reset) = 0;
+  virtual VersionRanges EchoRanges(const std::string& key, int64_t above) = 0;
+  // Every change with db_version > since, leaving out column changes in `exclude`.
+  virtual Payload Collect(int64_t since, const VersionRanges& exclude) = 0;
+  // After the hub acknowledged everything up to `until`: the push cursor moves there and
+  // echo ranges at or below it are dropped.
+  virtual void PushDone(const std::string& key, int64_t until) = 0;
+  // Applies one pull page and, in the same transaction, records the versions it gave as an
+  // echo range and, when move_cursor, sets the pull cursor to page.until.
+  virtual ApplyResult ApplyPage(const std::string& key, const Payload& page, bool move_cursor) = 0;
+};
+
+// One hub (its URL's base and node) as seen from one site, for one call.
+class HubLink {
+ public:
+  HubLink(SyncSite& site, const std::string& url, SyncOptions options);
+  // {pushed, rows, batches, cursor, hub_seq}
+  nlohmann::json Push();
+  // {pulled, applied, ignored, untracked, pages, cursor}
+  nlohmann::json Pull();
+  // {push, pull}: push, pull, and push again if the pull found the hub replaced.
+  nlohmann::json Sync();
+  // The hub's name in the site's records: base + "/nodes/" + node.
+  const std::string& key() const { return key_; }
+
+ private:
+  nlohmann::json PushOnce();
+  bool CheckHubIdentity(const std::string& id);
+  nlohmann::json Send(const Payload& batch);
+
+  SyncSite& site_;
+  HubUrl url_;
+  std::string key_;
+  SyncOptions opt_;
+  bool reset_ = false;  // the hub turned out to be a new store during this call
+};
+
+}  // namespace deltasync
