@@ -1,0 +1,331 @@
+// deltasync_apply(payload): merges a payload into the tracked tables, all or nothing (one
+// subtransaction). The decisions come from common/merge; this file reads and writes.
+//
+// While it applies, the tracked tables it touches are locked SHARE ROW EXCLUSIVE (local
+// writers wait, readers do not): the shadow rows it reads cannot change under it, so its
+// merge decisions stand. Writes run with session_replication_role = replica, as
+// PostgreSQL's own logical replication applies: foreign keys between tracked tables do not
+// depend on the order rows arrive in, and the application's ordinary triggers do not fire.
+#include <map>
+#include <optional>
+
+#include "common/hlc.hpp"
+#include "common/merge.hpp"
+#include "common/utf8.hpp"
+#include "pg_ext/pg_capture.hpp"
+#include "pg_ext/pg_changes.hpp"
+#include "pg_ext/pg_functions.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+}
+
+namespace deltasync {
+
+namespace {
+
+// Sets a flag for the lifetime of the object and restores it afterwards.
+class FlagGuard {
+ public:
+  explicit FlagGuard(bool& flag) : flag_(flag), old_(flag) { flag_ = true; }
+  ~FlagGuard() { flag_ = old_; }
+
+ private:
+  bool& flag_;
+  bool old_;
+};
+
+// The statements that apply one payload table into one local table.
+class TableApplier {
+ public:
+  TableApplier(const TableInfo& t, const TableChanges& tc, const std::vector<uint32_t>& site_ords, Oid version_seq)
+      : t_(t), tc_(tc), site_ords_(site_ords), version_seq_(version_seq), nk_(static_cast<int>(t.pk.size())) {
+    MapColumns();
+    std::vector<Oid> key_types;
+    for (const ColType& c : t_.pk_types) key_types.push_back(c.type);
+    std::string where = KeyParamEquality(t_, ShadowKeyNames(t_.pk.size()), 1);
+    get_meta_.Prepare(std::string("SELECT ") + kShadowColumns + " FROM " + t_.q_meta + " WHERE " + where, key_types, false);
+    std::vector<Oid> put_types = key_types;
+    for (Oid o : {INT8OID, INT8OID, INT8OID, INT4OID, BYTEAOID}) put_types.push_back(o);
+    std::string keys = ShadowKeyList(t_.pk.size()), params;
+    for (size_t k = 0; k < put_types.size(); ++k) params += (k ? ", $" : "$") + std::to_string(k + 1);
+    put_meta_.Prepare("INSERT INTO " + t_.q_meta + " (" + keys + ", cl, ver, hlc, site, clk) VALUES (" + params +
+                          ") ON CONFLICT (" + keys + ") DO UPDATE SET cl = excluded.cl, ver = excluded.ver,"
+                          " hlc = excluded.hlc, site = excluded.site, clk = excluded.clk",
+                      put_types, false);
+  }
+
+  void Apply(const RowChanges& r, ApplyResult& counts) {
+    Backend& b = Backend::Get();
+    Args key;
+    for (int k = 0; k < nk_; ++k) {
+      bool isnull = false;
+      Datum d = Convert(t_.pk_types[k], r.key[k], t_.pk[k], &isnull);
+      key.Add(t_.pk_types[k].type, d, isnull);
+    }
+    ShadowRow shadow;  // cl 0, no clocks: this site never saw the row
+    if (get_meta_.Run(key, 1) == 1) shadow = ReadShadowRow(Rows(), 0, 0);
+    RowClocks& clocks = shadow.clocks;
+
+    std::vector<Clock> incoming, local;
+    incoming.reserve(r.changes.size());
+    local.reserve(r.changes.size());
+    for (const ColumnChange& c : r.changes) {
+      incoming.push_back(Clock{c.cl, c.hlc, b.SiteOf(site_ords_[c.site])});
+      const ColClock& lc = clocks.Get(col_map_[c.column]);
+      local.push_back(lc.Present() ? Clock{lc.cl, lc.hlc, b.SiteOf(lc.site)} : Clock{});
+    }
+    RowMerge m = MergeRow(shadow.cl, r.cl, incoming, local);
+    std::vector<size_t> winners;
+    for (size_t k = 0; k < m.col_wins.size(); ++k)
+      if (m.col_wins[k]) winners.push_back(k);
+    counts.applied += m.applied;
+    counts.ignored += m.changes - m.applied;
+    counts.rows++;
+    if (m.applied == 0) return;
+
+    if (m.existed && !m.exists) DeleteRow(key);
+    if (m.exists) UpsertRow(r, key, winners, !m.existed);
+
+    int64_t ver = 0;
+    PgTry([&] { ver = nextval_internal(version_seq_, false); });
+    if (counts.first_ver == 0) counts.first_ver = ver;
+    counts.last_ver = ver;
+    if (!m.exists) {
+      clocks.SetAll(ColClock{});  // a deleted row keeps no column versions
+    } else {
+      // A whole row from one origin (the usual insert) becomes the shared clock alone.
+      bool whole_row = winners.size() == t_.cols.size() && !winners.empty();
+      for (size_t k = 1; whole_row && k < winners.size(); ++k) {
+        const ColumnChange &x = r.changes[winners[0]], &y = r.changes[winners[k]];
+        whole_row = x.hlc == y.hlc && x.site == y.site && x.cl == y.cl;
+      }
+      if (whole_row) {
+        const ColumnChange& c = r.changes[winners[0]];
+        clocks.SetAll(ColClock{c.hlc, site_ords_[c.site], ver, c.cl});
+      } else {
+        for (size_t k : winners) {
+          const ColumnChange& c = r.changes[k];
+          clocks.Set(col_map_[c.column], ColClock{c.hlc, site_ords_[c.site], ver, c.cl});
+        }
+      }
+    }
+    clocks.Normalize(ver, m.cl);
+    std::string extras = clocks.EncodeExtras();
+    Args put = key;
+    put.AddInt8(m.cl);
+    put.AddInt8(ver);
+    put.AddInt8(static_cast<int64_t>(clocks.Base().hlc));
+    put.AddInt4(static_cast<int32>(clocks.Base().site));
+    if (extras.empty()) put.Add(BYTEAOID, 0, true);
+    else put.AddBytea(extras);
+    put_meta_.Run(put);
+  }
+
+ private:
+  // Payload names are matched against the local catalog; only local names reach SQL.
+  void MapColumns() {
+    bool same_pk = tc_.pk.size() == t_.pk.size();
+    for (size_t k = 0; same_pk && k < t_.pk.size(); ++k) same_pk = EqualsIgnoreAsciiCase(tc_.pk[k], t_.pk[k]);
+    if (!same_pk)
+      throw Error(ErrorCode::kInvalidPayload, "table \"" + t_.name + "\": the payload's primary key does not match the local one");
+    for (const std::string& name : tc_.columns) {
+      uint32_t found = UINT32_MAX;
+      for (uint32_t k = 0; k < t_.cols.size(); ++k)
+        if (EqualsIgnoreAsciiCase(name, t_.cols[k])) found = k;
+      if (found == UINT32_MAX)
+        throw Error(ErrorCode::kInvalidPayload, "table \"" + t_.name + "\" has no tracked column \"" + name + "\"");
+      col_map_.push_back(found);
+    }
+  }
+
+  Datum Convert(const ColType& type, const Value& v, const std::string& column, bool* isnull) {
+    try {
+      return FromValue(type, v, isnull);
+    } catch (const PgError& e) {
+      throw PgError(e.sqlstate(), ErrorCode::kConstraint,
+                    "cannot apply a change to column \"" + column + "\" of table \"" + t_.name + "\": " + (e.what() + 11));
+    }
+  }
+
+  // Base-table statements run as the table's owner (the caller holds its privileges).
+  void RunAsTableOwner(const Plan& p, const Args& a) {
+    AsRole as(t_.owner, false);
+    try {
+      p.Run(a);
+    } catch (const PgError& e) {
+      throw PgError(e.sqlstate(), ErrorCode::kConstraint,
+                    "cannot apply a change to table \"" + t_.name + "\": " + (e.what() + 11));
+    }
+  }
+
+  void DeleteRow(const Args& key) {
+    if (!delete_.Ready()) {
+      std::vector<std::string> qpk;
+      for (const auto& c : t_.pk) qpk.push_back(QuoteIdent(c));
+      std::string w = KeyParamEquality(t_, qpk, 1);
+      delete_.Prepare("DELETE FROM " + t_.q_name + " WHERE " + w, key.types, false);
+    }
+    RunAsTableOwner(delete_, key);
+  }
+
+  // INSERT ... ON CONFLICT DO UPDATE of exactly the winning columns; one statement per
+  // distinct set of winners.
+  void UpsertRow(const RowChanges& r, const Args& key, const std::vector<size_t>& winners, bool create) {
+    if (winners.empty() && !create) return;
+    std::string sig;
+    for (size_t k : winners) sig += std::to_string(col_map_[r.changes[k].column]) + ",";
+    Args a = key;
+    for (size_t k : winners) {
+      uint32_t c = col_map_[r.changes[k].column];
+      bool isnull = false;
+      Datum d = Convert(t_.col_types[c], r.changes[k].value, t_.cols[c], &isnull);
+      a.Add(t_.col_types[c].type, d, isnull);
+    }
+    auto it = upserts_.find(sig);
+    if (it == upserts_.end()) {
+      std::string cols = ColumnList(t_.pk, ""), vals, set;
+      for (size_t k = 0; k < t_.pk.size(); ++k) vals += (k ? ", $" : "$") + std::to_string(k + 1);
+      int n = static_cast<int>(t_.pk.size());
+      for (size_t k : winners) {
+        std::string q = QuoteIdent(t_.cols[col_map_[r.changes[k].column]]);
+        cols += ", " + q;
+        vals += ", $" + std::to_string(++n);
+        set += (set.empty() ? "" : ", ") + q + " = excluded." + q;
+      }
+      Plan p;
+      p.Prepare("INSERT INTO " + t_.q_name + " (" + cols + ") VALUES (" + vals + ") ON CONFLICT (" +
+                    ColumnList(t_.pk, "") + ") DO " + (set.empty() ? "NOTHING" : "UPDATE SET " + set),
+                a.types, false);
+      it = upserts_.emplace(sig, p).first;
+    }
+    RunAsTableOwner(it->second, a);
+  }
+
+  const TableInfo& t_;
+  const TableChanges& tc_;
+  const std::vector<uint32_t>& site_ords_;
+  Oid version_seq_;
+  std::vector<uint32_t> col_map_;  // payload column index -> local column index
+  int nk_;
+  Plan get_meta_, put_meta_, delete_;
+  std::map<std::string, Plan> upserts_;
+};
+
+// A subtransaction around one apply: released on success, rolled back on any error, with
+// the memory context and resource owner of the caller restored either way.
+class SubTransaction {
+ public:
+  SubTransaction() : context_(CurrentMemoryContext), owner_(CurrentResourceOwner) {
+    PgTry([] { BeginInternalSubTransaction(nullptr); });
+    MemoryContextSwitchTo(context_);
+  }
+  void Commit() {
+    PgTry([] { ReleaseCurrentSubTransaction(); });
+    Restore();
+    done_ = true;
+  }
+  ~SubTransaction() {
+    if (done_) return;
+    RollbackAndReleaseCurrentSubTransaction();
+    Restore();
+  }
+
+ private:
+  void Restore() {
+    MemoryContextSwitchTo(context_);
+    CurrentResourceOwner = owner_;
+  }
+  MemoryContext context_;
+  ResourceOwner owner_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+ApplyResult ApplyPayload(const Payload& p) {
+  Backend& b = Backend::Get();
+  uint64_t max_hlc = MaxHlc(p);
+  int64_t max_drift = b.SettingInt("max_clock_drift_ms", static_cast<int64_t>(kDefaultMaxClockDriftMs));
+  if (max_drift < 0) max_drift = 0;  // a negative setting must not read as "no limit"
+  CheckClockDrift(max_hlc, WallClockMillis(), static_cast<uint64_t>(max_drift));
+
+  ApplyResult counts;
+  std::vector<TableInfo> tables = b.LoadTables();
+  std::vector<std::pair<const TableChanges*, const TableInfo*>> work;
+  std::vector<const TableInfo*> touched;
+  for (const TableChanges& tc : p.tables) {
+    const TableInfo* t = nullptr;
+    for (const TableInfo& cand : tables)
+      if (EqualsIgnoreAsciiCase(cand.name, tc.name)) t = &cand;
+    if (!t || t->dropped) {
+      counts.untracked += CountChanges(tc);
+      continue;
+    }
+    CheckAccess(*t, Access::kWrite);
+    work.emplace_back(&tc, t);
+    if (std::find(touched.begin(), touched.end(), t) == touched.end()) touched.push_back(t);
+  }
+  std::sort(touched.begin(), touched.end(), [](const TableInfo* x, const TableInfo* y) { return x->id < y->id; });
+  b.BeginWrite();
+  Oid version_seq = InvalidOid;
+  PgTry([&] { version_seq = get_relname_relid("db_version", get_namespace_oid("deltasync", false)); });
+
+  FlagGuard applying(b.applying);
+  SubTransaction sub;
+  try {
+    AsOwner as;
+    PgTry([] {
+      (void)set_config_option("session_replication_role", "replica", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+                              0, false);
+    });
+    for (const TableInfo* t : touched) {
+      RunSql("LOCK TABLE " + t->q_name + " IN SHARE ROW EXCLUSIVE MODE");
+      RunSql("LOCK TABLE " + t->q_meta + " IN SHARE ROW EXCLUSIVE MODE");
+    }
+    std::vector<uint32_t> site_ords;
+    for (const SiteId& s : p.sites) site_ords.push_back(b.SiteOrdinal(s));
+    for (const auto& [tc, t] : work) {
+      TableApplier applier(*t, *tc, site_ords, version_seq);
+      for (const RowChanges& r : tc->rows) applier.Apply(r, counts);
+    }
+    if (max_hlc != 0) {
+      b.clock().Observe(max_hlc);
+      b.PersistClock(max_hlc);
+      b.RefreshTxnHlc();
+    }
+  } catch (...) {
+    b.ForgetSites();  // site rows inserted above are rolled back with the subtransaction
+    throw;
+  }
+  sub.Commit();
+  return counts;
+}
+
+nlohmann::json ApplyResultJson(const ApplyResult& r) {
+  return {{"applied", r.applied},
+          {"ignored", r.ignored},
+          {"untracked", r.untracked},
+          {"rows", r.rows},
+          {"db_version", Backend::Get().SafeVersion()}};
+}
+
+}  // namespace deltasync
+
+using namespace deltasync;
+
+DELTASYNC_PG_FUNCTION(deltasync_apply) {
+  std::string text = TextArg(fcinfo, 0, "deltasync_apply(payload)");
+  Payload p = DecodeJson(text);  // fully validated before anything is touched
+  SpiSession spi;
+  nlohmann::json result = ApplyResultJson(ApplyPayload(p));
+  spi.Finish();
+  return JsonbResult(result);
+}

@@ -1,0 +1,263 @@
+// deltasync.capture(): one statement-level AFTER trigger per event, reading the statement's
+// transition tables (deltasync_old / deltasync_new) in set-based statements, so a captured
+// statement costs a few extra statements, not a call per row. It runs as the extension's
+// owner with a pinned search_path; it writes only the shadow table.
+#include "pg_ext/pg_capture.hpp"
+
+#include <memory>
+#include <unordered_map>
+
+#include "common/row_clocks.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "utils/array.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+}
+
+namespace deltasync {
+
+std::string ColumnList(const std::vector<std::string>& names, const std::string& prefix) {
+  std::string out;
+  for (size_t k = 0; k < names.size(); ++k) out += (k ? ", " : "") + prefix + QuoteIdent(names[k]);
+  return out;
+}
+
+namespace {
+
+std::vector<std::string> Quoted(const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  for (const auto& n : names) out.push_back(QuoteIdent(n));
+  return out;
+}
+
+}  // namespace
+
+std::string ShadowUpsertSql(const TableInfo& t, const std::string& source, const std::string& where, bool appears) {
+  std::string keys = ShadowKeyList(t.pk.size());
+  std::string cl = appears ? "m.cl + 1 - (m.cl & 1)" : "m.cl + (m.cl & 1)";
+  return "INSERT INTO " + t.q_meta + " AS m (" + keys + ", cl, ver, hlc, site, clk) SELECT " +
+         ColumnList(t.pk, "s.") + ", " + (appears ? "1" : "2") + ", nextval('deltasync.db_version'), $1, 0, NULL FROM " +
+         source + " AS s" + (where.empty() ? "" : " WHERE " + where) + " ON CONFLICT (" + keys + ") DO UPDATE SET cl = " +
+         cl + ", ver = excluded.ver, hlc = excluded.hlc, site = 0, clk = NULL";
+}
+
+namespace {
+
+// The statements of one tracked table, built on first use in this backend.
+struct CaptureEntry {
+  TableInfo table;
+  Plan insert, remove, update, key_moved, disappear, appear, truncate;
+};
+
+std::unordered_map<Oid, std::unique_ptr<CaptureEntry>>& Cache() {
+  static auto* cache = new std::unordered_map<Oid, std::unique_ptr<CaptureEntry>>();
+  return *cache;
+}
+// Entries invalidated while a plan may still be running are freed on the next lookup.
+std::vector<std::unique_ptr<CaptureEntry>>& Stale() {
+  static auto* stale = new std::vector<std::unique_ptr<CaptureEntry>>();
+  return *stale;
+}
+
+void FreePlans(CaptureEntry& e) {
+  for (Plan* p : {&e.insert, &e.remove, &e.update, &e.key_moved, &e.disappear, &e.appear, &e.truncate}) p->Free();
+}
+
+CaptureEntry* Lookup(Oid relid) {
+  for (auto& e : Stale()) FreePlans(*e);
+  Stale().clear();
+  auto it = Cache().find(relid);
+  if (it != Cache().end()) return it->second.get();
+  auto info = Backend::Get().TableByRelid(relid);
+  if (!info) return nullptr;
+  auto entry = std::make_unique<CaptureEntry>();
+  entry->table = std::move(*info);
+  CaptureEntry* raw = entry.get();
+  Cache()[relid] = std::move(entry);
+  return raw;
+}
+
+const std::vector<Oid> kHlcArg = {INT8OID};
+
+void Prepare(Plan& p, const std::string& sql) {
+  if (!p.Ready()) p.Prepare(sql, kHlcArg);
+}
+
+// Bit k of mask g is set when column 62*g + k differs between o and n.
+std::vector<std::string> MaskExprs(const TableInfo& t) {
+  std::vector<std::string> masks;
+  for (size_t start = 0; start < t.cols.size(); start += 62) {
+    std::string m;
+    for (size_t k = start; k < t.cols.size() && k < start + 62; ++k) {
+      std::string q = QuoteIdent(t.cols[k]);
+      std::string ne = "deltasync.ne(o." + q + ", n." + q + ")";
+      m += (k == start ? "" : " | ") + (k == start ? ne : "(" + ne + " << " + std::to_string(k - start) + ")");
+    }
+    masks.push_back("(" + m + ")");
+  }
+  return masks;
+}
+
+void OnUpdate(CaptureEntry& e, const Args& args) {
+  const TableInfo& t = e.table;
+  std::string on = KeyEquality(t, "o", Quoted(t.pk), "n", Quoted(t.pk));
+  if (!t.cols.empty()) {
+    if (!e.update.Ready()) {
+      std::vector<std::string> masks = MaskExprs(t);
+      std::string sel = "SELECT " + ColumnList(t.pk, "n.");
+      std::string mask_args, any;
+      for (size_t g = 0; g < masks.size(); ++g) {
+        sel += ", " + masks[g] + " AS m" + std::to_string(g);
+        mask_args += ", d.m" + std::to_string(g);
+        any += (g ? " | " : "") + std::string("d.m") + std::to_string(g);
+      }
+      sel += " FROM deltasync_old AS o JOIN deltasync_new AS n ON " + on;
+      Prepare(e.update, "UPDATE " + t.q_meta +
+                            " AS m SET ver = nextval('deltasync.db_version'), clk = deltasync.clk_set(m.hlc, m.site, m.clk, "
+                            "m.cl, m.ver, $1" + mask_args + ") FROM (" + sel + ") AS d WHERE " +
+                            KeyEquality(t, "m", ShadowKeyNames(t.pk.size()), "d", Quoted(t.pk)) + " AND (" + any + ") <> 0");
+    }
+    e.update.Run(args);
+  }
+  // A key change is a delete of the old key and an insert of the new one; keys present on
+  // both sides were paired above.
+  Prepare(e.key_moved, "SELECT 1 FROM deltasync_new AS n WHERE NOT EXISTS (SELECT 1 FROM deltasync_old AS o WHERE " +
+                           on + ") LIMIT $1");
+  Args one;
+  one.AddInt8(1);
+  if (e.key_moved.Run(one) == 0) return;
+  Prepare(e.disappear, ShadowUpsertSql(t, "deltasync_old", "NOT EXISTS (SELECT 1 FROM deltasync_new AS n WHERE " +
+                                                              KeyEquality(t, "s", Quoted(t.pk), "n", Quoted(t.pk)) + ")",
+                                       false));
+  Prepare(e.appear, ShadowUpsertSql(t, "deltasync_new", "NOT EXISTS (SELECT 1 FROM deltasync_old AS o WHERE " +
+                                                            KeyEquality(t, "s", Quoted(t.pk), "o", Quoted(t.pk)) + ")",
+                                    true));
+  e.disappear.Run(args);
+  e.appear.Run(args);
+}
+
+}  // namespace
+
+void InvalidateCapture(Oid relid) {
+  auto& cache = Cache();
+  for (auto it = cache.begin(); it != cache.end();) {
+    if (relid == InvalidOid || it->first == relid) {
+      Stale().push_back(std::move(it->second));
+      it = cache.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace deltasync
+
+using namespace deltasync;
+
+DELTASYNC_PG_FUNCTION(deltasync_capture) {
+  if (!CALLED_AS_TRIGGER(fcinfo)) throw Error(ErrorCode::kInvalidArgument, "deltasync.capture() is a trigger function");
+  auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+  Backend& b = Backend::Get();
+  if (b.applying || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event)) return PointerGetDatum(nullptr);
+  Oid relid = RelationGetRelid(td->tg_relation);
+  SpiSession spi;
+  PgTry([&] { SPI_register_trigger_data(td); });
+  CaptureEntry* e = Lookup(relid);
+  if (!e) {  // a trigger left on a table deltasync no longer tracks (e.g. restored from a dump)
+    spi.Finish();
+    return PointerGetDatum(nullptr);
+  }
+  if (e->table.dropped) throw Error(ErrorCode::kInternal, "tracked table " + std::to_string(relid) + " is gone");
+  uint64_t hlc = b.BeginWrite();
+  AsOwner as;
+  Args args;
+  args.AddInt8(static_cast<int64_t>(hlc));
+  const TableInfo& t = e->table;
+  if (TRIGGER_FIRED_BY_INSERT(td->tg_event)) {
+    Prepare(e->insert, ShadowUpsertSql(t, "deltasync_new", "", true));
+    e->insert.Run(args);
+  } else if (TRIGGER_FIRED_BY_DELETE(td->tg_event)) {
+    Prepare(e->remove, ShadowUpsertSql(t, "deltasync_old", "", false));
+    e->remove.Run(args);
+  } else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
+    OnUpdate(*e, args);
+  } else if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
+    Prepare(e->truncate, "UPDATE " + t.q_meta +
+                             " SET cl = cl + 1, ver = nextval('deltasync.db_version'), hlc = $1, site = 0, clk = NULL"
+                             " WHERE (cl & 1) = 1");
+    e->truncate.Run(args);
+  }
+  spi.Finish();
+  return PointerGetDatum(nullptr);
+}
+
+// deltasync.ne(a, b): 1 when a and b differ in their stored bytes (or in being NULL), else
+// 0. Unlike IS DISTINCT FROM it tells numeric 1.0 from 1.00 and -0.0 from 0.0, ignores
+// collations, and works for types without an equality operator (json, point, ...).
+DELTASYNC_PG_FUNCTION(deltasync_ne) {
+  bool na = PG_ARGISNULL(0), nb = PG_ARGISNULL(1);
+  if (na || nb) PG_RETURN_INT64(na == nb ? 0 : 1);
+  Oid type = get_fn_expr_argtype(fcinfo->flinfo, 0);
+  int16 len = 0;
+  bool byval = false;
+  PgTry([&] { get_typlenbyval(type, &len, &byval); });
+  Datum a = PG_GETARG_DATUM(0), b = PG_GETARG_DATUM(1);
+  bool equal = false;
+  if (len == -1) {
+    std::string_view x = VarlenaBytes(a), y = VarlenaBytes(b);
+    equal = x == y;
+  } else {
+    PgTry([&] { equal = datumIsEqual(a, b, byval, len); });
+  }
+  PG_RETURN_INT64(equal ? 0 : 1);
+}
+
+// deltasync.clk_set(hlc, site, clk, cl, ver, now, VARIADIC masks): the extras of a shadow
+// row after an update of the columns whose bits are set (62 per mask). A local write always
+// gets a clock newer than the version it overwrites, even one from a faster clock or from
+// another backend in the same millisecond.
+DELTASYNC_PG_FUNCTION(deltasync_clk_set) {
+  for (int k = 0; k < 6; ++k)
+    if (k != 2 && PG_ARGISNULL(k)) throw Error(ErrorCode::kInvalidArgument, "deltasync.clk_set: NULL argument");
+  std::string extras = PG_ARGISNULL(2) ? std::string() : std::string(VarlenaBytes(PG_GETARG_DATUM(2)));
+  RowClocks clocks = RowClocks::Decode(static_cast<uint64_t>(PG_GETARG_INT64(0)),
+                                       static_cast<uint32_t>(PG_GETARG_INT32(1)), extras);
+  int64_t cl = PG_GETARG_INT64(3);
+  clocks.Resolve(PG_GETARG_INT64(4), cl);
+  auto now = static_cast<uint64_t>(PG_GETARG_INT64(5));
+  Datum* masks = nullptr;
+  bool* nulls = nullptr;
+  int n = 0;
+  PgTry([&] {
+    ArrayType* arr = PG_GETARG_ARRAYTYPE_P(6);
+    deconstruct_array(arr, INT8OID, 8, true, 'd', &masks, &nulls, &n);
+  });
+  for (int m = 0; m < n; ++m) {
+    auto mask = nulls[m] ? 0 : static_cast<uint64_t>(DatumGetInt64(masks[m]));
+    for (uint32_t bit = 0; mask != 0; ++bit, mask >>= 1) {
+      if (!(mask & 1)) continue;
+      uint32_t col = static_cast<uint32_t>(m) * 62 + bit;
+      ColClock c;
+      c.hlc = now;
+      const ColClock& old = clocks.Get(col);
+      if (old.cl == cl && old.hlc >= c.hlc) {
+        c.hlc = old.hlc + 1;
+        Backend::Get().clock().Observe(c.hlc);
+      }
+      clocks.Set(col, c);  // ver 0 and cl 0: the row's new version, its causal length
+    }
+  }
+  std::string out = clocks.EncodeExtras();
+  if (out.empty()) PG_RETURN_NULL();
+  bytea* result = nullptr;
+  PgTry([&] {
+    result = static_cast<bytea*>(palloc(VARHDRSZ + out.size()));
+    SET_VARSIZE(result, VARHDRSZ + out.size());
+    memcpy(VARDATA(result), out.data(), out.size());
+  });
+  PG_RETURN_BYTEA_P(result);
+}

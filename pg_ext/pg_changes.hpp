@@ -1,0 +1,18 @@
+#pragma once
+// Reading this site's changes into the payload model, and merging a payload into it.
+#include "common/payload.hpp"
+#include "common/sync_client.hpp"
+#include "pg_ext/pg_state.hpp"
+
+namespace deltasync {
+
+// Every change with db_version in (since, SafeVersion()], any origin, leaving out column
+// changes whose versions fall in `exclude`. The payload's until is that safe version, so
+// a change committed later by a transaction that started earlier is never skipped.
+Payload CollectChanges(int64_t since, const VersionRanges& exclude = {});
+
+// Validated payload in, all or nothing (one subtransaction); throws a deltasync Error.
+ApplyResult ApplyPayload(const Payload& p);
+nlohmann::json ApplyResultJson(const ApplyResult& r);
+
+}  // namespace deltasync

@@ -1,0 +1,17 @@
+#pragma once
+// Helpers shared by the SQL-callable functions: arguments in, JSON and text results out.
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "pg_ext/pg_state.hpp"
+
+namespace deltasync {
+
+// A text argument, required (NULL is refused with "<what> expects ...").
+std::string TextArg(FunctionCallInfo fcinfo, int n, const char* what);
+// A text datum allocated in the function's memory context (call after SPI_finish).
+Datum TextResult(const std::string& s);
+Datum JsonbResult(const nlohmann::json& j);
+
+}  // namespace deltasync

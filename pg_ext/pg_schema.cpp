@@ -1,0 +1,304 @@
+// deltasync_enable / deltasync_disable and the sql_drop event trigger: catalog checks, the
+// shadow table deltasync.meta_<id>, and the capture triggers.
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "common/utf8.hpp"
+#include "pg_ext/pg_capture.hpp"
+#include "pg_ext/pg_functions.hpp"
+
+extern "C" {
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
+#include "nodes/makefuncs.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/ruleutils.h"
+#include "utils/syscache.h"
+}
+
+namespace deltasync {
+
+namespace {
+
+using Json = nlohmann::json;
+
+// What the catalog says about a table a user names.
+struct CatalogTable {
+  Oid relid = InvalidOid;
+  std::string schema, name;
+  std::vector<std::string> pk, cols;
+  Oid owner = InvalidOid;
+};
+
+const char* kTriggerSuffixes[] = {"ins", "del", "upd", "trunc"};
+
+std::string TriggerName(const char* suffix) { return std::string("deltasync_capture_") + suffix; }
+
+Oid ResolveTable(const std::string& requested) {
+  Oid relid = InvalidOid;
+  PgTry([&] {
+    List* names = stringToQualifiedNameList(requested.c_str());
+    RangeVar* rv = makeRangeVarFromNameList(names);
+    relid = RangeVarGetRelid(rv, NoLock, true);
+  });
+  return relid;
+}
+
+CatalogTable LookUpCatalog(const std::string& requested) {
+  Oid relid = InvalidOid;
+  try {
+    relid = ResolveTable(requested);
+  } catch (const PgError&) {
+    throw Error(ErrorCode::kInvalidArgument, "invalid table name: \"" + requested + "\"");
+  }
+  if (!OidIsValid(relid)) throw Error(ErrorCode::kInvalidArgument, "no such table: \"" + requested + "\"");
+  CatalogTable t;
+  t.relid = relid;
+  char kind = 0, persistence = 0;
+  Oid nsp = InvalidOid;
+  PgTry([&] {
+    kind = get_rel_relkind(relid);
+    persistence = get_rel_persistence(relid);
+    nsp = get_rel_namespace(relid);
+    t.name = get_rel_name(relid);
+    t.schema = get_namespace_name(nsp);
+  });
+  if (kind == RELKIND_VIEW || kind == RELKIND_MATVIEW)
+    throw Error(ErrorCode::kInvalidArgument, "\"" + t.name + "\" is a view; only tables can be tracked");
+  if (kind != RELKIND_RELATION)
+    throw Error(ErrorCode::kInvalidArgument, "\"" + t.name + "\" is not an ordinary table (partitioned and foreign tables cannot be tracked)");
+  if (persistence == RELPERSISTENCE_TEMP)
+    throw Error(ErrorCode::kInvalidArgument, "\"" + t.name + "\" is a temporary table; only permanent tables can be tracked");
+  if (t.schema == "deltasync" || t.schema == "pg_catalog" || t.schema == "information_schema")
+    throw Error(ErrorCode::kInvalidArgument, "\"" + t.name + "\" is an internal table and cannot be tracked");
+  bool owner = false;
+  PgTry([&] { owner = pg_class_ownercheck(relid, GetUserId()); });
+  if (!owner)
+    throw PgError(ERRCODE_INSUFFICIENT_PRIVILEGE, ErrorCode::kInvalidArgument,
+                  "permission denied: only the owner of \"" + t.name + "\" may change whether it is tracked");
+  AsOwner as;
+  Args a;
+  a.Add(OIDOID, ObjectIdGetDatum(relid));
+  RunSql("SELECT a.attname FROM pg_index AS i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, pos)"
+         " JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+         " WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.pos", a);
+  for (uint64_t r = 0; r < SPI_processed; ++r) t.pk.push_back(ResultText(r, 0));
+  if (t.pk.empty())
+    throw Error(ErrorCode::kInvalidArgument,
+                "table \"" + t.name + "\" has no primary key; deltasync needs one to tell rows apart across sites");
+  // Generated columns are derived on every site, never synced.
+  RunSql("SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped"
+         " AND attgenerated = '' ORDER BY attnum", a);
+  for (uint64_t r = 0; r < SPI_processed; ++r) {
+    std::string c = ResultText(r, 0);
+    if (std::find(t.pk.begin(), t.pk.end(), c) == t.pk.end()) t.cols.push_back(c);
+  }
+  RunSql("SELECT relowner FROM pg_class WHERE oid = $1", a);
+  t.owner = static_cast<Oid>(ResultInt(0, 0));
+  return t;
+}
+
+void CreateShadowTable(const TableInfo& t) {
+  std::string cols;
+  for (size_t k = 0; k < t.pk.size(); ++k) {
+    Oid coll = InvalidOid;
+    std::string collate;
+    PgTry([&] {
+      AttrNumber att = get_attnum(t.relid, t.pk[k].c_str());
+      Oid type = InvalidOid;
+      int32 typmod = -1;
+      get_atttypetypmodcoll(t.relid, att, &type, &typmod, &coll);
+      if (OidIsValid(coll) && coll != get_typcollation(type)) collate = std::string(" COLLATE ") + generate_collation_name(coll);
+    });
+    cols += ShadowKeyColumn(k) + " " + t.pk_types[k].name + collate + " NOT NULL, ";
+  }
+  RunSql("CREATE TABLE " + t.q_meta + " (" + cols +
+         "cl bigint NOT NULL, ver bigint NOT NULL, hlc bigint NOT NULL, site integer NOT NULL, clk bytea, PRIMARY KEY (" +
+         ShadowKeyList(t.pk.size()) + "))");
+  // A member of the extension: DROP EXTENSION takes it along.
+  RunSql("ALTER EXTENSION deltasync ADD TABLE " + t.q_meta);
+}
+
+void DropShadowTable(const std::string& q_meta) {
+  RunSql("DO $$BEGIN IF to_regclass('" + q_meta + "') IS NOT NULL THEN ALTER EXTENSION deltasync DROP TABLE " + q_meta +
+         "; DROP TABLE " + q_meta + "; END IF; END$$");
+}
+
+void DropTriggers(Oid relid, const std::string& q_name) {
+  for (const char* s : kTriggerSuffixes) {
+    Args a;
+    a.Add(OIDOID, ObjectIdGetDatum(relid));
+    a.AddText(TriggerName(s));
+    if (RunSql("SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = $2", a) > 0)
+      RunSql("DROP TRIGGER " + TriggerName(s) + " ON " + q_name);
+  }
+}
+
+void CreateTriggers(Oid relid, const std::string& q_name) {
+  DropTriggers(relid, q_name);
+  RunSql("CREATE TRIGGER " + TriggerName("ins") + " AFTER INSERT ON " + q_name +
+         " REFERENCING NEW TABLE AS deltasync_new FOR EACH STATEMENT EXECUTE FUNCTION deltasync.capture()");
+  RunSql("CREATE TRIGGER " + TriggerName("del") + " AFTER DELETE ON " + q_name +
+         " REFERENCING OLD TABLE AS deltasync_old FOR EACH STATEMENT EXECUTE FUNCTION deltasync.capture()");
+  RunSql("CREATE TRIGGER " + TriggerName("upd") + " AFTER UPDATE ON " + q_name +
+         " REFERENCING OLD TABLE AS deltasync_old NEW TABLE AS deltasync_new FOR EACH STATEMENT"
+         " EXECUTE FUNCTION deltasync.capture()");
+  RunSql("CREATE TRIGGER " + TriggerName("trunc") + " AFTER TRUNCATE ON " + q_name +
+         " FOR EACH STATEMENT EXECUTE FUNCTION deltasync.capture()");
+}
+
+// Existing rows without a shadow row become changes written now by this site.
+uint64_t Backfill(const TableInfo& t, uint64_t hlc) {
+  Args a;
+  a.AddInt8(static_cast<int64_t>(hlc));
+  std::vector<std::string> qpk;
+  for (const auto& c : t.pk) qpk.push_back(QuoteIdent(c));
+  return RunSql("INSERT INTO " + t.q_meta + " (" + ShadowKeyList(t.pk.size()) + ", cl, ver, hlc, site) SELECT " +
+                    ColumnList(t.pk, "b.") + ", 1, nextval('deltasync.db_version'), $1, 0 FROM " + t.q_name +
+                    " AS b WHERE NOT EXISTS (SELECT 1 FROM " + t.q_meta + " AS m WHERE " +
+                    KeyEquality(t, "m", ShadowKeyNames(t.pk.size()), "b", qpk) + ")",
+                a);
+}
+
+}  // namespace
+
+}  // namespace deltasync
+
+using namespace deltasync;
+
+DELTASYNC_PG_FUNCTION(deltasync_enable) {
+  std::string requested = TextArg(fcinfo, 0, "deltasync_enable(table)");
+  SpiSession spi;
+  CatalogTable cat = LookUpCatalog(requested);
+  Backend& b = Backend::Get();
+  uint64_t hlc = b.BeginWrite();
+  Json result = {{"table", cat.name}};
+  {
+    AsOwner as;
+    // No write may slip between the backfill and the triggers.
+    RunSql("LOCK TABLE " + QuoteIdent(cat.schema) + "." + QuoteIdent(cat.name) + " IN SHARE ROW EXCLUSIVE MODE");
+    std::optional<TableInfo> known = b.TableByRelid(cat.relid);
+    Args a;
+    if (known) {
+      bool prefix = known->pk == cat.pk && known->cols.size() <= cat.cols.size() &&
+                    std::equal(known->cols.begin(), known->cols.end(), cat.cols.begin());
+      if (!prefix)
+        throw Error(ErrorCode::kInvalidArgument,
+                    "table \"" + cat.name +
+                        "\" changed in a way deltasync cannot follow (key or existing columns differ from when it was "
+                        "enabled); call deltasync_disable and deltasync_enable again");
+      bool added = known->cols.size() < cat.cols.size();
+      if (added) {
+        a.AddText(Json(cat.cols).dump());
+        a.AddInt4(known->id);
+        RunSql("UPDATE deltasync.tables SET columns = $1 WHERE id = $2", a);
+      }
+      result["changed"] = added;
+    } else {
+      RunSql("SELECT 1 FROM deltasync.tables WHERE name = $1", [&] {
+        Args n;
+        n.AddText(cat.name);
+        return n;
+      }());
+      if (SPI_processed > 0)
+        throw Error(ErrorCode::kInvalidArgument, "another table named \"" + cat.name +
+                                                     "\" (in another schema) is already tracked; payloads name tables "
+                                                     "without schema, so tracked table names must be unique");
+      RunSql("SELECT nextval('deltasync.table_id')");
+      int32 id = static_cast<int32>(ResultInt(0, 0));
+      a.AddInt4(id);
+      a.Add(OIDOID, ObjectIdGetDatum(cat.relid));
+      a.AddText(cat.name);
+      a.AddText(Json(cat.pk).dump());
+      a.AddText(Json(cat.cols).dump());
+      RunSql("INSERT INTO deltasync.tables(id, relid, name, pk, columns) VALUES ($1, $2, $3, $4, $5)", a);
+      result["changed"] = true;
+    }
+    std::optional<TableInfo> t = b.TableByRelid(cat.relid);
+    if (!t) throw Error(ErrorCode::kInternal, "table \"" + cat.name + "\" vanished while being enabled");
+    if (!known) CreateShadowTable(*t);
+    CreateTriggers(t->relid, t->q_name);
+    result["backfilled"] = Backfill(*t, hlc);
+  }
+  InvalidateCapture(cat.relid);
+  spi.Finish();
+  result["pk"] = cat.pk;
+  result["columns"] = cat.cols;
+  return JsonbResult(result);
+}
+
+DELTASYNC_PG_FUNCTION(deltasync_disable) {
+  std::string requested = TextArg(fcinfo, 0, "deltasync_disable(table)");
+  SpiSession spi;
+  CatalogTable cat = LookUpCatalog(requested);
+  Backend& b = Backend::Get();
+  std::optional<TableInfo> known = b.TableByRelid(cat.relid);
+  Json result = {{"table", cat.name}, {"changed", known.has_value()}};
+  if (known) {
+    AsOwner as;
+    DropTriggers(known->relid, known->q_name);
+    DropShadowTable(known->q_meta);
+    Args a;
+    a.AddInt4(known->id);
+    RunSql("DELETE FROM deltasync.tables WHERE id = $1", a);
+  }
+  InvalidateCapture(cat.relid);
+  spi.Finish();
+  return JsonbResult(result);
+}
+
+// On sql_drop: a dropped tracked table leaves no metadata behind; dropping a tracked
+// column is refused (its clocks are kept by position), as is anything that would drop a
+// shadow table on its own.
+DELTASYNC_PG_FUNCTION(deltasync_on_sql_drop) {
+  if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) throw Error(ErrorCode::kInvalidArgument, "deltasync.on_sql_drop() is an event trigger");
+  SpiSession spi;
+  AsOwner as;
+  RunSql("SELECT to_regclass('deltasync.tables') IS NULL", {});
+  if (ResultInt(0, 0) != 0) {  // the extension itself is being dropped
+    spi.Finish();
+    return PointerGetDatum(nullptr);
+  }
+  RunSql("SELECT t.id, t.name, d.objsubid, d.address_names[array_upper(d.address_names, 1)], t.pk, t.columns"
+         " FROM pg_event_trigger_dropped_objects() AS d JOIN deltasync.tables AS t ON t.relid = d.objid"
+         " WHERE d.classid = 'pg_class'::regclass", {});
+  struct Dropped {
+    int32 id;
+    std::string name, column;
+    bool tracked_column;
+  };
+  std::vector<Dropped> gone;
+  for (uint64_t r = 0; r < SPI_processed; ++r) {
+    Dropped d{static_cast<int32>(ResultInt(r, 0)), ResultText(r, 1), "", false};
+    if (ResultInt(r, 2) != 0) {
+      d.column = ResultText(r, 3);
+      std::string pk = ResultText(r, 4), cols = ResultText(r, 5);
+      auto names = nlohmann::json::parse(pk).get<std::vector<std::string>>();
+      auto more = nlohmann::json::parse(cols).get<std::vector<std::string>>();
+      names.insert(names.end(), more.begin(), more.end());
+      d.tracked_column = std::find(names.begin(), names.end(), d.column) != names.end();
+      if (!d.tracked_column) continue;
+    }
+    gone.push_back(d);
+  }
+  for (const Dropped& d : gone) {
+    if (d.tracked_column)
+      throw Error(ErrorCode::kInvalidArgument, "column \"" + d.column + "\" of tracked table \"" + d.name +
+                                                   "\" cannot be dropped; call deltasync_disable first");
+  }
+  for (const Dropped& d : gone) {
+    DropShadowTable("deltasync." + QuoteIdent("meta_" + std::to_string(d.id)));
+    Args a;
+    a.AddInt4(d.id);
+    RunSql("DELETE FROM deltasync.tables WHERE id = $1", a);
+  }
+  InvalidateCapture(InvalidOid);
+  spi.Finish();
+  return PointerGetDatum(nullptr);
+}

@@ -1,0 +1,318 @@
+// Per-backend state: identity, clocks, the writer lock and version horizon, site ordinals,
+// the tracked-table catalog.
+#include "pg_ext/pg_state.hpp"
+
+#include <nlohmann/json.hpp>
+
+extern "C" {
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "catalog/pg_operator.h"
+#include "utils/acl.h"
+#include "utils/syscache.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/resowner.h"
+#include "utils/typcache.h"
+}
+
+namespace deltasync {
+
+ShadowRow ReadShadowRow(const Rows& rows, uint64_t row, int first) {
+  ShadowRow r;
+  r.cl = rows.Int(row, first);
+  r.ver = rows.Int(row, first + 1);
+  if (r.cl & 1) {
+    std::string extras = rows.Text(row, first + 4);
+    r.clocks = RowClocks::Decode(static_cast<uint64_t>(rows.Int(row, first + 2)),
+                                 static_cast<uint32_t>(rows.Int(row, first + 3)), extras);
+    r.clocks.Resolve(r.ver, r.cl);
+  }
+  return r;
+}
+
+std::string ShadowKeyColumn(size_t k) { return "k" + std::to_string(k); }
+
+std::vector<std::string> ShadowKeyNames(size_t n) {
+  std::vector<std::string> out;
+  for (size_t k = 0; k < n; ++k) out.push_back(ShadowKeyColumn(k));
+  return out;
+}
+
+std::string ShadowKeyList(size_t n, const char* prefix) {
+  std::string out;
+  for (size_t k = 0; k < n; ++k) out += (k ? ", " : "") + std::string(prefix) + ShadowKeyColumn(k);
+  return out;
+}
+
+namespace {
+// The equality operator of a key column's type, as OPERATOR("schema".=).
+std::string EqOperator(const TableInfo& t, size_t k) {
+  std::string op;
+  PgTry([&] {
+    TypeCacheEntry* tc = lookup_type_cache(t.pk_types[k].type, TYPECACHE_EQ_OPR);
+    if (!OidIsValid(tc->eq_opr)) return;
+    HeapTuple tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(tc->eq_opr));
+    if (!HeapTupleIsValid(tup)) return;
+    auto* form = reinterpret_cast<Form_pg_operator>(GETSTRUCT(tup));
+    char* nsp = get_namespace_name(form->oprnamespace);
+    op = std::string("OPERATOR(") + QuoteIdent(nsp) + "." + NameStr(form->oprname) + ")";
+    ReleaseSysCache(tup);
+  });
+  if (op.empty())
+    throw Error(ErrorCode::kInvalidArgument, "key column \"" + t.pk[k] + "\" of \"" + t.name + "\" has a type without equality");
+  return op;
+}
+}  // namespace
+
+std::string KeyEquality(const TableInfo& t, const std::string& left, const std::vector<std::string>& left_cols,
+                        const std::string& right, const std::vector<std::string>& right_cols) {
+  std::string out;
+  for (size_t k = 0; k < t.pk.size(); ++k)
+    out += (k ? " AND " : "") + left + "." + left_cols[k] + " " + EqOperator(t, k) + " " + right + "." + right_cols[k];
+  return out;
+}
+
+std::string KeyParamEquality(const TableInfo& t, const std::vector<std::string>& cols, int first_param) {
+  std::string out;
+  for (size_t k = 0; k < t.pk.size(); ++k)
+    out += (k ? " AND " : "") + cols[k] + " " + EqOperator(t, k) + " $" + std::to_string(first_param + static_cast<int>(k));
+  return out;
+}
+
+Backend& Backend::Get() {
+  static Backend* b = new Backend();  // lives as long as the backend process
+  return *b;
+}
+
+Oid Backend::ExtensionOwner() {
+  if (OidIsValid(owner_)) return owner_;
+  RunSql("SELECT extowner FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'deltasync'", {});
+  if (SPI_processed != 1) throw Error(ErrorCode::kInternal, "the deltasync extension is not installed in this database");
+  owner_ = static_cast<Oid>(ResultInt(0, 0));
+  return owner_;
+}
+
+const SiteId& Backend::LocalSite() {
+  if (site_) return *site_;
+  AsOwner as;
+  RunSql("SELECT value FROM deltasync.settings WHERE name = 'site_id'", {});
+  if (SPI_processed != 1) throw Error(ErrorCode::kInternal, "deltasync.settings has no site_id");
+  site_ = SiteId::Parse(ResultText(0, 0));
+  return *site_;
+}
+
+int64_t Backend::SettingInt(const char* name, int64_t fallback) {
+  AsOwner as;
+  Args a;
+  a.AddText(name);
+  RunSql("SELECT value FROM deltasync.settings WHERE name = $1", a);
+  if (SPI_processed != 1) return fallback;
+  try {
+    return std::stoll(ResultText(0, 0));
+  } catch (const std::exception&) {
+    throw Error(ErrorCode::kInvalidArgument, std::string("setting ") + name + " in deltasync.settings is not an integer");
+  }
+}
+
+uint64_t Backend::BeginWrite() {
+  if (in_txn_) return txn_hlc_;
+  int64_t seen = 0;
+  uint64_t floor = 0;
+  {
+    AsOwner as;
+    RunSql("SELECT s.last_value, s.is_called, (SELECT value FROM deltasync.settings WHERE name = 'hlc')"
+           " FROM deltasync.db_version AS s", {});
+    seen = ResultInt(0, 1) ? ResultInt(0, 0) : 0;
+    std::string f = ResultText(0, 2);
+    floor = f.empty() ? 0 : std::stoull(f);
+  }
+  // The lock belongs to the top transaction, so a subtransaction's abort does not drop it
+  // while versions taken before it are still uncommitted.
+  PgTry([&] {
+    LOCKTAG tag;
+    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, kWriterLockClass, static_cast<uint32>(seen), 2);
+    ResourceOwner saved = CurrentResourceOwner;
+    CurrentResourceOwner = TopTransactionResourceOwner;
+    (void)LockAcquire(&tag, ShareLock, false, false);
+    CurrentResourceOwner = saved;
+  });
+  clock_.Observe(floor);
+  txn_hlc_ = clock_.Now(WallClockMillis());
+  in_txn_ = true;
+  return txn_hlc_;
+}
+
+void Backend::RefreshTxnHlc() {
+  if (in_txn_) txn_hlc_ = clock_.Now(WallClockMillis());
+}
+
+void Backend::PersistClock(uint64_t hlc) {
+  AsOwner as;
+  Args a;
+  a.AddInt8(static_cast<int64_t>(hlc));
+  RunSql("UPDATE deltasync.settings SET value = GREATEST(value::int8, $1)::text WHERE name = 'hlc'", a);
+}
+
+int64_t Backend::SafeVersion() {
+  int64_t last = 0;
+  {
+    AsOwner as;
+    RunSql("SELECT last_value, is_called FROM deltasync.db_version", {});
+    last = ResultInt(0, 1) ? ResultInt(0, 0) : 0;
+  }
+  // Every writer still running holds the writer lock with the counter it saw before its
+  // first version (docs/postgresql.md): versions at or below the smallest such counter
+  // all belong to finished transactions.
+  int64_t safe = last;
+  PgTry([&] {
+    LockData* locks = GetLockStatusData();
+    for (int k = 0; k < locks->nelements; ++k) {
+      const LockInstanceData& l = locks->locks[k];
+      if (l.locktag.locktag_type != LOCKTAG_ADVISORY || l.locktag.locktag_field1 != MyDatabaseId ||
+          l.locktag.locktag_field2 != kWriterLockClass || l.locktag.locktag_field4 != 2 || l.pid == MyProcPid)
+        continue;
+      // The key holds the low 32 bits; the counter it stands for is the one nearest `last`.
+      int64_t low = static_cast<int64_t>(l.locktag.locktag_field3);
+      int64_t delta = static_cast<int32>(static_cast<uint32>(low - last));
+      int64_t seen = last + delta;
+      if (seen < safe) safe = seen;
+    }
+  });
+  return safe < 0 ? 0 : safe;
+}
+
+void Backend::LoadSites() {
+  AsOwner as;
+  RunSql("SELECT ord, site_id FROM deltasync.sites ORDER BY ord", {});
+  sites_.clear();
+  site_ords_.clear();
+  for (uint64_t r = 0; r < SPI_processed; ++r) {
+    auto ord = static_cast<uint32_t>(ResultInt(r, 0));
+    SiteId s = SiteId::FromBytes(ResultText(r, 1));
+    if (sites_.size() <= ord) sites_.resize(ord + 1);
+    sites_[ord] = s;
+    site_ords_[s] = ord;
+  }
+  sites_loaded_ = true;
+}
+
+uint32_t Backend::SiteOrdinal(const SiteId& site) {
+  if (!sites_loaded_) LoadSites();
+  auto it = site_ords_.find(site);
+  if (it != site_ords_.end()) return it->second;
+  {
+    AsOwner as;
+    Args a;
+    a.AddBytea(site.View());
+    RunSql("INSERT INTO deltasync.sites(ord, site_id) VALUES (nextval('deltasync.site_ord'), $1)"
+           " ON CONFLICT (site_id) DO NOTHING", a);
+  }
+  LoadSites();
+  it = site_ords_.find(site);
+  if (it == site_ords_.end()) throw Error(ErrorCode::kInternal, "cannot register site " + site.ToString());
+  return it->second;
+}
+
+const SiteId& Backend::SiteOf(uint32_t ordinal) {
+  if (!sites_loaded_ || ordinal >= sites_.size()) LoadSites();
+  if (ordinal >= sites_.size()) throw Error(ErrorCode::kInternal, "unknown site ordinal " + std::to_string(ordinal));
+  return sites_[ordinal];
+}
+
+void Backend::EndTxn(bool aborted) {
+  in_txn_ = false;
+  if (aborted) sites_loaded_ = false;
+}
+
+namespace {
+
+std::vector<std::string> JsonNames(const std::string& text) {
+  return nlohmann::json::parse(text).get<std::vector<std::string>>();
+}
+
+std::vector<TableInfo> ReadTables(const char* where, const Args& args) {
+  std::vector<TableInfo> out;
+  {
+    AsOwner as;
+    RunSql(std::string("SELECT t.id, t.relid, t.name, t.pk, t.columns, c.oid IS NULL, n.nspname, c.relowner,"
+                       " c.relrowsecurity, c.relforcerowsecurity FROM deltasync.tables AS t"
+                       " LEFT JOIN pg_class AS c ON c.oid = t.relid LEFT JOIN pg_namespace AS n ON n.oid = c.relnamespace ") +
+               where + " ORDER BY t.id",
+           args);
+    for (uint64_t r = 0; r < SPI_processed; ++r) {
+      TableInfo t;
+      t.id = static_cast<int32>(ResultInt(r, 0));
+      t.relid = static_cast<Oid>(ResultInt(r, 1));
+      t.name = ResultText(r, 2);
+      t.pk = JsonNames(ResultText(r, 3));
+      t.cols = JsonNames(ResultText(r, 4));
+      t.dropped = ResultInt(r, 5) != 0;
+      t.q_name = t.dropped ? "" : QuoteIdent(ResultText(r, 6)) + "." + QuoteIdent(t.name);
+      t.owner = static_cast<Oid>(ResultInt(r, 7));
+      t.rls = ResultInt(r, 8) != 0;
+      t.force_rls = ResultInt(r, 9) != 0;
+      t.q_meta = "deltasync." + QuoteIdent("meta_" + std::to_string(t.id));
+      out.push_back(std::move(t));
+    }
+  }
+  for (TableInfo& t : out) {
+    if (t.dropped) continue;
+    auto type_of = [&](const std::string& col) {
+      Oid type = InvalidOid, coll = InvalidOid;
+      int32 typmod = -1;
+      PgTry([&] {
+        AttrNumber att = get_attnum(t.relid, col.c_str());
+        if (att != InvalidAttrNumber) get_atttypetypmodcoll(t.relid, att, &type, &typmod, &coll);
+      });
+      if (!OidIsValid(type))
+        throw Error(ErrorCode::kInvalidArgument, "column \"" + col + "\" of tracked table \"" + t.name +
+                                                     "\" is gone; call deltasync_disable and deltasync_enable again");
+      return MakeColType(type, typmod);
+    };
+    for (const auto& c : t.pk) t.pk_types.push_back(type_of(c));
+    for (const auto& c : t.cols) t.col_types.push_back(type_of(c));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<TableInfo> Backend::LoadTables() {
+  // Text values travel as UTF-8 and are stored as they are.
+  if (GetDatabaseEncoding() != PG_UTF8)
+    throw Error(ErrorCode::kInvalidArgument, "the database encoding must be UTF8 for deltasync");
+  return ReadTables("", Args{});
+}
+
+std::optional<TableInfo> Backend::TableByRelid(Oid relid) {
+  Args a;
+  a.Add(OIDOID, ObjectIdGetDatum(relid));
+  auto v = ReadTables("WHERE t.relid = $1", a);
+  if (v.empty()) return std::nullopt;
+  return std::move(v.front());
+}
+
+void CheckAccess(const TableInfo& t, Access access) {
+  Oid user = GetUserId();
+  bool ok = false, owner = false, bypass = false;
+  PgTry([&] {
+    owner = has_privs_of_role(user, t.owner);
+    bypass = has_bypassrls_privilege(user);
+    ok = access == Access::kWrite ? owner : pg_class_aclcheck(t.relid, user, ACL_SELECT) == ACLCHECK_OK;
+  });
+  if (!ok)
+    throw PgError(ERRCODE_INSUFFICIENT_PRIVILEGE, ErrorCode::kInvalidArgument,
+                  access == Access::kWrite
+                      ? "permission denied: applying changes to \"" + t.name + "\" needs the privileges of its owner"
+                      : "permission denied: reading the changes of \"" + t.name + "\" needs SELECT on it");
+  if (t.force_rls || (t.rls && !owner && !bypass))
+    throw PgError(ERRCODE_INSUFFICIENT_PRIVILEGE, ErrorCode::kInvalidArgument,
+                  "table \"" + t.name + "\" has row-level security: only its owner (without FORCE ROW LEVEL SECURITY) "
+                  "or a role with BYPASSRLS may sync it, since a site must hold every row");
+}
+
+}  // namespace deltasync

@@ -1,0 +1,124 @@
+#pragma once
+// Per-backend state of the PostgreSQL extension: the site's identity and clock, the
+// per-transaction write state (clock, writer lock), site ordinals, the catalog of tracked
+// tables, and the version horizon that makes reading by version safe under concurrent,
+// out-of-order commits (docs/postgresql.md, "Versions under concurrency").
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/hlc.hpp"
+#include "common/row_clocks.hpp"
+#include "common/site_id.hpp"
+#include "pg_ext/pg_spi.hpp"
+#include "pg_ext/pg_values.hpp"
+
+namespace deltasync {
+
+// The advisory lock class (first key) writers hold, shared, for the rest of their
+// transaction; the second key is the version counter they saw before their first version.
+inline constexpr uint32 kWriterLockClass = 0x64656c74;  // "delt"
+
+// A tracked table as deltasync.tables records it, resolved against the catalog.
+struct TableInfo {
+  int32 id = 0;
+  Oid relid = InvalidOid;
+  std::string name;  // the name in payloads: the relation's name, without schema
+  std::vector<std::string> pk;
+  std::vector<std::string> cols;  // non-key columns, in table order
+  std::vector<ColType> pk_types, col_types;
+  std::string q_name;  // schema-qualified, quoted
+  std::string q_meta;  // deltasync."meta_<id>"
+  Oid owner = InvalidOid;
+  bool dropped = false;  // the base table is gone (the drop event trigger removes it)
+  bool rls = false, force_rls = false;
+};
+
+// The columns of a shadow row after its key, in the order ReadShadowRow expects them.
+inline constexpr const char* kShadowColumns = "cl, ver, hlc, site, clk";
+struct ShadowRow {
+  int64_t cl = 0;
+  int64_t ver = 0;
+  RowClocks clocks;
+};
+// Reads cl, ver, hlc, site, clk from row `row` of `rows`, starting at column `first`.
+ShadowRow ReadShadowRow(const Rows& rows, uint64_t row, int first);
+
+std::string ShadowKeyColumn(size_t k);                   // k0, k1, ...
+std::string ShadowKeyList(size_t n, const char* prefix = "");  // "k0, k1" or "m.k0, m.k1"
+// "l.k0 OPERATOR(s.=) r.x AND ...": key equality with each key type's own operator,
+// schema-qualified, so no search_path can substitute another.
+std::string KeyEquality(const TableInfo& t, const std::string& left, const std::vector<std::string>& left_cols,
+                        const std::string& right, const std::vector<std::string>& right_cols);
+// "k0 OPERATOR(s.=) $1 AND ...": the same against parameters.
+std::string KeyParamEquality(const TableInfo& t, const std::vector<std::string>& cols, int first_param);
+std::vector<std::string> ShadowKeyNames(size_t n);
+
+class Backend {
+ public:
+  static Backend& Get();
+
+  // True while deltasync_apply writes: the capture trigger then records nothing.
+  bool applying = false;
+
+  Oid ExtensionOwner();
+  const SiteId& LocalSite();
+
+  // The first local write of a transaction takes the writer lock and the transaction's
+  // clock; later ones reuse them. Returns the transaction's clock.
+  uint64_t BeginWrite();
+  // Makes later local writes in this transaction newer than every clock seen so far.
+  void RefreshTxnHlc();
+  HlcClock& clock() { return clock_; }
+  // Persists a clock floor other backends start their transactions above.
+  void PersistClock(uint64_t hlc);
+
+  // The highest version V such that every change with a version <= V is committed or gone:
+  // versions held by transactions still running are above it. A safe `since` cursor.
+  int64_t SafeVersion();
+
+  uint32_t SiteOrdinal(const SiteId& site);  // registers unseen sites
+  const SiteId& SiteOf(uint32_t ordinal);
+
+  std::vector<TableInfo> LoadTables();
+  std::optional<TableInfo> TableByRelid(Oid relid);
+
+  int64_t SettingInt(const char* name, int64_t fallback);
+
+  // Transaction end (xact callback): the per-transaction state ends; after an abort the
+  // site ordinals this backend registered may be gone too.
+  void EndTxn(bool aborted);
+  void ForgetSites() { sites_loaded_ = false; }
+
+  // The last error of a network call per hub (empty after a success), with its time.
+  void RecordHubError(const std::string& hub, const std::string& message) {
+    hub_errors_[hub] = {static_cast<int64_t>(WallClockMillis()), message};
+  }
+  const std::unordered_map<std::string, std::pair<int64_t, std::string>>& hub_errors() const { return hub_errors_; }
+
+ private:
+  void LoadSites();
+  Oid owner_ = InvalidOid;
+  std::optional<SiteId> site_;
+  HlcClock clock_;
+  bool in_txn_ = false;
+  uint64_t txn_hlc_ = 0;
+  bool sites_loaded_ = false;
+  std::vector<SiteId> sites_;
+  std::unordered_map<SiteId, uint32_t, SiteIdHash> site_ords_;
+  std::unordered_map<std::string, std::pair<int64_t, std::string>> hub_errors_;
+};
+
+// Runs its scope's statements as the extension's owner (internal tables) ...
+class AsOwner : public AsRole {
+ public:
+  AsOwner() : AsRole(Backend::Get().ExtensionOwner()) {}
+};
+
+// Checks the current user's privilege on a tracked table; throws 42501 otherwise.
+enum class Access { kRead, kWrite };
+void CheckAccess(const TableInfo& t, Access access);
+
+}  // namespace deltasync

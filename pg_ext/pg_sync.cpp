@@ -1,0 +1,155 @@
+// deltasync_push, deltasync_pull and deltasync_sync from inside a backend: common/sync_client
+// does the protocol, this file keeps the records (deltasync.hubs, deltasync.hub_echo).
+// A transfer polls for query cancel and statement_timeout, so neither waits on a hub that
+// never answers.
+#include "common/hlc.hpp"
+#include "common/sync_client.hpp"
+#include "pg_ext/pg_changes.hpp"
+#include "pg_ext/pg_functions.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+}
+
+namespace deltasync {
+
+namespace {
+
+using Json = nlohmann::json;
+
+class PgSyncSite : public SyncSite {
+ public:
+  SiteId LocalSite() override { return Backend::Get().LocalSite(); }
+
+  HubRecord LoadHub(const std::string& key) override {
+    AsOwner as;
+    Args a;
+    a.AddText(key);
+    RunSql("INSERT INTO deltasync.hubs(hub) VALUES ($1) ON CONFLICT DO NOTHING", a);
+    RunSql("SELECT hub_id, push_cursor, pull_cursor FROM deltasync.hubs WHERE hub = $1", a);
+    HubRecord h;
+    if (SPI_processed == 1) {
+      h.hub_id = ResultText(0, 0);
+      h.push_cursor = ResultInt(0, 1);
+      h.pull_cursor = ResultInt(0, 2);
+    }
+    return h;
+  }
+
+  void SetHubId(const std::string& key, const std::string& id, bool reset) override {
+    AsOwner as;
+    Args a;
+    a.AddText(key);
+    a.AddText(id);
+    RunSql(reset ? "UPDATE deltasync.hubs SET hub_id = $2, push_cursor = 0, pull_cursor = 0 WHERE hub = $1"
+                 : "UPDATE deltasync.hubs SET hub_id = $2 WHERE hub = $1",
+           a);
+    if (reset) {
+      Args k;
+      k.AddText(key);
+      RunSql("DELETE FROM deltasync.hub_echo WHERE hub = $1", k);
+    }
+  }
+
+  VersionRanges EchoRanges(const std::string& key, int64_t above) override {
+    AsOwner as;
+    Args a;
+    a.AddText(key);
+    a.AddInt8(above);
+    RunSql("SELECT lo, hi FROM deltasync.hub_echo WHERE hub = $1 AND hi > $2", a);
+    VersionRanges echo;
+    for (uint64_t r = 0; r < SPI_processed; ++r) echo.emplace_back(ResultInt(r, 0), ResultInt(r, 1));
+    return echo;
+  }
+
+  Payload Collect(int64_t since, const VersionRanges& exclude) override { return CollectChanges(since, exclude); }
+
+  void PushDone(const std::string& key, int64_t until) override {
+    AsOwner as;
+    Args a;
+    a.AddText(key);
+    a.AddInt8(until);
+    a.AddInt8(static_cast<int64_t>(WallClockMillis()));
+    // Two backends pushing at once: the cursor never moves back.
+    RunSql("UPDATE deltasync.hubs SET push_cursor = GREATEST(push_cursor, $2), last_sync_ms = $3 WHERE hub = $1", a);
+    Args prune;
+    prune.AddText(key);
+    prune.AddInt8(until);
+    RunSql("DELETE FROM deltasync.hub_echo WHERE hub = $1 AND hi <= $2", prune);
+  }
+
+  ApplyResult ApplyPage(const std::string& key, const Payload& page, bool move_cursor) override {
+    ApplyResult r = ApplyPayload(page);
+    AsOwner as;
+    if (r.first_ver != 0) {
+      Args e;
+      e.AddText(key);
+      e.AddInt8(r.first_ver);
+      e.AddInt8(r.last_ver);
+      RunSql("INSERT INTO deltasync.hub_echo(hub, lo, hi) VALUES ($1, $2, $3)", e);
+    }
+    if (move_cursor) {
+      Args c;
+      c.AddText(key);
+      c.AddInt8(page.until);
+      c.AddInt8(static_cast<int64_t>(WallClockMillis()));
+      RunSql("UPDATE deltasync.hubs SET pull_cursor = GREATEST(pull_cursor, $2), last_sync_ms = $3 WHERE hub = $1", c);
+    }
+    return r;
+  }
+};
+
+SyncOptions OptionsArg(FunctionCallInfo fcinfo) {
+  if (PG_NARGS() < 2 || PG_ARGISNULL(1)) return SyncOptions{};
+  std::string text;
+  PgTry([&] {
+    Jsonb* j = PG_GETARG_JSONB_P(1);
+    char* s = JsonbToCString(nullptr, &j->root, VARSIZE(j));
+    text = s;
+    pfree(s);
+  });
+  return ParseSyncOptions(text);
+}
+
+template <typename Body>
+Datum RunSync(FunctionCallInfo fcinfo, const char* fn, Body&& body) {
+  std::string url = TextArg(fcinfo, 0, (std::string(fn) + "(url)").c_str());
+  SyncOptions options = OptionsArg(fcinfo);
+  // libcurl polls this; a cancel or statement_timeout sets QueryCancelPending.
+  options.http.should_abort = [] { return QueryCancelPending || ProcDiePending; };
+  SpiSession spi;
+  PgSyncSite site;
+  HubLink link(site, url, std::move(options));
+  Json result;
+  try {
+    result = body(link);
+    Backend::Get().RecordHubError(link.key(), "");
+  } catch (const Error& e) {
+    Backend::Get().RecordHubError(link.key(), e.what());
+    throw;
+  }
+  spi.Finish();
+  return JsonbResult(result);
+}
+
+}  // namespace
+
+}  // namespace deltasync
+
+using namespace deltasync;
+
+DELTASYNC_PG_FUNCTION(deltasync_push) {
+  return RunSync(fcinfo, "deltasync_push", [](HubLink& l) { return l.Push(); });
+}
+
+DELTASYNC_PG_FUNCTION(deltasync_pull) {
+  return RunSync(fcinfo, "deltasync_pull", [](HubLink& l) { return l.Pull(); });
+}
+
+DELTASYNC_PG_FUNCTION(deltasync_sync) {
+  return RunSync(fcinfo, "deltasync_sync", [](HubLink& l) { return l.Sync(); });
+}
