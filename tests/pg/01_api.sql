@@ -1,0 +1,36 @@
+-- The SQL API of SPEC section 5 on PostgreSQL: the exact function set, the identity
+-- functions, argument errors.
+BEGIN;
+SELECT plan(16);
+
+SELECT is(
+  (SELECT array_agg(DISTINCT proname::text ORDER BY proname::text) FROM pg_proc
+    WHERE proname LIKE 'deltasync%' AND pronamespace = 'public'::regnamespace),
+  ARRAY['deltasync_apply', 'deltasync_changes', 'deltasync_db_version', 'deltasync_disable', 'deltasync_enable',
+        'deltasync_pull', 'deltasync_push', 'deltasync_site_id', 'deltasync_status', 'deltasync_sync',
+        'deltasync_version'],
+  'the extension schema holds exactly the SPEC section 5 functions');
+SELECT is(
+  (SELECT array_agg(proname::text ORDER BY proname::text) FROM pg_proc WHERE pronamespace = 'deltasync'::regnamespace),
+  ARRAY['capture', 'clk_set', 'ne', 'on_sql_drop'],
+  'internal functions live in schema deltasync');
+SELECT has_function('deltasync_push', ARRAY['text', 'jsonb'], 'push takes (url, options)');
+SELECT is(deltasync_version(), (SELECT extversion FROM pg_extension WHERE extname = 'deltasync'), 'version is the extension version');
+SELECT matches(deltasync_site_id(), '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$', 'site id is a canonical v4 UUID');
+SELECT is(deltasync_site_id(), deltasync_site_id(), 'site id is stable');
+SELECT isnt(deltasync_site_id(),
+  (SELECT s FROM dblink(:'other', 'SELECT deltasync_site_id()') AS t(s text)), 'each database is its own site');
+SELECT is(deltasync_db_version(), 0::bigint, 'a new site starts at db_version 0');
+
+SELECT throws_like($$SELECT deltasync_enable(NULL)$$, 'deltasync: deltasync_enable(table) expects text%', 'enable(NULL)');
+SELECT throws_like($$SELECT deltasync_enable('no_such_table')$$, 'deltasync: no such table: "no_such_table"', 'enable of a missing table');
+SELECT throws_like($$SELECT deltasync_changes(-1)$$, 'deltasync: deltasync_changes(since): since must be >= 0', 'negative since');
+SELECT throws_like($$SELECT deltasync_apply('not json')$$, 'deltasync: %', 'malformed payload');
+SELECT throws_ok($$SELECT deltasync_apply('{"format":"deltasync","version":99}')$$, NULL, NULL, 'unknown payload version is refused');
+SELECT throws_like($$SELECT deltasync_push('ftp://x/nodes/a')$$, 'deltasync: invalid hub url%', 'push with a bad url');
+SELECT throws_like(format('SELECT deltasync_sync(%L, %L)', :'hub' || '/nodes/n1', '{"bogus": 1}'),
+  'deltasync: unknown option "bogus"', 'unknown option');
+SELECT is((deltasync_status()->>'site_id'), deltasync_site_id(), 'status names the site');
+
+SELECT * FROM finish();
+ROLLBACK;
