@@ -1,5 +1,6 @@
 -- Capture: enable/disable, what each kind of write records, and what is refused.
 BEGIN;
+SET LOCAL client_min_messages = warning;
 SELECT plan(38);
 
 CREATE TABLE items (id text PRIMARY KEY, name text, qty int);

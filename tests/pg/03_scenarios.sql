@@ -1,6 +1,7 @@
 -- SPEC section 3 between two PostgreSQL sites: ds_a (this session) and ds_b (dblink).
 -- Payloads travel as deltasync_changes / deltasync_apply; every rule is checked on both.
 BEGIN;
+SET LOCAL client_min_messages = warning;
 SELECT plan(27);
 SELECT dblink_connect('b', :'other');
 

@@ -1,6 +1,7 @@
 -- Push, pull and sync through a real hub (deltasync serve on 127.0.0.1), between ds_a (this
 -- session) and ds_b (dblink); a hub that never answers cannot hang a backend.
 BEGIN;
+SET LOCAL client_min_messages = warning;
 SELECT plan(17);
 SELECT dblink_connect('b', :'other');
 SELECT :'hub' || '/nodes/pg_sync' AS url \gset

@@ -1,0 +1,59 @@
+-- Who may do what (docs/postgresql.md, "Privileges"), and DROP EXTENSION.
+BEGIN;
+SET LOCAL client_min_messages = warning;
+SELECT plan(14);
+
+CREATE ROLE ds_owner;
+CREATE ROLE ds_reader;
+CREATE ROLE ds_stranger;
+CREATE TABLE priv (id int PRIMARY KEY, v text);
+ALTER TABLE priv OWNER TO ds_owner;
+GRANT SELECT ON priv TO ds_reader;
+GRANT INSERT, UPDATE, DELETE, SELECT ON priv TO ds_stranger;
+GRANT USAGE ON SCHEMA public TO ds_owner, ds_reader, ds_stranger;
+
+SET ROLE ds_stranger;
+SELECT throws_ok($$SELECT deltasync_enable('priv')$$, '42501', NULL, 'only the owner may enable a table');
+RESET ROLE;
+SET ROLE ds_owner;
+SELECT lives_ok($$SELECT deltasync_enable('priv')$$, 'its owner may');
+INSERT INTO priv VALUES (1, 'by owner');
+RESET ROLE;
+SET ROLE ds_stranger;
+SELECT lives_ok($$INSERT INTO priv VALUES (2, 'by a writer')$$, 'a role with write privileges writes and is captured');
+SELECT throws_ok($$SELECT deltasync_disable('priv')$$, '42501', NULL, 'only the owner may disable it');
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM deltasync.meta_1 WHERE cl = 1), 2, 'both writes were captured');
+SELECT deltasync_changes(0) AS payload \gset
+
+SET ROLE ds_reader;
+SELECT lives_ok($$SELECT deltasync_changes(0)$$, 'a role with SELECT may read the changes');
+SELECT throws_ok(format('SELECT deltasync_apply(%L)', :'payload'), '42501', NULL, 'applying needs the owner''s privileges');
+SELECT throws_ok($$SELECT * FROM deltasync.settings$$, '42501', NULL, 'internal tables are not readable directly');
+RESET ROLE;
+REVOKE SELECT ON priv FROM ds_stranger;
+SET ROLE ds_stranger;
+SELECT throws_ok($$SELECT deltasync_changes(0)$$, '42501', NULL, 'without SELECT, no changes');
+RESET ROLE;
+
+ALTER TABLE priv ENABLE ROW LEVEL SECURITY;
+CREATE POLICY only_one ON priv FOR SELECT USING (id = 1);
+SET ROLE ds_reader;
+SELECT throws_like($$SELECT deltasync_changes(0)$$, 'deltasync: table "priv" has row-level security%',
+  'row-level security: a role that would see only some rows cannot sync the table');
+RESET ROLE;
+SET ROLE ds_owner;
+SELECT lives_ok($$SELECT deltasync_changes(0)$$, 'its owner (not subject to its policies) can');
+RESET ROLE;
+ALTER TABLE priv FORCE ROW LEVEL SECURITY;
+SET ROLE ds_owner;
+SELECT throws_like($$SELECT deltasync_changes(0)$$, 'deltasync: table "priv" has row-level security%',
+  'with FORCE ROW LEVEL SECURITY nobody but a BYPASSRLS role syncs it');
+RESET ROLE;
+
+DROP EXTENSION deltasync CASCADE;
+SELECT is((SELECT count(*)::int FROM pg_trigger WHERE tgname LIKE 'deltasync%'), 0, 'DROP EXTENSION CASCADE removes every trigger');
+SELECT hasnt_schema('deltasync', 'and every internal object');
+
+SELECT * FROM finish();
+ROLLBACK;
