@@ -10,7 +10,7 @@ SELECT is(deltasync_enable('items'),
   'enable reports the table, its key and columns; existing rows become changes');
 SELECT is(deltasync_enable('items')->'changed', 'false'::jsonb, 'enable again changes nothing');
 SELECT is((deltasync_enable('public.items')->>'backfilled')::int, 0, 'a schema-qualified name works; nothing to backfill twice');
-SELECT has_table('deltasync', 'meta_1', 'the shadow table lives in schema deltasync');
+SELECT has_table('deltasync', (SELECT 'meta_' || id FROM deltasync.tables WHERE name = 'items'), 'the shadow table lives in schema deltasync');
 SELECT is((SELECT count(*)::int FROM pg_trigger WHERE tgrelid = 'items'::regclass AND tgname LIKE 'deltasync_%'), 4,
   'four capture triggers: insert, delete, update, truncate');
 
@@ -52,7 +52,8 @@ SELECT deltasync_db_version() AS v6 \gset
 INSERT INTO items VALUES ('c', 'x', 0) ON CONFLICT (id) DO UPDATE SET qty = 99;
 SELECT is(pg_temp.cols_of(deltasync_changes(:v6), 'c'), '{1}', 'INSERT ... ON CONFLICT DO UPDATE is captured as an update');
 UPDATE items SET qty = 7 WHERE id = 'a';
-SELECT is((SELECT count(*)::int FROM deltasync.meta_1), 4, 'one shadow row per key ever seen (pre, a, b, c)');
+SELECT format('deltasync.meta_%s', id) AS items_meta FROM deltasync.tables WHERE name = 'items' \gset
+SELECT is((SELECT count(*)::int FROM :items_meta), 4, 'one shadow row per key ever seen (pre, a, b, c)');
 SELECT deltasync_db_version() AS v7 \gset
 TRUNCATE items;
 SELECT is((SELECT count(*)::int FROM jsonb_array_elements((deltasync_changes(:v7)::jsonb)->'tables'->0->'rows') r

@@ -23,7 +23,8 @@ SET ROLE ds_stranger;
 SELECT lives_ok($$INSERT INTO priv VALUES (2, 'by a writer')$$, 'a role with write privileges writes and is captured');
 SELECT throws_ok($$SELECT deltasync_disable('priv')$$, '42501', NULL, 'only the owner may disable it');
 RESET ROLE;
-SELECT is((SELECT count(*)::int FROM deltasync.meta_1 WHERE cl = 1), 2, 'both writes were captured');
+SELECT format('deltasync.meta_%s', id) AS meta FROM deltasync.tables WHERE name = 'priv' \gset
+SELECT is((SELECT count(*)::int FROM :meta WHERE cl = 1), 2, 'both writes were captured');
 SELECT deltasync_changes(0) AS payload \gset
 
 SET ROLE ds_reader;

@@ -37,5 +37,5 @@ BH=$(head -1 "$TMP/blackhole.port")
 [ -n "$PORT" ] && [ -n "$BH" ] || { echo "hub or listener did not start"; cat "$TMP/hub.log"; exit 1; }
 
 OTHER="host=${PGHOST:-localhost} port=${PGPORT:-5432} dbname=ds_b user=${PGUSER:-postgres} password=${PGPASSWORD:-}"
-pg_prove -d ds_a --set "hub=http://127.0.0.1:$PORT" --set "blackhole=http://127.0.0.1:$BH" --set "other=$OTHER" \
+pg_prove --shuffle -d ds_a --set "hub=http://127.0.0.1:$PORT" --set "blackhole=http://127.0.0.1:$BH" --set "other=$OTHER" \
   "${SUITES[@]}"
