@@ -45,8 +45,8 @@ class FlagGuard {
 // The statements that apply one payload table into one local table.
 class TableApplier {
  public:
-  TableApplier(const TableInfo& t, const TableChanges& tc, const std::vector<uint32_t>& site_ords, Oid version_seq)
-      : t_(t), tc_(tc), site_ords_(site_ords), version_seq_(version_seq), nk_(static_cast<int>(t.pk.size())) {
+  TableApplier(const TableInfo& t, const TableChanges& tc, const std::vector<uint32_t>& site_ords)
+      : t_(t), tc_(tc), site_ords_(site_ords), nk_(static_cast<int>(t.pk.size())) {
     MapColumns();
     std::vector<Oid> key_types;
     for (const ColType& c : t_.pk_types) key_types.push_back(c.type);
@@ -94,8 +94,7 @@ class TableApplier {
     if (m.existed && !m.exists) DeleteRow(key);
     if (m.exists) UpsertRow(r, key, winners, !m.existed);
 
-    int64_t ver = 0;
-    PgTry([&] { ver = nextval_internal(version_seq_, false); });
+    int64_t ver = b.NextVersion();
     if (counts.first_ver == 0) counts.first_ver = ver;
     counts.last_ver = ver;
     if (!m.exists) {
@@ -212,7 +211,6 @@ class TableApplier {
   const TableInfo& t_;
   const TableChanges& tc_;
   const std::vector<uint32_t>& site_ords_;
-  Oid version_seq_;
   std::vector<uint32_t> col_map_;  // payload column index -> local column index
   int nk_;
   Plan get_meta_, put_meta_, delete_;
@@ -275,8 +273,6 @@ ApplyResult ApplyPayload(const Payload& p) {
   }
   std::sort(touched.begin(), touched.end(), [](const TableInfo* x, const TableInfo* y) { return x->id < y->id; });
   b.BeginWrite();
-  Oid version_seq = InvalidOid;
-  PgTry([&] { version_seq = get_relname_relid("db_version", get_namespace_oid("deltasync", false)); });
 
   FlagGuard applying(b.applying);
   SubTransaction sub;
@@ -293,7 +289,7 @@ ApplyResult ApplyPayload(const Payload& p) {
     std::vector<uint32_t> site_ords;
     for (const SiteId& s : p.sites) site_ords.push_back(b.SiteOrdinal(s));
     for (const auto& [tc, t] : work) {
-      TableApplier applier(*t, *tc, site_ords, version_seq);
+      TableApplier applier(*t, *tc, site_ords);
       for (const RowChanges& r : tc->rows) applier.Apply(r, counts);
     }
     if (max_hlc != 0) {

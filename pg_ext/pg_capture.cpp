@@ -40,7 +40,7 @@ std::string ShadowUpsertSql(const TableInfo& t, const std::string& source, const
   std::string keys = ShadowKeyList(t.pk.size());
   std::string cl = appears ? "m.cl + 1 - (m.cl & 1)" : "m.cl + (m.cl & 1)";
   return "INSERT INTO " + t.q_meta + " AS m (" + keys + ", cl, ver, hlc, site, clk) SELECT " +
-         ColumnList(t.pk, "s.") + ", " + (appears ? "1" : "2") + ", nextval('deltasync.db_version'), $1, 0, NULL FROM " +
+         ColumnList(t.pk, "s.") + ", " + (appears ? "1" : "2") + ", deltasync.next_version(), $1, 0, NULL FROM " +
          source + " AS s" + (where.empty() ? "" : " WHERE " + where) + " ON CONFLICT (" + keys + ") DO UPDATE SET cl = " +
          cl + ", ver = excluded.ver, hlc = excluded.hlc, site = 0, clk = NULL";
 }
@@ -83,8 +83,12 @@ CaptureEntry* Lookup(Oid relid) {
 
 const std::vector<Oid> kHlcArg = {INT8OID};
 
+// Plans are prepared with the pinned search_path and keep it when PostgreSQL re-plans them,
+// so running them needs only the owner's identity.
 void Prepare(Plan& p, const std::string& sql) {
-  if (!p.Ready()) p.Prepare(sql, kHlcArg);
+  if (p.Ready()) return;
+  AsOwner as;
+  p.Prepare(sql, kHlcArg);
 }
 
 // Bit k of mask g is set when column 62*g + k differs between o and n.
@@ -117,19 +121,19 @@ void OnUpdate(CaptureEntry& e, const Args& args) {
       }
       sel += " FROM deltasync_old AS o JOIN deltasync_new AS n ON " + on;
       Prepare(e.update, "UPDATE " + t.q_meta +
-                            " AS m SET ver = nextval('deltasync.db_version'), clk = deltasync.clk_set(m.hlc, m.site, m.clk, "
+                            " AS m SET ver = deltasync.next_version(), clk = deltasync.clk_set(m.hlc, m.site, m.clk, "
                             "m.cl, m.ver, $1" + mask_args + ") FROM (" + sel + ") AS d WHERE " +
                             KeyEquality(t, "m", ShadowKeyNames(t.pk.size()), "d", Quoted(t.pk)) + " AND (" + any + ") <> 0");
     }
     e.update.Run(args);
   }
   // A key change is a delete of the old key and an insert of the new one; keys present on
-  // both sides were paired above.
-  Prepare(e.key_moved, "SELECT 1 FROM deltasync_new AS n WHERE NOT EXISTS (SELECT 1 FROM deltasync_old AS o WHERE " +
-                           on + ") LIMIT $1");
-  Args one;
-  one.AddInt8(1);
-  if (e.key_moved.Run(one) == 0) return;
+  // both sides were paired above. Counting the pairs (a hash or merge join) tells whether
+  // any key moved; an EXISTS or LIMIT here would get a nested-loop plan, quadratic in rows.
+  Prepare(e.key_moved, "SELECT (SELECT count(*) FROM deltasync_new) - (SELECT count(*) FROM deltasync_old AS o"
+                       " JOIN deltasync_new AS n ON " + on + ") + 0 * $1");
+  e.key_moved.Run(args);
+  if (ResultInt(0, 0) == 0) return;
   Prepare(e.disappear, ShadowUpsertSql(t, "deltasync_old", "NOT EXISTS (SELECT 1 FROM deltasync_new AS n WHERE " +
                                                               KeyEquality(t, "s", Quoted(t.pk), "n", Quoted(t.pk)) + ")",
                                        false));
@@ -173,7 +177,7 @@ DELTASYNC_PG_FUNCTION(deltasync_capture) {
   }
   if (e->table.dropped) throw Error(ErrorCode::kInternal, "tracked table " + std::to_string(relid) + " is gone");
   uint64_t hlc = b.BeginWrite();
-  AsOwner as;
+  AsRole as(b.ExtensionOwner(), false);
   Args args;
   args.AddInt8(static_cast<int64_t>(hlc));
   const TableInfo& t = e->table;
@@ -187,12 +191,20 @@ DELTASYNC_PG_FUNCTION(deltasync_capture) {
     OnUpdate(*e, args);
   } else if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
     Prepare(e->truncate, "UPDATE " + t.q_meta +
-                             " SET cl = cl + 1, ver = nextval('deltasync.db_version'), hlc = $1, site = 0, clk = NULL"
+                             " SET cl = cl + 1, ver = deltasync.next_version(), hlc = $1, site = 0, clk = NULL"
                              " WHERE (cl & 1) = 1");
     e->truncate.Run(args);
   }
   spi.Finish();
   return PointerGetDatum(nullptr);
+}
+
+// deltasync.next_version(): the next db_version of the current write (the capture
+// statements call it per row; one nextval per block of versions).
+DELTASYNC_PG_FUNCTION(deltasync_next_version) {
+  Backend& b = Backend::Get();
+  b.BeginWrite();
+  PG_RETURN_INT64(b.NextVersion());
 }
 
 // deltasync.ne(a, b): 1 when a and b differ in their stored bytes (or in being NULL), else

@@ -160,7 +160,7 @@ uint64_t Backfill(const TableInfo& t, uint64_t hlc) {
   std::vector<std::string> qpk;
   for (const auto& c : t.pk) qpk.push_back(QuoteIdent(c));
   return RunSql("INSERT INTO " + t.q_meta + " (" + ShadowKeyList(t.pk.size()) + ", cl, ver, hlc, site) SELECT " +
-                    ColumnList(t.pk, "b.") + ", 1, nextval('deltasync.db_version'), $1, 0 FROM " + t.q_name +
+                    ColumnList(t.pk, "b.") + ", 1, deltasync.next_version(), $1, 0 FROM " + t.q_name +
                     " AS b WHERE NOT EXISTS (SELECT 1 FROM " + t.q_meta + " AS m WHERE " +
                     KeyEquality(t, "m", ShadowKeyNames(t.pk.size()), "b", qpk) + ")",
                 a);
@@ -260,14 +260,14 @@ DELTASYNC_PG_FUNCTION(deltasync_on_sql_drop) {
   if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) throw Error(ErrorCode::kInvalidArgument, "deltasync.on_sql_drop() is an event trigger");
   SpiSession spi;
   AsOwner as;
-  RunSql("SELECT to_regclass('deltasync.tables') IS NULL", {});
+  RunSql("SELECT to_regclass('deltasync.tables') IS NULL");
   if (ResultInt(0, 0) != 0) {  // the extension itself is being dropped
     spi.Finish();
     return PointerGetDatum(nullptr);
   }
   RunSql("SELECT t.id, t.name, d.objsubid, d.address_names[array_upper(d.address_names, 1)], t.pk, t.columns"
          " FROM pg_event_trigger_dropped_objects() AS d JOIN deltasync.tables AS t ON t.relid = d.objid"
-         " WHERE d.classid = 'pg_class'::regclass", {});
+         " WHERE d.classid = 'pg_class'::regclass");
   struct Dropped {
     int32 id;
     std::string name, column;

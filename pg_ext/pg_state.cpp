@@ -10,7 +10,9 @@ extern "C" {
 #include "mb/pg_wchar.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_operator.h"
+#include "commands/sequence.h"
 #include "utils/acl.h"
 #include "utils/syscache.h"
 #include "utils/guc.h"
@@ -90,7 +92,7 @@ Backend& Backend::Get() {
 
 Oid Backend::ExtensionOwner() {
   if (OidIsValid(owner_)) return owner_;
-  RunSql("SELECT extowner FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'deltasync'", {});
+  RunSql("SELECT extowner FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'deltasync'");
   if (SPI_processed != 1) throw Error(ErrorCode::kInternal, "the deltasync extension is not installed in this database");
   owner_ = static_cast<Oid>(ResultInt(0, 0));
   return owner_;
@@ -99,7 +101,7 @@ Oid Backend::ExtensionOwner() {
 const SiteId& Backend::LocalSite() {
   if (site_) return *site_;
   AsOwner as;
-  RunSql("SELECT value FROM deltasync.settings WHERE name = 'site_id'", {});
+  RunSql("SELECT value FROM deltasync.settings WHERE name = 'site_id'");
   if (SPI_processed != 1) throw Error(ErrorCode::kInternal, "deltasync.settings has no site_id");
   site_ = SiteId::Parse(ResultText(0, 0));
   return *site_;
@@ -125,8 +127,9 @@ uint64_t Backend::BeginWrite() {
   {
     AsOwner as;
     RunSql("SELECT s.last_value, s.is_called, (SELECT value FROM deltasync.settings WHERE name = 'hlc')"
-           " FROM deltasync.db_version AS s", {});
-    seen = ResultInt(0, 1) ? ResultInt(0, 0) : 0;
+           " FROM deltasync.db_version AS s");
+    // Every version up to the end of the last block handed out belongs to someone else.
+    seen = ResultInt(0, 1) ? ResultInt(0, 0) + kVersionBlock - 1 : 0;
     std::string f = ResultText(0, 2);
     floor = f.empty() ? 0 : std::stoull(f);
   }
@@ -143,7 +146,25 @@ uint64_t Backend::BeginWrite() {
   clock_.Observe(floor);
   txn_hlc_ = clock_.Now(WallClockMillis());
   in_txn_ = true;
+  next_ver_ = 0;
+  block_end_ = -1;  // blocks are per transaction: all of them lie above `seen`
   return txn_hlc_;
+}
+
+int64_t Backend::NextVersion() {
+  if (!in_txn_) throw Error(ErrorCode::kInternal, "a version was asked for outside a write");
+  if (next_ver_ > block_end_) {
+    if (!OidIsValid(version_seq_))
+      PgTry([&] { version_seq_ = get_relname_relid("db_version", get_namespace_oid("deltasync", false)); });
+    int64_t start = 0;
+    {
+      AsOwner as;
+      PgTry([&] { start = nextval_internal(version_seq_, true); });
+    }
+    next_ver_ = start;
+    block_end_ = start + kVersionBlock - 1;
+  }
+  return next_ver_++;
 }
 
 void Backend::RefreshTxnHlc() {
@@ -161,8 +182,8 @@ int64_t Backend::SafeVersion() {
   int64_t last = 0;
   {
     AsOwner as;
-    RunSql("SELECT last_value, is_called FROM deltasync.db_version", {});
-    last = ResultInt(0, 1) ? ResultInt(0, 0) : 0;
+    RunSql("SELECT last_value, is_called FROM deltasync.db_version");
+    last = ResultInt(0, 1) ? ResultInt(0, 0) + kVersionBlock - 1 : 0;  // the end of the last block
   }
   // Every writer still running holds the writer lock with the counter it saw before its
   // first version (docs/postgresql.md): versions at or below the smallest such counter
@@ -182,12 +203,15 @@ int64_t Backend::SafeVersion() {
       if (seen < safe) safe = seen;
     }
   });
+  // Inside this backend's own write, the versions it will take next come from its current
+  // block: the cursor is the last one it issued, so it does not skip them.
+  if (in_txn_ && next_ver_ <= block_end_ && next_ver_ - 1 < safe) safe = next_ver_ - 1;
   return safe < 0 ? 0 : safe;
 }
 
 void Backend::LoadSites() {
   AsOwner as;
-  RunSql("SELECT ord, site_id FROM deltasync.sites ORDER BY ord", {});
+  RunSql("SELECT ord, site_id FROM deltasync.sites ORDER BY ord");
   sites_.clear();
   site_ords_.clear();
   for (uint64_t r = 0; r < SPI_processed; ++r) {

@@ -20,6 +20,8 @@ namespace deltasync {
 // The advisory lock class (first key) writers hold, shared, for the rest of their
 // transaction; the second key is the version counter they saw before their first version.
 inline constexpr uint32 kWriterLockClass = 0x64656c74;  // "delt"
+// Versions come from deltasync.db_version in blocks of this many (its INCREMENT).
+inline constexpr int64_t kVersionBlock = 256;
 
 // A tracked table as deltasync.tables records it, resolved against the catalog.
 struct TableInfo {
@@ -69,6 +71,9 @@ class Backend {
   // The first local write of a transaction takes the writer lock and the transaction's
   // clock; later ones reuse them. Returns the transaction's clock.
   uint64_t BeginWrite();
+  // The next version of this transaction (BeginWrite first): from its current block, or
+  // from a new block of deltasync.db_version.
+  int64_t NextVersion();
   // Makes later local writes in this transaction newer than every clock seen so far.
   void RefreshTxnHlc();
   HlcClock& clock() { return clock_; }
@@ -105,6 +110,8 @@ class Backend {
   HlcClock clock_;
   bool in_txn_ = false;
   uint64_t txn_hlc_ = 0;
+  int64_t next_ver_ = 0, block_end_ = -1;  // the transaction's current block of versions
+  Oid version_seq_ = InvalidOid;
   bool sites_loaded_ = false;
   std::vector<SiteId> sites_;
   std::unordered_map<SiteId, uint32_t, SiteIdHash> site_ords_;

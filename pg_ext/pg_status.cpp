@@ -60,7 +60,7 @@ DELTASYNC_PG_FUNCTION(deltasync_status) {
   int64_t min_push = -1;
   {
     AsOwner as;
-    RunSql("SELECT hub, push_cursor, pull_cursor, last_sync_ms FROM deltasync.hubs ORDER BY hub", {});
+    RunSql("SELECT hub, push_cursor, pull_cursor, last_sync_ms FROM deltasync.hubs ORDER BY hub");
     Rows rows;
     for (uint64_t r = 0; r < rows.size(); ++r) {
       std::string hub = rows.Text(r, 0);

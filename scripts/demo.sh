@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The main job, end to end: sets everything up, builds deltasync, starts a hub on 127.0.0.1
-# with its embedded SQLite store, and has three SQLite shops edit the same table offline
-# (the same column on two shops, a delete racing an update), sync through the hub, and
-# print their tables, identical. Then it stops the hub.
+# with its embedded SQLite store, and has three SQLite shops and one PostgreSQL shop (a
+# throwaway cluster started by pg_virtualenv) edit the same table offline (the same column on
+# two shops, a delete racing an update), sync through the hub, and print their tables,
+# identical. Then it stops the hub (and pg_virtualenv the cluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh >/dev/null
-./scripts/build.sh deltasync_sqlite deltasync_cli >/dev/null
+if [ -z "${DELTASYNC_DEMO_INSIDE:-}" ]; then
+  ./scripts/install-deps.sh >/dev/null
+  ./scripts/build.sh deltasync_sqlite deltasync_cli deltasync_pg >/dev/null
+  export DELTASYNC_DEMO_INSIDE=1
+  exec pg_virtualenv -t -- "$0" "$@"
+fi
 ROOT=$(pwd)
 EXT="$ROOT/${BUILD_DIR:-build}/sqlite_ext/deltasync"
 CLI="$ROOT/${BUILD_DIR:-build}/server/deltasync"
@@ -28,25 +33,41 @@ PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' hub.log | head -
 URL="http://127.0.0.1:$PORT/nodes/shops"
 echo "hub up; the shops sync with $URL"
 
-# Runs SQL on one shop (a SQLite file) with the extension loaded.
-site() { local db=$1; shift; sqlite3 -bail -cmd ".load $EXT" "$db.db" "$@"; }
+# Runs SQL on one shop: a SQLite file with the extension loaded, or (shop_pg) the
+# PostgreSQL database.
+site() {
+  local db=$1; shift
+  if [ "$db" = shop_pg ]; then psql -XAtq -v ON_ERROR_STOP=1 -d shop_pg -c "$*"
+  else sqlite3 -bail -cmd ".load $EXT" "$db.db" "$@"; fi
+}
 sync() { printf '%s syncs: %s\n' "$1" "$(site "$1" "SELECT deltasync_sync('$URL');")"; }
+SHOPS="shop_a shop_b shop_c shop_pg"
 show() {
-  for s in shop_a shop_b shop_c; do
+  for s in $SHOPS; do
     printf -- '-- %s\n' "$s"
-    site "$s" -header -column "SELECT sku, name, qty, price FROM inventory ORDER BY sku;"
+    if [ "$s" = shop_pg ]; then psql -Xq -d shop_pg -c "SELECT sku, name, qty, price FROM inventory ORDER BY sku;"
+    else site "$s" -header -column "SELECT sku, name, qty, price FROM inventory ORDER BY sku;"; fi
   done
 }
+# The same rows on both engines: prices compared in cents.
+canonical() {
+  if [ "$1" = shop_pg ]; then site shop_pg "SELECT string_agg(sku || '|' || name || '|' || coalesce(qty::text, '') || '|' || round(price * 100)::bigint, ',' ORDER BY sku COLLATE \"C\") FROM inventory;"
+  else site "$1" "SELECT group_concat(sku || '|' || name || '|' || coalesce(qty, '') || '|' || CAST(round(price * 100) AS INTEGER), ',') FROM (SELECT * FROM inventory ORDER BY sku);"; fi
+}
 
-say "Three shops create the same table and start tracking it"
+say "Three SQLite shops and a PostgreSQL shop create the same table and start tracking it"
 for s in shop_a shop_b shop_c; do
   site "$s" "CREATE TABLE inventory(sku TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', qty INTEGER, price REAL);
              SELECT 'site ' || deltasync_site_id() || ' tracks ' || json_extract(deltasync_enable('inventory'), '\$.table');"
 done
+psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE DATABASE shop_pg"
+site shop_pg "SET client_min_messages = warning; CREATE EXTENSION deltasync;
+  CREATE TABLE inventory(sku text PRIMARY KEY, name text NOT NULL DEFAULT '', qty integer, price double precision);
+  SELECT 'site ' || deltasync_site_id() || ' (PostgreSQL) tracks ' || (deltasync_enable('inventory')->>'table');"
 
 say "Shop A stocks three products; everyone syncs"
 site shop_a "INSERT INTO inventory VALUES ('apple', 'Apple', 10, 0.5), ('bread', 'Bread', 5, 2.25), ('cheese', 'Cheese', 2, 7.0);"
-sync shop_a; sync shop_b; sync shop_c
+for s in $SHOPS; do sync "$s"; done
 show
 
 say "Offline, all three edit at once"
@@ -58,20 +79,20 @@ site shop_c "UPDATE inventory SET name = 'Sourdough' WHERE sku = 'bread';" && ec
 site shop_b "DELETE FROM inventory WHERE sku = 'cheese';"                  && echo "B: delists cheese"
 site shop_c "UPDATE inventory SET qty = 20 WHERE sku = 'cheese';"          && echo "C: restocks cheese without having seen the delete (the delete wins)"
 site shop_c "INSERT INTO inventory VALUES ('dates', 'Dates', 3, 4.5);"     && echo "C: adds dates"
+site shop_pg "UPDATE inventory SET qty = qty - 1 WHERE sku = 'bread';"     && echo "PG: sells a loaf (bread qty 5 -> 4; C's rename of the same row survives)"
+site shop_pg "INSERT INTO inventory VALUES ('eggs', 'Eggs', 12, 3.2);"     && echo "PG: adds eggs"
 show
 
 say "Back online: each shop syncs (push its changes, pull the others'), twice round"
-for round in 1 2; do sync shop_a; sync shop_b; sync shop_c; done
+for round in 1 2; do for s in $SHOPS; do sync "$s"; done; done
 
 say "After the sync"
 show
-a=$(site shop_a "SELECT * FROM inventory ORDER BY sku;")
-b=$(site shop_b "SELECT * FROM inventory ORDER BY sku;")
-c=$(site shop_c "SELECT * FROM inventory ORDER BY sku;")
-if [ "$a" = "$b" ] && [ "$b" = "$c" ]; then
-  echo; echo "All three shops hold identical tables."
+a=$(canonical shop_a); b=$(canonical shop_b); c=$(canonical shop_c); p=$(canonical shop_pg)
+if [ "$a" = "$b" ] && [ "$b" = "$c" ] && [ "$c" = "$p" ]; then
+  echo; echo "All four shops, three on SQLite and one on PostgreSQL, hold identical tables."
 else
-  echo; echo "MISMATCH: the shops differ" >&2; exit 1
+  echo; echo "MISMATCH: the shops differ" >&2; printf '%s\n' "$a" "$b" "$c" "$p" >&2; exit 1
 fi
 say "The hub's view of node 'shops'"
 curl -s "http://127.0.0.1:$PORT/nodes/shops/status" 2>/dev/null || site shop_a "SELECT deltasync_status();"

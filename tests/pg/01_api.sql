@@ -13,7 +13,7 @@ SELECT is(
   'the extension schema holds exactly the SPEC section 5 functions');
 SELECT is(
   (SELECT array_agg(proname::text ORDER BY proname::text) FROM pg_proc WHERE pronamespace = 'deltasync'::regnamespace),
-  ARRAY['capture', 'clk_set', 'ne', 'on_sql_drop'],
+  ARRAY['capture', 'clk_set', 'ne', 'next_version', 'on_sql_drop'],
   'internal functions live in schema deltasync');
 SELECT has_function('deltasync_push', ARRAY['text', 'jsonb'], 'push takes (url, options)');
 SELECT is(deltasync_version(), (SELECT extversion FROM pg_extension WHERE extname = 'deltasync'), 'version is the extension version');
@@ -21,8 +21,8 @@ SELECT matches(deltasync_site_id(), '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab
 SELECT is(deltasync_site_id(), deltasync_site_id(), 'site id is stable');
 SELECT isnt(deltasync_site_id(),
   (SELECT s FROM dblink(:'other', 'SELECT deltasync_site_id()') AS t(s text)), 'each database is its own site');
-SELECT is(deltasync_db_version(), (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM deltasync.db_version),
-  'with no writer running, db_version is the last version issued');
+SELECT is(deltasync_db_version(), (SELECT CASE WHEN is_called THEN last_value + 255 ELSE 0 END FROM deltasync.db_version),
+  'with no writer running, db_version is the end of the last block of versions handed out');
 
 SELECT throws_like($$SELECT deltasync_enable(NULL)$$, 'deltasync: deltasync_enable(table) expects text%', 'enable(NULL)');
 SELECT throws_like($$SELECT deltasync_enable('no_such_table')$$, 'deltasync: no such table: "no_such_table"', 'enable of a missing table');
