@@ -16,6 +16,7 @@ extern "C" {
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/tuplestore.h"
 }
 
 namespace deltasync {
@@ -50,7 +51,7 @@ namespace {
 // The statements of one tracked table, built on first use in this backend.
 struct CaptureEntry {
   TableInfo table;
-  Plan insert, remove, update, key_moved, disappear, appear, truncate;
+  Plan insert, insert_new, any_known, remove, update, key_moved, disappear, appear, truncate;
 };
 
 std::unordered_map<Oid, std::unique_ptr<CaptureEntry>>& Cache() {
@@ -64,7 +65,9 @@ std::vector<std::unique_ptr<CaptureEntry>>& Stale() {
 }
 
 void FreePlans(CaptureEntry& e) {
-  for (Plan* p : {&e.insert, &e.remove, &e.update, &e.key_moved, &e.disappear, &e.appear, &e.truncate}) p->Free();
+  for (Plan* p : {&e.insert, &e.insert_new, &e.any_known, &e.remove, &e.update, &e.key_moved, &e.disappear, &e.appear,
+                  &e.truncate})
+    p->Free();
 }
 
 CaptureEntry* Lookup(Oid relid) {
@@ -104,6 +107,29 @@ std::vector<std::string> MaskExprs(const TableInfo& t) {
     masks.push_back("(" + m + ")");
   }
   return masks;
+}
+
+// Statements of at least this many rows probe for keys the shadow table already holds
+// before inserting: a plain INSERT costs about half of INSERT ... ON CONFLICT.
+constexpr uint64_t kProbeRows = 32;
+
+void OnInsert(CaptureEntry& e, const Args& args, uint64_t rows) {
+  const TableInfo& t = e.table;
+  if (rows >= kProbeRows) {
+    // Keys this statement inserted cannot gain a shadow row meanwhile: another writer of the
+    // same key waits for this transaction on the base table's key, and an apply waits for
+    // its table lock.
+    Prepare(e.any_known, "SELECT 1 FROM deltasync_new AS s WHERE EXISTS (SELECT 1 FROM " + t.q_meta + " AS m WHERE " +
+                             KeyEquality(t, "m", ShadowKeyNames(t.pk.size()), "s", Quoted(t.pk)) + ") LIMIT 1 + 0 * $1");
+    if (e.any_known.Run(args) == 0) {
+      Prepare(e.insert_new, "INSERT INTO " + t.q_meta + " (" + ShadowKeyList(t.pk.size()) + ", cl, ver, hlc, site) SELECT " +
+                                ColumnList(t.pk, "s.") + ", 1, deltasync.next_version(), $1, 0 FROM deltasync_new AS s");
+      e.insert_new.Run(args);
+      return;
+    }
+  }
+  Prepare(e.insert, ShadowUpsertSql(t, "deltasync_new", "", true));
+  e.insert.Run(args);
 }
 
 void OnUpdate(CaptureEntry& e, const Args& args) {
@@ -182,8 +208,9 @@ DELTASYNC_PG_FUNCTION(deltasync_capture) {
   args.AddInt8(static_cast<int64_t>(hlc));
   const TableInfo& t = e->table;
   if (TRIGGER_FIRED_BY_INSERT(td->tg_event)) {
-    Prepare(e->insert, ShadowUpsertSql(t, "deltasync_new", "", true));
-    e->insert.Run(args);
+    uint64_t rows = 0;
+    PgTry([&] { rows = static_cast<uint64_t>(tuplestore_tuple_count(td->tg_newtable)); });
+    OnInsert(*e, args, rows);
   } else if (TRIGGER_FIRED_BY_DELETE(td->tg_event)) {
     Prepare(e->remove, ShadowUpsertSql(t, "deltasync_old", "", false));
     e->remove.Run(args);

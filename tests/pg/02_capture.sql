@@ -1,7 +1,7 @@
 -- Capture: enable/disable, what each kind of write records, and what is refused.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(38);
+SELECT plan(40);
 
 CREATE TABLE items (id text PRIMARY KEY, name text, qty int);
 INSERT INTO items VALUES ('pre', 'before enable', 1);
@@ -58,6 +58,17 @@ SELECT deltasync_db_version() AS v7 \gset
 TRUNCATE items;
 SELECT is((SELECT count(*)::int FROM jsonb_array_elements((deltasync_changes(:v7)::jsonb)->'tables'->0->'rows') r
            WHERE (r->>'cl')::int % 2 = 0), 3, 'TRUNCATE deletes every live row');
+
+-- Statements of many rows (the set-based fast path), including keys seen before.
+CREATE TABLE bulk (id int PRIMARY KEY, v text);
+SELECT deltasync_enable('bulk');
+INSERT INTO bulk SELECT g, 'v' || g FROM generate_series(1, 100) g;
+DELETE FROM bulk WHERE id <= 50;
+INSERT INTO bulk SELECT g, 'again' FROM generate_series(1, 60) g ON CONFLICT (id) DO NOTHING;
+SELECT format('deltasync.meta_%s', id) AS bulk_meta FROM deltasync.tables WHERE name = 'bulk' \gset
+SELECT is((SELECT array_agg(DISTINCT cl ORDER BY cl) FROM :bulk_meta WHERE k0 <= 50), '{3}'::bigint[],
+  'a bulk insert of deleted keys makes them live again (cl 3)');
+SELECT is((SELECT count(*)::int FROM :bulk_meta), 100, 'and adds no second shadow row');
 
 -- A savepoint rolled back takes its changes along.
 SELECT deltasync_db_version() AS v8 \gset
