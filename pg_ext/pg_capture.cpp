@@ -135,6 +135,9 @@ void OnInsert(CaptureEntry& e, const Args& args, uint64_t rows) {
 void OnUpdate(CaptureEntry& e, const Args& args) {
   const TableInfo& t = e.table;
   std::string on = KeyEquality(t, "o", Quoted(t.pk), "n", Quoted(t.pk));
+  // Old and new rows are paired by key. One statement updates the clocks of the pairs whose
+  // columns changed and tells how many new rows found no partner: a key change is a delete
+  // of the old key and an insert of the new one.
   if (!t.cols.empty()) {
     if (!e.update.Ready()) {
       std::vector<std::string> masks = MaskExprs(t);
@@ -146,19 +149,18 @@ void OnUpdate(CaptureEntry& e, const Args& args) {
         any += (g ? " | " : "") + std::string("d.m") + std::to_string(g);
       }
       sel += " FROM deltasync_old AS o JOIN deltasync_new AS n ON " + on;
-      Prepare(e.update, "UPDATE " + t.q_meta +
+      Prepare(e.update, "WITH d AS MATERIALIZED (" + sel + "), u AS (UPDATE " + t.q_meta +
                             " AS m SET ver = deltasync.next_version(), clk = deltasync.clk_set(m.hlc, m.site, m.clk, "
-                            "m.cl, m.ver, $1" + mask_args + ") FROM (" + sel + ") AS d WHERE " +
-                            KeyEquality(t, "m", ShadowKeyNames(t.pk.size()), "d", Quoted(t.pk)) + " AND (" + any + ") <> 0");
+                            "m.cl, m.ver, $1" + mask_args + ") FROM d WHERE " +
+                            KeyEquality(t, "m", ShadowKeyNames(t.pk.size()), "d", Quoted(t.pk)) + " AND (" + any +
+                            ") <> 0) SELECT (SELECT count(*) FROM deltasync_new) - (SELECT count(*) FROM d)");
     }
     e.update.Run(args);
+  } else {
+    Prepare(e.key_moved, "SELECT (SELECT count(*) FROM deltasync_new) - (SELECT count(*) FROM deltasync_old AS o"
+                         " JOIN deltasync_new AS n ON " + on + ") + 0 * $1");
+    e.key_moved.Run(args);
   }
-  // A key change is a delete of the old key and an insert of the new one; keys present on
-  // both sides were paired above. Counting the pairs (a hash or merge join) tells whether
-  // any key moved; an EXISTS or LIMIT here would get a nested-loop plan, quadratic in rows.
-  Prepare(e.key_moved, "SELECT (SELECT count(*) FROM deltasync_new) - (SELECT count(*) FROM deltasync_old AS o"
-                       " JOIN deltasync_new AS n ON " + on + ") + 0 * $1");
-  e.key_moved.Run(args);
   if (ResultInt(0, 0) == 0) return;
   Prepare(e.disappear, ShadowUpsertSql(t, "deltasync_old", "NOT EXISTS (SELECT 1 FROM deltasync_new AS n WHERE " +
                                                               KeyEquality(t, "s", Quoted(t.pk), "n", Quoted(t.pk)) + ")",
