@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=$(pg_config --bindir)
-D=$(mktemp -d /tmp/deltasync_vg.XXXXXX)
+D=$(mktemp -d /tmp/ds_vg.XXXXXX)  # a name without "deltasync", which the error search looks for
 chown postgres "$D"
 PORT=5498
 su postgres -c "$BIN/initdb -D $D/data -A trust >/dev/null"
