@@ -13,12 +13,9 @@
 
 #include "common/http_client.hpp"
 #include "common/payload.hpp"
+#include "common/row_apply.hpp"
 
 namespace deltasync {
-
-// Version ranges [lo, hi] to leave out of a push: what this site applied from the hub it
-// is pushing to, which must not travel back there.
-using VersionRanges = std::vector<std::pair<int64_t, int64_t>>;
 
 // What one apply did, counted as deltasync_apply reports it (common/merge's RowMerge).
 struct ApplyResult {

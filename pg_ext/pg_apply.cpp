@@ -11,6 +11,7 @@
 
 #include "common/hlc.hpp"
 #include "common/merge.hpp"
+#include "common/row_apply.hpp"
 #include "common/utf8.hpp"
 #include "pg_ext/pg_capture.hpp"
 #include "pg_ext/pg_changes.hpp"
@@ -46,8 +47,9 @@ class FlagGuard {
 class TableApplier {
  public:
   TableApplier(const TableInfo& t, const TableChanges& tc, const std::vector<uint32_t>& site_ords)
-      : t_(t), tc_(tc), site_ords_(site_ords), nk_(static_cast<int>(t.pk.size())) {
-    MapColumns();
+      : t_(t), nk_(static_cast<int>(t.pk.size())),
+        // Payload names are matched against the local catalog; only local names reach SQL.
+        map_(MapTable(t.name, t.pk, t.cols, tc, site_ords)) {
     std::vector<Oid> key_types;
     for (const ColType& c : t_.pk_types) key_types.push_back(c.type);
     std::string where = KeyParamEquality(t_, ShadowKeyNames(t_.pk.size()), 1);
@@ -73,50 +75,20 @@ class TableApplier {
     ShadowRow shadow;  // cl 0, no clocks: this site never saw the row
     if (get_meta_.Run(key, 1) == 1) shadow = ReadShadowRow(Rows(), 0, 0);
     RowClocks& clocks = shadow.clocks;
-
-    std::vector<Clock> incoming, local;
-    incoming.reserve(r.changes.size());
-    local.reserve(r.changes.size());
-    for (const ColumnChange& c : r.changes) {
-      incoming.push_back(Clock{c.cl, c.hlc, b.SiteOf(site_ords_[c.site])});
-      const ColClock& lc = clocks.Get(col_map_[c.column]);
-      local.push_back(lc.Present() ? Clock{lc.cl, lc.hlc, b.SiteOf(lc.site)} : Clock{});
-    }
-    RowMerge m = MergeRow(shadow.cl, r.cl, incoming, local);
-    std::vector<size_t> winners;
-    for (size_t k = 0; k < m.col_wins.size(); ++k)
-      if (m.col_wins[k]) winners.push_back(k);
+    RowDecision d = DecideRow(shadow.cl, clocks, r, map_, [&](uint32_t ord) -> const SiteId& { return b.SiteOf(ord); });
+    const RowMerge& m = d.merge;
     counts.applied += m.applied;
     counts.ignored += m.changes - m.applied;
     counts.rows++;
     if (m.applied == 0) return;
 
     if (m.existed && !m.exists) DeleteRow(key);
-    if (m.exists) UpsertRow(r, key, winners, !m.existed);
+    if (m.exists) UpsertRow(r, key, d.winners, !m.existed);
 
     int64_t ver = b.NextVersion();
     if (counts.first_ver == 0) counts.first_ver = ver;
     counts.last_ver = ver;
-    if (!m.exists) {
-      clocks.SetAll(ColClock{});  // a deleted row keeps no column versions
-    } else {
-      // A whole row from one origin (the usual insert) becomes the shared clock alone.
-      bool whole_row = winners.size() == t_.cols.size() && !winners.empty();
-      for (size_t k = 1; whole_row && k < winners.size(); ++k) {
-        const ColumnChange &x = r.changes[winners[0]], &y = r.changes[winners[k]];
-        whole_row = x.hlc == y.hlc && x.site == y.site && x.cl == y.cl;
-      }
-      if (whole_row) {
-        const ColumnChange& c = r.changes[winners[0]];
-        clocks.SetAll(ColClock{c.hlc, site_ords_[c.site], ver, c.cl});
-      } else {
-        for (size_t k : winners) {
-          const ColumnChange& c = r.changes[k];
-          clocks.Set(col_map_[c.column], ColClock{c.hlc, site_ords_[c.site], ver, c.cl});
-        }
-      }
-    }
-    clocks.Normalize(ver, m.cl);
+    AdoptWinners(clocks, d, r, map_, t_.cols.size(), ver);
     std::string extras = clocks.EncodeExtras();
     Args put = key;
     put.AddInt8(m.cl);
@@ -129,22 +101,6 @@ class TableApplier {
   }
 
  private:
-  // Payload names are matched against the local catalog; only local names reach SQL.
-  void MapColumns() {
-    bool same_pk = tc_.pk.size() == t_.pk.size();
-    for (size_t k = 0; same_pk && k < t_.pk.size(); ++k) same_pk = EqualsIgnoreAsciiCase(tc_.pk[k], t_.pk[k]);
-    if (!same_pk)
-      throw Error(ErrorCode::kInvalidPayload, "table \"" + t_.name + "\": the payload's primary key does not match the local one");
-    for (const std::string& name : tc_.columns) {
-      uint32_t found = UINT32_MAX;
-      for (uint32_t k = 0; k < t_.cols.size(); ++k)
-        if (EqualsIgnoreAsciiCase(name, t_.cols[k])) found = k;
-      if (found == UINT32_MAX)
-        throw Error(ErrorCode::kInvalidPayload, "table \"" + t_.name + "\" has no tracked column \"" + name + "\"");
-      col_map_.push_back(found);
-    }
-  }
-
   Datum Convert(const ColType& type, const Value& v, const std::string& column, bool* isnull) {
     try {
       return FromValue(type, v, isnull);
@@ -180,10 +136,10 @@ class TableApplier {
   void UpsertRow(const RowChanges& r, const Args& key, const std::vector<size_t>& winners, bool create) {
     if (winners.empty() && !create) return;
     std::string sig;
-    for (size_t k : winners) sig += std::to_string(col_map_[r.changes[k].column]) + ",";
+    for (size_t k : winners) sig += std::to_string(map_.columns[r.changes[k].column]) + ",";
     Args a = key;
     for (size_t k : winners) {
-      uint32_t c = col_map_[r.changes[k].column];
+      uint32_t c = map_.columns[r.changes[k].column];
       bool isnull = false;
       Datum d = Convert(t_.col_types[c], r.changes[k].value, t_.cols[c], &isnull);
       a.Add(t_.col_types[c].type, d, isnull);
@@ -194,7 +150,7 @@ class TableApplier {
       for (size_t k = 0; k < t_.pk.size(); ++k) vals += (k ? ", $" : "$") + std::to_string(k + 1);
       int n = static_cast<int>(t_.pk.size());
       for (size_t k : winners) {
-        std::string q = QuoteIdent(t_.cols[col_map_[r.changes[k].column]]);
+        std::string q = QuoteIdent(t_.cols[map_.columns[r.changes[k].column]]);
         cols += ", " + q;
         vals += ", $" + std::to_string(++n);
         set += (set.empty() ? "" : ", ") + q + " = excluded." + q;
@@ -209,10 +165,8 @@ class TableApplier {
   }
 
   const TableInfo& t_;
-  const TableChanges& tc_;
-  const std::vector<uint32_t>& site_ords_;
-  std::vector<uint32_t> col_map_;  // payload column index -> local column index
   int nk_;
+  TableMapping map_;
   Plan get_meta_, put_meta_, delete_;
   std::map<std::string, Plan> upserts_;
 };

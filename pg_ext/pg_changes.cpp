@@ -3,6 +3,7 @@
 #include <unordered_map>
 
 #include "common/merge.hpp"
+#include "common/row_apply.hpp"
 #include "pg_ext/pg_capture.hpp"
 #include "pg_ext/pg_changes.hpp"
 #include "pg_ext/pg_functions.hpp"
@@ -32,11 +33,6 @@ class SiteIndex {
 }  // namespace
 
 Payload CollectChanges(int64_t since, const VersionRanges& exclude) {
-  auto excluded = [&](int64_t ver) {
-    for (const auto& [lo, hi] : exclude)
-      if (ver >= lo && ver <= hi) return true;
-    return false;
-  };
   Backend& b = Backend::Get();
   Payload p;
   p.site = b.LocalSite();
@@ -80,24 +76,17 @@ Payload CollectChanges(int64_t since, const VersionRanges& exclude) {
       ShadowRow shadow = ReadShadowRow(rows, row, nk);
       r.cl = shadow.cl;
       bool found = rows.Int(row, nk + 5) != 0;
-      if (RowExists(r.cl) && found) {
-        const RowClocks& clocks = shadow.clocks;
-        for (uint32_t c = 0; c < t.cols.size(); ++c) {
-          const ColClock& clk = clocks.Get(c);
-          if (!clk.Present() || clk.ver <= since || clk.cl > r.cl || excluded(clk.ver)) continue;
-          ColumnChange ch;
-          ch.column = c;
-          Datum d = rows.Get(row, nk + 6 + static_cast<int>(c), &isnull);
-          ch.value = ToValue(t.col_types[c], d, isnull);
-          ch.hlc = clk.hlc;
-          ch.site = sites.Of(clk.site);
-          ch.cl = clk.cl;
-          r.changes.push_back(std::move(ch));
-        }
-      }
+      if (RowExists(r.cl) && found)
+        CollectRowChanges(r, shadow.clocks, t.cols.size(), since, exclude,
+                          [&](uint32_t c) {
+                            bool null = false;
+                            Datum d = rows.Get(row, nk + 6 + static_cast<int>(c), &null);
+                            return ToValue(t.col_types[c], d, null);
+                          },
+                          [&](uint32_t ord) { return sites.Of(ord); });
       // A row whose latest change came from the excluded ranges and that carries no other
       // column change holds nothing the receiver lacks.
-      if (r.changes.empty() && excluded(shadow.ver)) continue;
+      if (r.changes.empty() && InRanges(exclude, shadow.ver)) continue;
       tc.rows.push_back(std::move(r));
     }
     if (!tc.rows.empty()) p.tables.push_back(std::move(tc));

@@ -5,6 +5,7 @@
 
 #include "common/hlc.hpp"
 #include "common/merge.hpp"
+#include "common/row_apply.hpp"
 #include "common/payload.hpp"
 #include "common/row_clocks.hpp"
 #include "common/utf8.hpp"
@@ -48,66 +49,34 @@ class DeferForeignKeys {
 class TableApplier {
  public:
   TableApplier(Conn& conn, const TableInfo& t, const TableChanges& tc, const std::vector<uint32_t>& site_ords)
-      : conn_(conn), t_(t), tc_(tc), site_ords_(site_ords),
+      : conn_(conn), t_(t),
         nk_(static_cast<int>(t.pk.size())),
         get_meta_(conn.db(), std::string("SELECT ") + kShadowColumns + " FROM " + t.q_meta + " WHERE " +
                                  ShadowKeyWhere(t.pk.size(), 1)),
-        put_meta_(conn.db(), PutMetaSql(t)) {
-    MapColumns();
-  }
+        put_meta_(conn.db(), PutMetaSql(t)),
+        // Payload names are matched against the local catalog; only local names reach SQL.
+        map_(MapTable(t.name, t.pk, t.cols, tc, site_ords)) {}
 
   void Apply(const RowChanges& r, ApplyResult& counts) {
     for (int k = 0; k < nk_; ++k) get_meta_.Bind(k + 1, r.key[k]);
     ShadowRow shadow;  // cl 0, no clocks: this site never saw the row
     if (get_meta_.Step()) shadow = ReadShadowRow(get_meta_, 0);
     get_meta_.Reset();
-    int64_t local_cl = shadow.cl;
     RowClocks& clocks = shadow.clocks;
-
-    std::vector<Clock> incoming, local;
-    incoming.reserve(r.changes.size());
-    local.reserve(r.changes.size());
-    for (const ColumnChange& c : r.changes) {
-      incoming.push_back(Clock{c.cl, c.hlc, conn_.SiteOf(site_ords_[c.site])});
-      const ColClock& lc = clocks.Get(col_map_[c.column]);
-      local.push_back(lc.Present() ? Clock{lc.cl, lc.hlc, conn_.SiteOf(lc.site)} : Clock{});
-    }
-    RowMerge m = MergeRow(local_cl, r.cl, incoming, local);
-
-    std::vector<size_t> winners;
-    for (size_t k = 0; k < m.col_wins.size(); ++k)
-      if (m.col_wins[k]) winners.push_back(k);
+    RowDecision d = DecideRow(shadow.cl, clocks, r, map_, [&](uint32_t ord) -> const SiteId& { return conn_.SiteOf(ord); });
+    const RowMerge& m = d.merge;
     counts.applied += m.applied;
     counts.ignored += m.changes - m.applied;
     counts.rows++;
     if (m.applied == 0) return;
 
     if (m.existed && !m.exists) DeleteRow(r);
-    if (m.exists) UpsertRow(r, winners, !m.existed);
+    if (m.exists) UpsertRow(r, d.winners, !m.existed);
 
     int64_t ver = conn_.NextVersion();
     if (counts.first_ver == 0) counts.first_ver = ver;
     counts.last_ver = ver;
-    if (!m.exists) {
-      clocks.SetAll(ColClock{});  // a deleted row keeps no column versions
-    } else {
-      // A whole row from one origin (the usual insert) becomes the shared clock alone.
-      bool whole_row = winners.size() == t_.cols.size() && !winners.empty();
-      for (size_t k = 1; whole_row && k < winners.size(); ++k) {
-        const ColumnChange &a = r.changes[winners[0]], &b = r.changes[winners[k]];
-        whole_row = a.hlc == b.hlc && a.site == b.site && a.cl == b.cl;
-      }
-      if (whole_row) {
-        const ColumnChange& c = r.changes[winners[0]];
-        clocks.SetAll(ColClock{c.hlc, site_ords_[c.site], ver, c.cl});
-      } else {
-        for (size_t k : winners) {
-          const ColumnChange& c = r.changes[k];
-          clocks.Set(col_map_[c.column], ColClock{c.hlc, site_ords_[c.site], ver, c.cl});
-        }
-      }
-    }
-    clocks.Normalize(ver, m.cl);
+    AdoptWinners(clocks, d, r, map_, t_.cols.size(), ver);
     std::string extras = clocks.EncodeExtras();
     for (int k = 0; k < nk_; ++k) put_meta_.Bind(k + 1, r.key[k]);
     put_meta_.BindInt(nk_ + 1, m.cl);
@@ -127,22 +96,6 @@ class TableApplier {
            " site = excluded.site, clk = excluded.clk";
   }
 
-  // Payload names are matched against the local catalog; only local names reach SQL.
-  void MapColumns() {
-    bool same_pk = tc_.pk.size() == t_.pk.size();
-    for (size_t k = 0; same_pk && k < t_.pk.size(); ++k) same_pk = EqualsIgnoreAsciiCase(tc_.pk[k], t_.pk[k]);
-    if (!same_pk)
-      throw Error(ErrorCode::kInvalidPayload, "table \"" + t_.name + "\": the payload's primary key does not match the local one");
-    for (const std::string& name : tc_.columns) {
-      uint32_t found = UINT32_MAX;
-      for (uint32_t k = 0; k < t_.cols.size(); ++k)
-        if (EqualsIgnoreAsciiCase(name, t_.cols[k])) found = k;
-      if (found == UINT32_MAX)
-        throw Error(ErrorCode::kInvalidPayload, "table \"" + t_.name + "\" has no tracked column \"" + name + "\"");
-      col_map_.push_back(found);
-    }
-  }
-
   void DeleteRow(const RowChanges& r) {
     if (!delete_) {
       std::string w;
@@ -159,7 +112,7 @@ class TableApplier {
   void UpsertRow(const RowChanges& r, const std::vector<size_t>& winners, bool create) {
     if (winners.empty() && !create) return;
     std::string sig;
-    for (size_t k : winners) sig += std::to_string(col_map_[r.changes[k].column]) + ",";
+    for (size_t k : winners) sig += std::to_string(map_.columns[r.changes[k].column]) + ",";
     auto it = upserts_.find(sig);
     if (it == upserts_.end()) {
       std::string cols, vals, conflict, set;
@@ -171,7 +124,7 @@ class TableApplier {
         ++n;
       }
       for (size_t k : winners) {
-        std::string q = QuoteIdent(t_.cols[col_map_[r.changes[k].column]]);
+        std::string q = QuoteIdent(t_.cols[map_.columns[r.changes[k].column]]);
         cols += ", " + q;
         vals += ", ?" + std::to_string(++n);
         set += (set.empty() ? "" : ", ") + q + " = excluded." + q;
@@ -194,11 +147,9 @@ class TableApplier {
 
   Conn& conn_;
   const TableInfo& t_;
-  const TableChanges& tc_;
-  const std::vector<uint32_t>& site_ords_;
-  std::vector<uint32_t> col_map_;  // payload column index -> local column index
-  int nk_;                         // number of key columns
+  int nk_;  // number of key columns
   Stmt get_meta_, put_meta_;
+  TableMapping map_;
   std::optional<Stmt> delete_;
   std::map<std::string, Stmt> upserts_;
 };

@@ -5,6 +5,7 @@
 
 #include "common/merge.hpp"
 #include "common/payload.hpp"
+#include "common/row_apply.hpp"
 #include "common/row_clocks.hpp"
 #include "sqlite_ext/sqlite_changes.hpp"
 #include "sqlite_ext/sqlite_functions.hpp"
@@ -42,11 +43,6 @@ class SiteIndex {
 }  // namespace
 
 Payload CollectChanges(Conn& conn, int64_t since, const VersionRanges& exclude) {
-  auto excluded = [&](int64_t ver) {
-    for (const auto& [lo, hi] : exclude)
-      if (ver >= lo && ver <= hi) return true;
-    return false;
-  };
   sqlite3* db = conn.db();
   Payload p;
   p.site = conn.LocalSite();
@@ -77,24 +73,15 @@ Payload CollectChanges(Conn& conn, int64_t since, const VersionRanges& exclude) 
       if (RowExists(r.cl) && row) {
         const RowClocks& clocks = shadow.clocks;
         for (size_t k = 0; k < r.key.size(); ++k) row->Bind(static_cast<int>(k + 1), r.key[k]);
-        if (row->Step()) {
-          for (uint32_t c = 0; c < t.cols.size(); ++c) {
-            const ColClock& clk = clocks.Get(c);
-            if (!clk.Present() || clk.ver <= since || clk.cl > r.cl || excluded(clk.ver)) continue;
-            ColumnChange ch;
-            ch.column = c;
-            ch.value = row->Val(static_cast<int>(c));
-            ch.hlc = clk.hlc;
-            ch.site = sites.Of(clk.site);
-            ch.cl = clk.cl;
-            r.changes.push_back(std::move(ch));
-          }
-        }
+        if (row->Step())
+          CollectRowChanges(r, clocks, t.cols.size(), since, exclude,
+                            [&](uint32_t c) { return row->Val(static_cast<int>(c)); },
+                            [&](uint32_t ord) { return sites.Of(ord); });
         row->Reset();
       }
       // A row whose latest change came from the excluded ranges and that carries no other
       // column change holds nothing the receiver lacks.
-      if (r.changes.empty() && excluded(shadow.ver)) continue;
+      if (r.changes.empty() && InRanges(exclude, shadow.ver)) continue;
       tc.rows.push_back(std::move(r));
     }
     if (!tc.rows.empty()) p.tables.push_back(std::move(tc));

@@ -1,0 +1,54 @@
+#pragma once
+// The per-row steps every site runs around the merge rules, once for both engines: deciding
+// an incoming row against the local clocks, recording what won, and choosing which column
+// changes of a local row to send. The engines only read and write their storage.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/merge.hpp"
+#include "common/payload.hpp"
+#include "common/row_clocks.hpp"
+
+namespace deltasync {
+
+// Version ranges [lo, hi] to leave out of a push: what this site applied from the hub it
+// is pushing to, which must not travel back there.
+using VersionRanges = std::vector<std::pair<int64_t, int64_t>>;
+bool InRanges(const VersionRanges& ranges, int64_t ver);
+
+// How one payload table's names map onto a local tracked table, and its sites onto local
+// ordinals. Checked against the local catalog: throws kInvalidPayload on a key mismatch or
+// an unknown column.
+struct TableMapping {
+  std::vector<uint32_t> columns;    // payload column index -> local column index
+  const std::vector<uint32_t>* sites = nullptr;  // payload site index -> local ordinal
+};
+TableMapping MapTable(const std::string& table, const std::vector<std::string>& local_pk,
+                      const std::vector<std::string>& local_cols, const TableChanges& tc,
+                      const std::vector<uint32_t>& site_ords);
+
+// One incoming row decided against the local row (cl 0 and no clocks: never seen here).
+struct RowDecision {
+  RowMerge merge;
+  std::vector<size_t> winners;  // indexes into the row's changes that replace the local ones
+};
+RowDecision DecideRow(int64_t local_cl, const RowClocks& local, const RowChanges& r, const TableMapping& map,
+                      const std::function<const SiteId&(uint32_t)>& site_of);
+
+// The local clocks after the winners were written at local version `ver`, in stored form
+// (Normalize()d): a deleted row keeps none; a whole row from one origin becomes the shared
+// clock alone.
+void AdoptWinners(RowClocks& clocks, const RowDecision& d, const RowChanges& r, const TableMapping& map,
+                  size_t ncols, int64_t ver);
+
+// The column changes of a local live row to send: clocks newer than `since` whose version is
+// not in `exclude` and that were written at the row's current causal length or before.
+// value_of(c) reads local column c; site_index maps a local ordinal to the payload's list.
+void CollectRowChanges(RowChanges& r, const RowClocks& clocks, size_t ncols, int64_t since,
+                       const VersionRanges& exclude, const std::function<Value(uint32_t)>& value_of,
+                       const std::function<uint32_t(uint32_t)>& site_index);
+
+}  // namespace deltasync
