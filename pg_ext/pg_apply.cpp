@@ -12,6 +12,7 @@
 #include "common/hlc.hpp"
 #include "common/merge.hpp"
 #include "common/row_apply.hpp"
+#include "common/scoped_flag.hpp"
 #include "common/utf8.hpp"
 #include "pg_ext/pg_capture.hpp"
 #include "pg_ext/pg_changes.hpp"
@@ -31,17 +32,6 @@ extern "C" {
 namespace deltasync {
 
 namespace {
-
-// Sets a flag for the lifetime of the object and restores it afterwards.
-class FlagGuard {
- public:
-  explicit FlagGuard(bool& flag) : flag_(flag), old_(flag) { flag_ = true; }
-  ~FlagGuard() { flag_ = old_; }
-
- private:
-  bool& flag_;
-  bool old_;
-};
 
 // The statements that apply one payload table into one local table.
 class TableApplier {
@@ -228,7 +218,7 @@ ApplyResult ApplyPayload(const Payload& p) {
   std::sort(touched.begin(), touched.end(), [](const TableInfo* x, const TableInfo* y) { return x->id < y->id; });
   b.BeginWrite();
 
-  FlagGuard applying(b.applying);
+  ScopedFlag applying(b.applying);
   SubTransaction sub;
   try {
     AsOwner as;

@@ -6,6 +6,7 @@
 #include "common/hlc.hpp"
 #include "common/merge.hpp"
 #include "common/row_apply.hpp"
+#include "common/scoped_flag.hpp"
 #include "common/payload.hpp"
 #include "common/row_clocks.hpp"
 #include "common/utf8.hpp"
@@ -16,17 +17,6 @@ namespace deltasync {
 
 namespace {
 
-
-// Sets a connection flag for the lifetime of the object and restores it afterwards.
-class FlagGuard {
- public:
-  explicit FlagGuard(bool& flag) : flag_(flag), old_(flag) { flag_ = true; }
-  ~FlagGuard() { flag_ = old_; }
-
- private:
-  bool& flag_;
-  bool old_;
-};
 
 // Foreign keys between tracked tables are checked at commit, so rows may arrive in any order.
 class DeferForeignKeys {
@@ -167,7 +157,7 @@ ApplyResult ApplyPayload(Conn& conn, const Payload& p) {
   ApplyResult counts;
   std::vector<TableInfo> tables = conn.LoadTables();
   LastRowidGuard rowid(db);
-  FlagGuard applying(conn.applying);
+  ScopedFlag applying(conn.applying);
   Savepoint sp(db, "deltasync_apply");
   try {
     DeferForeignKeys fk(db);
