@@ -11,7 +11,7 @@ PACKAGES=(
   libzstd-dev
   libcli11-dev
   libcurl4-openssl-dev libcpp-httplib-dev
-  postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libpq-dev
+  postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libpq-dev bc
 )
 
 missing=()

@@ -2,7 +2,7 @@
 -- Payloads travel as deltasync_changes / deltasync_apply; every rule is checked on both.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(27);
+SELECT plan(29);
 SELECT dblink_connect('b', :'other');
 
 CREATE FUNCTION pg_temp.on_b(sql text) RETURNS void LANGUAGE sql AS $$ SELECT dblink_exec('b', sql) $$;
@@ -64,6 +64,19 @@ UPDATE sc SET qty = 1 WHERE id = 1;
 UPDATE sc SET qty = 2 WHERE id = 1;
 SELECT pg_temp.a_to_b();
 SELECT is(pg_temp.b_value('SELECT qty FROM sc WHERE id = 1'), '2', 'a local overwrite always beats the version it overwrites');
+
+-- A local write beats the version it overwrites even when that version's clock is ahead of
+-- this site's (a faster remote clock, or another backend in the same millisecond).
+SELECT deltasync_apply(format('{"format":"deltasync","version":1,"site":"00000000-0000-4000-8000-000000000002","since":0,"until":1,'
+  '"sites":["00000000-0000-4000-8000-000000000002"],"tables":[{"name":"sc","pk":["id"],"columns":["name"],'
+  '"rows":[{"key":[2],"cl":1,"changes":[[0,"from the future",%s,0,1]]}]}]}', ((extract(epoch from now())::bigint + 60) * 1000) << 16));
+SELECT deltasync_db_version() AS before_local \gset
+UPDATE sc SET name = 'local after it' WHERE id = 2;
+SELECT ok((SELECT (c->>2)::bigint FROM jsonb_array_elements(deltasync_changes(:before_local)::jsonb->'tables'->0->'rows'->0->'changes') c
+           WHERE (c->>0)::int = 0) > ((extract(epoch from now())::bigint + 60) * 1000) << 16,
+  'the local overwrite gets a clock above the one it replaced');
+SELECT pg_temp.a_to_b();
+SELECT is(pg_temp.b_value('SELECT name FROM sc WHERE id = 2'), 'local after it', 'and wins everywhere');
 
 -- Rule 6 and 1: a refused clock and a value that does not fit leave everything as it was.
 CREATE FUNCTION pg_temp.payload(tbl text, cols text, rows text) RETURNS text LANGUAGE sql AS $$
