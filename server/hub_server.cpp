@@ -267,6 +267,11 @@ struct Hub::Impl {
       std::string what = "internal error";
       try {
         std::rethrow_exception(ep);
+      } catch (const StoreUnavailable& e) {
+        // The store is restarting or unreachable: the client keeps its cursors and retries.
+        Log(LogLevel::kWarn, e.what());
+        res.set_header("Retry-After", "1");
+        return SendError(res, 503, "deltasync: the hub's store is unavailable; retry later");
       } catch (const std::exception& e) {
         what = e.what();
       } catch (...) {

@@ -1,5 +1,6 @@
 #include "server/hub_store.hpp"
 
+
 #include <algorithm>
 #include <map>
 #include <unordered_map>
@@ -15,43 +16,9 @@ namespace {
 
 constexpr int64_t kSchemaVersion = 1;
 
-Value DecodeStoredValue(std::string_view bytes) {
-  ByteReader in(bytes, "stored value");
-  Value v = DecodeValue(in);
-  if (!in.AtEnd()) in.Fail("trailing bytes");
-  return v;
-}
-
-// Names the hub relays must be portable identifiers: 1-63 bytes (PostgreSQL's limit), no
-// control characters, no quotes, backslashes or semicolons. The hub never puts a name into
-// SQL text, but a name built to break out of quoting has no business travelling to sites.
-void CheckIdentifier(const std::string& name, const char* what) {
-  bool ok = !name.empty() && name.size() <= 63;
-  for (char ch : name) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c == 0x7f || c == '"' || c == '\'' || c == '`' || c == '\\' || c == ';') ok = false;
-  }
-  if (!ok) {
-    std::string shown = name.substr(0, 40);
-    for (char& c : shown)
-      if (static_cast<unsigned char>(c) < 0x20) c = '?';
-    throw Error(ErrorCode::kInvalidPayload, std::string("invalid payload: ") + what + " name \"" + shown +
-                                                "\" is not a portable identifier (1-63 bytes, no quotes, backslashes, "
-                                                "semicolons or control characters)");
-  }
-}
-
-void CheckIdentifiers(const Payload& p) {
-  for (const TableChanges& t : p.tables) {
-    CheckIdentifier(t.name, "table");
-    for (const auto& c : t.pk) CheckIdentifier(c, "column");
-    for (const auto& c : t.columns) CheckIdentifier(c, "column");
-  }
-}
-
 }  // namespace
 
-HubStore::HubStore(const std::string& path) {
+SqliteHubStore::SqliteHubStore(const std::string& path) {
   if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
       SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
@@ -98,9 +65,9 @@ HubStore::HubStore(const std::string& path) {
   }
 }
 
-HubStore::~HubStore() { sqlite3_close(db_); }
+SqliteHubStore::~SqliteHubStore() { sqlite3_close(db_); }
 
-std::optional<int64_t> HubStore::Node(const std::string& name, bool create) {
+std::optional<int64_t> SqliteHubStore::Node(const std::string& name, bool create) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt get(db_, "SELECT id FROM hub_nodes WHERE name = ?1");
   get.BindText(1, name);
@@ -112,7 +79,7 @@ std::optional<int64_t> HubStore::Node(const std::string& name, bool create) {
   return sqlite3_last_insert_rowid(db_);
 }
 
-uint32_t HubStore::SiteOrdinal(const SiteId& site) {
+uint32_t SqliteHubStore::SiteOrdinal(const SiteId& site) {
   for (size_t k = 0; k < sites_.size(); ++k)
     if (sites_[k] == site) return static_cast<uint32_t>(k);
   auto ord = static_cast<uint32_t>(sites_.size());
@@ -124,32 +91,151 @@ uint32_t HubStore::SiteOrdinal(const SiteId& site) {
   return ord;
 }
 
-const SiteId& HubStore::SiteOf(int64_t ord) {
+const SiteId& SqliteHubStore::SiteOf(int64_t ord) {
   if (ord < 0 || static_cast<size_t>(ord) >= sites_.size())
     throw Error(ErrorCode::kInternal, "hub store: unknown site ordinal " + std::to_string(ord));
   return sites_[static_cast<size_t>(ord)];
 }
 
-int64_t HubStore::TableId(int64_t node, const TableChanges& t) {
-  std::string pk = nlohmann::json(t.pk).dump();
-  Stmt get(db_, "SELECT id, pk FROM hub_tables WHERE node = ?1 AND name = ?2");
-  get.BindInt(1, node);
-  get.BindText(2, t.name);
-  if (get.Step()) {
-    if (get.Text(1) != pk)
-      throw Error(ErrorCode::kInvalidPayload, "table \"" + t.name + "\": key columns " + pk +
-                                                  " differ from those this node holds, " + std::string(get.Text(1)));
-    return get.Int(0);
-  }
-  Stmt add(db_, "INSERT INTO hub_tables(node, name, pk) VALUES (?1, ?2, ?3)");
-  add.BindInt(1, node);
-  add.BindText(2, t.name);
-  add.BindText(3, pk);
-  add.Run();
-  return sqlite3_last_insert_rowid(db_);
-}
+// The reads and writes of one push (inside BEGIN IMMEDIATE).
+class SqliteHubStore::Txn : public PushTxn {
+ public:
+  Txn(SqliteHubStore& store, int64_t node)
+      : store_(store), db_(store.db_), node_(node),
+        get_row_(db_, "SELECT cl FROM hub_rows WHERE tbl = ?1 AND key = ?2"),
+        get_cells_(db_, "SELECT col, hlc, site, cl FROM hub_cells WHERE tbl = ?1 AND key = ?2"),
+        put_row_(db_, "INSERT INTO hub_rows(node, tbl, key, cl, seq, writer) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                      " ON CONFLICT (tbl, key) DO UPDATE SET cl = excluded.cl, seq = excluded.seq, writer = excluded.writer"),
+        put_cell_(db_, "INSERT INTO hub_cells(tbl, key, col, value, hlc, site, cl, seq)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (tbl, key, col) DO UPDATE SET"
+                       " value = excluded.value, hlc = excluded.hlc, site = excluded.site, cl = excluded.cl,"
+                       " seq = excluded.seq"),
+        drop_cells_(db_, "DELETE FROM hub_cells WHERE tbl = ?1 AND key = ?2") {}
 
-PushResult HubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) {
+  int64_t TableId(const TableChanges& t) override {
+    std::string pk = nlohmann::json(t.pk).dump();
+    Stmt get(db_, "SELECT id, pk FROM hub_tables WHERE node = ?1 AND name = ?2");
+    get.BindInt(1, node_);
+    get.BindText(2, t.name);
+    if (get.Step()) {
+      if (get.Text(1) != pk)
+        throw Error(ErrorCode::kInvalidPayload, "table \"" + t.name + "\": key columns " + pk +
+                                                    " differ from those this node holds, " + std::string(get.Text(1)));
+      return get.Int(0);
+    }
+    Stmt add(db_, "INSERT INTO hub_tables(node, name, pk) VALUES (?1, ?2, ?3)");
+    add.BindInt(1, node_);
+    add.BindText(2, t.name);
+    add.BindText(3, pk);
+    add.Run();
+    return sqlite3_last_insert_rowid(db_);
+  }
+  uint32_t SiteOrdinal(const SiteId& site) override { return store_.SiteOrdinal(site); }
+  const SiteId& SiteOf(int64_t ord) override { return store_.SiteOf(ord); }
+  int64_t RowCl(int64_t tbl, const std::string& key) override {
+    get_row_.BindInt(1, tbl);
+    get_row_.BindBlob(2, key);
+    int64_t cl = get_row_.Step() ? get_row_.Int(0) : 0;
+    get_row_.Reset();
+    return cl;
+  }
+  std::unordered_map<std::string, Clock> CellClocks(int64_t tbl, const std::string& key) override {
+    std::unordered_map<std::string, Clock> held;
+    get_cells_.BindInt(1, tbl);
+    get_cells_.BindBlob(2, key);
+    while (get_cells_.Step())
+      held[std::string(get_cells_.Text(0))] =
+          Clock{get_cells_.Int(3), static_cast<uint64_t>(get_cells_.Int(1)), SiteOf(get_cells_.Int(2))};
+    get_cells_.Reset();
+    return held;
+  }
+  void DropCells(int64_t tbl, const std::string& key) override {
+    drop_cells_.BindInt(1, tbl);
+    drop_cells_.BindBlob(2, key);
+    drop_cells_.Run();
+  }
+  void PutCell(int64_t tbl, const std::string& key, const std::string& col, const std::string& value, uint64_t hlc,
+               uint32_t site, int64_t cl, int64_t seq) override {
+    put_cell_.BindInt(1, tbl);
+    put_cell_.BindBlob(2, key);
+    put_cell_.BindText(3, col);
+    put_cell_.BindBlob(4, value);
+    put_cell_.BindInt(5, static_cast<int64_t>(hlc));
+    put_cell_.BindInt(6, site);
+    put_cell_.BindInt(7, cl);
+    put_cell_.BindInt(8, seq);
+    put_cell_.Run();
+  }
+  void PutRow(int64_t tbl, const std::string& key, int64_t cl, int64_t seq, int64_t writer) override {
+    put_row_.BindInt(1, node_);
+    put_row_.BindInt(2, tbl);
+    put_row_.BindBlob(3, key);
+    put_row_.BindInt(4, cl);
+    put_row_.BindInt(5, seq);
+    put_row_.BindInt(6, writer);
+    put_row_.Run();
+  }
+
+ private:
+  SqliteHubStore& store_;
+  sqlite3* db_;
+  int64_t node_;
+  Stmt get_row_, get_cells_, put_row_, put_cell_, drop_cells_;
+};
+
+// One page's reads (inside one read transaction).
+class SqliteHubStore::Snapshot : public PullSource {
+ public:
+  Snapshot(SqliteHubStore& store, int64_t node)
+      : store_(store), db_(store.db_), node_(node),
+        cells_(db_, "SELECT col, value, hlc, site, cl FROM hub_cells WHERE tbl = ?1 AND key = ?2") {}
+  int64_t NodeSeq() override {
+    Stmt head(db_, "SELECT seq FROM hub_nodes WHERE id = ?1");
+    head.BindInt(1, node_);
+    return head.Step() ? head.Int(0) : 0;
+  }
+  std::vector<StoredRow> Rows(int64_t since, size_t limit) override {
+    Stmt rows(db_, "SELECT tbl, key, cl, seq, writer FROM hub_rows WHERE node = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
+    rows.BindInt(1, node_);
+    rows.BindInt(2, since);
+    rows.BindInt(3, static_cast<int64_t>(limit));
+    std::vector<StoredRow> out;
+    while (rows.Step())
+      out.push_back(StoredRow{rows.Int(0), std::string(rows.Blob(1)), rows.Int(2), rows.Int(3), rows.Int(4)});
+    return out;
+  }
+  void Table(int64_t tbl, std::string& name, std::vector<std::string>& pk) override {
+    Stmt tinfo(db_, "SELECT name, pk FROM hub_tables WHERE id = ?1");
+    tinfo.BindInt(1, tbl);
+    if (!tinfo.Step()) throw Error(ErrorCode::kInternal, "hub store: row of an unknown table");
+    name = std::string(tinfo.Text(0));
+    pk = nlohmann::json::parse(tinfo.Text(1)).get<std::vector<std::string>>();
+  }
+  std::vector<StoredCell> Cells(int64_t tbl, const std::string& key) override {
+    std::vector<StoredCell> out;
+    cells_.BindInt(1, tbl);
+    cells_.BindBlob(2, key);
+    while (cells_.Step())
+      out.push_back(StoredCell{std::string(cells_.Text(0)), std::string(cells_.Blob(1)),
+                               static_cast<uint64_t>(cells_.Int(2)), cells_.Int(3), cells_.Int(4)});
+    cells_.Reset();
+    return out;
+  }
+  const SiteId& SiteOf(int64_t ord) override { return store_.SiteOf(ord); }
+  int64_t KnownSite(const SiteId& site) override {
+    for (size_t k = 0; k < store_.sites_.size(); ++k)
+      if (store_.sites_[k] == site) return static_cast<int64_t>(k);
+    return -1;
+  }
+
+ private:
+  SqliteHubStore& store_;
+  sqlite3* db_;
+  int64_t node_;
+  Stmt cells_;
+};
+
+PushResult SqliteHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) {
   CheckIdentifiers(p);
   CheckClockDrift(MaxHlc(p), WallClockMillis(), max_clock_drift_ms);
   std::lock_guard<std::mutex> lock(mu_);
@@ -161,87 +247,15 @@ PushResult HubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_dri
     node_seq.BindInt(1, node);
     int64_t seq = node_seq.Step() ? node_seq.Int(0) : 0;
     node_seq.Reset();
-
-    std::vector<uint32_t> ords;
-    for (const SiteId& s : p.sites) ords.push_back(SiteOrdinal(s));
-
-    Stmt get_row(db_, "SELECT cl FROM hub_rows WHERE tbl = ?1 AND key = ?2");
-    Stmt get_cells(db_, "SELECT col, hlc, site, cl FROM hub_cells WHERE tbl = ?1 AND key = ?2");
-    // writer: the site whose push last changed the row, so pull can leave out rows that
-    // would only tell that site what it said itself.
-    Stmt put_row(db_, "INSERT INTO hub_rows(node, tbl, key, cl, seq, writer) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-                      " ON CONFLICT (tbl, key) DO UPDATE SET cl = excluded.cl, seq = excluded.seq, writer = excluded.writer");
-    int64_t writer = SiteOrdinal(p.site);
-    Stmt put_cell(db_, "INSERT INTO hub_cells(tbl, key, col, value, hlc, site, cl, seq)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (tbl, key, col) DO UPDATE SET"
-                       " value = excluded.value, hlc = excluded.hlc, site = excluded.site, cl = excluded.cl,"
-                       " seq = excluded.seq");
-    Stmt drop_cells(db_, "DELETE FROM hub_cells WHERE tbl = ?1 AND key = ?2");
-
-    for (const TableChanges& t : p.tables) {
-      int64_t tbl = TableId(node, t);
-      for (const RowChanges& r : t.rows) {
-        std::string key = EncodeKey(r.key);
-        get_row.BindInt(1, tbl);
-        get_row.BindBlob(2, key);
-        int64_t local_cl = get_row.Step() ? get_row.Int(0) : 0;
-        get_row.Reset();
-        std::unordered_map<std::string, Clock> held;
-        get_cells.BindInt(1, tbl);
-        get_cells.BindBlob(2, key);
-        while (get_cells.Step())
-          held[std::string(get_cells.Text(0))] =
-              Clock{get_cells.Int(3), static_cast<uint64_t>(get_cells.Int(1)), SiteOf(get_cells.Int(2))};
-        get_cells.Reset();
-
-        std::vector<Clock> incoming, local;
-        for (const ColumnChange& c : r.changes) {
-          incoming.push_back(Clock{c.cl, c.hlc, p.sites[c.site]});
-          auto it = held.find(t.columns[c.column]);
-          local.push_back(it == held.end() ? Clock{} : it->second);
-        }
-        RowMerge m = MergeRow(local_cl, r.cl, incoming, local);
-        result.applied += m.applied;
-        result.ignored += m.changes - m.applied;
-        result.rows++;
-        if (m.applied == 0) continue;
-
-        ++seq;
-        if (!m.exists) {
-          drop_cells.BindInt(1, tbl);
-          drop_cells.BindBlob(2, key);
-          drop_cells.Run();
-        }
-        for (size_t k = 0; k < r.changes.size(); ++k) {
-          if (!m.col_wins[k]) continue;
-          const ColumnChange& c = r.changes[k];
-          std::string value;
-          EncodeValue(c.value, value);
-          put_cell.BindInt(1, tbl);
-          put_cell.BindBlob(2, key);
-          put_cell.BindText(3, t.columns[c.column]);
-          put_cell.BindBlob(4, value);
-          put_cell.BindInt(5, static_cast<int64_t>(c.hlc));
-          put_cell.BindInt(6, ords[c.site]);
-          put_cell.BindInt(7, c.cl);
-          put_cell.BindInt(8, seq);
-          put_cell.Run();
-        }
-        put_row.BindInt(1, node);
-        put_row.BindInt(2, tbl);
-        put_row.BindBlob(3, key);
-        put_row.BindInt(4, m.cl);
-        put_row.BindInt(5, seq);
-        put_row.BindInt(6, writer);
-        put_row.Run();
-      }
+    {
+      Txn txn(*this, node);
+      result = MergePush(txn, p, seq);
     }
     Stmt set_seq(db_, "UPDATE hub_nodes SET seq = ?1 WHERE id = ?2");
-    set_seq.BindInt(1, seq);
+    set_seq.BindInt(1, result.seq);
     set_seq.BindInt(2, node);
     set_seq.Run();
     Exec(db_, "COMMIT");
-    result.seq = seq;
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     sites_.resize(sites_before);  // registrations were rolled back with the rest
@@ -250,113 +264,23 @@ PushResult HubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_dri
   return result;
 }
 
-PullResult HubStore::Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,
-                          const std::optional<SiteId>& requester) {
+PullResult SqliteHubStore::Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,
+                                const std::optional<SiteId>& requester) {
   std::lock_guard<std::mutex> lock(mu_);
   PullResult out;
-  Payload& p = out.payload;
-  p.site = hub_id_;
-  p.since = since;
   Exec(db_, "BEGIN");  // one snapshot for the whole page
   try {
-    Stmt head(db_, "SELECT seq FROM hub_nodes WHERE id = ?1");
-    head.BindInt(1, node);
-    int64_t node_seq = head.Step() ? head.Int(0) : 0;
-    head.Reset();
-
-    std::map<int64_t, size_t> table_index;         // hub table id -> index in p.tables
-    std::map<int64_t, bool> wanted;                 // hub table id -> asked for
-    std::vector<std::map<std::string, uint32_t>> col_index;
-    std::unordered_map<int64_t, uint32_t> site_index;
-    int64_t requester_ord = -1;
-    if (requester)
-      for (size_t k = 0; k < sites_.size(); ++k)
-        if (sites_[k] == *requester) requester_ord = static_cast<int64_t>(k);
-
-    Stmt tinfo(db_, "SELECT name, pk FROM hub_tables WHERE id = ?1");
-    Stmt rows(db_, "SELECT tbl, key, cl, seq, writer FROM hub_rows WHERE node = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
-    // Every cell of the row, not only those newer than `since`: a row moves to the end of the
-    // sequence when it changes, so a client at `since` may never have been sent its older
-    // cells (they were at seq <= since, but the row had already moved on when it pulled).
-    Stmt cells(db_, "SELECT col, value, hlc, site, cl FROM hub_cells WHERE tbl = ?1 AND key = ?2");
-    rows.BindInt(1, node);
-    rows.BindInt(2, since);
-    rows.BindInt(3, static_cast<int64_t>(max_rows) + 1);
-    int64_t until = since;
-    size_t n = 0;
-    while (rows.Step()) {
-      if (n == max_rows) {
-        out.more = true;
-        break;
-      }
-      ++n;
-      int64_t tbl = rows.Int(0);
-      until = rows.Int(3);
-      auto w = wanted.find(tbl);
-      if (w == wanted.end()) {
-        tinfo.BindInt(1, tbl);
-        if (!tinfo.Step()) throw Error(ErrorCode::kInternal, "hub store: row of an unknown table");
-        std::string name(tinfo.Text(0));
-        bool ok = tables.empty() || std::find(tables.begin(), tables.end(), name) != tables.end();
-        w = wanted.emplace(tbl, ok).first;
-        if (ok) {
-          TableChanges t;
-          t.name = name;
-          t.pk = nlohmann::json::parse(tinfo.Text(1)).get<std::vector<std::string>>();
-          table_index[tbl] = p.tables.size();
-          p.tables.push_back(std::move(t));
-          col_index.emplace_back();
-        }
-        tinfo.Reset();
-      }
-      if (!w->second) continue;  // a table the client did not ask for: skipped, cursor moves on
-      size_t ti = table_index[tbl];
-      TableChanges& t = p.tables[ti];
-      RowChanges r;
-      r.key = DecodeKey(rows.Blob(1));
-      r.cl = rows.Int(2);
-      cells.BindInt(1, tbl);
-      cells.BindBlob(2, rows.Blob(1));
-      while (cells.Step()) {
-        int64_t site = cells.Int(3);
-        if (site == requester_ord) continue;  // never a client's own changes back to it
-        ColumnChange c;
-        std::string col(cells.Text(0));
-        auto ci = col_index[ti].find(col);
-        if (ci == col_index[ti].end()) {
-          ci = col_index[ti].emplace(col, static_cast<uint32_t>(t.columns.size())).first;
-          t.columns.push_back(col);
-        }
-        c.column = ci->second;
-        c.value = DecodeStoredValue(cells.Blob(1));
-        c.hlc = static_cast<uint64_t>(cells.Int(2));
-        auto si = site_index.find(site);
-        if (si == site_index.end()) {
-          si = site_index.emplace(site, static_cast<uint32_t>(p.sites.size())).first;
-          p.sites.push_back(SiteOf(site));
-        }
-        c.site = si->second;
-        c.cl = cells.Int(4);
-        r.changes.push_back(std::move(c));
-      }
-      cells.Reset();
-      if (r.changes.empty() && rows.Int(4) == requester_ord) continue;  // nothing it does not know
-      out.changes += r.changes.empty() ? 1 : r.changes.size();
-      t.rows.push_back(std::move(r));
-    }
-    rows.Reset();
-    p.until = out.more ? until : std::max(until, node_seq);
+    Snapshot snap(*this, node);
+    out = BuildPage(snap, hub_id_, since, max_rows, tables, requester);
     Exec(db_, "COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
-  // Drop tables whose every row was filtered to nothing? Rows always carry their causal
-  // length, so a table listed here has at least one row.
   return out;
 }
 
-nlohmann::json HubStore::Status(int64_t node, const std::string& name) {
+nlohmann::json SqliteHubStore::Status(int64_t node, const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   nlohmann::json tables = nlohmann::json::array();
   Stmt s(db_,
@@ -373,7 +297,7 @@ nlohmann::json HubStore::Status(int64_t node, const std::string& name) {
   return {{"node", name}, {"seq", n}, {"hub_id", hub_id_.ToString()}, {"tables", tables}};
 }
 
-std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> HubStore::NodeCounts() {
+std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> SqliteHubStore::NodeCounts() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> out;
   Stmt s(db_, "SELECT n.name, (SELECT count(*) FROM hub_rows r WHERE r.node = n.id), n.seq FROM hub_nodes n ORDER BY n.name");

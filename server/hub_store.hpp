@@ -1,62 +1,76 @@
 #pragma once
-// The hub's store on SQLite: per node, the winning change of every (table, key, column),
-// every row's causal length, and a per-node sequence that orders rows for pull cursors.
-// Merging uses common/merge, the same code the extensions use.
+// The hub's store: per node, the winning change of every (table, key, column), every row's
+// causal length, and a per-node sequence that orders rows for pull cursors. Two
+// implementations: the embedded SQLite file (this file's SqliteHubStore) and PostgreSQL
+// (hub_store_pg), shared by several hub processes. Merging and page assembly are
+// hub_merge's, the same for both; merging uses common/merge, as the extensions do.
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "common/payload.hpp"
 #include "common/site_id.hpp"
+#include "server/hub_merge.hpp"
 
 struct sqlite3;
 
 namespace deltasync::hub {
 
-struct PushResult {
-  uint64_t applied = 0, ignored = 0, rows = 0;
-  int64_t seq = 0;  // the node's sequence after the push
-};
-
-struct PullResult {
-  Payload payload;  // since/until are node sequences
-  bool more = false;
-  uint64_t changes = 0;
+// The store cannot be reached right now (a restarting database, a dropped connection that
+// retrying did not cure): the hub answers 503 and the client retries later.
+class StoreUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 class HubStore {
  public:
-  // Opens (creating if needed) the store; ":memory:" for a throwaway one.
-  explicit HubStore(const std::string& path);
-  ~HubStore();
-  HubStore(const HubStore&) = delete;
-  HubStore& operator=(const HubStore&) = delete;
-
-  const SiteId& hub_id() const { return hub_id_; }
-
+  virtual ~HubStore() = default;
+  // The store's identity: the same for every hub process serving it.
+  virtual const SiteId& hub_id() const = 0;
   // Node id, or nullopt when the node does not exist (and create is false).
-  std::optional<int64_t> Node(const std::string& name, bool create);
-
+  virtual std::optional<int64_t> Node(const std::string& name, bool create) = 0;
   // Merges a payload into a node, in one transaction that is durable when this returns.
-  PushResult Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms);
-
+  virtual PushResult Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) = 0;
   // Rows whose sequence is > since, oldest first, whole rows only, at most max_rows rows;
   // only the listed tables (all when empty); never column changes that originate at
   // `requester`.
-  PullResult Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,
-                  const std::optional<SiteId>& requester);
-
-  nlohmann::json Status(int64_t node, const std::string& name);
+  virtual PullResult Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,
+                          const std::optional<SiteId>& requester) = 0;
+  virtual nlohmann::json Status(int64_t node, const std::string& name) = 0;
   // Per-node counts for the metrics endpoint: name -> (rows, seq).
-  std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> NodeCounts();
+  virtual std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> NodeCounts() = 0;
+};
+
+// Opens the store --db names: postgresql://... or postgres://... (PostgreSQL), else a SQLite
+// file (":memory:" for a throwaway one).
+std::unique_ptr<HubStore> OpenStore(const std::string& db);
+
+class SqliteHubStore : public HubStore {
+ public:
+  explicit SqliteHubStore(const std::string& path);
+  ~SqliteHubStore() override;
+  SqliteHubStore(const SqliteHubStore&) = delete;
+  SqliteHubStore& operator=(const SqliteHubStore&) = delete;
+
+  const SiteId& hub_id() const override { return hub_id_; }
+  std::optional<int64_t> Node(const std::string& name, bool create) override;
+  PushResult Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) override;
+  PullResult Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,
+                  const std::optional<SiteId>& requester) override;
+  nlohmann::json Status(int64_t node, const std::string& name) override;
+  std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> NodeCounts() override;
 
  private:
+  class Txn;
+  class Snapshot;
   uint32_t SiteOrdinal(const SiteId& site);
   const SiteId& SiteOf(int64_t ord);
-  int64_t TableId(int64_t node, const TableChanges& t);
 
   sqlite3* db_ = nullptr;
   std::mutex mu_;  // one writer (and reader) at a time on the one connection

@@ -59,7 +59,7 @@ int Serve(const std::string& db, const std::string& listen, const std::string& c
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto store = std::make_unique<HubStore>(db);
+  std::unique_ptr<HubStore> store = OpenStore(db);
   std::string hub_id = store->hub_id().ToString();
   Hub hub(std::move(config), std::move(store));
   std::thread waiter([&] {
@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
   std::string db, listen = "127.0.0.1:8080", config, log_level = "info";
   bool auto_create = false, allow_unauthenticated = false;
   CLI::App* serve = app.add_subcommand("serve", "run a hub");
-  serve->add_option("--db", db, "hub store: a SQLite file, or :memory:")->required();
+  serve->add_option("--db", db, "hub store: a SQLite file, :memory:, or postgresql://... (shared by several hubs)")->required();
   serve->add_option("--listen", listen, "HOST:PORT to listen on")->capture_default_str();
   serve->add_option("--config", config, "JSON config: nodes, tokens, limits")->check(CLI::ExistingFile);
   serve->add_flag("--auto-create-nodes", auto_create, "create a node on first use");

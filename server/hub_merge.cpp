@@ -1,0 +1,160 @@
+#include "server/hub_merge.hpp"
+
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "common/error.hpp"
+#include "common/key_codec.hpp"
+
+namespace deltasync::hub {
+
+namespace {
+
+Value DecodeStoredValue(std::string_view bytes) {
+  ByteReader in(bytes, "stored value");
+  Value v = DecodeValue(in);
+  if (!in.AtEnd()) in.Fail("trailing bytes");
+  return v;
+}
+
+// Names the hub relays must be portable identifiers: 1-63 bytes (PostgreSQL's limit), no
+// control characters, no quotes, backslashes or semicolons. The hub never puts a name into
+// SQL text, but a name built to break out of quoting has no business travelling to sites.
+void CheckIdentifier(const std::string& name, const char* what) {
+  bool ok = !name.empty() && name.size() <= 63;
+  for (char ch : name) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f || c == '"' || c == '\'' || c == '`' || c == '\\' || c == ';') ok = false;
+  }
+  if (!ok) {
+    std::string shown = name.substr(0, 40);
+    for (char& c : shown)
+      if (static_cast<unsigned char>(c) < 0x20) c = '?';
+    throw Error(ErrorCode::kInvalidPayload, std::string("invalid payload: ") + what + " name \"" + shown +
+                                                "\" is not a portable identifier (1-63 bytes, no quotes, backslashes, "
+                                                "semicolons or control characters)");
+  }
+}
+
+}  // namespace
+
+void CheckIdentifiers(const Payload& p) {
+  for (const TableChanges& t : p.tables) {
+    CheckIdentifier(t.name, "table");
+    for (const auto& c : t.pk) CheckIdentifier(c, "column");
+    for (const auto& c : t.columns) CheckIdentifier(c, "column");
+  }
+}
+
+
+PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
+  PushResult result;
+  std::vector<uint32_t> ords;
+  for (const SiteId& s : p.sites) ords.push_back(txn.SiteOrdinal(s));
+  int64_t writer = txn.SiteOrdinal(p.site);
+  for (const TableChanges& t : p.tables) {
+    int64_t tbl = txn.TableId(t);
+    for (const RowChanges& r : t.rows) {
+      std::string key = EncodeKey(r.key);
+      int64_t local_cl = txn.RowCl(tbl, key);
+      std::unordered_map<std::string, Clock> held = txn.CellClocks(tbl, key);
+      std::vector<Clock> incoming, local;
+      for (const ColumnChange& c : r.changes) {
+        incoming.push_back(Clock{c.cl, c.hlc, p.sites[c.site]});
+        auto it = held.find(t.columns[c.column]);
+        local.push_back(it == held.end() ? Clock{} : it->second);
+      }
+      RowMerge m = MergeRow(local_cl, r.cl, incoming, local);
+      result.applied += m.applied;
+      result.ignored += m.changes - m.applied;
+      result.rows++;
+      if (m.applied == 0) continue;
+      ++seq;
+      if (!m.exists) txn.DropCells(tbl, key);
+      for (size_t k = 0; k < r.changes.size(); ++k) {
+        if (!m.col_wins[k]) continue;
+        const ColumnChange& c = r.changes[k];
+        std::string value;
+        EncodeValue(c.value, value);
+        txn.PutCell(tbl, key, t.columns[c.column], value, c.hlc, ords[c.site], c.cl, seq);
+      }
+      txn.PutRow(tbl, key, m.cl, seq, writer);
+    }
+  }
+  result.seq = seq;
+  return result;
+}
+
+PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_t max_rows,
+                     const std::vector<std::string>& tables, const std::optional<SiteId>& requester) {
+  PullResult out;
+  Payload& p = out.payload;
+  p.site = hub_id;
+  p.since = since;
+  int64_t node_seq = src.NodeSeq();
+  std::map<int64_t, size_t> table_index;  // hub table id -> index in p.tables
+  std::map<int64_t, bool> wanted;          // hub table id -> asked for
+  std::vector<std::map<std::string, uint32_t>> col_index;
+  std::unordered_map<int64_t, uint32_t> site_index;
+  int64_t requester_ord = requester ? src.KnownSite(*requester) : -1;
+  int64_t until = since;
+  std::vector<StoredRow> rows = src.Rows(since, max_rows + 1);
+  size_t n = 0;
+  for (const StoredRow& row : rows) {
+    if (n == max_rows) {
+      out.more = true;
+      break;
+    }
+    ++n;
+    until = row.seq;
+    auto w = wanted.find(row.tbl);
+    if (w == wanted.end()) {
+      TableChanges t;
+      src.Table(row.tbl, t.name, t.pk);
+      bool ok = tables.empty() || std::find(tables.begin(), tables.end(), t.name) != tables.end();
+      w = wanted.emplace(row.tbl, ok).first;
+      if (ok) {
+        table_index[row.tbl] = p.tables.size();
+        p.tables.push_back(std::move(t));
+        col_index.emplace_back();
+      }
+    }
+    if (!w->second) continue;  // a table the client did not ask for: skipped, cursor moves on
+    size_t ti = table_index[row.tbl];
+    TableChanges& t = p.tables[ti];
+    RowChanges r;
+    r.key = DecodeKey(row.key);
+    r.cl = row.cl;
+    // Every cell of the row, not only those newer than `since`: a row moves to the end of the
+    // sequence when it changes, so a client at `since` may never have been sent its older
+    // cells (they were at seq <= since, but the row had already moved on when it pulled).
+    for (const StoredCell& cell : src.Cells(row.tbl, row.key)) {
+      if (cell.site == requester_ord) continue;  // never a client's own changes back to it
+      ColumnChange c;
+      auto ci = col_index[ti].find(cell.col);
+      if (ci == col_index[ti].end()) {
+        ci = col_index[ti].emplace(cell.col, static_cast<uint32_t>(t.columns.size())).first;
+        t.columns.push_back(cell.col);
+      }
+      c.column = ci->second;
+      c.value = DecodeStoredValue(cell.value);
+      c.hlc = cell.hlc;
+      auto si = site_index.find(cell.site);
+      if (si == site_index.end()) {
+        si = site_index.emplace(cell.site, static_cast<uint32_t>(p.sites.size())).first;
+        p.sites.push_back(src.SiteOf(cell.site));
+      }
+      c.site = si->second;
+      c.cl = cell.cl;
+      r.changes.push_back(std::move(c));
+    }
+    if (r.changes.empty() && row.writer == requester_ord) continue;  // nothing it does not know
+    out.changes += r.changes.empty() ? 1 : r.changes.size();
+    t.rows.push_back(std::move(r));
+  }
+  p.until = out.more ? until : std::max(until, node_seq);
+  return out;
+}
+
+}  // namespace deltasync::hub

@@ -1,0 +1,82 @@
+#pragma once
+// The hub's merge and page assembly, once for every store: a store supplies the reads and
+// writes of one push transaction (PushTxn) or one pull snapshot (PullSource); the rules
+// (common/merge), the node sequence, whole-row pages and "never a client's own changes
+// back" live here.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/merge.hpp"
+#include "common/payload.hpp"
+
+namespace deltasync::hub {
+
+struct PushResult {
+  uint64_t applied = 0, ignored = 0, rows = 0;
+  int64_t seq = 0;  // the node's sequence after the push
+};
+
+struct PullResult {
+  Payload payload;  // since/until are node sequences
+  bool more = false;
+  uint64_t changes = 0;
+};
+
+// Inside one push transaction on one node.
+class PushTxn {
+ public:
+  virtual ~PushTxn() = default;
+  // The node's table id for t (created on first use); refuses other key columns than held.
+  virtual int64_t TableId(const TableChanges& t) = 0;
+  virtual uint32_t SiteOrdinal(const SiteId& site) = 0;
+  virtual const SiteId& SiteOf(int64_t ord) = 0;
+  virtual int64_t RowCl(int64_t tbl, const std::string& key) = 0;  // 0: never seen
+  // The clocks of the row's cells, by column name.
+  virtual std::unordered_map<std::string, Clock> CellClocks(int64_t tbl, const std::string& key) = 0;
+  virtual void DropCells(int64_t tbl, const std::string& key) = 0;
+  virtual void PutCell(int64_t tbl, const std::string& key, const std::string& col, const std::string& value,
+                       uint64_t hlc, uint32_t site, int64_t cl, int64_t seq) = 0;
+  // writer: the site whose push last changed the row.
+  virtual void PutRow(int64_t tbl, const std::string& key, int64_t cl, int64_t seq, int64_t writer) = 0;
+};
+
+// Merges p into the node whose sequence is `seq` before; every changed row takes the next
+// sequence number. Checks identifiers first. The caller commits, and stores result.seq.
+PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq);
+
+struct StoredRow {
+  int64_t tbl = 0;
+  std::string key;
+  int64_t cl = 0, seq = 0, writer = 0;
+};
+struct StoredCell {
+  std::string col, value;
+  uint64_t hlc = 0;
+  int64_t site = 0, cl = 0;
+};
+
+// One consistent snapshot of one node.
+class PullSource {
+ public:
+  virtual ~PullSource() = default;
+  virtual int64_t NodeSeq() = 0;
+  // Rows with seq > since, by seq, at most `limit`.
+  virtual std::vector<StoredRow> Rows(int64_t since, size_t limit) = 0;
+  virtual void Table(int64_t tbl, std::string& name, std::vector<std::string>& pk) = 0;
+  virtual std::vector<StoredCell> Cells(int64_t tbl, const std::string& key) = 0;
+  virtual const SiteId& SiteOf(int64_t ord) = 0;
+  virtual int64_t KnownSite(const SiteId& site) = 0;  // its ordinal, or -1
+};
+
+// The next page after `since`: whole rows only, only the listed tables (all when empty),
+// never column changes that originate at `requester`.
+PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_t max_rows,
+                     const std::vector<std::string>& tables, const std::optional<SiteId>& requester);
+
+// Refuses (kInvalidPayload) names that are not portable identifiers.
+void CheckIdentifiers(const Payload& p);
+
+}  // namespace deltasync::hub

@@ -1,0 +1,447 @@
+// The hub's store on PostgreSQL. Schema (docs/scaling.md): every hot table carries the node
+// as the first column of its key, so Citus can distribute hub_nodes, hub_tables, hub_rows
+// and hub_cells on it; hub_sites and hub_settings are small reference tables.
+//
+// No lost or skipped change with several hubs: a push locks its node's row
+// (SELECT ... FOR UPDATE) for its whole transaction, so pushes to one node commit one after
+// another and in the order of the sequence numbers they hand out; a pull page reads one
+// snapshot (REPEATABLE READ), which therefore holds a prefix of the node's sequence, never a
+// later push without an earlier one. Pushes to different nodes run in parallel.
+#include "server/hub_store_pg.hpp"
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <thread>
+
+#include "common/error.hpp"
+#include "common/hlc.hpp"
+#include "common/key_codec.hpp"
+
+namespace deltasync::hub {
+
+namespace {
+
+constexpr int64_t kSchemaVersion = 1;
+
+// A failure of the connection or of a server that is shutting down or starting: retried.
+bool IsConnectionState(const char* sqlstate) {
+  if (!sqlstate) return true;  // no SQLSTATE at all: the connection broke
+  return std::strncmp(sqlstate, "08", 2) == 0 || std::strcmp(sqlstate, "57P01") == 0 ||
+         std::strcmp(sqlstate, "57P02") == 0 || std::strcmp(sqlstate, "57P03") == 0;
+}
+bool IsRetryable(const char* sqlstate) {
+  return sqlstate && (std::strcmp(sqlstate, "40001") == 0 || std::strcmp(sqlstate, "40P01") == 0);
+}
+
+struct Retry : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Parameters of one statement: text for numbers and names, binary for bytes.
+class Params {
+ public:
+  Params& Int(int64_t v) { return Text(std::to_string(v)); }
+  Params& Text(std::string v) {
+    values_.push_back(std::move(v));
+    formats_.push_back(0);
+    return *this;
+  }
+  Params& Bytes(std::string v) {
+    values_.push_back(std::move(v));
+    formats_.push_back(1);
+    return *this;
+  }
+  int size() const { return static_cast<int>(values_.size()); }
+  void Fill(std::vector<const char*>& ptrs, std::vector<int>& lens) const {
+    for (const auto& v : values_) {
+      ptrs.push_back(v.data());
+      lens.push_back(static_cast<int>(v.size()));
+    }
+  }
+  const int* formats() const { return formats_.data(); }
+
+ private:
+  std::vector<std::string> values_;
+  std::vector<int> formats_;
+};
+
+// A result, with text values; bytea columns are unescaped by Bytes().
+class Result {
+ public:
+  explicit Result(PGresult* r) : r_(r) {}
+  ~Result() { PQclear(r_); }
+  Result(const Result&) = delete;
+  Result& operator=(const Result&) = delete;
+  int rows() const { return PQntuples(r_); }
+  bool IsNull(int row, int col) const { return PQgetisnull(r_, row, col); }
+  int64_t Int(int row, int col) const { return IsNull(row, col) ? 0 : std::stoll(PQgetvalue(r_, row, col)); }
+  std::string Text(int row, int col) const { return std::string(PQgetvalue(r_, row, col), PQgetlength(r_, row, col)); }
+  std::string Bytes(int row, int col) const {
+    size_t n = 0;
+    unsigned char* b = PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(r_, row, col)), &n);
+    if (!b) throw Error(ErrorCode::kInternal, "hub store: cannot decode bytea");
+    std::string out(reinterpret_cast<char*>(b), n);
+    PQfreemem(b);
+    return out;
+  }
+
+ private:
+  PGresult* r_;
+};
+
+}  // namespace
+
+class PgHubStore::Conn {
+ public:
+  explicit Conn(const std::string& conninfo) : conn_(PQconnectdb(conninfo.c_str())) {}
+  ~Conn() { PQfinish(conn_); }
+  bool Ok() const { return PQstatus(conn_) == CONNECTION_OK; }
+  void Reset() { PQreset(conn_); }
+  std::string ErrorText() const { return PQerrorMessage(conn_); }
+
+  std::unique_ptr<Result> Run(const std::string& sql, const Params& p = Params()) {
+    std::vector<const char*> ptrs;
+    std::vector<int> lens;
+    p.Fill(ptrs, lens);
+    PGresult* r = PQexecParams(conn_, sql.c_str(), p.size(), nullptr, ptrs.data(), lens.data(), p.formats(), 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return std::make_unique<Result>(r);
+    const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    std::string why = r ? PQresultErrorMessage(r) : PQerrorMessage(conn_);
+    bool connection = IsConnectionState(state) || PQstatus(conn_) != CONNECTION_OK;
+    bool retry = IsRetryable(state);
+    PQclear(r);
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    if (connection) throw StoreUnavailable("hub store: " + why);
+    if (retry) throw Retry(why);
+    throw Error(ErrorCode::kInternal, "hub store: " + why);
+  }
+
+ private:
+  PGconn* conn_;
+};
+
+PgHubStore::PgHubStore(const std::string& conninfo, size_t pool) : conninfo_(conninfo), pool_size_(pool) {
+  WithConn([&](Conn& c) {
+    CreateSchema(c);
+    return 0;
+  });
+}
+
+PgHubStore::~PgHubStore() = default;
+
+std::unique_ptr<PgHubStore::Conn> PgHubStore::Acquire() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return !idle_.empty() || open_ < pool_size_; });
+  std::unique_ptr<Conn> c;
+  if (!idle_.empty()) {
+    c = std::move(idle_.back());
+    idle_.pop_back();
+  } else {
+    ++open_;
+    lock.unlock();
+    c = std::make_unique<Conn>(conninfo_);
+  }
+  return c;
+}
+
+void PgHubStore::Release(std::unique_ptr<Conn> c) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (c) idle_.push_back(std::move(c));
+  else --open_;
+  cv_.notify_one();
+}
+
+template <typename Body>
+auto PgHubStore::WithConn(Body&& body) -> decltype(body(std::declval<Conn&>())) {
+  static const int kDelaysMs[] = {50, 200, 500, 1000, 2000};
+  std::string last;
+  for (int attempt = 0;; ++attempt) {
+    std::unique_ptr<Conn> c = Acquire();
+    try {
+      if (!c->Ok()) c->Reset();
+      if (!c->Ok()) throw StoreUnavailable("hub store: " + c->ErrorText());
+      auto result = body(*c);
+      Release(std::move(c));
+      return result;
+    } catch (const StoreUnavailable& e) {
+      last = e.what();
+      c.reset();  // a broken connection is not reused
+      Release(nullptr);
+    } catch (const Retry& e) {
+      last = e.what();
+      c->Run("ROLLBACK");
+      Release(std::move(c));
+    } catch (...) {
+      if (c->Ok()) {
+        try {
+          c->Run("ROLLBACK");
+        } catch (...) {
+        }
+        Release(std::move(c));
+      } else {
+        c.reset();
+        Release(nullptr);
+      }
+      throw;
+    }
+    if (attempt == 4) throw StoreUnavailable(last);
+    std::this_thread::sleep_for(std::chrono::milliseconds(kDelaysMs[attempt]));
+  }
+}
+
+void PgHubStore::CreateSchema(Conn& c) {
+  // Hubs starting together take turns; the lock is released with the session's transaction.
+  c.Run("BEGIN");
+  c.Run("SELECT pg_advisory_xact_lock(7226871305446233719)");
+  c.Run("CREATE TABLE IF NOT EXISTS hub_settings (name text PRIMARY KEY, value text NOT NULL)");
+  auto ver = c.Run("SELECT value FROM hub_settings WHERE name = 'schema_version'");
+  int64_t v = ver->rows() ? std::stoll(ver->Text(0, 0)) : 0;
+  if (v > kSchemaVersion)
+    throw Error(ErrorCode::kInternal, "hub store has schema version " + std::to_string(v) + ", newer than this deltasync (" +
+                                          std::to_string(kSchemaVersion) + ")");
+  c.Run("CREATE TABLE IF NOT EXISTS hub_nodes (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, seq bigint NOT NULL DEFAULT 0)");
+  c.Run("CREATE TABLE IF NOT EXISTS hub_sites (ord integer PRIMARY KEY, site_id bytea NOT NULL UNIQUE)");
+  c.Run("CREATE SEQUENCE IF NOT EXISTS hub_site_ord MINVALUE 0 START 0");
+  c.Run("CREATE TABLE IF NOT EXISTS hub_tables (node bigint NOT NULL, id bigserial, name text NOT NULL, pk text NOT NULL,"
+        " PRIMARY KEY (node, id), UNIQUE (node, name))");
+  c.Run("CREATE TABLE IF NOT EXISTS hub_rows (node bigint NOT NULL, tbl bigint NOT NULL, key bytea NOT NULL,"
+        " cl bigint NOT NULL, seq bigint NOT NULL, writer integer NOT NULL, PRIMARY KEY (node, tbl, key))");
+  c.Run("CREATE INDEX IF NOT EXISTS hub_rows_seq ON hub_rows (node, seq)");
+  c.Run("CREATE TABLE IF NOT EXISTS hub_cells (node bigint NOT NULL, tbl bigint NOT NULL, key bytea NOT NULL,"
+        " col text NOT NULL, value bytea NOT NULL, hlc bigint NOT NULL, site integer NOT NULL, cl bigint NOT NULL,"
+        " seq bigint NOT NULL, PRIMARY KEY (node, tbl, key, col))");
+  c.Run("INSERT INTO hub_settings VALUES ('schema_version', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        Params().Int(kSchemaVersion));
+  c.Run("INSERT INTO hub_settings VALUES ('hub_id', $1) ON CONFLICT DO NOTHING", Params().Text(SiteId::Random().ToString()));
+  auto id = c.Run("SELECT value FROM hub_settings WHERE name = 'hub_id'");
+  hub_id_ = SiteId::Parse(id->Text(0, 0));
+  c.Run("COMMIT");
+  LoadSites(c);
+}
+
+void PgHubStore::LoadSites(Conn& c) {
+  auto r = c.Run("SELECT ord, site_id FROM hub_sites ORDER BY ord");
+  std::lock_guard<std::mutex> lock(sites_mu_);
+  for (int k = 0; k < r->rows(); ++k) {
+    auto ord = static_cast<size_t>(r->Int(k, 0));
+    if (sites_.size() <= ord) sites_.resize(ord + 1);
+    sites_[ord] = SiteId::FromBytes(r->Bytes(k, 1));
+  }
+}
+
+int64_t PgHubStore::KnownSite(const SiteId& site) {
+  std::lock_guard<std::mutex> lock(sites_mu_);
+  for (size_t k = 0; k < sites_.size(); ++k)
+    if (sites_[k] == site) return static_cast<int64_t>(k);
+  return -1;
+}
+
+const SiteId& PgHubStore::SiteOf(int64_t ord) {
+  std::lock_guard<std::mutex> lock(sites_mu_);
+  if (ord < 0 || static_cast<size_t>(ord) >= sites_.size())
+    throw Error(ErrorCode::kInternal, "hub store: unknown site ordinal " + std::to_string(ord));
+  return sites_[static_cast<size_t>(ord)];  // entries are never removed or moved once set
+}
+
+// Sites are registered in their own committed statements, before the push transaction:
+// an ordinal no push ends up using is harmless, and the cache never holds a rolled-back one.
+std::vector<uint32_t> PgHubStore::RegisterSites(Conn& c, const std::vector<SiteId>& sites) {
+  std::vector<uint32_t> ords;
+  bool loaded = false;
+  for (const SiteId& s : sites) {
+    int64_t ord = KnownSite(s);
+    if (ord < 0 && !loaded) {
+      LoadSites(c);
+      loaded = true;
+      ord = KnownSite(s);
+    }
+    if (ord < 0) {
+      std::string bytes(s.View());
+      c.Run("INSERT INTO hub_sites (ord, site_id) SELECT nextval('hub_site_ord'), $1"
+            " WHERE NOT EXISTS (SELECT 1 FROM hub_sites WHERE site_id = $1) ON CONFLICT DO NOTHING",
+            Params().Bytes(bytes));
+      LoadSites(c);
+      ord = KnownSite(s);
+      if (ord < 0) throw Error(ErrorCode::kInternal, "hub store: cannot register site " + s.ToString());
+    }
+    ords.push_back(static_cast<uint32_t>(ord));
+  }
+  return ords;
+}
+
+std::optional<int64_t> PgHubStore::Node(const std::string& name, bool create) {
+  return WithConn([&](Conn& c) -> std::optional<int64_t> {
+    if (create) c.Run("INSERT INTO hub_nodes (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", Params().Text(name));
+    auto r = c.Run("SELECT id FROM hub_nodes WHERE name = $1", Params().Text(name));
+    if (r->rows() == 0) return std::nullopt;
+    return r->Int(0, 0);
+  });
+}
+
+class PgHubStore::Txn : public PushTxn {
+ public:
+  Txn(PgHubStore& store, Conn& c, int64_t node, const std::vector<SiteId>& sites, const std::vector<uint32_t>& ords)
+      : store_(store), c_(c), node_(node), sites_(sites), ords_(ords) {}
+  int64_t TableId(const TableChanges& t) override {
+    std::string pk = nlohmann::json(t.pk).dump();
+    c_.Run("INSERT INTO hub_tables (node, name, pk) VALUES ($1, $2, $3) ON CONFLICT (node, name) DO NOTHING",
+           Params().Int(node_).Text(t.name).Text(pk));
+    auto r = c_.Run("SELECT id, pk FROM hub_tables WHERE node = $1 AND name = $2", Params().Int(node_).Text(t.name));
+    if (r->Text(0, 1) != pk)
+      throw Error(ErrorCode::kInvalidPayload, "table \"" + t.name + "\": key columns " + pk +
+                                                  " differ from those this node holds, " + r->Text(0, 1));
+    return r->Int(0, 0);
+  }
+  uint32_t SiteOrdinal(const SiteId& site) override {
+    for (size_t k = 0; k < sites_.size(); ++k)
+      if (sites_[k] == site) return ords_[k];
+    throw Error(ErrorCode::kInternal, "hub store: site not registered before the push");
+  }
+  const SiteId& SiteOf(int64_t ord) override { return store_.SiteOf(ord); }
+  int64_t RowCl(int64_t tbl, const std::string& key) override {
+    auto r = c_.Run("SELECT cl FROM hub_rows WHERE node = $1 AND tbl = $2 AND key = $3",
+                    Params().Int(node_).Int(tbl).Bytes(key));
+    return r->rows() ? r->Int(0, 0) : 0;
+  }
+  std::unordered_map<std::string, Clock> CellClocks(int64_t tbl, const std::string& key) override {
+    auto r = c_.Run("SELECT col, hlc, site, cl FROM hub_cells WHERE node = $1 AND tbl = $2 AND key = $3",
+                    Params().Int(node_).Int(tbl).Bytes(key));
+    std::unordered_map<std::string, Clock> held;
+    for (int k = 0; k < r->rows(); ++k)
+      held[r->Text(k, 0)] = Clock{r->Int(k, 3), static_cast<uint64_t>(r->Int(k, 1)), store_.SiteOf(r->Int(k, 2))};
+    return held;
+  }
+  void DropCells(int64_t tbl, const std::string& key) override {
+    c_.Run("DELETE FROM hub_cells WHERE node = $1 AND tbl = $2 AND key = $3", Params().Int(node_).Int(tbl).Bytes(key));
+  }
+  void PutCell(int64_t tbl, const std::string& key, const std::string& col, const std::string& value, uint64_t hlc,
+               uint32_t site, int64_t cl, int64_t seq) override {
+    c_.Run("INSERT INTO hub_cells (node, tbl, key, col, value, hlc, site, cl, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+           " ON CONFLICT (node, tbl, key, col) DO UPDATE SET value = excluded.value, hlc = excluded.hlc,"
+           " site = excluded.site, cl = excluded.cl, seq = excluded.seq",
+           Params().Int(node_).Int(tbl).Bytes(key).Text(col).Bytes(value).Int(static_cast<int64_t>(hlc)).Int(site).Int(cl).Int(seq));
+  }
+  void PutRow(int64_t tbl, const std::string& key, int64_t cl, int64_t seq, int64_t writer) override {
+    c_.Run("INSERT INTO hub_rows (node, tbl, key, cl, seq, writer) VALUES ($1, $2, $3, $4, $5, $6)"
+           " ON CONFLICT (node, tbl, key) DO UPDATE SET cl = excluded.cl, seq = excluded.seq, writer = excluded.writer",
+           Params().Int(node_).Int(tbl).Bytes(key).Int(cl).Int(seq).Int(writer));
+  }
+
+ private:
+  PgHubStore& store_;
+  Conn& c_;
+  int64_t node_;
+  const std::vector<SiteId>& sites_;
+  const std::vector<uint32_t>& ords_;
+};
+
+PushResult PgHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) {
+  CheckIdentifiers(p);
+  CheckClockDrift(MaxHlc(p), WallClockMillis(), max_clock_drift_ms);
+  std::vector<SiteId> sites = p.sites;
+  sites.push_back(p.site);
+  return WithConn([&](Conn& c) {
+    std::vector<uint32_t> ords = RegisterSites(c, sites);
+    c.Run("BEGIN ISOLATION LEVEL READ COMMITTED");
+    // The node's row lock orders pushes to one node by commit (see the top of this file).
+    auto head = c.Run("SELECT seq FROM hub_nodes WHERE id = $1 FOR UPDATE", Params().Int(node));
+    int64_t seq = head->rows() ? head->Int(0, 0) : 0;
+    Txn txn(*this, c, node, sites, ords);
+    PushResult result = MergePush(txn, p, seq);
+    c.Run("UPDATE hub_nodes SET seq = $1 WHERE id = $2", Params().Int(result.seq).Int(node));
+    c.Run("COMMIT");  // synchronous_commit as the server has it (on by default): durable when it returns
+    return result;
+  });
+}
+
+class PgHubStore::Snapshot : public PullSource {
+ public:
+  Snapshot(PgHubStore& store, Conn& c, int64_t node) : store_(store), c_(c), node_(node) {}
+  int64_t NodeSeq() override {
+    auto r = c_.Run("SELECT seq FROM hub_nodes WHERE id = $1", Params().Int(node_));
+    return r->rows() ? r->Int(0, 0) : 0;
+  }
+  std::vector<StoredRow> Rows(int64_t since, size_t limit) override {
+    auto r = c_.Run("SELECT tbl, key, cl, seq, writer FROM hub_rows WHERE node = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    Params().Int(node_).Int(since).Int(static_cast<int64_t>(limit)));
+    std::vector<StoredRow> out;
+    for (int k = 0; k < r->rows(); ++k)
+      out.push_back(StoredRow{r->Int(k, 0), r->Bytes(k, 1), r->Int(k, 2), r->Int(k, 3), r->Int(k, 4)});
+    // The cells of all these rows in one statement.
+    auto cells = c_.Run("SELECT c.tbl, c.key, c.col, c.value, c.hlc, c.site, c.cl FROM hub_cells c JOIN"
+                        " (SELECT tbl, key FROM hub_rows WHERE node = $1 AND seq > $2 ORDER BY seq LIMIT $3) AS r"
+                        " ON c.tbl = r.tbl AND c.key = r.key WHERE c.node = $1",
+                        Params().Int(node_).Int(since).Int(static_cast<int64_t>(limit)));
+    for (int k = 0; k < cells->rows(); ++k)
+      cells_[{cells->Int(k, 0), cells->Bytes(k, 1)}].push_back(
+          StoredCell{cells->Text(k, 2), cells->Bytes(k, 3), static_cast<uint64_t>(cells->Int(k, 4)), cells->Int(k, 5),
+                     cells->Int(k, 6)});
+    return out;
+  }
+  void Table(int64_t tbl, std::string& name, std::vector<std::string>& pk) override {
+    auto r = c_.Run("SELECT name, pk FROM hub_tables WHERE node = $1 AND id = $2", Params().Int(node_).Int(tbl));
+    if (r->rows() == 0) throw Error(ErrorCode::kInternal, "hub store: row of an unknown table");
+    name = r->Text(0, 0);
+    pk = nlohmann::json::parse(r->Text(0, 1)).get<std::vector<std::string>>();
+  }
+  std::vector<StoredCell> Cells(int64_t tbl, const std::string& key) override {
+    auto it = cells_.find({tbl, key});
+    return it == cells_.end() ? std::vector<StoredCell>{} : it->second;
+  }
+  const SiteId& SiteOf(int64_t ord) override { return store_.SiteOf(ord); }
+  int64_t KnownSite(const SiteId& site) override { return store_.KnownSite(site); }
+
+ private:
+  PgHubStore& store_;
+  Conn& c_;
+  int64_t node_;
+  std::map<std::pair<int64_t, std::string>, std::vector<StoredCell>> cells_;
+};
+
+PullResult PgHubStore::Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,
+                            const std::optional<SiteId>& requester) {
+  return WithConn([&](Conn& c) {
+    LoadSites(c);  // sites another hub registered
+    c.Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");  // one snapshot for the page
+    Snapshot snap(*this, c, node);
+    PullResult out = BuildPage(snap, hub_id_, since, max_rows, tables, requester);
+    c.Run("COMMIT");
+    return out;
+  });
+}
+
+nlohmann::json PgHubStore::Status(int64_t node, const std::string& name) {
+  return WithConn([&](Conn& c) {
+    nlohmann::json tables = nlohmann::json::array();
+    auto r = c.Run("SELECT t.name, (SELECT count(*) FROM hub_rows r WHERE r.node = t.node AND r.tbl = t.id AND r.cl % 2 = 1),"
+                   " (SELECT count(*) FROM hub_rows r WHERE r.node = t.node AND r.tbl = t.id AND r.cl % 2 = 0),"
+                   " (SELECT count(*) FROM hub_cells c WHERE c.node = t.node AND c.tbl = t.id)"
+                   " FROM hub_tables t WHERE t.node = $1 ORDER BY t.name",
+                   Params().Int(node));
+    for (int k = 0; k < r->rows(); ++k)
+      tables.push_back({{"table", r->Text(k, 0)}, {"rows", r->Int(k, 1)}, {"deleted", r->Int(k, 2)}, {"cells", r->Int(k, 3)}});
+    auto s = c.Run("SELECT seq FROM hub_nodes WHERE id = $1", Params().Int(node));
+    int64_t n = s->rows() ? s->Int(0, 0) : 0;
+    return nlohmann::json{{"node", name}, {"seq", n}, {"hub_id", hub_id_.ToString()}, {"tables", tables}};
+  });
+}
+
+std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> PgHubStore::NodeCounts() {
+  return WithConn([&](Conn& c) {
+    std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> out;
+    auto r = c.Run("SELECT n.name, (SELECT count(*) FROM hub_rows r WHERE r.node = n.id), n.seq FROM hub_nodes n ORDER BY n.name");
+    for (int k = 0; k < r->rows(); ++k) out.push_back({r->Text(k, 0), {r->Int(k, 1), r->Int(k, 2)}});
+    return out;
+  });
+}
+
+std::unique_ptr<HubStore> OpenStore(const std::string& db) {
+  if (db.rfind("postgresql://", 0) == 0 || db.rfind("postgres://", 0) == 0) return std::make_unique<PgHubStore>(db);
+  return std::make_unique<SqliteHubStore>(db);
+}
+
+}  // namespace deltasync::hub

@@ -1,0 +1,59 @@
+#pragma once
+// The hub's store on PostgreSQL (libpq): several `deltasync serve` processes share one
+// database and serve the same nodes at once (docs/scaling.md).
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "server/hub_store.hpp"
+
+struct pg_conn;
+
+namespace deltasync::hub {
+
+class PgHubStore : public HubStore {
+ public:
+  // conninfo: a postgresql:// URI. Creates or upgrades the schema (under an advisory lock,
+  // so hubs starting together do not race) and refuses a newer one. pool: connections kept.
+  PgHubStore(const std::string& conninfo, size_t pool = 8);
+  ~PgHubStore() override;
+
+  const SiteId& hub_id() const override { return hub_id_; }
+  std::optional<int64_t> Node(const std::string& name, bool create) override;
+  PushResult Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) override;
+  PullResult Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,
+                  const std::optional<SiteId>& requester) override;
+  nlohmann::json Status(int64_t node, const std::string& name) override;
+  std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> NodeCounts() override;
+
+  class Conn;  // one pooled connection
+
+ private:
+  class Txn;
+  class Snapshot;
+  // Runs body on a pooled connection; a lost connection or a restarting server is retried
+  // (a push is idempotent), and turns into StoreUnavailable when retrying does not help.
+  template <typename Body>
+  auto WithConn(Body&& body) -> decltype(body(std::declval<Conn&>()));
+  std::unique_ptr<Conn> Acquire();
+  void Release(std::unique_ptr<Conn> c);
+  void CreateSchema(Conn& c);
+  std::vector<uint32_t> RegisterSites(Conn& c, const std::vector<SiteId>& sites);
+  void LoadSites(Conn& c);
+  const SiteId& SiteOf(int64_t ord);
+  int64_t KnownSite(const SiteId& site);
+
+  std::string conninfo_;
+  size_t pool_size_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Conn>> idle_;
+  size_t open_ = 0;
+  SiteId hub_id_;
+  std::mutex sites_mu_;
+  std::vector<SiteId> sites_;
+};
+
+}  // namespace deltasync::hub
