@@ -46,6 +46,15 @@ class HubProcess {
   };
 
   explicit HubProcess(Options options) : options_(std::move(options)) {
+    // DELTASYNC_TEST_HUB_STORE=postgresql runs every hub on a fresh PostgreSQL database of
+    // the cluster the PG* environment names (pg_virtualenv), instead of a SQLite store.
+    const char* store = std::getenv("DELTASYNC_TEST_HUB_STORE");
+    if (store && std::string(store) == "postgresql" && options_.db.rfind("postgresql://", 0) != 0) {
+      pg_db_ = "ds_hub_" + std::to_string(getpid()) + "_" + std::to_string(PgCounter()++);
+      if (std::system(("dropdb --if-exists " + pg_db_ + " && createdb " + pg_db_).c_str()) != 0)
+        throw std::runtime_error("cannot create the hub's PostgreSQL database " + pg_db_);
+      options_.db = "postgresql:///" + pg_db_;
+    }
     if (options_.db.empty()) {
       options_.db = UniqueTempPath("hub", ".db");
       owns_db_ = true;
@@ -67,6 +76,7 @@ class HubProcess {
     }
     JoinReader();
     if (!config_path_.empty()) std::remove(config_path_.c_str());
+    if (!pg_db_.empty()) (void)std::system(("dropdb --if-exists --force " + pg_db_ + " 2>/dev/null").c_str());
     if (owns_db_)
       for (const char* suffix : {"", "-wal", "-shm", "-journal"}) std::remove((options_.db + suffix).c_str());
   }
@@ -74,6 +84,11 @@ class HubProcess {
   HubProcess& operator=(const HubProcess&) = delete;
 
   int port() const { return port_; }
+  // A second hub process on the same store (a PostgreSQL one): several hubs, one database.
+  static Options SameStore(const HubProcess& other) {
+    Options o = other.options_;
+    return o;
+  }
   bool running() const { return pid_ > 0; }
   const std::string& db() const { return options_.db; }
   std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
@@ -246,6 +261,11 @@ class HubProcess {
     if (reader_.joinable() && pid_ <= 0) reader_.join();  // EOF comes once the child is gone
   }
 
+  std::string pg_db_;  // the database this hub created, when on PostgreSQL
+  static int& PgCounter() {
+    static int n = 0;
+    return n;
+  }
   Options options_;
   bool owns_db_ = false;
   std::string config_path_;
