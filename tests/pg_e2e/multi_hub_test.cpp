@@ -137,3 +137,31 @@ TEST(PgHubs, ConcurrentPushesThroughTwoHubsAreNeverSkippedByAPuller) {
   Sync(fresh, "deltasync_pull", hub2.url("gap"), 1000);
   EXPECT_EQ(fresh.Int("SELECT count(*) FROM g"), kWriters * kRows);
 }
+
+// PostgreSQL down for longer than the hub's retries: the hub answers 503 (the site gets a
+// deltasync error naming the URL, its pending changes stay), keeps running, and serves again
+// once PostgreSQL is back.
+TEST(PgHubs, DatabaseDownIsA503ThenServiceResumes) {
+  HubProcess::Options opts;
+  opts.db = FreshDatabase("ds_down_hub");
+  HubProcess hub(opts);
+  Site s;
+  s.Exec("CREATE TABLE d(id INTEGER PRIMARY KEY, v TEXT); SELECT deltasync_enable('d'); INSERT INTO d VALUES (1, 'a');");
+  Sync(s, "deltasync_push", hub.url("down"));
+  s.Exec("INSERT INTO d VALUES (2, 'b')");
+  ASSERT_EQ(std::system("pg_ctlcluster \"${PGVERSION:-15}\" regress stop -m fast"), 0);
+  std::string err;
+  try {
+    Sync(s, "deltasync_push", hub.url("down"));
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  ASSERT_EQ(std::system("pg_ctlcluster \"${PGVERSION:-15}\" regress start"), 0);
+  EXPECT_NE(err.find("deltasync: " + hub.url("down") + "/push: hub answered 503"), std::string::npos) << err;
+  EXPECT_TRUE(hub.running());
+  EXPECT_EQ(Json::parse(Sync(s, "deltasync_push", hub.url("down")))["rows"], 1) << "the pending row is sent now";
+  Site other;
+  other.Exec("CREATE TABLE d(id INTEGER PRIMARY KEY, v TEXT); SELECT deltasync_enable('d');");
+  Sync(other, "deltasync_pull", hub.url("down"));
+  EXPECT_EQ(other.Int("SELECT count(*) FROM d"), 2);
+}
