@@ -91,8 +91,11 @@ class TableApplier {
   }
 
  private:
+  // Input functions run as the table's owner: a domain's CHECK may call the owner's own
+  // functions, which must not run with the extension owner's rights.
   Datum Convert(const ColType& type, const Value& v, const std::string& column, bool* isnull) {
     try {
+      AsRole as(t_.owner, false);
       return FromValue(type, v, isnull);
     } catch (const PgError& e) {
       throw PgError(e.sqlstate(), ErrorCode::kConstraint,

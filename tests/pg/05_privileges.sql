@@ -1,7 +1,7 @@
 -- Who may do what (docs/postgresql.md, "Privileges"), and DROP EXTENSION.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(14);
+SELECT plan(16);
 
 CREATE ROLE ds_owner;
 CREATE ROLE ds_reader;
@@ -51,6 +51,26 @@ SET ROLE ds_owner;
 SELECT throws_like($$SELECT deltasync_changes(0)$$, 'deltasync: table "priv" has row-level security%',
   'with FORCE ROW LEVEL SECURITY nobody but a BYPASSRLS role syncs it');
 RESET ROLE;
+
+-- Code of the table owner's (a domain's CHECK) runs with the owner's rights during apply,
+-- never with the extension owner's.
+CREATE ROLE ds_dom_owner;
+GRANT USAGE, CREATE ON SCHEMA public TO ds_dom_owner;
+CREATE TABLE dom_log (who text);
+GRANT INSERT ON dom_log TO ds_dom_owner;
+SET ROLE ds_dom_owner;
+CREATE FUNCTION dom_ok(int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.dom_log VALUES (current_user); RETURN $1 > 0; END $$;
+CREATE DOMAIN posint AS int CHECK (dom_ok(VALUE));
+CREATE TABLE dom (id int PRIMARY KEY, n posint);
+SELECT deltasync_enable('dom');
+RESET ROLE;
+SELECT deltasync_apply(format('{"format":"deltasync","version":1,"site":"00000000-0000-4000-8000-000000000003","since":0,"until":1,'
+  '"sites":["00000000-0000-4000-8000-000000000003"],"tables":[{"name":"dom","pk":["id"],"columns":["n"],'
+  '"rows":[{"key":[1],"cl":1,"changes":[[0,5,%s,0,1]]}]}]}', (extract(epoch from now())::bigint * 1000) << 16));
+SELECT is((SELECT array_agg(DISTINCT who) FROM dom_log), ARRAY['ds_dom_owner'],
+  'a domain check during apply runs as the table''s owner');
+SELECT is((SELECT n::int FROM dom WHERE id = 1), 5, 'and the value was applied');
 
 DROP EXTENSION deltasync CASCADE;
 SELECT is((SELECT count(*)::int FROM pg_trigger WHERE tgname LIKE 'deltasync%'), 0, 'DROP EXTENSION CASCADE removes every trigger');
