@@ -55,8 +55,13 @@ PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
   int64_t writer = txn.SiteOrdinal(p.site);
   for (const TableChanges& t : p.tables) {
     int64_t tbl = txn.TableId(t);
-    for (const RowChanges& r : t.rows) {
-      std::string key = EncodeKey(r.key);
+    std::vector<std::string> keys;
+    keys.reserve(t.rows.size());
+    for (const RowChanges& r : t.rows) keys.push_back(EncodeKey(r.key));
+    txn.Prefetch(tbl, keys);
+    for (size_t ri = 0; ri < t.rows.size(); ++ri) {
+      const RowChanges& r = t.rows[ri];
+      const std::string& key = keys[ri];
       int64_t local_cl = txn.RowCl(tbl, key);
       std::unordered_map<std::string, Clock> held = txn.CellClocks(tbl, key);
       std::vector<Clock> incoming, local;
@@ -81,6 +86,7 @@ PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
       }
       txn.PutRow(tbl, key, m.cl, seq, writer);
     }
+    txn.Flush();
   }
   result.seq = seq;
   return result;

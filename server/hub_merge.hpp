@@ -41,6 +41,11 @@ class PushTxn {
                        uint64_t hlc, uint32_t site, int64_t cl, int64_t seq) = 0;
   // writer: the site whose push last changed the row.
   virtual void PutRow(int64_t tbl, const std::string& key, int64_t cl, int64_t seq, int64_t writer) = 0;
+  // Optional batching: the keys of one table about to be merged (a store may read them all
+  // at once), and the end of that table (a store may write what it buffered). Reads after
+  // writes of the same key must see them.
+  virtual void Prefetch(int64_t /*tbl*/, const std::vector<std::string>& /*keys*/) {}
+  virtual void Flush() {}
 };
 
 // Merges p into the node whose sequence is `seq` before; every changed row takes the next

@@ -13,7 +13,10 @@
 
 #include <chrono>
 #include <cstring>
+#include <algorithm>
+#include <iterator>
 #include <map>
+#include <unordered_map>
 #include <thread>
 
 #include "common/error.hpp"
@@ -282,6 +285,10 @@ std::optional<int64_t> PgHubStore::Node(const std::string& name, bool create) {
   });
 }
 
+// One push's reads and writes, batched per payload table: the rows and cells of all its keys
+// are read in a few statements, and what the merge decided is written in multi-row
+// statements at the end of the table (a payload may name a key twice: the caches and the
+// buffers keep the later decision).
 class PgHubStore::Txn : public PushTxn {
  public:
   Txn(PgHubStore& store, Conn& c, int64_t node, const std::vector<SiteId>& sites, const std::vector<uint32_t>& ords)
@@ -302,41 +309,119 @@ class PgHubStore::Txn : public PushTxn {
     throw Error(ErrorCode::kInternal, "hub store: site not registered before the push");
   }
   const SiteId& SiteOf(int64_t ord) override { return store_.SiteOf(ord); }
-  int64_t RowCl(int64_t tbl, const std::string& key) override {
-    auto r = c_.Run("SELECT cl FROM hub_rows WHERE node = $1 AND tbl = $2 AND key = $3",
-                    Params().Int(node_).Int(tbl).Bytes(key));
-    return r->rows() ? r->Int(0, 0) : 0;
+
+  void Prefetch(int64_t tbl, const std::vector<std::string>& keys) override {
+    tbl_ = tbl;
+    row_cl_.clear();
+    cells_.clear();
+    for (size_t start = 0; start < keys.size(); start += kChunk) {
+      size_t end = std::min(keys.size(), start + kChunk);
+      Params p;
+      p.Int(node_).Int(tbl);
+      std::string in;
+      for (size_t k = start; k < end; ++k) {
+        p.Bytes(keys[k]);
+        in += (k == start ? "$" : ", $") + std::to_string(k - start + 3);
+      }
+      auto rows = c_.Run("SELECT key, cl FROM hub_rows WHERE node = $1 AND tbl = $2 AND key IN (" + in + ")", p);
+      for (int i = 0; i < rows->rows(); ++i) row_cl_[rows->Bytes(i, 0)] = rows->Int(i, 1);
+      auto cells = c_.Run("SELECT key, col, hlc, site, cl FROM hub_cells WHERE node = $1 AND tbl = $2 AND key IN (" + in + ")", p);
+      for (int i = 0; i < cells->rows(); ++i)
+        cells_[cells->Bytes(i, 0)][cells->Text(i, 1)] =
+            Clock{cells->Int(i, 4), static_cast<uint64_t>(cells->Int(i, 2)), store_.SiteOf(cells->Int(i, 3))};
+    }
   }
-  std::unordered_map<std::string, Clock> CellClocks(int64_t tbl, const std::string& key) override {
-    auto r = c_.Run("SELECT col, hlc, site, cl FROM hub_cells WHERE node = $1 AND tbl = $2 AND key = $3",
-                    Params().Int(node_).Int(tbl).Bytes(key));
-    std::unordered_map<std::string, Clock> held;
-    for (int k = 0; k < r->rows(); ++k)
-      held[r->Text(k, 0)] = Clock{r->Int(k, 3), static_cast<uint64_t>(r->Int(k, 1)), store_.SiteOf(r->Int(k, 2))};
-    return held;
+  int64_t RowCl(int64_t, const std::string& key) override {
+    auto it = row_cl_.find(key);
+    return it == row_cl_.end() ? 0 : it->second;
   }
-  void DropCells(int64_t tbl, const std::string& key) override {
-    c_.Run("DELETE FROM hub_cells WHERE node = $1 AND tbl = $2 AND key = $3", Params().Int(node_).Int(tbl).Bytes(key));
+  std::unordered_map<std::string, Clock> CellClocks(int64_t, const std::string& key) override {
+    auto it = cells_.find(key);
+    return it == cells_.end() ? std::unordered_map<std::string, Clock>{} : it->second;
   }
-  void PutCell(int64_t tbl, const std::string& key, const std::string& col, const std::string& value, uint64_t hlc,
+  void DropCells(int64_t, const std::string& key) override {
+    cells_.erase(key);
+    dropped_.push_back(key);
+    for (auto it = put_cells_.begin(); it != put_cells_.end();)
+      it = it->first.first == key ? put_cells_.erase(it) : std::next(it);
+  }
+  void PutCell(int64_t, const std::string& key, const std::string& col, const std::string& value, uint64_t hlc,
                uint32_t site, int64_t cl, int64_t seq) override {
-    c_.Run("INSERT INTO hub_cells (node, tbl, key, col, value, hlc, site, cl, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-           " ON CONFLICT (node, tbl, key, col) DO UPDATE SET value = excluded.value, hlc = excluded.hlc,"
-           " site = excluded.site, cl = excluded.cl, seq = excluded.seq",
-           Params().Int(node_).Int(tbl).Bytes(key).Text(col).Bytes(value).Int(static_cast<int64_t>(hlc)).Int(site).Int(cl).Int(seq));
+    cells_[key][col] = Clock{cl, hlc, store_.SiteOf(site)};
+    put_cells_[{key, col}] = CellWrite{value, hlc, site, cl, seq};
   }
-  void PutRow(int64_t tbl, const std::string& key, int64_t cl, int64_t seq, int64_t writer) override {
-    c_.Run("INSERT INTO hub_rows (node, tbl, key, cl, seq, writer) VALUES ($1, $2, $3, $4, $5, $6)"
-           " ON CONFLICT (node, tbl, key) DO UPDATE SET cl = excluded.cl, seq = excluded.seq, writer = excluded.writer",
-           Params().Int(node_).Int(tbl).Bytes(key).Int(cl).Int(seq).Int(writer));
+  void PutRow(int64_t, const std::string& key, int64_t cl, int64_t seq, int64_t writer) override {
+    row_cl_[key] = cl;
+    put_rows_[key] = RowWrite{cl, seq, writer};
+  }
+  void Flush() override {
+    for (size_t start = 0; start < dropped_.size(); start += kChunk) {
+      Params p;
+      p.Int(node_).Int(tbl_);
+      std::string in;
+      for (size_t k = start; k < std::min(dropped_.size(), start + kChunk); ++k) {
+        p.Bytes(dropped_[k]);
+        in += (k == start ? "$" : ", $") + std::to_string(k - start + 3);
+      }
+      c_.Run("DELETE FROM hub_cells WHERE node = $1 AND tbl = $2 AND key IN (" + in + ")", p);
+    }
+    dropped_.clear();
+    WriteBatches(put_cells_, 7, [&](Params& p, const std::pair<std::string, std::string>& k, const CellWrite& w) {
+      p.Bytes(k.first).Text(k.second).Bytes(w.value).Int(static_cast<int64_t>(w.hlc)).Int(w.site).Int(w.cl).Int(w.seq);
+    }, "INSERT INTO hub_cells (node, tbl, key, col, value, hlc, site, cl, seq) VALUES ",
+       " ON CONFLICT (node, tbl, key, col) DO UPDATE SET value = excluded.value, hlc = excluded.hlc,"
+       " site = excluded.site, cl = excluded.cl, seq = excluded.seq");
+    WriteBatches(put_rows_, 4, [&](Params& p, const std::string& key, const RowWrite& w) {
+      p.Bytes(key).Int(w.cl).Int(w.seq).Int(w.writer);
+    }, "INSERT INTO hub_rows (node, tbl, key, cl, seq, writer) VALUES ",
+       " ON CONFLICT (node, tbl, key) DO UPDATE SET cl = excluded.cl, seq = excluded.seq, writer = excluded.writer");
+    put_cells_.clear();
+    put_rows_.clear();
   }
 
  private:
+  static constexpr size_t kChunk = 500;
+  struct CellWrite {
+    std::string value;
+    uint64_t hlc;
+    uint32_t site;
+    int64_t cl, seq;
+  };
+  struct RowWrite {
+    int64_t cl, seq, writer;
+  };
+
+  // Multi-row upserts of `writes`, kChunk rows per statement: ($1 node, $2 tbl, then
+  // `width` parameters per row that `bind` adds).
+  template <typename Map, typename Bind>
+  void WriteBatches(const Map& writes, int width, Bind&& bind, const std::string& head, const std::string& tail) {
+    auto it = writes.begin();
+    while (it != writes.end()) {
+      Params p;
+      p.Int(node_).Int(tbl_);
+      std::string values;
+      int n = 2;
+      for (size_t k = 0; k < kChunk && it != writes.end(); ++k, ++it) {
+        bind(p, it->first, it->second);
+        values += (k ? ", ($1, $2" : "($1, $2");
+        for (int j = 0; j < width; ++j) values += ", $" + std::to_string(++n);
+        values += ")";
+      }
+      c_.Run(head + values + tail, p);
+    }
+  }
+
   PgHubStore& store_;
   Conn& c_;
   int64_t node_;
   const std::vector<SiteId>& sites_;
   const std::vector<uint32_t>& ords_;
+  int64_t tbl_ = 0;
+  std::unordered_map<std::string, int64_t> row_cl_;
+  std::unordered_map<std::string, std::unordered_map<std::string, Clock>> cells_;
+  std::vector<std::string> dropped_;
+  std::map<std::pair<std::string, std::string>, CellWrite> put_cells_;
+  std::map<std::string, RowWrite> put_rows_;
 };
 
 PushResult PgHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) {
