@@ -164,35 +164,6 @@ class TableApplier {
   std::map<std::string, Plan> upserts_;
 };
 
-// A subtransaction around one apply: released on success, rolled back on any error, with
-// the memory context and resource owner of the caller restored either way.
-class SubTransaction {
- public:
-  SubTransaction() : context_(CurrentMemoryContext), owner_(CurrentResourceOwner) {
-    PgTry([] { BeginInternalSubTransaction(nullptr); });
-    MemoryContextSwitchTo(context_);
-  }
-  void Commit() {
-    PgTry([] { ReleaseCurrentSubTransaction(); });
-    Restore();
-    done_ = true;
-  }
-  ~SubTransaction() {
-    if (done_) return;
-    RollbackAndReleaseCurrentSubTransaction();
-    Restore();
-  }
-
- private:
-  void Restore() {
-    MemoryContextSwitchTo(context_);
-    CurrentResourceOwner = owner_;
-  }
-  MemoryContext context_;
-  ResourceOwner owner_;
-  bool done_ = false;
-};
-
 }  // namespace
 
 ApplyResult ApplyPayload(const Payload& p) {

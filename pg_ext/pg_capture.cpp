@@ -51,7 +51,7 @@ namespace {
 // The statements of one tracked table, built on first use in this backend.
 struct CaptureEntry {
   TableInfo table;
-  Plan insert, insert_new, any_known, remove, update, key_moved, disappear, appear, truncate;
+  Plan insert, insert_new, remove, update, key_moved, disappear, appear, truncate;
 };
 
 std::unordered_map<Oid, std::unique_ptr<CaptureEntry>>& Cache() {
@@ -65,7 +65,7 @@ std::vector<std::unique_ptr<CaptureEntry>>& Stale() {
 }
 
 void FreePlans(CaptureEntry& e) {
-  for (Plan* p : {&e.insert, &e.insert_new, &e.any_known, &e.remove, &e.update, &e.key_moved, &e.disappear, &e.appear,
+  for (Plan* p : {&e.insert, &e.insert_new, &e.remove, &e.update, &e.key_moved, &e.disappear, &e.appear,
                   &e.truncate})
     p->Free();
 }
@@ -109,23 +109,26 @@ std::vector<std::string> MaskExprs(const TableInfo& t) {
   return masks;
 }
 
-// Statements of at least this many rows probe for keys the shadow table already holds
-// before inserting: a plain INSERT costs about half of INSERT ... ON CONFLICT.
-constexpr uint64_t kProbeRows = 32;
+// Statements of at least this many rows first try a plain INSERT into the shadow table: it
+// costs about half of INSERT ... ON CONFLICT, and a subtransaction per statement is cheap
+// next to that many rows.
+constexpr uint64_t kBulkRows = 32;
 
 void OnInsert(CaptureEntry& e, const Args& args, uint64_t rows) {
   const TableInfo& t = e.table;
-  if (rows >= kProbeRows) {
-    // Keys this statement inserted cannot gain a shadow row meanwhile: another writer of the
-    // same key waits for this transaction on the base table's key, and an apply waits for
-    // its table lock.
-    Prepare(e.any_known, "SELECT 1 FROM deltasync_new AS s WHERE EXISTS (SELECT 1 FROM " + t.q_meta + " AS m WHERE " +
-                             KeyEquality(t, "m", ShadowKeyNames(t.pk.size()), "s", Quoted(t.pk)) + ") LIMIT 1 + 0 * $1");
-    if (e.any_known.Run(args) == 0) {
-      Prepare(e.insert_new, "INSERT INTO " + t.q_meta + " (" + ShadowKeyList(t.pk.size()) + ", cl, ver, hlc, site) SELECT " +
-                                ColumnList(t.pk, "s.") + ", 1, deltasync.next_version(), $1, 0 FROM deltasync_new AS s");
+  if (rows >= kBulkRows) {
+    // Most keys a statement inserts are new: insert them plainly, in a subtransaction; if
+    // one of them had a shadow row already (a deleted key inserted again), undo that and
+    // take the upsert below.
+    Prepare(e.insert_new, "INSERT INTO " + t.q_meta + " (" + ShadowKeyList(t.pk.size()) + ", cl, ver, hlc, site) SELECT " +
+                              ColumnList(t.pk, "s.") + ", 1, deltasync.next_version(), $1, 0 FROM deltasync_new AS s");
+    try {
+      SubTransaction sub;
       e.insert_new.Run(args);
+      sub.Commit();
       return;
+    } catch (const PgError& err) {
+      if (err.sqlstate() != ERRCODE_UNIQUE_VIOLATION) throw;
     }
   }
   Prepare(e.insert, ShadowUpsertSql(t, "deltasync_new", "", true));

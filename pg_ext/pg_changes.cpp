@@ -8,6 +8,10 @@
 #include "pg_ext/pg_changes.hpp"
 #include "pg_ext/pg_functions.hpp"
 
+extern "C" {
+#include "access/xact.h"
+}
+
 namespace deltasync {
 
 namespace {
@@ -33,6 +37,12 @@ class SiteIndex {
 }  // namespace
 
 Payload CollectChanges(int64_t since, const VersionRanges& exclude) {
+  // The horizon is computed now; an older transaction snapshot could miss what committed
+  // between the two (docs/postgresql.md, "Versions under concurrency").
+  if (IsolationUsesXactSnapshot())
+    throw Error(ErrorCode::kInvalidArgument,
+                "reading changes needs READ COMMITTED isolation: a REPEATABLE READ or SERIALIZABLE snapshot "
+                "could miss changes committed after it was taken");
   Backend& b = Backend::Get();
   Payload p;
   p.site = b.LocalSite();

@@ -2,6 +2,7 @@
 #include "pg_ext/pg_spi.hpp"
 
 extern "C" {
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -43,6 +44,28 @@ void SpiSession::Finish() {
   if (finished_) return;
   finished_ = true;
   PgTry([&] { SPI_finish(); });
+}
+
+SubTransaction::SubTransaction() : context_(CurrentMemoryContext), owner_(CurrentResourceOwner) {
+  PgTry([] { BeginInternalSubTransaction(nullptr); });
+  MemoryContextSwitchTo(context_);
+}
+
+void SubTransaction::Commit() {
+  PgTry([] { ReleaseCurrentSubTransaction(); });
+  Restore();
+  done_ = true;
+}
+
+SubTransaction::~SubTransaction() {
+  if (done_) return;
+  RollbackAndReleaseCurrentSubTransaction();
+  Restore();
+}
+
+void SubTransaction::Restore() {
+  MemoryContextSwitchTo(context_);
+  CurrentResourceOwner = owner_;
 }
 
 void Args::AddInt8(int64_t v) { Add(INT8OID, Int64GetDatum(v)); }

@@ -10,6 +10,7 @@
 
 extern "C" {
 #include "executor/spi.h"
+#include "utils/resowner.h"
 }
 
 namespace deltasync {
@@ -82,6 +83,24 @@ class Plan {
 
  private:
   SPIPlanPtr plan_ = nullptr;
+};
+
+// A subtransaction for a scope: Commit() releases it; otherwise (an exception) the
+// destructor rolls it back. The caller's memory context and resource owner are restored
+// either way.
+class SubTransaction {
+ public:
+  SubTransaction();
+  void Commit();
+  ~SubTransaction();
+  SubTransaction(const SubTransaction&) = delete;
+  SubTransaction& operator=(const SubTransaction&) = delete;
+
+ private:
+  void Restore();
+  MemoryContext context_;
+  ResourceOwner owner_;
+  bool done_ = false;
 };
 
 // One-off statement (prepared, run, forgotten). Every statement, here and in Plan::Run, runs

@@ -2,7 +2,7 @@
 -- Payloads travel as deltasync_changes / deltasync_apply; every rule is checked on both.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(29);
+SELECT plan(30);
 SELECT dblink_connect('b', :'other');
 
 CREATE FUNCTION pg_temp.on_b(sql text) RETURNS void LANGUAGE sql AS $$ SELECT dblink_exec('b', sql) $$;
@@ -122,6 +122,13 @@ SELECT is((SELECT p.name FROM child c JOIN parent p ON p.id = c.parent_id), 'mum
 SELECT pg_temp.a_to_b();
 SELECT ok(pg_temp.same('child') AND pg_temp.same('parent'), 'and travels on to B');
 SELECT throws_like($$INSERT INTO child VALUES (11, 999, 'orphan')$$, '%foreign key%', 'local writes still check the foreign key');
+
+-- Reading changes in a REPEATABLE READ transaction is refused (its snapshot could be older
+-- than the horizon).
+SELECT dblink_exec('b', 'BEGIN ISOLATION LEVEL REPEATABLE READ');
+SELECT throws_like($$SELECT * FROM dblink('b', 'SELECT deltasync_changes(0)') AS t(p text)$$,
+  '%deltasync: reading changes needs READ COMMITTED isolation%', 'changes under REPEATABLE READ is refused');
+SELECT dblink_exec('b', 'ROLLBACK');
 
 SELECT pg_temp.on_b('DROP TABLE IF EXISTS sc, child, parent');
 SELECT * FROM finish();
