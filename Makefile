@@ -6,7 +6,7 @@ build:
 test:
 	./scripts/test.sh
 bench:
-	./scripts/install-deps.sh && ./scripts/build.sh && cmake --build build --target bench && bench/hub_bench.sh && bench/pg_bench.sh
+	./scripts/install-deps.sh && ./scripts/build.sh && cmake --build build --target bench && bench/hub_bench.sh && bench/pg_bench.sh && bench/hub_scale_bench.sh
 demo:
 	./scripts/demo.sh
 clean:
