@@ -32,7 +32,7 @@ class PushTxn {
   // The node's table id for t (created on first use); refuses other key columns than held.
   virtual int64_t TableId(const TableChanges& t) = 0;
   virtual uint32_t SiteOrdinal(const SiteId& site) = 0;
-  virtual const SiteId& SiteOf(int64_t ord) = 0;
+  virtual SiteId SiteOf(int64_t ord) = 0;  // by value: a store may grow its table meanwhile
   virtual int64_t RowCl(int64_t tbl, const std::string& key) = 0;  // 0: never seen
   // The clocks of the row's cells, by column name.
   virtual std::unordered_map<std::string, Clock> CellClocks(int64_t tbl, const std::string& key) = 0;
@@ -72,7 +72,7 @@ class PullSource {
   virtual std::vector<StoredRow> Rows(int64_t since, size_t limit) = 0;
   virtual void Table(int64_t tbl, std::string& name, std::vector<std::string>& pk) = 0;
   virtual std::vector<StoredCell> Cells(int64_t tbl, const std::string& key) = 0;
-  virtual const SiteId& SiteOf(int64_t ord) = 0;
+  virtual SiteId SiteOf(int64_t ord) = 0;  // by value: a store may grow its table meanwhile
   virtual int64_t KnownSite(const SiteId& site) = 0;  // its ordinal, or -1
 };
 

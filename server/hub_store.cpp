@@ -131,7 +131,7 @@ class SqliteHubStore::Txn : public PushTxn {
     return sqlite3_last_insert_rowid(db_);
   }
   uint32_t SiteOrdinal(const SiteId& site) override { return store_.SiteOrdinal(site); }
-  const SiteId& SiteOf(int64_t ord) override { return store_.SiteOf(ord); }
+  SiteId SiteOf(int64_t ord) override { return store_.SiteOf(ord); }
   int64_t RowCl(int64_t tbl, const std::string& key) override {
     get_row_.BindInt(1, tbl);
     get_row_.BindBlob(2, key);
@@ -221,7 +221,7 @@ class SqliteHubStore::Snapshot : public PullSource {
     cells_.Reset();
     return out;
   }
-  const SiteId& SiteOf(int64_t ord) override { return store_.SiteOf(ord); }
+  SiteId SiteOf(int64_t ord) override { return store_.SiteOf(ord); }
   int64_t KnownSite(const SiteId& site) override {
     for (size_t k = 0; k < store_.sites_.size(); ++k)
       if (store_.sites_[k] == site) return static_cast<int64_t>(k);

@@ -232,22 +232,28 @@ void PgHubStore::LoadSites(Conn& c) {
   for (int k = 0; k < r->rows(); ++k) {
     auto ord = static_cast<size_t>(r->Int(k, 0));
     if (sites_.size() <= ord) sites_.resize(ord + 1);
-    sites_[ord] = SiteId::FromBytes(r->Bytes(k, 1));
+    sites_[ord] = SiteId::FromBytes(r->Bytes(k, 1));  // an ordinal's site never changes
   }
 }
 
 int64_t PgHubStore::KnownSite(const SiteId& site) {
   std::lock_guard<std::mutex> lock(sites_mu_);
   for (size_t k = 0; k < sites_.size(); ++k)
-    if (sites_[k] == site) return static_cast<int64_t>(k);
+    if (sites_[k] && *sites_[k] == site) return static_cast<int64_t>(k);
   return -1;
 }
 
-const SiteId& PgHubStore::SiteOf(int64_t ord) {
+SiteId PgHubStore::SiteOf(Conn& c, int64_t ord) {
+  {
+    std::lock_guard<std::mutex> lock(sites_mu_);
+    if (ord >= 0 && static_cast<size_t>(ord) < sites_.size() && sites_[static_cast<size_t>(ord)])
+      return *sites_[static_cast<size_t>(ord)];
+  }
+  LoadSites(c);  // registered through another hub process since this one last looked
   std::lock_guard<std::mutex> lock(sites_mu_);
-  if (ord < 0 || static_cast<size_t>(ord) >= sites_.size())
+  if (ord < 0 || static_cast<size_t>(ord) >= sites_.size() || !sites_[static_cast<size_t>(ord)])
     throw Error(ErrorCode::kInternal, "hub store: unknown site ordinal " + std::to_string(ord));
-  return sites_[static_cast<size_t>(ord)];  // entries are never removed or moved once set
+  return *sites_[static_cast<size_t>(ord)];  // a copy: another thread may grow sites_
 }
 
 // Sites are registered in their own committed statements, before the push transaction:
@@ -308,7 +314,7 @@ class PgHubStore::Txn : public PushTxn {
       if (sites_[k] == site) return ords_[k];
     throw Error(ErrorCode::kInternal, "hub store: site not registered before the push");
   }
-  const SiteId& SiteOf(int64_t ord) override { return store_.SiteOf(ord); }
+  SiteId SiteOf(int64_t ord) override { return store_.SiteOf(c_, ord); }
 
   void Prefetch(int64_t tbl, const std::vector<std::string>& keys) override {
     tbl_ = tbl;
@@ -328,7 +334,7 @@ class PgHubStore::Txn : public PushTxn {
       auto cells = c_.Run("SELECT key, col, hlc, site, cl FROM hub_cells WHERE node = $1 AND tbl = $2 AND key IN (" + in + ")", p);
       for (int i = 0; i < cells->rows(); ++i)
         cells_[cells->Bytes(i, 0)][cells->Text(i, 1)] =
-            Clock{cells->Int(i, 4), static_cast<uint64_t>(cells->Int(i, 2)), store_.SiteOf(cells->Int(i, 3))};
+            Clock{cells->Int(i, 4), static_cast<uint64_t>(cells->Int(i, 2)), store_.SiteOf(c_, cells->Int(i, 3))};
     }
   }
   int64_t RowCl(int64_t, const std::string& key) override {
@@ -347,7 +353,7 @@ class PgHubStore::Txn : public PushTxn {
   }
   void PutCell(int64_t, const std::string& key, const std::string& col, const std::string& value, uint64_t hlc,
                uint32_t site, int64_t cl, int64_t seq) override {
-    cells_[key][col] = Clock{cl, hlc, store_.SiteOf(site)};
+    cells_[key][col] = Clock{cl, hlc, store_.SiteOf(c_, site)};
     put_cells_[{key, col}] = CellWrite{value, hlc, site, cl, seq};
   }
   void PutRow(int64_t, const std::string& key, int64_t cl, int64_t seq, int64_t writer) override {
@@ -477,7 +483,7 @@ class PgHubStore::Snapshot : public PullSource {
     auto it = cells_.find({tbl, key});
     return it == cells_.end() ? std::vector<StoredCell>{} : it->second;
   }
-  const SiteId& SiteOf(int64_t ord) override { return store_.SiteOf(ord); }
+  SiteId SiteOf(int64_t ord) override { return store_.SiteOf(c_, ord); }
   int64_t KnownSite(const SiteId& site) override { return store_.KnownSite(site); }
 
  private:

@@ -42,7 +42,7 @@ class PgHubStore : public HubStore {
   void CreateSchema(Conn& c);
   std::vector<uint32_t> RegisterSites(Conn& c, const std::vector<SiteId>& sites);
   void LoadSites(Conn& c);
-  const SiteId& SiteOf(int64_t ord);
+  SiteId SiteOf(Conn& c, int64_t ord);  // loads sites another hub registered on a miss
   int64_t KnownSite(const SiteId& site);
 
   std::string conninfo_;
@@ -53,7 +53,7 @@ class PgHubStore : public HubStore {
   size_t open_ = 0;
   SiteId hub_id_;
   std::mutex sites_mu_;
-  std::vector<SiteId> sites_;
+  std::vector<std::optional<SiteId>> sites_;  // by ordinal; a gap: not seen committed yet
 };
 
 }  // namespace deltasync::hub
