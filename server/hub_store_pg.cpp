@@ -42,6 +42,10 @@ bool IsRetryable(const char* sqlstate) {
 struct Retry : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// The node's lock was not granted in time: a 503, without retrying (the wait was the retry).
+struct Busy : StoreUnavailable {
+  using StoreUnavailable::StoreUnavailable;
+};
 
 // Parameters of one statement: text for numbers and names, binary for bytes.
 class Params {
@@ -99,10 +103,22 @@ class Result {
 
 class PgHubStore::Conn {
  public:
-  explicit Conn(const std::string& conninfo) : conn_(PQconnectdb(conninfo.c_str())) {}
+  // TCP keepalives and a user timeout notice a half-open link to the database within about
+  // half a minute; a session idle inside a transaction (a hub that vanished mid-push while
+  // holding a node's lock) is ended by the server after a minute.
+  explicit Conn(const std::string& conninfo) {
+    const char* keys[] = {"dbname", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                          "tcp_user_timeout", "connect_timeout", nullptr};
+    const char* vals[] = {conninfo.c_str(), "1", "10", "5", "3", "30000", "10", nullptr};
+    conn_ = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(conn_) == CONNECTION_OK) Configure();
+  }
   ~Conn() { PQfinish(conn_); }
   bool Ok() const { return PQstatus(conn_) == CONNECTION_OK; }
-  void Reset() { PQreset(conn_); }
+  void Reset() {
+    PQreset(conn_);
+    if (Ok()) Configure();
+  }
   std::string ErrorText() const { return PQerrorMessage(conn_); }
 
   std::unique_ptr<Result> Run(const std::string& sql, const Params& p = Params()) {
@@ -115,6 +131,10 @@ class PgHubStore::Conn {
     const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     std::string why = r ? PQresultErrorMessage(r) : PQerrorMessage(conn_);
     bool connection = IsConnectionState(state) || PQstatus(conn_) != CONNECTION_OK;
+    if (state && std::strcmp(state, "55P03") == 0) {  // lock_timeout
+      PQclear(r);
+      throw Busy("hub store: the node is busy (its lock was held too long)");
+    }
     bool retry = IsRetryable(state);
     PQclear(r);
     while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
@@ -124,7 +144,10 @@ class PgHubStore::Conn {
   }
 
  private:
-  PGconn* conn_;
+  void Configure() {
+    PQclear(PQexec(conn_, "SET client_min_messages = warning; SET idle_in_transaction_session_timeout = '60s'"));
+  }
+  PGconn* conn_ = nullptr;
 };
 
 PgHubStore::PgHubStore(const std::string& conninfo, size_t pool) : conninfo_(conninfo), pool_size_(pool) {
@@ -138,7 +161,8 @@ PgHubStore::~PgHubStore() = default;
 
 std::unique_ptr<PgHubStore::Conn> PgHubStore::Acquire() {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return !idle_.empty() || open_ < pool_size_; });
+  if (!cv_.wait_for(lock, std::chrono::seconds(30), [&] { return !idle_.empty() || open_ < pool_size_; }))
+    throw StoreUnavailable("hub store: every connection of the pool stayed busy for 30 s");
   std::unique_ptr<Conn> c;
   if (!idle_.empty()) {
     c = std::move(idle_.back());
@@ -158,9 +182,17 @@ void PgHubStore::Release(std::unique_ptr<Conn> c) {
   cv_.notify_one();
 }
 
+void PgHubStore::DropIdle() {
+  std::lock_guard<std::mutex> lock(mu_);
+  open_ -= idle_.size();
+  idle_.clear();
+  cv_.notify_all();
+}
+
 template <typename Body>
 auto PgHubStore::WithConn(Body&& body) -> decltype(body(std::declval<Conn&>())) {
   static const int kDelaysMs[] = {50, 200, 500, 1000, 2000};
+  constexpr int kAttempts = 6;  // the last one after the 2000 ms wait
   std::string last;
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<Conn> c = Acquire();
@@ -170,14 +202,29 @@ auto PgHubStore::WithConn(Body&& body) -> decltype(body(std::declval<Conn&>())) 
       auto result = body(*c);
       Release(std::move(c));
       return result;
+    } catch (const Busy&) {
+      try {
+        c->Run("ROLLBACK");
+        Release(std::move(c));
+      } catch (...) {
+        c.reset();
+        Release(nullptr);
+      }
+      throw;
     } catch (const StoreUnavailable& e) {
       last = e.what();
-      c.reset();  // a broken connection is not reused
+      c.reset();  // a broken connection is not reused ...
       Release(nullptr);
+      DropIdle();  // ... and the idle ones are likely broken too (a restarted server)
     } catch (const Retry& e) {
       last = e.what();
-      c->Run("ROLLBACK");
-      Release(std::move(c));
+      try {
+        c->Run("ROLLBACK");
+        Release(std::move(c));
+      } catch (...) {
+        c.reset();
+        Release(nullptr);
+      }
     } catch (...) {
       if (c->Ok()) {
         try {
@@ -191,7 +238,7 @@ auto PgHubStore::WithConn(Body&& body) -> decltype(body(std::declval<Conn&>())) 
       }
       throw;
     }
-    if (attempt == 4) throw StoreUnavailable(last);
+    if (attempt + 1 == kAttempts) throw StoreUnavailable(last);
     std::this_thread::sleep_for(std::chrono::milliseconds(kDelaysMs[attempt]));
   }
 }
@@ -435,9 +482,13 @@ PushResult PgHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_d
   CheckClockDrift(MaxHlc(p), WallClockMillis(), max_clock_drift_ms);
   std::vector<SiteId> sites = p.sites;
   sites.push_back(p.site);
+  // One connection per process waits for a node's lock: pushes queued on a busy node do not
+  // hold the whole pool, so other nodes and pulls are served meanwhile.
+  std::unique_lock<std::mutex> node_turn(NodeMutex(node));
   return WithConn([&](Conn& c) {
     std::vector<uint32_t> ords = RegisterSites(c, sites);
     c.Run("BEGIN ISOLATION LEVEL READ COMMITTED");
+    c.Run("SET LOCAL lock_timeout = '20s'");  // a node held longer (by another hub) is a 503, not a hang
     // The node's row lock orders pushes to one node by commit (see the top of this file).
     auto head = c.Run("SELECT seq FROM hub_nodes WHERE id = $1 FOR UPDATE", Params().Int(node));
     int64_t seq = head->rows() ? head->Int(0, 0) : 0;
@@ -528,6 +579,13 @@ std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> PgHubStore::Nod
     for (int k = 0; k < r->rows(); ++k) out.push_back({r->Text(k, 0), {r->Int(k, 1), r->Int(k, 2)}});
     return out;
   });
+}
+
+std::mutex& PgHubStore::NodeMutex(int64_t node) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_ptr<std::mutex>& m = node_mutexes_[node];
+  if (!m) m = std::make_unique<std::mutex>();
+  return *m;
 }
 
 std::unique_ptr<HubStore> OpenStore(const std::string& db) {

@@ -2,6 +2,7 @@
 // The hub's store on PostgreSQL (libpq): several `deltasync serve` processes share one
 // database and serve the same nodes at once (docs/scaling.md).
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,6 +40,8 @@ class PgHubStore : public HubStore {
   auto WithConn(Body&& body) -> decltype(body(std::declval<Conn&>()));
   std::unique_ptr<Conn> Acquire();
   void Release(std::unique_ptr<Conn> c);
+  void DropIdle();
+  std::mutex& NodeMutex(int64_t node);
   void CreateSchema(Conn& c);
   std::vector<uint32_t> RegisterSites(Conn& c, const std::vector<SiteId>& sites);
   void LoadSites(Conn& c);
@@ -51,6 +54,7 @@ class PgHubStore : public HubStore {
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Conn>> idle_;
   size_t open_ = 0;
+  std::map<int64_t, std::unique_ptr<std::mutex>> node_mutexes_;
   SiteId hub_id_;
   std::mutex sites_mu_;
   std::vector<std::optional<SiteId>> sites_;  // by ordinal; a gap: not seen committed yet
