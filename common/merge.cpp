@@ -22,7 +22,11 @@ RowMerge MergeRow(int64_t local_cl, int64_t incoming_cl, const std::vector<Clock
   uint64_t wins = 0;
   if (m.exists) {  // a deleted row keeps no column values: nothing to win
     for (size_t k = 0; k < incoming_cols.size(); ++k) {
-      m.col_wins[k] = CompareClocks(incoming_cols[k], local_cols[k]) > 0;
+      // A value written in an older life of the row (a lower causal length than the row now
+      // has) is stale even where this site holds no value for the column: the delete that
+      // ended that life dropped it. Without this, a payload received twice could bring a
+      // deleted value back into the re-inserted row.
+      m.col_wins[k] = incoming_cols[k].cl >= m.cl && CompareClocks(incoming_cols[k], local_cols[k]) > 0;
       wins += m.col_wins[k] ? 1 : 0;
     }
   }

@@ -35,6 +35,8 @@ struct RowMerge {
   uint64_t applied = 0;
 };
 
+// A column change wins when it was written in the row's current life (its causal length is
+// the merged one) and its clock is newer than the local one.
 // local_cl: 0 when this site never saw the row. local_cols[k] is the local clock of the
 // column that incoming_cols[k] changes (hlc 0 when there is none).
 RowMerge MergeRow(int64_t local_cl, int64_t incoming_cl, const std::vector<Clock>& incoming_cols,
