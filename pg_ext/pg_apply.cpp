@@ -76,8 +76,7 @@ class TableApplier {
     if (m.exists) UpsertRow(r, key, d.winners, !m.existed);
 
     int64_t ver = b.NextVersion();
-    if (counts.first_ver == 0) counts.first_ver = ver;
-    counts.last_ver = ver;
+    counts.AddVersion(ver);
     AdoptWinners(clocks, d, r, map_, t_.cols.size(), ver);
     std::string extras = clocks.EncodeExtras();
     Args put = key;

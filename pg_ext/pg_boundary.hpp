@@ -69,9 +69,16 @@ template <typename F>
 void PgTry(F&& f) {
   MemoryContext ctx = CurrentMemoryContext;
   bool failed = false;
+  std::exception_ptr thrown;
   PG_TRY();
   {
-    f();
+    // A C++ exception must not leave the PG_TRY block: it would skip restoring
+    // PostgreSQL's error stack. It is caught here and rethrown after PG_END_TRY.
+    try {
+      f();
+    } catch (...) {
+      thrown = std::current_exception();
+    }
   }
   PG_CATCH();
   {
@@ -79,6 +86,7 @@ void PgTry(F&& f) {
   }
   PG_END_TRY();
   if (failed) RethrowPgError(ctx);
+  if (thrown) std::rethrow_exception(thrown);
 }
 
 // Runs a function body with the boundary rules above.

@@ -10,6 +10,7 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "access/xlog.h"
 }
 
 namespace deltasync {
@@ -36,9 +37,12 @@ class SiteIndex {
 
 }  // namespace
 
-Payload CollectChanges(int64_t since, const VersionRanges& exclude) {
+Payload CollectChanges(int64_t since, const VersionRanges& exclude, bool include_own) {
   // The horizon is computed now; an older transaction snapshot could miss what committed
   // between the two (docs/postgresql.md, "Versions under concurrency").
+  // A standby has no writer locks to look at, and its copy of the counter runs ahead.
+  if (RecoveryInProgress())
+    throw Error(ErrorCode::kInvalidArgument, "changes cannot be read on a standby: read them on the primary");
   if (IsolationUsesXactSnapshot())
     throw Error(ErrorCode::kInvalidArgument,
                 "reading changes needs READ COMMITTED isolation: a REPEATABLE READ or SERIALIZABLE snapshot "
@@ -47,7 +51,7 @@ Payload CollectChanges(int64_t since, const VersionRanges& exclude) {
   Payload p;
   p.site = b.LocalSite();
   p.since = since;
-  int64_t until = b.SafeVersion();
+  int64_t until = b.SafeVersion(include_own);
   p.until = std::max(since, until);  // a cursor from the future stays put
   SiteIndex sites(p);
   std::vector<TableInfo> tables = b.LoadTables();

@@ -9,7 +9,9 @@ namespace deltasync {
 // Every change with db_version in (since, SafeVersion()], any origin, leaving out column
 // changes whose versions fall in `exclude`. The payload's until is that safe version, so
 // a change committed later by a transaction that started earlier is never skipped.
-Payload CollectChanges(int64_t since, const VersionRanges& exclude = {});
+// include_own: whether the calling transaction's own (uncommitted) writes count
+// (deltasync_changes: yes, as on SQLite; push: no, they are not committed yet).
+Payload CollectChanges(int64_t since, const VersionRanges& exclude = {}, bool include_own = true);
 
 // Validated payload in, all or nothing (one subtransaction); throws a deltasync Error.
 ApplyResult ApplyPayload(const Payload& p);

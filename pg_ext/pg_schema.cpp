@@ -14,6 +14,7 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "nodes/makefuncs.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -182,7 +183,7 @@ DELTASYNC_PG_FUNCTION(deltasync_enable) {
   {
     AsOwner as;
     // No write may slip between the backfill and the triggers.
-    RunSql("LOCK TABLE " + QuoteIdent(cat.schema) + "." + QuoteIdent(cat.name) + " IN SHARE ROW EXCLUSIVE MODE");
+    PgTry([&] { LockRelationOid(cat.relid, ShareRowExclusiveLock); });  // the table checked, by OID
     std::optional<TableInfo> known = b.TableByRelid(cat.relid);
     Args a;
     if (known) {
@@ -201,15 +202,15 @@ DELTASYNC_PG_FUNCTION(deltasync_enable) {
       }
       result["changed"] = added;
     } else {
-      RunSql("SELECT 1 FROM deltasync.tables WHERE name = $1", [&] {
+      RunSql("SELECT 1 FROM deltasync.tables WHERE lower(name) = lower($1)", [&] {
         Args n;
         n.AddText(cat.name);
         return n;
       }());
       if (SPI_processed > 0)
         throw Error(ErrorCode::kInvalidArgument, "another table named \"" + cat.name +
-                                                     "\" (in another schema) is already tracked; payloads name tables "
-                                                     "without schema, so tracked table names must be unique");
+                                                     "\" (in another schema, or differing only in case) is already tracked; payloads name "
+                                                     "tables without schema and match them ignoring case, so tracked names must differ");
       RunSql("SELECT nextval('deltasync.table_id')");
       int32 id = static_cast<int32>(ResultInt(0, 0));
       a.AddInt4(id);

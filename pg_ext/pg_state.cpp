@@ -137,7 +137,8 @@ uint64_t Backend::BeginWrite() {
   // while versions taken before it are still uncommitted.
   PgTry([&] {
     LOCKTAG tag;
-    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, kWriterLockClass, static_cast<uint32>(seen), 2);
+    auto seen64 = static_cast<uint64_t>(seen);
+    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(seen64 >> 32), static_cast<uint32>(seen64), kWriterLockTag);
     ResourceOwner saved = CurrentResourceOwner;
     CurrentResourceOwner = TopTransactionResourceOwner;
     (void)LockAcquire(&tag, ShareLock, false, false);
@@ -146,6 +147,7 @@ uint64_t Backend::BeginWrite() {
   clock_.Observe(floor);
   txn_hlc_ = clock_.Now(WallClockMillis());
   in_txn_ = true;
+  txn_seen_ = seen;
   next_ver_ = 0;
   block_end_ = -1;  // blocks are per transaction: all of them lie above `seen`
   return txn_hlc_;
@@ -178,7 +180,7 @@ void Backend::PersistClock(uint64_t hlc) {
   RunSql("UPDATE deltasync.settings SET value = GREATEST(value::int8, $1)::text WHERE name = 'hlc'", a);
 }
 
-int64_t Backend::SafeVersion() {
+int64_t Backend::SafeVersion(bool include_own) {
   int64_t last = 0;
   {
     AsOwner as;
@@ -194,18 +196,17 @@ int64_t Backend::SafeVersion() {
     for (int k = 0; k < locks->nelements; ++k) {
       const LockInstanceData& l = locks->locks[k];
       if (l.locktag.locktag_type != LOCKTAG_ADVISORY || l.locktag.locktag_field1 != MyDatabaseId ||
-          l.locktag.locktag_field2 != kWriterLockClass || l.locktag.locktag_field4 != 2 || l.pid == MyProcPid)
+          l.locktag.locktag_field4 != kWriterLockTag || l.pid == MyProcPid)
         continue;
-      // The key holds the low 32 bits; the counter it stands for is the one nearest `last`.
-      int64_t low = static_cast<int64_t>(l.locktag.locktag_field3);
-      int64_t delta = static_cast<int32>(static_cast<uint32>(low - last));
-      int64_t seen = last + delta;
+      auto seen = static_cast<int64_t>((static_cast<uint64_t>(l.locktag.locktag_field2) << 32) |
+                                       static_cast<uint64_t>(l.locktag.locktag_field3));
       if (seen < safe) safe = seen;
     }
   });
   // Inside this backend's own write, the versions it will take next come from its current
   // block: the cursor is the last one it issued, so it does not skip them.
   if (in_txn_ && next_ver_ <= block_end_ && next_ver_ - 1 < safe) safe = next_ver_ - 1;
+  if (in_txn_ && !include_own && txn_seen_ < safe) safe = txn_seen_;
   return safe < 0 ? 0 : safe;
 }
 

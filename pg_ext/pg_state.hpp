@@ -17,9 +17,11 @@
 
 namespace deltasync {
 
-// The advisory lock class (first key) writers hold, shared, for the rest of their
-// transaction; the second key is the version counter they saw before their first version.
-inline constexpr uint32 kWriterLockClass = 0x64656c74;  // "delt"
+// Writers hold, shared, for the rest of their transaction, an advisory lock whose fourth tag
+// field is this value (SQL's advisory lock functions only ever use 1 and 2, so no
+// application lock can collide with it) and whose second and third fields hold the 64-bit
+// version counter the writer saw before its first version.
+inline constexpr uint16 kWriterLockTag = 0x4453;  // "DS"
 // Versions come from deltasync.db_version in blocks of this many (its INCREMENT).
 inline constexpr int64_t kVersionBlock = 256;
 
@@ -82,7 +84,8 @@ class Backend {
 
   // The highest version V such that every change with a version <= V is committed or gone:
   // versions held by transactions still running are above it. A safe `since` cursor.
-  int64_t SafeVersion();
+  // include_own = false: also below every version this transaction took (uncommitted).
+  int64_t SafeVersion(bool include_own = true);
 
   uint32_t SiteOrdinal(const SiteId& site);  // registers unseen sites
   const SiteId& SiteOf(uint32_t ordinal);
@@ -111,6 +114,7 @@ class Backend {
   bool in_txn_ = false;
   uint64_t txn_hlc_ = 0;
   int64_t next_ver_ = 0, block_end_ = -1;  // the transaction's current block of versions
+  int64_t txn_seen_ = 0;                    // the counter seen before its first version
   Oid version_seq_ = InvalidOid;
   bool sites_loaded_ = false;
   std::vector<SiteId> sites_;

@@ -66,7 +66,10 @@ class PgSyncSite : public SyncSite {
     return echo;
   }
 
-  Payload Collect(int64_t since, const VersionRanges& exclude) override { return CollectChanges(since, exclude); }
+  // Never this transaction's own uncommitted changes: a later push sends them once committed.
+  Payload Collect(int64_t since, const VersionRanges& exclude) override {
+    return CollectChanges(since, exclude, /*include_own=*/false);
+  }
 
   void PushDone(const std::string& key, int64_t until) override {
     AsOwner as;
@@ -85,11 +88,13 @@ class PgSyncSite : public SyncSite {
   ApplyResult ApplyPage(const std::string& key, const Payload& page, bool move_cursor) override {
     ApplyResult r = ApplyPayload(page);
     AsOwner as;
-    if (r.first_ver != 0) {
+    // One echo range per contiguous run: versions between the runs are other transactions'
+    // own changes, which must still be pushed.
+    for (const auto& [lo, hi] : r.ranges) {
       Args e;
       e.AddText(key);
-      e.AddInt8(r.first_ver);
-      e.AddInt8(r.last_ver);
+      e.AddInt8(lo);
+      e.AddInt8(hi);
       RunSql("INSERT INTO deltasync.hub_echo(hub, lo, hi) VALUES ($1, $2, $3)", e);
     }
     if (move_cursor) {

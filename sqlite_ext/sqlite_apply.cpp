@@ -64,8 +64,7 @@ class TableApplier {
     if (m.exists) UpsertRow(r, d.winners, !m.existed);
 
     int64_t ver = conn_.NextVersion();
-    if (counts.first_ver == 0) counts.first_ver = ver;
-    counts.last_ver = ver;
+    counts.AddVersion(ver);
     AdoptWinners(clocks, d, r, map_, t_.cols.size(), ver);
     std::string extras = clocks.EncodeExtras();
     for (int k = 0; k < nk_; ++k) put_meta_.Bind(k + 1, r.key[k]);

@@ -1,48 +1,58 @@
--- Push, pull and sync through a real hub (deltasync serve on 127.0.0.1), between ds_a (this
--- session) and ds_b (dblink); a hub that never answers cannot hang a backend.
+-- Push, pull and sync through a real hub (deltasync serve on 127.0.0.1), between ds_a and
+-- ds_b, each driven through its own autocommit dblink connection ('a', 'b'): a push sends
+-- only committed changes, so the writes must commit before it. A hub that never answers
+-- cannot hang a backend (checked from this session).
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(17);
+SELECT plan(18);
 SELECT dblink_connect('b', :'other');
 SELECT :'hub' || '/nodes/pg_sync' AS url \gset
 
+SELECT dblink_connect('a', replace(:'other', 'dbname=ds_b', 'dbname=ds_a'));
 CREATE FUNCTION pg_temp.b_value(sql text) RETURNS text LANGUAGE sql AS $$ SELECT v FROM dblink('b', sql) AS t(v text) $$;
+CREATE FUNCTION pg_temp.a_value(sql text) RETURNS text LANGUAGE sql AS $$ SELECT v FROM dblink('a', sql) AS t(v text) $$;
 CREATE FUNCTION pg_temp.b_sync(url text) RETURNS jsonb LANGUAGE sql AS $$
   SELECT pg_temp.b_value(format('SELECT deltasync_sync(%L)::text', url))::jsonb $$;
+CREATE FUNCTION pg_temp.a_call(fn text, url text, opts text DEFAULT NULL) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT pg_temp.a_value(format('SELECT %s(%L, %L)::text', fn, url, opts))::jsonb $$;
 
-CREATE TABLE shop (sku text PRIMARY KEY, qty int, price numeric(8, 2), seen timestamptz);
-SELECT deltasync_enable('shop');
+SELECT dblink_exec('a', 'DROP TABLE IF EXISTS shop; CREATE TABLE shop (sku text PRIMARY KEY, qty int, price numeric(8, 2), seen timestamptz)');
+SELECT pg_temp.a_value($$SELECT deltasync_enable('shop')::text$$);
 SELECT dblink_exec('b', 'DROP TABLE IF EXISTS shop; CREATE TABLE shop (sku text PRIMARY KEY, qty int, price numeric(8, 2), seen timestamptz)');
 SELECT pg_temp.b_value($$SELECT deltasync_enable('shop')::text$$);
 
-INSERT INTO shop SELECT 'sku' || g, g, g * 1.25, timestamptz '2024-03-01 12:00:00+01' + g * interval '1 hour'
-  FROM generate_series(1, 250) AS g;
-SELECT is((deltasync_push(:'url', '{"batch_rows": 100}')->>'batches')::int, 3, 'push sends 250 rows in batches of 100');
-SELECT is((deltasync_push(:'url')->>'pushed')::int, 0, 'a second push has nothing left to send');
+SELECT dblink_exec('a', $$INSERT INTO shop SELECT 'sku' || g, g, g * 1.25, timestamptz '2024-03-01 12:00:00+01' + g * interval '1 hour'
+  FROM generate_series(1, 250) AS g$$);
+SELECT is((pg_temp.a_call('deltasync_push', :'url', '{"batch_rows": 100}')->>'batches')::int, 3, 'push sends 250 rows in batches of 100');
+SELECT is((pg_temp.a_call('deltasync_push', :'url')->>'pushed')::int, 0, 'a second push has nothing left to send');
 SELECT is((pg_temp.b_value(format('SELECT deltasync_pull(%L, %L)::text', :'url', '{"batch_rows": 64}'))::jsonb->>'pages')::int, 4,
   'B pulls them in pages');
 SELECT is(pg_temp.b_value('SELECT count(*)::text FROM shop'), '250', 'B holds every row');
 SELECT is(pg_temp.b_value($$SELECT seen::text FROM shop WHERE sku = 'sku1'$$),
   (SELECT seen::text FROM shop WHERE sku = 'sku1'), 'timestamptz arrives as the same instant');
 
-UPDATE shop SET qty = 0 WHERE sku = 'sku1';
+SELECT dblink_exec('a', $$UPDATE shop SET qty = 0 WHERE sku = 'sku1'$$);
 SELECT dblink_exec('b', $$UPDATE shop SET price = 9.99 WHERE sku = 'sku1'; DELETE FROM shop WHERE sku = 'sku2'$$);
 SELECT is((pg_temp.b_sync(:'url')->'push'->>'rows')::int, 2, 'B pushes only its own two changed rows');
-SELECT ok((deltasync_sync(:'url')->'pull'->>'applied')::int >= 2, 'A pulls B''s changes');
+SELECT ok((pg_temp.a_call('deltasync_sync', :'url')->'pull'->>'applied')::int >= 2, 'A pulls B''s changes');
 SELECT is((SELECT qty || '/' || price FROM shop WHERE sku = 'sku1'), '0/9.99', 'edits of different columns merge');
 SELECT is((SELECT count(*)::int FROM shop WHERE sku = 'sku2'), 0, 'the delete arrived');
 SELECT pg_temp.b_sync(:'url');
 SELECT is(pg_temp.b_value('SELECT md5(string_agg(t::text, '','' ORDER BY sku)) FROM shop t'),
   (SELECT md5(string_agg(t::text, ',' ORDER BY sku)) FROM shop t), 'both sites hold identical rows');
-SELECT is((deltasync_sync(:'url')->'pull'->>'pulled')::int, 0, 'nothing of its own comes back to A');
+SELECT is((pg_temp.a_call('deltasync_sync', :'url')->'pull'->>'pulled')::int, 0, 'nothing of its own comes back to A');
 SELECT is(jsonb_array_length(deltasync_status()->'hubs'), 1, 'status lists the hub');
 SELECT ok((deltasync_status()->'hubs'->0->>'push_cursor')::bigint > 0, 'with its push cursor');
 
 -- Network failures: a clear error naming the URL; nothing lost.
-INSERT INTO shop VALUES ('late', 1, 1, now());
+SELECT dblink_exec('a', $$INSERT INTO shop VALUES ('late', 1, 1, now())$$);
 SELECT throws_like($$SELECT deltasync_push('http://127.0.0.1:1/nodes/pg_sync', '{"timeout_ms": 2000}')$$,
   'deltasync: http://127.0.0.1:1/nodes/pg_sync/push: %', 'a refused connection is a deltasync error naming the URL');
-SELECT is((deltasync_push(:'url')->>'rows')::int, 1, 'the pending change is still there for the next push');
+SELECT is((pg_temp.a_call('deltasync_push', :'url')->>'rows')::int, 1, 'the pending change is still there for the next push');
+
+-- A push inside a transaction that wrote sends only what is committed.
+INSERT INTO shop VALUES ('uncommitted', 1, 1, now());
+SELECT is((deltasync_push(:'url')->>'rows')::int, 0, 'a push never sends its own transaction''s uncommitted writes');
 
 -- A hub that accepts and never answers: statement_timeout and cancel still stop the call.
 CREATE FUNCTION pg_temp.timed(sql text) RETURNS text LANGUAGE plpgsql AS $$
