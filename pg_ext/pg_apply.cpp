@@ -24,6 +24,7 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "utils/guc.h"
+#include "miscadmin.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -94,7 +95,7 @@ class TableApplier {
   // functions, which must not run with the extension owner's rights.
   Datum Convert(const ColType& type, const Value& v, const std::string& column, bool* isnull) {
     try {
-      AsRole as(t_.owner, false);
+      AsTableOwner as(t_.owner);
       return FromValue(type, v, isnull);
     } catch (const PgError& e) {
       throw PgError(e.sqlstate(), ErrorCode::kConstraint,
@@ -104,7 +105,7 @@ class TableApplier {
 
   // Base-table statements run as the table's owner (the caller holds its privileges).
   void RunAsTableOwner(const Plan& p, const Args& a) {
-    AsRole as(t_.owner, false);
+    AsTableOwner as(t_.owner);
     try {
       p.Run(a);
     } catch (const PgError& e) {
@@ -163,6 +164,25 @@ class TableApplier {
   std::map<std::string, Plan> upserts_;
 };
 
+// Apply runs with session_replication_role = replica, a superuser's setting: a table whose
+// triggers or rules fire in that mode (ENABLE ALWAYS / ENABLE REPLICA) would run its owner's
+// code with foreign keys elsewhere unchecked. Only a superuser may apply into such a table.
+void RefuseForeignReplicaCode(const TableInfo& t) {
+  bool super = false;
+  PgTry([&] { super = superuser(); });
+  if (super) return;
+  Args a;
+  a.Add(OIDOID, ObjectIdGetDatum(t.relid));
+  AsOwner as;
+  RunSql("SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgenabled IN ('A', 'R') AND NOT tgisinternal"
+         " UNION ALL SELECT 1 FROM pg_rewrite WHERE ev_class = $1 AND ev_enabled IN ('A', 'R') AND rulename <> '_RETURN'",
+         a);
+  if (SPI_processed > 0)
+    throw PgError(ERRCODE_INSUFFICIENT_PRIVILEGE, ErrorCode::kInvalidArgument,
+                  "table \"" + t.name + "\" has triggers or rules enabled ALWAYS or REPLICA; only a superuser may "
+                  "apply changes into it (they would run during the apply)");
+}
+
 }  // namespace
 
 ApplyResult ApplyPayload(const Payload& p) {
@@ -185,6 +205,7 @@ ApplyResult ApplyPayload(const Payload& p) {
       continue;
     }
     CheckAccess(*t, Access::kWrite);
+    RefuseForeignReplicaCode(*t);
     work.emplace_back(&tc, t);
     if (std::find(touched.begin(), touched.end(), t) == touched.end()) touched.push_back(t);
   }

@@ -40,7 +40,14 @@ void OnSubXact(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
   if (event == SUBXACT_EVENT_ABORT_SUB) Backend::Get().ForgetSites();
 }
 
-void OnRelcache(Datum, Oid relid) { InvalidateCapture(relid); }
+// Only plain state changes here; a failure to allocate must not escape into PostgreSQL.
+void OnRelcache(Datum, Oid relid) {
+  try {
+    InvalidateCapture(relid);
+  } catch (...) {
+  }
+  Backend::Get().OnRelationInvalidated(relid);
+}
 
 }  // namespace
 

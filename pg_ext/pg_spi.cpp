@@ -34,6 +34,18 @@ AsRole::~AsRole() {
   if (guc_level_ != 0 && std::uncaught_exceptions() == exceptions_) AtEOXact_GUC(true, guc_level_);
 }
 
+AsTableOwner::AsTableOwner(Oid owner) : exceptions_(std::uncaught_exceptions()) {
+  GetUserIdAndSecContext(&saved_user_, &saved_context_);
+  PgTry([&] { guc_level_ = NewGUCNestLevel(); });
+  SetUserIdAndSecContext(owner, saved_context_ | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+}
+
+AsTableOwner::~AsTableOwner() {
+  SetUserIdAndSecContext(saved_user_, saved_context_);
+  // false: whatever the owner's code SET is undone (on an error the abort pops the level).
+  if (std::uncaught_exceptions() == exceptions_) AtEOXact_GUC(false, guc_level_);
+}
+
 SpiSession::SpiSession() {
   int rc = SPI_OK_CONNECT;
   PgTry([&] { rc = SPI_connect(); });

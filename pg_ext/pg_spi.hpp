@@ -37,6 +37,24 @@ class AsRole {
   int exceptions_ = 0;
 };
 
+// Runs its scope as a table's owner for statements that may run that owner's code (a
+// domain's CHECK, index expressions, an ENABLE ALWAYS trigger): as PostgreSQL does for
+// REFRESH MATERIALIZED VIEW, a security-restricted operation whose settings changes are
+// discarded when the scope ends, so nothing of it outlives the statement.
+class AsTableOwner {
+ public:
+  explicit AsTableOwner(Oid owner);
+  ~AsTableOwner();
+  AsTableOwner(const AsTableOwner&) = delete;
+  AsTableOwner& operator=(const AsTableOwner&) = delete;
+
+ private:
+  Oid saved_user_;
+  int saved_context_;
+  int guc_level_ = 0;
+  int exceptions_ = 0;
+};
+
 // SPI_connect for the scope of one SQL-callable function or trigger. Finish() on the
 // success path; after an error the transaction's abort cleans SPI up.
 class SpiSession {

@@ -95,6 +95,7 @@ Oid Backend::ExtensionOwner() {
   RunSql("SELECT extowner FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'deltasync'");
   if (SPI_processed != 1) throw Error(ErrorCode::kInternal, "the deltasync extension is not installed in this database");
   owner_ = static_cast<Oid>(ResultInt(0, 0));
+  PgTry([&] { settings_relid_ = get_relname_relid("settings", get_namespace_oid("deltasync", false)); });
   return owner_;
 }
 
@@ -246,6 +247,15 @@ const SiteId& Backend::SiteOf(uint32_t ordinal) {
   if (!sites_loaded_ || ordinal >= sites_.size()) LoadSites();
   if (ordinal >= sites_.size()) throw Error(ErrorCode::kInternal, "unknown site ordinal " + std::to_string(ordinal));
   return sites_[ordinal];
+}
+
+void Backend::OnRelationInvalidated(Oid relid) {
+  if (relid != InvalidOid && relid != settings_relid_ && relid != version_seq_) return;
+  owner_ = InvalidOid;
+  settings_relid_ = InvalidOid;
+  version_seq_ = InvalidOid;
+  site_.reset();
+  sites_loaded_ = false;
 }
 
 void Backend::EndTxn(bool aborted) {

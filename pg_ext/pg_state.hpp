@@ -99,6 +99,9 @@ class Backend {
   // site ordinals this backend registered may be gone too.
   void EndTxn(bool aborted);
   void ForgetSites() { sites_loaded_ = false; }
+  // A relation of the extension's own was invalidated (dropped with the extension, say):
+  // identity and catalog caches are read again from the database.
+  void OnRelationInvalidated(Oid relid);
 
   // The last error of a network call per hub (empty after a success), with its time.
   void RecordHubError(const std::string& hub, const std::string& message) {
@@ -116,6 +119,7 @@ class Backend {
   int64_t next_ver_ = 0, block_end_ = -1;  // the transaction's current block of versions
   int64_t txn_seen_ = 0;                    // the counter seen before its first version
   Oid version_seq_ = InvalidOid;
+  Oid settings_relid_ = InvalidOid;
   bool sites_loaded_ = false;
   std::vector<SiteId> sites_;
   std::unordered_map<SiteId, uint32_t, SiteIdHash> site_ords_;

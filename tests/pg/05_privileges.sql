@@ -1,7 +1,7 @@
 -- Who may do what (docs/postgresql.md, "Privileges"), and DROP EXTENSION.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(16);
+SELECT plan(18);
 
 CREATE ROLE ds_owner;
 CREATE ROLE ds_reader;
@@ -71,6 +71,23 @@ SELECT deltasync_apply(format('{"format":"deltasync","version":1,"site":"0000000
 SELECT is((SELECT array_agg(DISTINCT who) FROM dom_log), ARRAY['ds_dom_owner'],
   'a domain check during apply runs as the table''s owner');
 SELECT is((SELECT n::int FROM dom WHERE id = 1), 5, 'and the value was applied');
+
+-- The network functions are for roles an administrator grants them to.
+SET ROLE ds_reader;
+SELECT throws_ok($$SELECT deltasync_push('http://127.0.0.1:1/nodes/x')$$, '42501', NULL,
+  'push is not executable by PUBLIC (it makes the server open connections)');
+RESET ROLE;
+-- A table with a trigger that fires during replication (ENABLE ALWAYS): only a superuser applies into it.
+SET ROLE ds_dom_owner;
+CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE TRIGGER always_on AFTER INSERT ON dom FOR EACH ROW EXECUTE FUNCTION noop();
+ALTER TABLE dom ENABLE ALWAYS TRIGGER always_on;
+SELECT throws_like(format('SELECT deltasync_apply(%L)', format('{"format":"deltasync","version":1,'
+  '"site":"00000000-0000-4000-8000-000000000003","since":0,"until":1,"sites":["00000000-0000-4000-8000-000000000003"],'
+  '"tables":[{"name":"dom","pk":["id"],"columns":["n"],"rows":[{"key":[2],"cl":1,"changes":[[0,6,%s,0,1]]}]}]}',
+  (extract(epoch from now())::bigint * 1000) << 16)), 'deltasync: table "dom" has triggers or rules enabled ALWAYS%',
+  'a table owner cannot apply into a table whose triggers fire during replication');
+RESET ROLE;
 
 DROP EXTENSION deltasync CASCADE;
 SELECT is((SELECT count(*)::int FROM pg_trigger WHERE tgname LIKE 'deltasync%'), 0, 'DROP EXTENSION CASCADE removes every trigger');

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the pgTAP suites against a throwaway cluster: call it under pg_virtualenv (ctest
-# does), which sets PGHOST/PGPORT/PGUSER/PGPASSWORD for a fresh cluster. It creates two
-# databases with the extension (ds_a runs the tests, ds_b is the other site, reached with
-# dblink), starts a real hub (`deltasync serve`) on 127.0.0.1 and a listener that accepts
+# does), which sets PGHOST/PGPORT/PGUSER/PGPASSWORD for a fresh cluster. It creates three
+# databases with the extension (ds_a runs the tests; ds_b and ds_c are other sites, reached
+# with dblink), starts a real hub (`deltasync serve`) on 127.0.0.1 and a listener that accepts
 # connections and never answers, and passes their URLs to the suites as psql variables.
 # Usage: run_pgtap.sh <path of the deltasync CLI> [suite.sql ...]
 set -euo pipefail
@@ -18,7 +18,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for db in ds_a ds_b; do
+for db in ds_a ds_b ds_c; do
   psql -Xq -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db"
   psql -Xq -v ON_ERROR_STOP=1 -d "$db" -c "CREATE EXTENSION pgtap; CREATE EXTENSION dblink; CREATE EXTENSION deltasync;"
 done
