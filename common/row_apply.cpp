@@ -48,6 +48,13 @@ RowDecision DecideRow(int64_t local_cl, const RowClocks& local, const RowChanges
   return d;
 }
 
+bool CountRow(const RowDecision& d, ApplyResult& counts) {
+  counts.applied += d.merge.applied;
+  counts.ignored += d.merge.changes - d.merge.applied;
+  counts.rows++;
+  return d.merge.applied != 0;
+}
+
 void AdoptWinners(RowClocks& clocks, const RowDecision& d, const RowChanges& r, const TableMapping& map,
                   size_t ncols, int64_t ver) {
   const std::vector<uint32_t>& sites = *map.sites;

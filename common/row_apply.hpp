@@ -19,6 +19,21 @@ namespace deltasync {
 using VersionRanges = std::vector<std::pair<int64_t, int64_t>>;
 bool InRanges(const VersionRanges& ranges, int64_t ver);
 
+// What one apply did, counted as deltasync_apply reports it (common/merge's RowMerge).
+struct ApplyResult {
+  uint64_t applied = 0, ignored = 0, untracked = 0, rows = 0;
+  int64_t first_ver = 0, last_ver = 0;  // the versions this apply gave the rows it changed (0: none)
+  // Those versions as contiguous ranges, where they need not be contiguous (PostgreSQL's
+  // per-transaction blocks: versions between them belong to other transactions).
+  VersionRanges ranges;
+  void AddVersion(int64_t ver) {
+    if (first_ver == 0) first_ver = ver;
+    last_ver = ver;
+    if (!ranges.empty() && ranges.back().second + 1 == ver) ranges.back().second = ver;
+    else ranges.emplace_back(ver, ver);
+  }
+};
+
 // How one payload table's names map onto a local tracked table, and its sites onto local
 // ordinals. Checked against the local catalog: throws kInvalidPayload on a key mismatch or
 // an unknown column.
@@ -35,6 +50,9 @@ struct RowDecision {
   RowMerge merge;
   std::vector<size_t> winners;  // indexes into the row's changes that replace the local ones
 };
+// Adds one decided row to the counts; false when nothing of it applies (nothing to write).
+bool CountRow(const RowDecision& d, ApplyResult& counts);
+
 RowDecision DecideRow(int64_t local_cl, const RowClocks& local, const RowChanges& r, const TableMapping& map,
                       const std::function<const SiteId&(uint32_t)>& site_of);
 

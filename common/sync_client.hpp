@@ -17,21 +17,6 @@
 
 namespace deltasync {
 
-// What one apply did, counted as deltasync_apply reports it (common/merge's RowMerge).
-struct ApplyResult {
-  uint64_t applied = 0, ignored = 0, untracked = 0, rows = 0;
-  int64_t first_ver = 0, last_ver = 0;  // the versions this apply gave the rows it changed (0: none)
-  // Those versions as contiguous ranges, where they need not be contiguous (PostgreSQL's
-  // per-transaction blocks: versions between them belong to other transactions).
-  VersionRanges ranges;
-  void AddVersion(int64_t ver) {
-    if (first_ver == 0) first_ver = ver;
-    last_ver = ver;
-    if (!ranges.empty() && ranges.back().second + 1 == ver) ranges.back().second = ver;
-    else ranges.emplace_back(ver, ver);
-  }
-};
-
 struct SyncOptions {
   HttpOptions http;
   std::vector<std::string> tables;  // empty: every table

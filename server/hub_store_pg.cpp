@@ -189,6 +189,18 @@ void PgHubStore::DropIdle() {
   cv_.notify_all();
 }
 
+// Ends a failed transaction and returns the connection to the pool; one that cannot even
+// roll back is closed instead.
+void PgHubStore::RollbackAndRelease(std::unique_ptr<Conn> c) {
+  try {
+    c->Run("ROLLBACK");
+    Release(std::move(c));
+  } catch (...) {
+    c.reset();
+    Release(nullptr);
+  }
+}
+
 template <typename Body>
 auto PgHubStore::WithConn(Body&& body) -> decltype(body(std::declval<Conn&>())) {
   static const int kDelaysMs[] = {50, 200, 500, 1000, 2000};
@@ -203,13 +215,7 @@ auto PgHubStore::WithConn(Body&& body) -> decltype(body(std::declval<Conn&>())) 
       Release(std::move(c));
       return result;
     } catch (const Busy&) {
-      try {
-        c->Run("ROLLBACK");
-        Release(std::move(c));
-      } catch (...) {
-        c.reset();
-        Release(nullptr);
-      }
+      RollbackAndRelease(std::move(c));
       throw;
     } catch (const StoreUnavailable& e) {
       last = e.what();
@@ -218,13 +224,7 @@ auto PgHubStore::WithConn(Body&& body) -> decltype(body(std::declval<Conn&>())) 
       DropIdle();  // ... and the idle ones are likely broken too (a restarted server)
     } catch (const Retry& e) {
       last = e.what();
-      try {
-        c->Run("ROLLBACK");
-        Release(std::move(c));
-      } catch (...) {
-        c.reset();
-        Release(nullptr);
-      }
+      RollbackAndRelease(std::move(c));
     } catch (...) {
       if (c->Ok()) {
         try {

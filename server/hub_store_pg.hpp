@@ -41,6 +41,7 @@ class PgHubStore : public HubStore {
   std::unique_ptr<Conn> Acquire();
   void Release(std::unique_ptr<Conn> c);
   void DropIdle();
+  void RollbackAndRelease(std::unique_ptr<Conn> c);
   std::mutex& NodeMutex(int64_t node);
   void CreateSchema(Conn& c);
   std::vector<uint32_t> RegisterSites(Conn& c, const std::vector<SiteId>& sites);

@@ -55,10 +55,7 @@ class TableApplier {
     RowClocks& clocks = shadow.clocks;
     RowDecision d = DecideRow(shadow.cl, clocks, r, map_, [&](uint32_t ord) -> const SiteId& { return conn_.SiteOf(ord); });
     const RowMerge& m = d.merge;
-    counts.applied += m.applied;
-    counts.ignored += m.changes - m.applied;
-    counts.rows++;
-    if (m.applied == 0) return;
+    if (!CountRow(d, counts)) return;
 
     if (m.existed && !m.exists) DeleteRow(r);
     if (m.exists) UpsertRow(r, d.winners, !m.existed);

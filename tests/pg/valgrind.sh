@@ -19,7 +19,7 @@ trap stop EXIT
 for _ in $(seq 90); do psql -h "$D" -p $PORT -U postgres -XAtc "SELECT 1" >/dev/null 2>&1 && break; sleep 2; done
 export PGHOST=$D PGPORT=$PORT PGUSER=postgres
 tests/pg/run_pgtap.sh "${BUILD_DIR:-build}/server/deltasync"
-"${BUILD_DIR:-build}/tests/deltasync_pg_tests"
+"${BUILD_DIR:-build}/tests/deltasync_pg_tests" --gtest_filter=-PgHubs.*  # those restart a pg_virtualenv cluster
 stop
 sleep 3
 bad=$(grep -l "deltasync" "$D"/vg.*.log || true)
