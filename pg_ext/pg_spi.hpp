@@ -143,8 +143,6 @@ class Rows {
   uint64_t n_;
 };
 
-inline bool ResultIsNull(uint64_t row, int col) { return Rows().IsNull(row, col); }
-inline Datum ResultDatum(uint64_t row, int col, bool* isnull) { return Rows().Get(row, col, isnull); }
 inline int64_t ResultInt(uint64_t row, int col, int64_t if_null = 0) { return Rows().Int(row, col, if_null); }
 inline std::string ResultText(uint64_t row, int col) { return Rows().Text(row, col); }
 
