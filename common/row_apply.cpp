@@ -1,6 +1,9 @@
 #include "common/row_apply.hpp"
 
+#include <algorithm>
+
 #include "common/error.hpp"
+#include "common/hlc.hpp"
 #include "common/utf8.hpp"
 
 namespace deltasync {
@@ -46,6 +49,12 @@ RowDecision DecideRow(int64_t local_cl, const RowClocks& local, const RowChanges
   for (size_t k = 0; k < d.merge.col_wins.size(); ++k)
     if (d.merge.col_wins[k]) d.winners.push_back(k);
   return d;
+}
+
+uint64_t CheckPayloadClock(const Payload& p, int64_t max_drift_setting) {
+  uint64_t max_hlc = MaxHlc(p);
+  CheckClockDrift(max_hlc, WallClockMillis(), static_cast<uint64_t>(std::max<int64_t>(max_drift_setting, 0)));
+  return max_hlc;
 }
 
 bool CountRow(const RowDecision& d, ApplyResult& counts) {

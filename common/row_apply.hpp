@@ -50,6 +50,11 @@ struct RowDecision {
   RowMerge merge;
   std::vector<size_t> winners;  // indexes into the row's changes that replace the local ones
 };
+// Refuses (kClockDrift) a payload whose newest clock is more than `max_drift_setting` ms
+// (the site's max_clock_drift_ms) ahead of this site's wall clock; a negative setting counts
+// as 0, never as "no limit". Returns that newest clock (0 when the payload has none).
+uint64_t CheckPayloadClock(const Payload& p, int64_t max_drift_setting);
+
 // Adds one decided row to the counts; false when nothing of it applies (nothing to write).
 bool CountRow(const RowDecision& d, ApplyResult& counts);
 

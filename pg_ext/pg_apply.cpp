@@ -184,10 +184,8 @@ void RefuseForeignReplicaCode(const TableInfo& t) {
 
 ApplyResult ApplyPayload(const Payload& p) {
   Backend& b = Backend::Get();
-  uint64_t max_hlc = MaxHlc(p);
-  int64_t max_drift = b.SettingInt("max_clock_drift_ms", static_cast<int64_t>(kDefaultMaxClockDriftMs));
-  if (max_drift < 0) max_drift = 0;  // a negative setting must not read as "no limit"
-  CheckClockDrift(max_hlc, WallClockMillis(), static_cast<uint64_t>(max_drift));
+  uint64_t max_hlc =
+      CheckPayloadClock(p, b.SettingInt("max_clock_drift_ms", static_cast<int64_t>(kDefaultMaxClockDriftMs)));
 
   ApplyResult counts;
   std::vector<TableInfo> tables = b.LoadTables();

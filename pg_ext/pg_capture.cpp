@@ -37,13 +37,15 @@ std::vector<std::string> Quoted(const std::vector<std::string>& names) {
 
 }  // namespace
 
-std::string ShadowUpsertSql(const TableInfo& t, const std::string& source, const std::string& where, bool appears) {
+std::string ShadowUpsertSql(const TableInfo& t, const std::string& source, const std::string& where,
+                            bool appears) {
   std::string keys = ShadowKeyList(t.pk.size());
   std::string cl = appears ? "m.cl + 1 - (m.cl & 1)" : "m.cl + (m.cl & 1)";
   return "INSERT INTO " + t.q_meta + " AS m (" + keys + ", cl, ver, hlc, site, clk) SELECT " +
-         ColumnList(t.pk, "s.") + ", " + (appears ? "1" : "2") + ", deltasync.next_version(), $1, 0, NULL FROM " +
-         source + " AS s" + (where.empty() ? "" : " WHERE " + where) + " ON CONFLICT (" + keys + ") DO UPDATE SET cl = " +
-         cl + ", ver = excluded.ver, hlc = excluded.hlc, site = 0, clk = NULL";
+         ColumnList(t.pk, "s.") + ", " + (appears ? "1" : "2") +
+         ", deltasync.next_version(), $1, 0, NULL FROM " + source + " AS s" +
+         (where.empty() ? "" : " WHERE " + where) + " ON CONFLICT (" + keys + ") DO UPDATE SET cl = " + cl +
+         ", ver = excluded.ver, hlc = excluded.hlc, site = 0, clk = NULL";
 }
 
 namespace {
@@ -65,8 +67,8 @@ std::vector<std::unique_ptr<CaptureEntry>>& Stale() {
 }
 
 void FreePlans(CaptureEntry& e) {
-  for (Plan* p : {&e.insert, &e.insert_new, &e.remove, &e.update, &e.key_moved, &e.disappear, &e.appear,
-                  &e.truncate})
+  for (Plan* p :
+       {&e.insert, &e.insert_new, &e.remove, &e.update, &e.key_moved, &e.disappear, &e.appear, &e.truncate})
     p->Free();
 }
 
@@ -87,11 +89,13 @@ CaptureEntry* Lookup(Oid relid) {
 const std::vector<Oid> kHlcArg = {INT8OID};
 
 // Plans are prepared with the pinned search_path and keep it when PostgreSQL re-plans them,
-// so running them needs only the owner's identity.
-void Prepare(Plan& p, const std::string& sql) {
+// so running them needs only the owner's identity. The statement text (and the catalog
+// lookups behind it) is built only when the plan is not cached yet.
+template <typename Sql>
+void Prepare(Plan& p, Sql&& sql) {
   if (p.Ready()) return;
   AsOwner as;
-  p.Prepare(sql, kHlcArg);
+  p.Prepare(sql(), kHlcArg);
 }
 
 // Bit k of mask g is set when column 62*g + k differs between o and n.
@@ -102,7 +106,8 @@ std::vector<std::string> MaskExprs(const TableInfo& t) {
     for (size_t k = start; k < t.cols.size() && k < start + 62; ++k) {
       std::string q = QuoteIdent(t.cols[k]);
       std::string ne = "deltasync.ne(o." + q + ", n." + q + ")";
-      m += (k == start ? "" : " | ") + (k == start ? ne : "(" + ne + " << " + std::to_string(k - start) + ")");
+      m +=
+          (k == start ? "" : " | ") + (k == start ? ne : "(" + ne + " << " + std::to_string(k - start) + ")");
     }
     masks.push_back("(" + m + ")");
   }
@@ -120,8 +125,10 @@ void OnInsert(CaptureEntry& e, const Args& args, uint64_t rows) {
     // Most keys a statement inserts are new: insert them plainly, in a subtransaction; if
     // one of them had a shadow row already (a deleted key inserted again), undo that and
     // take the upsert below.
-    Prepare(e.insert_new, "INSERT INTO " + t.q_meta + " (" + ShadowKeyList(t.pk.size()) + ", cl, ver, hlc, site) SELECT " +
-                              ColumnList(t.pk, "s.") + ", 1, deltasync.next_version(), $1, 0 FROM deltasync_new AS s");
+    Prepare(e.insert_new, [&] {
+      return "INSERT INTO " + t.q_meta + " (" + ShadowKeyList(t.pk.size()) + ", cl, ver, hlc, site) SELECT " +
+             ColumnList(t.pk, "s.") + ", 1, deltasync.next_version(), $1, 0 FROM deltasync_new AS s";
+    });
     try {
       SubTransaction sub;
       e.insert_new.Run(args);
@@ -131,18 +138,18 @@ void OnInsert(CaptureEntry& e, const Args& args, uint64_t rows) {
       if (err.sqlstate() != ERRCODE_UNIQUE_VIOLATION) throw;
     }
   }
-  Prepare(e.insert, ShadowUpsertSql(t, "deltasync_new", "", true));
+  Prepare(e.insert, [&] { return ShadowUpsertSql(t, "deltasync_new", "", true); });
   e.insert.Run(args);
 }
 
 void OnUpdate(CaptureEntry& e, const Args& args) {
   const TableInfo& t = e.table;
-  std::string on = KeyEquality(t, "o", Quoted(t.pk), "n", Quoted(t.pk));
+  auto on = [&] { return KeyEquality(t, "o", Quoted(t.pk), "n", Quoted(t.pk)); };
   // Old and new rows are paired by key. One statement updates the clocks of the pairs whose
   // columns changed and tells how many new rows found no partner: a key change is a delete
   // of the old key and an insert of the new one.
   if (!t.cols.empty()) {
-    if (!e.update.Ready()) {
+    Prepare(e.update, [&] {
       std::vector<std::string> masks = MaskExprs(t);
       std::string sel = "SELECT " + ColumnList(t.pk, "n.");
       std::string mask_args, any;
@@ -151,26 +158,36 @@ void OnUpdate(CaptureEntry& e, const Args& args) {
         mask_args += ", d.m" + std::to_string(g);
         any += (g ? " | " : "") + std::string("d.m") + std::to_string(g);
       }
-      sel += " FROM deltasync_old AS o JOIN deltasync_new AS n ON " + on;
-      Prepare(e.update, "WITH d AS MATERIALIZED (" + sel + "), u AS (UPDATE " + t.q_meta +
-                            " AS m SET ver = deltasync.next_version(), clk = deltasync.clk_set(m.hlc, m.site, m.clk, "
-                            "m.cl, m.ver, $1" + mask_args + ") FROM d WHERE " +
-                            KeyEquality(t, "m", ShadowKeyNames(t.pk.size()), "d", Quoted(t.pk)) + " AND (" + any +
-                            ") <> 0) SELECT (SELECT count(*) FROM deltasync_new) - (SELECT count(*) FROM d)");
-    }
+      sel += " FROM deltasync_old AS o JOIN deltasync_new AS n ON " + on();
+      return "WITH d AS MATERIALIZED (" + sel + "), u AS (UPDATE " + t.q_meta +
+             " AS m SET ver = deltasync.next_version(), clk = deltasync.clk_set(m.hlc, m.site, m.clk, m.cl, "
+             "m.ver, $1" +
+             mask_args + ") FROM d WHERE " +
+             KeyEquality(t, "m", ShadowKeyNames(t.pk.size()), "d", Quoted(t.pk)) + " AND (" + any +
+             ") <> 0) SELECT (SELECT count(*) FROM deltasync_new) - (SELECT count(*) FROM d)";
+    });
     e.update.Run(args);
   } else {
-    Prepare(e.key_moved, "SELECT (SELECT count(*) FROM deltasync_new) - (SELECT count(*) FROM deltasync_old AS o"
-                         " JOIN deltasync_new AS n ON " + on + ") + 0 * $1");
+    Prepare(e.key_moved, [&] {
+      return "SELECT (SELECT count(*) FROM deltasync_new) - (SELECT count(*) FROM deltasync_old AS o"
+             " JOIN deltasync_new AS n ON " +
+             on() + ") + 0 * $1";
+    });
     e.key_moved.Run(args);
   }
   if (ResultInt(0, 0) == 0) return;
-  Prepare(e.disappear, ShadowUpsertSql(t, "deltasync_old", "NOT EXISTS (SELECT 1 FROM deltasync_new AS n WHERE " +
-                                                              KeyEquality(t, "s", Quoted(t.pk), "n", Quoted(t.pk)) + ")",
-                                       false));
-  Prepare(e.appear, ShadowUpsertSql(t, "deltasync_new", "NOT EXISTS (SELECT 1 FROM deltasync_old AS o WHERE " +
-                                                            KeyEquality(t, "s", Quoted(t.pk), "o", Quoted(t.pk)) + ")",
-                                    true));
+  Prepare(e.disappear, [&] {
+    return ShadowUpsertSql(t, "deltasync_old",
+                           "NOT EXISTS (SELECT 1 FROM deltasync_new AS n WHERE " +
+                               KeyEquality(t, "s", Quoted(t.pk), "n", Quoted(t.pk)) + ")",
+                           false);
+  });
+  Prepare(e.appear, [&] {
+    return ShadowUpsertSql(t, "deltasync_new",
+                           "NOT EXISTS (SELECT 1 FROM deltasync_old AS o WHERE " +
+                               KeyEquality(t, "s", Quoted(t.pk), "o", Quoted(t.pk)) + ")",
+                           true);
+  });
   e.disappear.Run(args);
   e.appear.Run(args);
 }
@@ -194,7 +211,8 @@ void InvalidateCapture(Oid relid) {
 using namespace deltasync;
 
 DELTASYNC_PG_FUNCTION(deltasync_capture) {
-  if (!CALLED_AS_TRIGGER(fcinfo)) throw Error(ErrorCode::kInvalidArgument, "deltasync.capture() is a trigger function");
+  if (!CALLED_AS_TRIGGER(fcinfo))
+    throw Error(ErrorCode::kInvalidArgument, "deltasync.capture() is a trigger function");
   auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
   Backend& b = Backend::Get();
   if (b.applying || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event)) return PointerGetDatum(nullptr);
@@ -206,7 +224,8 @@ DELTASYNC_PG_FUNCTION(deltasync_capture) {
     spi.Finish();
     return PointerGetDatum(nullptr);
   }
-  if (e->table.dropped) throw Error(ErrorCode::kInternal, "tracked table " + std::to_string(relid) + " is gone");
+  if (e->table.dropped)
+    throw Error(ErrorCode::kInternal, "tracked table " + std::to_string(relid) + " is gone");
   uint64_t hlc = b.BeginWrite();
   AsRole as(b.ExtensionOwner(), false);
   Args args;
@@ -217,14 +236,16 @@ DELTASYNC_PG_FUNCTION(deltasync_capture) {
     PgTry([&] { rows = static_cast<uint64_t>(tuplestore_tuple_count(td->tg_newtable)); });
     OnInsert(*e, args, rows);
   } else if (TRIGGER_FIRED_BY_DELETE(td->tg_event)) {
-    Prepare(e->remove, ShadowUpsertSql(t, "deltasync_old", "", false));
+    Prepare(e->remove, [&] { return ShadowUpsertSql(t, "deltasync_old", "", false); });
     e->remove.Run(args);
   } else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
     OnUpdate(*e, args);
   } else if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
-    Prepare(e->truncate, "UPDATE " + t.q_meta +
-                             " SET cl = cl + 1, ver = deltasync.next_version(), hlc = $1, site = 0, clk = NULL"
-                             " WHERE (cl & 1) = 1");
+    Prepare(e->truncate, [&] {
+      return "UPDATE " + t.q_meta +
+             " SET cl = cl + 1, ver = deltasync.next_version(), hlc = $1, site = 0, clk = NULL"
+             " WHERE (cl & 1) = 1";
+    });
     e->truncate.Run(args);
   }
   spi.Finish();
@@ -266,7 +287,8 @@ DELTASYNC_PG_FUNCTION(deltasync_ne) {
 // another backend in the same millisecond.
 DELTASYNC_PG_FUNCTION(deltasync_clk_set) {
   for (int k = 0; k < 6; ++k)
-    if (k != 2 && PG_ARGISNULL(k)) throw Error(ErrorCode::kInvalidArgument, "deltasync.clk_set: NULL argument");
+    if (k != 2 && PG_ARGISNULL(k))
+      throw Error(ErrorCode::kInvalidArgument, "deltasync.clk_set: NULL argument");
   std::string extras = PG_ARGISNULL(2) ? std::string() : std::string(VarlenaBytes(PG_GETARG_DATUM(2)));
   RowClocks clocks = RowClocks::Decode(static_cast<uint64_t>(PG_GETARG_INT64(0)),
                                        static_cast<uint32_t>(PG_GETARG_INT32(1)), extras);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
+#include "common/hlc.hpp"
 #include "common/key_codec.hpp"
 
 namespace deltasync::hub {
@@ -37,8 +38,6 @@ void CheckIdentifier(const std::string& name, const char* what) {
   }
 }
 
-}  // namespace
-
 void CheckIdentifiers(const Payload& p) {
   for (const TableChanges& t : p.tables) {
     CheckIdentifier(t.name, "table");
@@ -47,6 +46,13 @@ void CheckIdentifiers(const Payload& p) {
   }
 }
 
+
+}  // namespace
+
+void CheckPush(const Payload& p, uint64_t max_clock_drift_ms) {
+  CheckIdentifiers(p);
+  CheckClockDrift(MaxHlc(p), WallClockMillis(), max_clock_drift_ms);
+}
 
 PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
   PushResult result;

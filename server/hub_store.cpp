@@ -236,8 +236,7 @@ class SqliteHubStore::Snapshot : public PullSource {
 };
 
 PushResult SqliteHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) {
-  CheckIdentifiers(p);
-  CheckClockDrift(MaxHlc(p), WallClockMillis(), max_clock_drift_ms);
+  CheckPush(p, max_clock_drift_ms);
   std::lock_guard<std::mutex> lock(mu_);
   size_t sites_before = sites_.size();
   PushResult result;

@@ -478,8 +478,7 @@ class PgHubStore::Txn : public PushTxn {
 };
 
 PushResult PgHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) {
-  CheckIdentifiers(p);
-  CheckClockDrift(MaxHlc(p), WallClockMillis(), max_clock_drift_ms);
+  CheckPush(p, max_clock_drift_ms);
   std::vector<SiteId> sites = p.sites;
   sites.push_back(p.site);
   // One connection per process waits for a node's lock: pushes queued on a busy node do not

@@ -145,10 +145,8 @@ class TableApplier {
 ApplyResult ApplyPayload(Conn& conn, const Payload& p) {
   sqlite3* db = conn.db();
   conn.EnsureSchema();
-  uint64_t max_hlc = MaxHlc(p);
-  int64_t max_drift = conn.SettingInt("max_clock_drift_ms", static_cast<int64_t>(kDefaultMaxClockDriftMs));
-  if (max_drift < 0) max_drift = 0;  // a negative setting must not read as "no limit"
-  CheckClockDrift(max_hlc, WallClockMillis(), static_cast<uint64_t>(max_drift));
+  uint64_t max_hlc =
+      CheckPayloadClock(p, conn.SettingInt("max_clock_drift_ms", static_cast<int64_t>(kDefaultMaxClockDriftMs)));
 
   ApplyResult counts;
   std::vector<TableInfo> tables = conn.LoadTables();
