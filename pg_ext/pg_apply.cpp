@@ -101,10 +101,10 @@ class TableApplier {
   }
 
   // Base-table statements run as the table's owner (the caller holds its privileges).
-  void RunAsTableOwner(const Plan& p, const Args& a) {
+  uint64_t RunAsTableOwner(const Plan& p, const Args& a) {
     AsTableOwner as(t_.owner);
     try {
-      p.Run(a);
+      return p.Run(a);
     } catch (const PgError& e) {
       throw PgError(e.sqlstate(), ErrorCode::kConstraint,
                     "cannot apply a change to table \"" + t_.name + "\": " + (e.what() + 11));
@@ -121,8 +121,10 @@ class TableApplier {
     RunAsTableOwner(delete_, key);
   }
 
-  // INSERT ... ON CONFLICT DO UPDATE of exactly the winning columns; one statement per
-  // distinct set of winners.
+  // Writes exactly the winning columns; one statement per distinct set of winners. A row
+  // this site holds is UPDATEd, so columns that did not change are never needed (NOT NULL
+  // columns without a default stay as they are); a row new here is INSERTed, and an UPDATE
+  // that finds no base row (metadata ahead of the table) falls back to the insert.
   void UpsertRow(const RowChanges& r, const Args& key, const std::vector<size_t>& winners, bool create) {
     if (winners.empty() && !create) return;
     std::string sig;
@@ -134,31 +136,53 @@ class TableApplier {
       Datum d = Convert(t_.col_types[c], r.changes[k].value, t_.cols[c], &isnull);
       a.Add(t_.col_types[c].type, d, isnull);
     }
-    auto it = upserts_.find(sig);
-    if (it == upserts_.end()) {
-      std::string cols = ColumnList(t_.pk, ""), vals, set;
-      for (size_t k = 0; k < t_.pk.size(); ++k) vals += (k ? ", $" : "$") + std::to_string(k + 1);
-      int n = static_cast<int>(t_.pk.size());
-      for (size_t k : winners) {
-        std::string q = QuoteIdent(t_.cols[map_.columns[r.changes[k].column]]);
-        cols += ", " + q;
-        vals += ", $" + std::to_string(++n);
-        set += (set.empty() ? "" : ", ") + q + " = excluded." + q;
-      }
-      Plan p;
-      p.Prepare("INSERT INTO " + t_.q_name + " (" + cols + ") VALUES (" + vals + ") ON CONFLICT (" +
-                    ColumnList(t_.pk, "") + ") DO " + (set.empty() ? "NOTHING" : "UPDATE SET " + set),
-                a.types, false);
-      it = upserts_.emplace(sig, p).first;
+    if (!create) {
+      auto it = updates_.find(sig);
+      if (it == updates_.end()) it = updates_.emplace(sig, PrepareUpdate(r, winners, a)).first;
+      if (RunAsTableOwner(it->second, a) > 0) return;
     }
+    auto it = inserts_.find(sig);
+    if (it == inserts_.end()) it = inserts_.emplace(sig, PrepareInsert(r, winners, a)).first;
     RunAsTableOwner(it->second, a);
+  }
+
+  // UPDATE t SET <winners> = $(nk+1).. WHERE <key> = $1..
+  Plan PrepareUpdate(const RowChanges& r, const std::vector<size_t>& winners, const Args& a) const {
+    std::vector<std::string> qpk;
+    for (const auto& c : t_.pk) qpk.push_back(QuoteIdent(c));
+    std::string set;
+    int n = static_cast<int>(t_.pk.size());
+    for (size_t k : winners)
+      set += (set.empty() ? "" : ", ") + QuoteIdent(t_.cols[map_.columns[r.changes[k].column]]) + " = $" +
+             std::to_string(++n);
+    Plan p;
+    p.Prepare("UPDATE " + t_.q_name + " SET " + set + " WHERE " + KeyParamEquality(t_, qpk, 1), a.types, false);
+    return p;
+  }
+
+  // INSERT INTO t (<key>, <winners>) VALUES ($1..) ON CONFLICT (<key>) DO UPDATE SET <winners>.
+  Plan PrepareInsert(const RowChanges& r, const std::vector<size_t>& winners, const Args& a) const {
+    std::string cols = ColumnList(t_.pk, ""), vals, set;
+    for (size_t k = 0; k < t_.pk.size(); ++k) vals += (k ? ", $" : "$") + std::to_string(k + 1);
+    int n = static_cast<int>(t_.pk.size());
+    for (size_t k : winners) {
+      std::string q = QuoteIdent(t_.cols[map_.columns[r.changes[k].column]]);
+      cols += ", " + q;
+      vals += ", $" + std::to_string(++n);
+      set += (set.empty() ? "" : ", ") + q + " = excluded." + q;
+    }
+    Plan p;
+    p.Prepare("INSERT INTO " + t_.q_name + " (" + cols + ") VALUES (" + vals + ") ON CONFLICT (" +
+                  ColumnList(t_.pk, "") + ") DO " + (set.empty() ? "NOTHING" : "UPDATE SET " + set),
+              a.types, false);
+    return p;
   }
 
   const TableInfo& t_;
   int nk_;
   TableMapping map_;
   Plan get_meta_, put_meta_, delete_;
-  std::map<std::string, Plan> upserts_;
+  std::map<std::string, Plan> updates_, inserts_;  // by the winning columns
 };
 
 // Apply runs with session_replication_role = replica, a superuser's setting: a table whose

@@ -303,3 +303,54 @@ DELTASYNC_PG_FUNCTION(deltasync_on_sql_drop) {
   spi.Finish();
   return PointerGetDatum(nullptr);
 }
+
+// On ddl_command_end of ALTER TABLE: a RENAME COLUMN of a tracked column renames it in the
+// tracked lists too (clocks are kept by position, so its history follows the new name), in
+// the same transaction as the rename. Other backends re-read the lists on the relcache
+// invalidation the rename sends.
+DELTASYNC_PG_FUNCTION(deltasync_on_ddl_end) {
+  if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) throw Error(ErrorCode::kInvalidArgument, "deltasync.on_ddl_end() is an event trigger");
+  auto* ev = reinterpret_cast<EventTriggerData*>(fcinfo->context);
+  if (ev->parsetree == nullptr || !IsA(ev->parsetree, RenameStmt)) return PointerGetDatum(nullptr);
+  auto* stmt = reinterpret_cast<RenameStmt*>(ev->parsetree);
+  if (stmt->renameType != OBJECT_COLUMN || stmt->relation == nullptr || stmt->subname == nullptr ||
+      stmt->newname == nullptr)
+    return PointerGetDatum(nullptr);
+  std::string old_name = stmt->subname, new_name = stmt->newname;
+  Oid relid = InvalidOid;
+  PgTry([&] { relid = RangeVarGetRelid(stmt->relation, NoLock, true); });
+  if (!OidIsValid(relid)) return PointerGetDatum(nullptr);
+  SpiSession spi;
+  AsOwner as;
+  RunSql("SELECT to_regclass('deltasync.tables') IS NULL");
+  if (ResultInt(0, 0) != 0) {
+    spi.Finish();
+    return PointerGetDatum(nullptr);
+  }
+  Args a;
+  a.Add(OIDOID, ObjectIdGetDatum(relid));
+  RunSql("SELECT id, pk, columns FROM deltasync.tables WHERE relid = $1", a);
+  if (SPI_processed == 1) {
+    auto id = static_cast<int32>(ResultInt(0, 0));
+    auto pk = Json::parse(ResultText(0, 1)).get<std::vector<std::string>>();
+    auto cols = Json::parse(ResultText(0, 2)).get<std::vector<std::string>>();
+    bool changed = false;
+    for (auto* names : {&pk, &cols})
+      for (std::string& n : *names)
+        if (n == old_name) {
+          n = new_name;
+          changed = true;
+        }
+    if (changed) {
+      Args u;
+      u.AddText(Json(pk).dump());
+      u.AddText(Json(cols).dump());
+      u.AddInt4(id);
+      RunSql("UPDATE deltasync.tables SET pk = $1, columns = $2 WHERE id = $3", u);
+      InvalidateCapture(relid);
+    }
+  }
+  spi.Finish();
+  return PointerGetDatum(nullptr);
+}
+

@@ -93,36 +93,69 @@ class TableApplier {
     delete_->Run();
   }
 
-  // INSERT ... ON CONFLICT DO UPDATE of exactly the winning columns; one cached statement
-  // per distinct set of winners.
+  // Writes exactly the winning columns; one cached statement per distinct set of winners.
+  // A row this site holds is UPDATEd, so columns that did not change are never needed
+  // (NOT NULL columns without a default stay as they are); a row new here is INSERTed, and
+  // an UPDATE that finds no base row (metadata ahead of the table) falls back to the insert.
   void UpsertRow(const RowChanges& r, const std::vector<size_t>& winners, bool create) {
     if (winners.empty() && !create) return;
-    std::string sig;
+    std::string sig = create ? "i" : "u";
     for (size_t k : winners) sig += std::to_string(map_.columns[r.changes[k].column]) + ",";
-    auto it = upserts_.find(sig);
-    if (it == upserts_.end()) {
-      std::string cols, vals, conflict, set;
+    if (!create) {
+      Stmt& u = Cached(sig, [&] { return UpdateSql(r, winners); });
       int n = 0;
-      for (const auto& c : t_.pk) {
-        cols += (n ? ", " : "") + QuoteIdent(c);
-        vals += (n ? ", ?" : "?") + std::to_string(n + 1);
-        conflict += (conflict.empty() ? "" : ", ") + QuoteIdent(c);
-        ++n;
-      }
-      for (size_t k : winners) {
-        std::string q = QuoteIdent(t_.cols[map_.columns[r.changes[k].column]]);
-        cols += ", " + q;
-        vals += ", ?" + std::to_string(++n);
-        set += (set.empty() ? "" : ", ") + q + " = excluded." + q;
-      }
-      std::string sql = "INSERT INTO " + t_.q_name + "(" + cols + ") VALUES (" + vals + ") ON CONFLICT(" +
-                        conflict + ") DO " + (set.empty() ? "NOTHING" : "UPDATE SET " + set);
-      it = upserts_.emplace(sig, Stmt(conn_.db(), sql)).first;
+      for (size_t k : winners) u.Bind(++n, r.changes[k].value);
+      for (const Value& v : r.key) u.Bind(++n, v);
+      RunWrite(u);
+      if (sqlite3_changes(conn_.db()) > 0) return;
+      sig[0] = 'i';
     }
-    Stmt& s = it->second;
+    Stmt& s = Cached(sig, [&] { return InsertSql(r, winners); });
     int n = 0;
     for (const Value& v : r.key) s.Bind(++n, v);
     for (size_t k : winners) s.Bind(++n, r.changes[k].value);
+    RunWrite(s);
+  }
+
+  template <typename MakeSql>
+  Stmt& Cached(const std::string& sig, MakeSql make_sql) {
+    auto it = writes_.find(sig);
+    if (it == writes_.end()) it = writes_.emplace(sig, Stmt(conn_.db(), make_sql())).first;
+    return it->second;
+  }
+
+  // UPDATE t SET <winners> = ?1.. WHERE <key> = ?n..
+  std::string UpdateSql(const RowChanges& r, const std::vector<size_t>& winners) const {
+    std::string set, where;
+    int n = 0;
+    for (size_t k : winners)
+      set += (set.empty() ? "" : ", ") + QuoteIdent(t_.cols[map_.columns[r.changes[k].column]]) + " = ?" +
+             std::to_string(++n);
+    for (const auto& c : t_.pk) where += (where.empty() ? "" : " AND ") + QuoteIdent(c) + " = ?" + std::to_string(++n);
+    return "UPDATE " + t_.q_name + " SET " + set + " WHERE " + where;
+  }
+
+  // INSERT INTO t(<key>, <winners>) VALUES (...) ON CONFLICT(<key>) DO UPDATE SET <winners>.
+  std::string InsertSql(const RowChanges& r, const std::vector<size_t>& winners) const {
+    std::string cols, vals, conflict, set;
+    int n = 0;
+    for (const auto& c : t_.pk) {
+      cols += (n ? ", " : "") + QuoteIdent(c);
+      vals += (n ? ", ?" : "?") + std::to_string(n + 1);
+      conflict += (conflict.empty() ? "" : ", ") + QuoteIdent(c);
+      ++n;
+    }
+    for (size_t k : winners) {
+      std::string q = QuoteIdent(t_.cols[map_.columns[r.changes[k].column]]);
+      cols += ", " + q;
+      vals += ", ?" + std::to_string(++n);
+      set += (set.empty() ? "" : ", ") + q + " = excluded." + q;
+    }
+    return "INSERT INTO " + t_.q_name + "(" + cols + ") VALUES (" + vals + ") ON CONFLICT(" + conflict + ") DO " +
+           (set.empty() ? "NOTHING" : "UPDATE SET " + set);
+  }
+
+  void RunWrite(Stmt& s) {
     try {
       s.Run();
     } catch (const Error& e) {
@@ -137,7 +170,7 @@ class TableApplier {
   Stmt get_meta_, put_meta_;
   TableMapping map_;
   std::optional<Stmt> delete_;
-  std::map<std::string, Stmt> upserts_;
+  std::map<std::string, Stmt> writes_;  // by signature: i/u and the winning columns
 };
 
 }  // namespace

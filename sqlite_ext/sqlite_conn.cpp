@@ -11,6 +11,46 @@ namespace deltasync {
 namespace {
 constexpr int64_t kSchemaVersion = 1;
 
+// Follows ALTER TABLE ... RENAME COLUMN: SQLite keeps a renamed column at its position and
+// rewrites the triggers, so a tracked name missing from the table whose position now holds a
+// name deltasync does not know is that column under its new name. `current` is the table's
+// columns in order as (name, pk position). Anything else is left as stored, and the
+// statements built from it fail on the unknown name (identifiers are quoted with backticks,
+// which SQLite never reads as a string literal).
+void FollowRenames(TableInfo& t, const nlohmann::json& current) {
+  std::vector<std::pair<int64_t, std::string>> pk;
+  std::vector<std::string> cols;
+  for (const auto& c : current) {
+    auto name = c[0].get<std::string>();
+    auto pos = c[1].get<int64_t>();
+    if (pos > 0) pk.emplace_back(pos, name);
+    else cols.push_back(name);
+  }
+  std::sort(pk.begin(), pk.end());
+  auto known = [&](const std::string& n) {
+    return std::find(t.pk.begin(), t.pk.end(), n) != t.pk.end() ||
+           std::find(t.cols.begin(), t.cols.end(), n) != t.cols.end();
+  };
+  auto present = [&](const std::string& n) {
+    return std::any_of(pk.begin(), pk.end(), [&](const auto& p) { return p.second == n; }) ||
+           std::find(cols.begin(), cols.end(), n) != cols.end();
+  };
+  if (pk.size() != t.pk.size() || cols.size() < t.cols.size()) return;
+  std::vector<std::string> new_pk = t.pk, new_cols = t.cols;
+  auto follow = [&](std::string& stored, const std::string& now) {
+    if (stored == now || present(stored) || known(now)) return stored == now;
+    stored = now;
+    return true;
+  };
+  for (size_t k = 0; k < pk.size(); ++k)
+    if (!follow(new_pk[k], pk[k].second)) return;
+  for (size_t k = 0; k < t.cols.size(); ++k)
+    if (!follow(new_cols[k], cols[k])) return;
+  t.renamed = new_pk != t.pk || new_cols != t.cols;
+  t.pk = std::move(new_pk);
+  t.cols = std::move(new_cols);
+}
+
 }  // namespace
 
 ShadowRow ReadShadowRow(const Stmt& s, int first) {
@@ -205,7 +245,9 @@ std::vector<TableInfo> Conn::LoadTables() {
          " EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = d.name),"
          " (SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = d.name"
          "   AND name IN (d.name || '__deltasync_ins', d.name || '__deltasync_del', d.name || '__deltasync_upk',"
-         "                d.name || '__deltasync_upd'))"
+         "                d.name || '__deltasync_upd')),"
+         " (SELECT json_group_array(json_array(name, pk)) FROM"
+         "   (SELECT name, pk FROM pragma_table_xinfo(d.name) WHERE hidden = 0 ORDER BY cid))"
          " FROM deltasync_tables AS d ORDER BY d.id");
   while (s.Step()) {
     TableInfo t;
@@ -216,6 +258,7 @@ std::vector<TableInfo> Conn::LoadTables() {
     t.q_name = QuoteIdent(t.name);
     t.q_meta = QuoteIdent(MetaTableName(t.name));
     int64_t want_triggers = t.cols.empty() ? 3 : 4;
+    if (s.Int(4) != 0) FollowRenames(t, nlohmann::json::parse(s.Text(6)));
     if (s.Int(4) == 0)
       t.state = TableInfo::State::kDropped;
     else if (s.Int(5) != want_triggers)

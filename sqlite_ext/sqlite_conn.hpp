@@ -21,6 +21,7 @@ struct TableInfo {
   std::string name;
   std::vector<std::string> pk;
   std::vector<std::string> cols;  // non-key columns, in table order
+  bool renamed = false;           // pk/cols follow a RENAME COLUMN the stored lists do not know yet
   std::string q_name;             // quoted table name
   std::string q_meta;             // quoted shadow table name
   // kDropped: the base table is gone (DROP TABLE); its changes are no longer served or

@@ -240,18 +240,19 @@ void FnEnable(sqlite3_context* ctx, int, sqlite3_value** argv) {
                         "\" changed in a way deltasync cannot follow (key or existing columns differ from "
                         "when it was enabled); call deltasync_disable and deltasync_enable again");
       bool added = known->cols.size() < cat->cols.size();
-      if (added) {
-        Stmt up(db, "UPDATE deltasync_tables SET columns = ?1 WHERE id = ?2");
-        std::string cols = Json(cat->cols).dump();
-        up.BindText(1, cols);
-        up.BindInt(2, known->id);
+      if (added || known->renamed) {
+        Stmt up(db, "UPDATE deltasync_tables SET pk = ?1, columns = ?2 WHERE id = ?3");
+        std::string pk = Json(cat->pk).dump(), cols = Json(cat->cols).dump();
+        up.BindText(1, pk);
+        up.BindText(2, cols);
+        up.BindInt(3, known->id);
         up.Run();
       }
       // Re-creating the triggers also repairs a table whose triggers were dropped; rows
       // that vanished while nothing was capturing become deletes.
       DropTriggers(db, cat->name);
       CreateTriggers(db, *cat);
-      result["changed"] = added || known->state != TableInfo::State::kOk;
+      result["changed"] = added || known->renamed || known->state != TableInfo::State::kOk;
       result["reconciled"] = known->state == TableInfo::State::kUncaptured ? Reconcile(db, *cat) : 0;
       result["backfilled"] = Backfill(db, *cat);
     } else {

@@ -2,15 +2,18 @@
 
 namespace deltasync {
 
+// Backticks, not double quotes: SQLite reads an unknown "name" as a string literal (its
+// double-quoted-string fallback), so a stale column name would select its own spelling;
+// `name` is always an identifier and fails loudly when unknown.
 std::string QuoteIdent(std::string_view name) {
   std::string out;
   out.reserve(name.size() + 2);
-  out.push_back('"');
+  out.push_back('`');
   for (char c : name) {
-    if (c == '"') out.push_back('"');
+    if (c == '`') out.push_back('`');
     out.push_back(c);
   }
-  out.push_back('"');
+  out.push_back('`');
   return out;
 }
 

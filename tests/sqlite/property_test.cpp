@@ -57,7 +57,12 @@ class World {
 
   void Step() {
     int pick = Pick(100);
-    if (pick < 55) {
+    if (pick < 2) {
+      // A migration every site runs before the next exchange: RENAME COLUMN.
+      std::string next = "a" + std::to_string(++renames_);
+      for (auto& conns : sites_) conns[0]->Exec("ALTER TABLE nn RENAME COLUMN " + writer_.nn_a + " TO " + next);
+      writer_.nn_a = next;
+    } else if (pick < 55) {
       writer_.Write(Conn(Pick(sites_.size())));
     } else if (pick < 85) {
       // Incremental exchange from x to y, from where y last heard from x.
@@ -99,6 +104,7 @@ class World {
   std::vector<std::vector<std::unique_ptr<Site>>> sites_;  // per site: its connections
   std::vector<std::string> files_;
   std::vector<std::vector<int64_t>> cursors_;
+  int renames_ = 0;
 };
 
 }  // namespace

@@ -16,11 +16,14 @@ namespace deltasync::test {
 inline constexpr const char* kRandomWriteSchema =
     "CREATE TABLE t(k1 INTEGER, k2 TEXT, i INTEGER, r REAL, s TEXT, b BLOB, n, PRIMARY KEY (k1, k2));"
     "CREATE TABLE tags(tag TEXT PRIMARY KEY) WITHOUT ROWID;"
-    "SELECT deltasync_enable('t'); SELECT deltasync_enable('tags');";
+    // As an ORM declares columns: NOT NULL without a default.
+    "CREATE TABLE nn(id INTEGER PRIMARY KEY, a TEXT NOT NULL, b INTEGER NOT NULL, c NOT NULL);"
+    "SELECT deltasync_enable('t'); SELECT deltasync_enable('tags'); SELECT deltasync_enable('nn');";
 
 // The queries that compare two sites' tracked tables exactly.
 inline constexpr const char* kRandomWriteTables[] = {"SELECT k1, k2, i, r, s, b, n FROM t ORDER BY k1, k2",
-                                                 "SELECT tag FROM tags ORDER BY tag"};
+                                                 "SELECT tag FROM tags ORDER BY tag",
+                                                 "SELECT * FROM nn ORDER BY id"};
 
 class RandomWriter {
  public:
@@ -45,6 +48,11 @@ class RandomWriter {
     }
   }
 
+  Value NonNullValue() {
+    Value v = RandomValue();
+    return v.type == ValueType::kNull ? Value::Integer(-1) : v;
+  }
+
   std::vector<Value> RandomKey() {
     static const char* k2[] = {"a", "b", "c"};
     return {Value::Integer(static_cast<int64_t>(Pick(4))), Value::Text(k2[Pick(3)])};
@@ -60,7 +68,7 @@ class RandomWriter {
       if (savepoint && w == 0) s.Exec("SAVEPOINT sp");
       if (savepoint && w == 1) s.Exec(Pick(2) ? "ROLLBACK TO sp" : "RELEASE sp");
       std::vector<Value> key = RandomKey();
-      switch (Pick(9)) {
+      switch (Pick(12)) {
         case 0:
         case 1: {
           std::vector<Value> p = key;
@@ -90,11 +98,25 @@ class RandomWriter {
           break;
         }
         case 7: s.Rows("INSERT OR IGNORE INTO tags VALUES (?1)", {key[1]}); break;
-        default: s.Rows("DELETE FROM tags WHERE tag = ?1", {key[1]}); break;
+        case 8: s.Rows("DELETE FROM tags WHERE tag = ?1", {key[1]}); break;
+        case 9: {
+          std::vector<Value> p = {key[0], NonNullValue(), NonNullValue(), NonNullValue()};
+          s.Rows(std::string(Pick(2) ? "INSERT OR REPLACE" : "INSERT OR IGNORE") + " INTO nn VALUES (?1, ?2, ?3, ?4)", p);
+          break;
+        }
+        case 10: {
+          const std::string col = Pick(3) == 0 ? nn_a : (Pick(2) ? "b" : "c");
+          s.Rows("UPDATE nn SET " + col + " = ?1 WHERE id = ?2", {NonNullValue(), key[0]});
+          break;
+        }
+        default: s.Rows("DELETE FROM nn WHERE id = ?1", {key[0]}); break;
       }
     }
     if (txn) s.Exec(Pick(5) == 0 ? "ROLLBACK" : "COMMIT");
   }
+
+  // The current name of nn's first column (the property test renames it on every site).
+  std::string nn_a = "a";
 
  private:
   std::mt19937_64& rng_;

@@ -1,0 +1,58 @@
+-- Real application schemas between two PostgreSQL sites, ds_a (this session) and ds_b
+-- (dblink): NOT NULL columns without defaults, renamed columns (issue 9, items 1 and 2).
+BEGIN;
+SET LOCAL client_min_messages = warning;
+SELECT plan(12);
+SELECT dblink_connect('b', :'other');
+
+CREATE FUNCTION pg_temp.on_b(sql text) RETURNS void LANGUAGE sql AS $$ SELECT dblink_exec('b', sql) $$;
+CREATE FUNCTION pg_temp.b_value(sql text) RETURNS text LANGUAGE sql AS $$ SELECT v FROM dblink('b', sql) AS t(v text) $$;
+-- What A holds above `since`, merged into B.
+CREATE FUNCTION pg_temp.a_to_b(since bigint) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT r::jsonb FROM dblink('b', format('SELECT deltasync_apply(%L)::text', deltasync_changes(since))) AS t(r text) $$;
+CREATE FUNCTION pg_temp.same(tbl text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE a text; b text;
+BEGIN
+  EXECUTE format('SELECT coalesce(string_agg(t::text, ''|'' ORDER BY t::text), '''') FROM %I AS t', tbl) INTO a;
+  SELECT pg_temp.b_value(format('SELECT coalesce(string_agg(t::text, ''|'' ORDER BY t::text), '''') FROM %I AS t', tbl)) INTO b;
+  IF a IS DISTINCT FROM b THEN RAISE NOTICE 'A: %  B: %', a, b; END IF;
+  RETURN a IS NOT DISTINCT FROM b;
+END $$;
+
+-- As an ORM declares a table: every column NOT NULL, no defaults.
+CREATE TABLE product (id bigint PRIMARY KEY, sku text NOT NULL UNIQUE, name text NOT NULL, stock int NOT NULL);
+SELECT deltasync_enable('product');
+SELECT pg_temp.on_b('DROP TABLE IF EXISTS product; CREATE TABLE product (id bigint PRIMARY KEY, sku text NOT NULL UNIQUE,'
+                    ' name text NOT NULL, stock int NOT NULL)');
+SELECT pg_temp.b_value($$SELECT deltasync_enable('product')::text$$);
+INSERT INTO product VALUES (1, 'SKU-1', 'apple', 10), (2, 'SKU-2', 'pear', 5);
+SELECT pg_temp.a_to_b(0);
+SELECT deltasync_db_version() AS v1 \gset
+
+UPDATE product SET stock = 9 WHERE id = 1;
+SELECT lives_ok(format('SELECT pg_temp.a_to_b(%s)', :v1), 'an update of one NOT NULL column applies on a site holding the row');
+SELECT is(pg_temp.b_value('SELECT stock::text FROM product WHERE id = 1'), '9', '... with its value');
+SELECT ok(pg_temp.same('product'), '... and both sites agree');
+SELECT deltasync_db_version() AS v2 \gset
+UPDATE product SET name = name || '!', stock = stock + 1;
+SELECT is((pg_temp.a_to_b(:v2)->>'applied')::int, 4, 'an update of two columns of every row applies');
+SELECT ok(pg_temp.same('product'), '... and both sites agree');
+
+-- RENAME COLUMN: the tracked lists follow it, history included, writes keep working.
+ALTER TABLE product RENAME COLUMN name TO title;
+SELECT pg_temp.on_b('ALTER TABLE product RENAME COLUMN name TO title');
+SELECT is((SELECT columns::jsonb FROM deltasync.tables WHERE name = 'product'), '["sku", "title", "stock"]'::jsonb,
+  'the tracked column list follows the rename');
+SELECT deltasync_db_version() AS v3 \gset
+SELECT lives_ok($$UPDATE product SET title = 'red apple' WHERE id = 1$$, 'writes to the renamed column are captured');
+SELECT is((SELECT jsonb_agg(c) FROM jsonb_array_elements_text(deltasync_changes(:v3)::jsonb->'tables'->0->'columns') c),
+  '["sku", "title", "stock"]'::jsonb, 'changes carry the new name');
+SELECT lives_ok(format('SELECT pg_temp.a_to_b(%s)', :v3), 'and apply on a site that renamed too');
+SELECT is(pg_temp.b_value('SELECT title FROM product WHERE id = 1'), 'red apple', '... with the value');
+SELECT ok(pg_temp.same('product'), '... and both sites agree');
+ALTER TABLE product RENAME COLUMN id TO product_id;
+SELECT is((SELECT pk::jsonb FROM deltasync.tables WHERE name = 'product'), '["product_id"]'::jsonb, 'a renamed key column is followed');
+
+SELECT pg_temp.on_b('DROP TABLE IF EXISTS product');
+SELECT * FROM finish();
+ROLLBACK;

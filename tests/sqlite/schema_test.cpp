@@ -1,0 +1,119 @@
+// Real application schemas: NOT NULL columns without defaults, renamed columns. Each test
+// runs two sites and exchanges payloads directly.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "sqlite_test_util.hpp"
+
+using deltasync::Value;
+using deltasync::test::Site;
+
+namespace {
+
+int64_t Until(const std::string& payload) { return nlohmann::json::parse(payload).at("until").get<int64_t>(); }
+
+// A table the way an ORM declares it: every column NOT NULL, no defaults.
+constexpr const char* kProduct =
+    "CREATE TABLE product(id INTEGER PRIMARY KEY, sku TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
+    " stock INTEGER NOT NULL); SELECT deltasync_enable('product');";
+
+}  // namespace
+
+// Issue 9, item 1: an update of one column, applied on a site that holds the row, must
+// update it, not insert a row with only that column (which NOT NULL refuses).
+TEST(NotNull, UpdateOfOneColumnAppliesOnASiteHoldingTheRow) {
+  Site a, b;
+  a.Exec(kProduct);
+  b.Exec(kProduct);
+  a.Exec("INSERT INTO product VALUES (1, 'SKU-1', 'apple', 10), (2, 'SKU-2', 'pear', 5)");
+  std::string first = a.Changes(0);
+  b.Apply(first);
+  a.Exec("UPDATE product SET stock = 9 WHERE id = 1");
+  std::string delta = a.Changes(Until(first));
+  auto counts = nlohmann::json::parse(b.Apply(delta));
+  EXPECT_EQ(counts["applied"], 1);
+  EXPECT_EQ(b.Rows("SELECT * FROM product ORDER BY id"), a.Rows("SELECT * FROM product ORDER BY id"));
+
+  // And the other way, an update of another column on B.
+  int64_t b_cursor = Until(b.Changes(0));
+  b.Exec("UPDATE product SET name = 'green apple' WHERE id = 1");
+  a.Apply(b.Changes(b_cursor));
+  EXPECT_EQ(a.Text("SELECT name || '/' || stock FROM product WHERE id = 1"), "green apple/9");
+  EXPECT_EQ(b.Rows("SELECT * FROM product ORDER BY id"), a.Rows("SELECT * FROM product ORDER BY id"));
+}
+
+// The same on a WITHOUT ROWID table with a composite text key.
+TEST(NotNull, CompositeKeyWithoutRowid) {
+  const char* schema =
+      "CREATE TABLE line(ord TEXT NOT NULL, pos INTEGER NOT NULL, item TEXT NOT NULL, qty INTEGER NOT NULL,"
+      " PRIMARY KEY (ord, pos)) WITHOUT ROWID; SELECT deltasync_enable('line');";
+  Site a, b;
+  a.Exec(schema);
+  b.Exec(schema);
+  a.Exec("INSERT INTO line VALUES ('o1', 1, 'apple', 1), ('o1', 2, 'pear', 2)");
+  std::string first = a.Changes(0);
+  b.Apply(first);
+  a.Exec("UPDATE line SET qty = qty + 10");
+  b.Apply(a.Changes(Until(first)));
+  EXPECT_EQ(b.Rows("SELECT * FROM line ORDER BY ord, pos"), a.Rows("SELECT * FROM line ORDER BY ord, pos"));
+}
+
+// Issue 9, item 2: after RENAME COLUMN the change collector must read the column under its
+// new name, never select the old name (SQLite would read "name" as the string 'name').
+TEST(Rename, RenamedColumnIsFollowedAndNeverReadAsALiteral) {
+  Site a, b;
+  a.Exec(kProduct);
+  b.Exec(kProduct);
+  a.Exec("INSERT INTO product VALUES (1, 'SKU-1', 'apple', 10)");
+  std::string first = a.Changes(0);
+  b.Apply(first);
+  for (Site* s : {&a, &b}) s->Exec("ALTER TABLE product RENAME COLUMN name TO title");
+  a.Exec("UPDATE product SET title = 'red apple' WHERE id = 1");
+  a.Exec("INSERT INTO product VALUES (2, 'SKU-2', 'pear', 5)");
+  std::string delta = a.Changes(Until(first));
+  auto p = nlohmann::json::parse(delta);
+  ASSERT_EQ(p["tables"].size(), 1u);
+  EXPECT_EQ(p["tables"][0]["columns"], nlohmann::json::parse(R"(["sku","title","stock"])"));
+  EXPECT_EQ(delta.find(",\"name\","), std::string::npos) << delta;  // the old name as a value
+  b.Apply(delta);
+  EXPECT_EQ(b.Text("SELECT title FROM product WHERE id = 1"), "red apple");
+  EXPECT_EQ(b.Rows("SELECT * FROM product ORDER BY id"), a.Rows("SELECT * FROM product ORDER BY id"));
+  // Status reports the followed name; enable records it and changes no row's clock.
+  auto status = nlohmann::json::parse(a.Text("SELECT deltasync_status()"));
+  EXPECT_NE(status.dump().find("title"), std::string::npos) << status.dump();
+  int64_t before = a.Int("SELECT deltasync_db_version()");
+  auto enabled = nlohmann::json::parse(a.Text("SELECT deltasync_enable('product')"));
+  EXPECT_EQ(enabled["columns"], nlohmann::json::parse(R"(["sku","title","stock"])"));
+  EXPECT_EQ(enabled["backfilled"], 0);
+  EXPECT_EQ(enabled.value("reconciled", 0), 0);
+  EXPECT_EQ(a.Text("SELECT columns FROM deltasync_tables WHERE name = 'product'"), R"(["sku","title","stock"])");
+  EXPECT_EQ(a.Text("SELECT deltasync_changes(" + std::to_string(before) + ")").find("red apple"), std::string::npos);
+}
+
+// A renamed key column is followed too.
+TEST(Rename, RenamedKeyColumn) {
+  Site a, b;
+  a.Exec(kProduct);
+  b.Exec(kProduct);
+  a.Exec("INSERT INTO product VALUES (1, 'SKU-1', 'apple', 10)");
+  std::string first = a.Changes(0);
+  b.Apply(first);
+  for (Site* s : {&a, &b}) s->Exec("ALTER TABLE product RENAME COLUMN id TO product_id");
+  a.Exec("UPDATE product SET stock = 1 WHERE product_id = 1");
+  b.Apply(a.Changes(Until(first)));
+  EXPECT_EQ(b.Text("SELECT stock FROM product WHERE product_id = 1"), "1");
+}
+
+// Whatever the tracked lists say, an internal statement that names a column the table lacks
+// fails with an error: it never yields the column's name as a value.
+TEST(Rename, StaleColumnListFailsLoudly) {
+  Site a;
+  a.Exec(kProduct);
+  a.Exec("INSERT INTO product VALUES (1, 'SKU-1', 'apple', 10)");
+  // Corrupt the tracked list on purpose: a column no rename could explain.
+  a.Exec(R"(UPDATE deltasync_tables SET columns = '["sku","ghost","stock","extra"]' WHERE name = 'product')");
+  std::string err = a.ExecError("SELECT deltasync_changes(0)");
+  EXPECT_NE(err.find("ghost"), std::string::npos) << err;
+  EXPECT_EQ(a.Text("SELECT name FROM product WHERE id = 1"), "apple");
+}
