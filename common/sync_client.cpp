@@ -1,6 +1,8 @@
 #include "common/sync_client.hpp"
 
 #include <cctype>
+#include <limits>
+#include <type_traits>
 
 #include "common/compress.hpp"
 #include "common/error.hpp"
@@ -13,7 +15,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr size_t kMaxPayloadBytes = size_t{1} << 30;  // decoded size a pull page may reach
 
 std::string UrlEncode(const std::string& s) {
   static const char* kHex = "0123456789ABCDEF";
@@ -43,6 +44,23 @@ void CheckStatus(const HttpResponse& res, const std::string& url) {
   throw Error(ErrorCode::kNetwork, u + ": hub answered " + std::to_string(res.status) + (said.empty() ? "" : ": " + said));
 }
 
+// A whole-number option as T. nlohmann's get<T> casts a real to T (undefined behaviour out
+// of T's range, as in {"timeout_ms": 1e300}) and wraps a negative number into an unsigned
+// T, so only JSON integers within T's range are taken.
+template <typename T>
+T IntegerOption(const Json& v, const std::string& name) {
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u <= static_cast<uint64_t>(std::numeric_limits<T>::max())) return static_cast<T>(u);
+  } else if (v.is_number_integer()) {
+    const int64_t i = v.get<int64_t>();
+    if (std::is_signed_v<T> || i >= 0) return static_cast<T>(i);
+  } else {
+    throw Error(ErrorCode::kInvalidArgument, "option " + name + " must be a whole number");
+  }
+  throw Error(ErrorCode::kInvalidArgument, "option " + name + " is out of range");
+}
+
 Payload Header(const Payload& all) {
   Payload p;
   p.site = all.site;
@@ -70,12 +88,13 @@ SyncOptions ParseSyncOptions(std::string_view text) {
       const std::string& k = it.key();
       const Json& v = it.value();
       if (k == "token") o.http.token = v.get<std::string>();
-      else if (k == "timeout_ms") o.http.timeout_ms = v.get<long>();
-      else if (k == "connect_timeout_ms") o.http.connect_timeout_ms = v.get<long>();
+      else if (k == "timeout_ms") o.http.timeout_ms = IntegerOption<long>(v, k);
+      else if (k == "connect_timeout_ms") o.http.connect_timeout_ms = IntegerOption<long>(v, k);
       else if (k == "verify_tls") o.http.verify_tls = v.get<bool>();
       else if (k == "ca_file") o.http.ca_file = v.get<std::string>();
       else if (k == "tables") o.tables = v.get<std::vector<std::string>>();
-      else if (k == "batch_rows") o.batch_rows = v.get<size_t>();
+      else if (k == "batch_rows") o.batch_rows = IntegerOption<size_t>(v, k);
+      else if (k == "max_page_bytes") o.max_page_bytes = IntegerOption<size_t>(v, k);
       else if (k == "codec") {
         std::string c = v.get<std::string>();
         if (c != "binary" && c != "json") throw Error(ErrorCode::kInvalidArgument, "option codec must be \"binary\" or \"json\"");
@@ -88,7 +107,41 @@ SyncOptions ParseSyncOptions(std::string_view text) {
     throw Error(ErrorCode::kInvalidArgument, "options: a value has the wrong type");
   }
   if (o.batch_rows == 0) throw Error(ErrorCode::kInvalidArgument, "option batch_rows must be at least 1");
+  if (o.max_page_bytes < 4096) throw Error(ErrorCode::kInvalidArgument, "option max_page_bytes must be at least 4096");
+  o.http.max_response_bytes = o.max_page_bytes;
   return o;
+}
+
+PushAnswer ReadPushAnswer(const HttpResponse& res, const std::string& url) {
+  CheckStatus(res, url);
+  Json ack;
+  try {
+    ack = Json::parse(res.body);
+  } catch (const Json::exception&) {
+    throw Error(ErrorCode::kNetwork, url + ": malformed response: not JSON");
+  }
+  if (!ack.is_object()) throw Error(ErrorCode::kNetwork, url + ": malformed response: not a JSON object");
+  PushAnswer out;
+  auto seq = ack.find("seq");
+  if (seq != ack.end() && seq->is_number_integer()) out.seq = seq->get<int64_t>();
+  auto id = ack.find("hub_id");
+  if (id != ack.end() && id->is_string()) out.hub_id = id->get<std::string>();
+  return out;
+}
+
+PullAnswer ReadPullAnswer(const HttpResponse& res, const std::string& url, int64_t cursor, size_t max_page_bytes) {
+  CheckStatus(res, url);
+  PullAnswer out;
+  try {
+    out.page = DecodeAny(res.body, res.content_type, res.content_encoding, max_page_bytes);
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kNetwork, url + ": malformed response: " + (e.what() + 11));
+  }
+  if (out.page.since != cursor || out.page.until < cursor)
+    throw Error(ErrorCode::kNetwork, url + ": malformed response: page does not continue from the cursor");
+  auto more = res.headers.find("deltasync-more");
+  out.more = more != res.headers.end() && more->second == "true";
+  return out;
 }
 
 HubLink::HubLink(SyncSite& site, const std::string& url, SyncOptions options)
@@ -124,10 +177,9 @@ Json HubLink::PushOnce() {
   size_t in_batch = 0;
   auto flush = [&] {
     if (in_batch == 0) return;
-    Json ack = Send(batch);
-    hub_seq = ack.value("seq", int64_t{0});
-    if (ack.contains("hub_id") && ack["hub_id"].is_string() && CheckHubIdentity(ack["hub_id"].get<std::string>()))
-      reset_ = true;
+    PushAnswer ack = Send(batch);
+    hub_seq = ack.seq;
+    if (!ack.hub_id.empty() && CheckHubIdentity(ack.hub_id)) reset_ = true;
     ++batches;
     batch = Header(all);
     in_batch = 0;
@@ -165,16 +217,8 @@ Json HubLink::Pull() {
     } else {
       headers.emplace_back("Accept", std::string(kContentTypeJson));
     }
-    HttpResponse res = HttpRequest("GET", url, headers, {}, opt_.http);
-    CheckStatus(res, url);
-    Payload page;
-    try {
-      page = DecodeAny(res.body, res.content_type, res.content_encoding, kMaxPayloadBytes);
-    } catch (const Error& e) {
-      throw Error(ErrorCode::kNetwork, url + ": malformed response: " + (e.what() + 11));
-    }
-    if (page.since != cursor || page.until < cursor)
-      throw Error(ErrorCode::kNetwork, url + ": malformed response: page does not continue from the cursor");
+    PullAnswer answer = ReadPullAnswer(HttpRequest("GET", url, headers, {}, opt_.http), url, cursor, opt_.max_page_bytes);
+    const Payload& page = answer.page;
     if (CheckHubIdentity(page.site.ToString())) {
       reset_ = true;  // a new store: start over from its beginning
       cursor = 0;
@@ -189,8 +233,7 @@ Json HubLink::Pull() {
     applied += r.applied;
     ignored += r.ignored;
     untracked += r.untracked;
-    auto more = res.headers.find("deltasync-more");
-    if (more == res.headers.end() || more->second != "true") break;
+    if (!answer.more) break;
   }
   return {{"pulled", pulled}, {"applied", applied}, {"ignored", ignored}, {"untracked", untracked},
           {"pages", pages},   {"cursor", cursor}};
@@ -206,7 +249,7 @@ Json HubLink::Sync() {
   return Json{{"push", push}, {"pull", pull}};
 }
 
-Json HubLink::Send(const Payload& batch) {
+PushAnswer HubLink::Send(const Payload& batch) {
   std::string url = url_.base + "/nodes/" + url_.node + "/push";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
@@ -218,13 +261,7 @@ Json HubLink::Send(const Payload& batch) {
     body = EncodeJson(batch);
     headers.emplace_back("Content-Type", std::string(kContentTypeJson));
   }
-  HttpResponse res = HttpRequest("POST", url, headers, body, opt_.http);
-  CheckStatus(res, url);
-  try {
-    return Json::parse(res.body);
-  } catch (const Json::exception&) {
-    throw Error(ErrorCode::kNetwork, url + ": malformed response: not JSON");
-  }
+  return ReadPushAnswer(HttpRequest("POST", url, headers, body, opt_.http), url);
 }
 
 }  // namespace deltasync

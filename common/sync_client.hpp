@@ -22,11 +22,36 @@ struct SyncOptions {
   std::vector<std::string> tables;  // empty: every table
   size_t batch_rows = 1000;
   bool binary = true;  // binary + zstd on the wire; "codec": "json" for debugging
+  // A pull page the client accepts from a hub, decompressed ("max_page_bytes"); the body as
+  // sent is capped at the same size (HttpOptions::max_response_bytes). A decoded page costs
+  // memory a few tens of times its bytes, so this bounds what a hostile hub can make a site hold.
+  size_t max_page_bytes = size_t{32} << 20;
 };
 
 // The options argument of push/pull/sync: a JSON object (empty text: the defaults).
 // Unknown keys and wrongly typed values are refused with kInvalidArgument.
 SyncOptions ParseSyncOptions(std::string_view json);
+
+// What the client takes from a hub's answer to a push: the node sequence after it (0 when
+// the hub did not say) and the hub's identity (empty when it did not say).
+struct PushAnswer {
+  int64_t seq = 0;
+  std::string hub_id;
+};
+// Reads a push answer: anything but a 200 with a JSON object as its body is an Error
+// (kNetwork) naming the URL; unknown or wrongly typed fields of the object are ignored.
+PushAnswer ReadPushAnswer(const HttpResponse& res, const std::string& url);
+
+// One pull page and whether the hub holds more after it (the deltasync-more header).
+struct PullAnswer {
+  Payload page;
+  bool more = false;
+};
+// Reads a pull answer for the page after `cursor`: anything but a 200 whose body decodes
+// (by its content type and encoding) to a page that continues from the cursor is an Error
+// (kNetwork) naming the URL.
+PullAnswer ReadPullAnswer(const HttpResponse& res, const std::string& url, int64_t cursor,
+                          size_t max_page_bytes = SyncOptions{}.max_page_bytes);
 
 // One hub as a site stores it.
 struct HubRecord {
@@ -72,7 +97,7 @@ class HubLink {
  private:
   nlohmann::json PushOnce();
   bool CheckHubIdentity(const std::string& id);
-  nlohmann::json Send(const Payload& batch);
+  PushAnswer Send(const Payload& batch);
 
   SyncSite& site_;
   HubUrl url_;

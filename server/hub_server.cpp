@@ -7,6 +7,7 @@
 #include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 
 #include "common/error.hpp"
@@ -29,21 +30,50 @@ bool ValidNodeName(const std::string& n) {
   return true;
 }
 
-bool IsLoopback(const std::string& host) {
-  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+// Error answers carry at most this much of a message: an error never echoes a request back.
+constexpr size_t kMaxErrorMessage = 300;
+
+void SendError(httplib::Response& res, int status, std::string message) {
+  if (message.size() > kMaxErrorMessage) message = message.substr(0, kMaxErrorMessage) + "...";
+  res.status = status;
+  // Bytes from a request may be invalid UTF-8: replaced, never a failure to answer.
+  res.set_content(Json({{"error", message}}).dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
 }
 
-void SendError(httplib::Response& res, int status, const std::string& message) {
-  res.status = status;
-  res.set_content(Json({{"error", message}}).dump(), "application/json");
+// Printable ASCII only, for log lines: a request's bytes never forge a line or a field.
+std::string Printable(const std::string& s, size_t max = 200) {
+  std::string out;
+  for (char c : s.substr(0, max)) {
+    auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f) {
+      out.push_back(c);
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", u);
+      out += hex;
+    }
+  }
+  return s.size() > max ? out + "..." : out;
+}
+
+// The endpoint label of a request for /metrics: one of a fixed set, whatever the path.
+const char* EndpointLabel(const std::string& path) {
+  if (path == "/health") return "health";
+  if (path == "/metrics") return "metrics";
+  if (path.rfind("/nodes/", 0) == 0) {
+    std::string last = path.substr(path.rfind('/') + 1);
+    for (const char* e : {"push", "pull", "status"})
+      if (last == e) return e;
+  }
+  return "other";
 }
 
 // Counters for /metrics (Prometheus text format).
 class Metrics {
  public:
-  void Request(const std::string& endpoint, int status) {
+  void Request(const char* endpoint, int status) {
     std::lock_guard<std::mutex> lock(mu_);
-    requests_[endpoint + "\",code=\"" + std::to_string(status)]++;
+    requests_[std::string(endpoint) + "\",code=\"" + std::to_string(status)]++;
     if (status >= 400) errors_++;
   }
   void ChangesIn(const std::string& node, uint64_t n) {
@@ -54,7 +84,8 @@ class Metrics {
     std::lock_guard<std::mutex> lock(mu_);
     out_[node] += n;
   }
-  std::string Render(HubStore& store) {
+  // Per-node series only for the admin: node names are not for anyone who can reach the hub.
+  std::string Render(HubStore& store, bool per_node) {
     std::ostringstream os;
     std::lock_guard<std::mutex> lock(mu_);
     os << "# HELP deltasync_requests_total HTTP requests by endpoint and status code.\n"
@@ -63,6 +94,17 @@ class Metrics {
     os << "# HELP deltasync_errors_total Requests answered with a 4xx or 5xx status.\n"
           "# TYPE deltasync_errors_total counter\ndeltasync_errors_total "
        << errors_ << "\n";
+    if (!per_node) {
+      uint64_t in = 0, out = 0;
+      for (auto& [k, v] : in_) in += v;
+      for (auto& [k, v] : out_) out += v;
+      os << "# HELP deltasync_changes_in_total Changes received by push.\n# TYPE deltasync_changes_in_total counter\n"
+            "deltasync_changes_in_total "
+         << in << "\n# HELP deltasync_changes_out_total Changes served by pull.\n"
+                  "# TYPE deltasync_changes_out_total counter\ndeltasync_changes_out_total "
+         << out << "\n";
+      return os.str();
+    }
     os << "# HELP deltasync_changes_in_total Changes received by push, per node.\n"
           "# TYPE deltasync_changes_in_total counter\n";
     for (auto& [k, v] : in_) os << "deltasync_changes_in_total{node=\"" << k << "\"} " << v << "\n";
@@ -85,6 +127,11 @@ class Metrics {
 };
 
 }  // namespace
+
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || (host.rfind("127.", 0) == 0 && host.size() <= 15 &&
+                                                  host.find_first_not_of("0123456789.") == std::string::npos);
+}
 
 void SetLogLevel(LogLevel level) { g_log_level = static_cast<int>(level); }
 
@@ -134,9 +181,24 @@ HubConfig HubConfig::Load(const std::string& path) {
         c.auto_create_nodes = v.get<bool>();
       } else if (k == "max_body_bytes") {
         c.max_body_bytes = v.get<size_t>();
+      } else if (k == "max_decoded_bytes") {
+        c.max_decoded_bytes = v.get<size_t>();
+      } else if (k == "max_header_bytes") {
+        c.max_header_bytes = v.get<size_t>();
       } else if (k == "max_pull_rows") {
         c.max_pull_rows = v.get<size_t>();
+      } else if (k == "worker_threads") {
+        c.worker_threads = v.get<size_t>();
+      } else if (k == "read_timeout_ms") {
+        c.read_timeout_ms = v.get<int>();
+      } else if (k == "tls_cert") {
+        c.tls_cert = v.get<std::string>();
+      } else if (k == "tls_key") {
+        c.tls_key = v.get<std::string>();
       } else if (k == "max_clock_drift_ms") {
+        // Bounded, never "off": a clock from far ahead would win every future conflict.
+        if (!v.is_number_unsigned())
+          throw Error(ErrorCode::kInvalidArgument, "config: max_clock_drift_ms must be a non-negative integer");
         c.max_clock_drift_ms = v.get<uint64_t>();
       } else {
         throw Error(ErrorCode::kInvalidArgument, "config: unknown key \"" + k + "\"");
@@ -145,34 +207,42 @@ HubConfig HubConfig::Load(const std::string& path) {
   } catch (const Json::exception& e) {
     throw Error(ErrorCode::kInvalidArgument, "config file " + path + ": " + e.what());
   }
+  if (c.worker_threads < 2 || c.worker_threads > 4096)
+    throw Error(ErrorCode::kInvalidArgument, "config: worker_threads must be between 2 and 4096");
+  if (c.max_decoded_bytes < c.max_body_bytes)
+    throw Error(ErrorCode::kInvalidArgument, "config: max_decoded_bytes must be at least max_body_bytes");
+  if (c.tls_cert.empty() != c.tls_key.empty())
+    throw Error(ErrorCode::kInvalidArgument, "config: tls_cert and tls_key go together");
   return c;
 }
 
 struct Hub::Impl {
   HubConfig config;
   std::unique_ptr<HubStore> store;
-  httplib::Server server;
+  std::unique_ptr<httplib::Server> server;
   Metrics metrics;
   std::string host;
 
-  // Resolves the node of a request and checks its token; on failure answers and returns 0.
-  int64_t Authorize(const httplib::Request& req, httplib::Response& res, std::string& node_name) {
-    node_name = req.matches[1];
+  // True when the request carries a token valid for the node (or the node is open here).
+  bool TokenGrants(const httplib::Request& req, const std::string& node_name) const {
     std::string token;
     std::string auth = req.get_header_value("Authorization");
     if (auth.rfind("Bearer ", 0) == 0) token = auth.substr(7);
     const std::vector<std::string>* tokens = nullptr;
     auto it = config.nodes.find(node_name);
-    bool known = it != config.nodes.end();
-    if (known) tokens = &it->second.tokens;
+    if (it != config.nodes.end()) tokens = &it->second.tokens;
     else if (config.auto_create_nodes && ValidNodeName(node_name)) tokens = &config.default_tokens;
+    if (!tokens) return false;
+    if (tokens->empty()) return config.allow_unauthenticated || IsLoopback(host);
     bool ok = false;
-    if (tokens && tokens->empty()) {
-      ok = config.allow_unauthenticated || IsLoopback(host);
-    } else if (tokens) {
-      for (const auto& t : *tokens) ok |= TokenEquals(token, t);
-    }
-    if (!ok) {
+    for (const auto& t : *tokens) ok |= TokenEquals(token, t);
+    return ok;
+  }
+
+  // Resolves the node of a request and checks its token; on failure answers and returns 0.
+  int64_t Authorize(const httplib::Request& req, httplib::Response& res, std::string& node_name) {
+    node_name = req.matches[1];
+    if (!TokenGrants(req, node_name)) {
       SendError(res, 401, "deltasync: unauthorized");  // the same answer for unknown nodes and bad tokens
       return 0;
     }
@@ -180,7 +250,53 @@ struct Hub::Impl {
     return *id;
   }
 
+  // Runs after the request line and headers are read, before any body byte: refuses what
+  // the hub never reads (other methods, chunked or unsized bodies, compressed bodies it would
+  // inflate without bound, oversized ones) and unauthenticated pushes, and closes the
+  // connection so an unread body is never parsed as a request.
+  httplib::Server::HandlerResponse Screen(const httplib::Request& req, httplib::Response& res) {
+    auto refuse = [&](int status, const std::string& message) {
+      SendError(res, status, message);
+      res.set_header("Connection", "close");
+      return httplib::Server::HandlerResponse::Handled;
+    };
+    size_t header_bytes = req.method.size() + req.target.size() + req.version.size() + 4;
+    for (const auto& [k, v] : req.headers) header_bytes += k.size() + v.size() + 4;
+    if (header_bytes > config.max_header_bytes)
+      return refuse(431, "deltasync: request headers larger than " + std::to_string(config.max_header_bytes) + " bytes");
+    if (req.method != "GET" && req.method != "POST") return refuse(405, "deltasync: method not allowed");
+    if (req.has_header("Transfer-Encoding"))
+      return refuse(411, "deltasync: chunked request bodies are not accepted; send Content-Length");
+    std::string encoding = req.get_header_value("Content-Encoding");
+    if (req.get_header_value_count("Content-Encoding") > 1 ||
+        (!encoding.empty() && encoding != "identity" && encoding != "zstd"))
+      return refuse(415, "deltasync: unsupported content encoding; send zstd or identity");
+    size_t lengths = req.get_header_value_count("Content-Length");
+    if (lengths > 1) return refuse(400, "deltasync: more than one Content-Length header");
+    uint64_t length = 0;
+    if (lengths == 1) {
+      std::string v = req.get_header_value("Content-Length");
+      if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos)
+        return refuse(400, "deltasync: invalid Content-Length");
+      length = std::stoull(v);
+    }
+    if (req.method == "GET" && length > 0) return refuse(400, "deltasync: a GET request has no body");
+    if (req.method == "POST") {
+      if (lengths == 0) return refuse(411, "deltasync: a POST needs Content-Length");
+      static const std::regex kPush(R"(/nodes/([^/]+)/push)");
+      std::smatch m;
+      if (!std::regex_match(req.path, m, kPush)) return refuse(404, "deltasync: no such endpoint");
+      if (!TokenGrants(req, m[1])) return refuse(401, "deltasync: unauthorized");
+      if (length > config.max_body_bytes)
+        return refuse(413, "deltasync: request body larger than " + std::to_string(config.max_body_bytes) + " bytes");
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  }
+
   void Routes() {
+    httplib::Server& server = *this->server;
+    server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) { return Screen(req, res); });
+
     server.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(Json({{"status", "ok"}, {"version", kVersion}}).dump(), "application/json");
     });
@@ -191,7 +307,7 @@ struct Hub::Impl {
       if (!node) return;
       try {
         Payload p = DecodeRequestBody(req.body, req.get_header_value("Content-Type"),
-                                      req.get_header_value("Content-Encoding"), config.max_body_bytes * 8);
+                                      req.get_header_value("Content-Encoding"), config.max_decoded_bytes);
         PushResult r = store->Push(node, p, config.max_clock_drift_ms);
         metrics.ChangesIn(node_name, r.applied);
         res.set_content(Json({{"applied", r.applied},
@@ -206,8 +322,11 @@ struct Hub::Impl {
         SendError(res, 415, e.what());
       } catch (const Error& e) {
         int status = e.code() == ErrorCode::kClockDrift ? 422 : e.code() == ErrorCode::kInternal ? 500 : 400;
-        if (status == 500) Log(LogLevel::kError, "push " + node_name + ": " + e.what());
+        if (status == 500) Log(LogLevel::kError, "push " + node_name + ": " + Printable(e.what()));
         SendError(res, status, e.what());
+      } catch (const Json::exception& e) {
+        // A JSON body the decoder accepted but the model cannot hold (bad UTF-8 and the like).
+        SendError(res, 400, std::string("deltasync: malformed payload: ") + e.what());
       }
     });
 
@@ -243,22 +362,26 @@ struct Hub::Impl {
       std::string node_name;
       int64_t node = Authorize(req, res, node_name);
       if (!node) return;
-      res.set_content(store->Status(node, node_name).dump(), "application/json");
+      res.set_content(store->Status(node, node_name).dump(-1, ' ', false, Json::error_handler_t::replace),
+                      "application/json");
     });
 
     server.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+      bool admin = false;
       if (!config.admin_token.empty()) {
         std::string auth = req.get_header_value("Authorization");
         if (auth.rfind("Bearer ", 0) != 0 || !TokenEquals(auth.substr(7), config.admin_token))
           return SendError(res, 401, "deltasync: unauthorized");
+        admin = true;
       }
-      res.set_content(metrics.Render(*store), "text/plain; version=0.0.4");
+      res.set_content(metrics.Render(*store, admin), "text/plain; version=0.0.4");
     });
 
     server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
       if (res.body.empty()) {
         std::string msg = res.status == 413   ? "deltasync: request body too large"
                           : res.status == 404 ? "deltasync: no such endpoint"
+                          : res.status == 415 ? "deltasync: unsupported content encoding; send zstd or identity"
                                               : "deltasync: error";
         SendError(res, res.status, msg);
       }
@@ -276,16 +399,18 @@ struct Hub::Impl {
         what = e.what();
       } catch (...) {
       }
-      Log(LogLevel::kError, what);
+      Log(LogLevel::kError, Printable(what));
       SendError(res, 500, "deltasync: internal error");
     });
     server.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      // Node endpoints are labelled by their last segment (push, pull, status), never by node.
-      std::string endpoint = req.path.rfind("/nodes/", 0) == 0 ? req.path.substr(req.path.rfind('/') + 1) : req.path;
-      metrics.Request(endpoint, res.status);
-      Log(LogLevel::kDebug, req.method + " " + req.path + " " + std::to_string(res.status));
+      // Labels come from a fixed set, never from the request: /metrics cannot be forged or grown.
+      metrics.Request(EndpointLabel(req.path), res.status);
+      Log(LogLevel::kDebug, Printable(req.method, 16) + " " + Printable(req.path) + " " + std::to_string(res.status));
     });
     server.set_payload_max_length(config.max_body_bytes);
+    size_t workers = config.worker_threads;
+    server.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+    server.set_read_timeout(config.read_timeout_ms / 1000, (config.read_timeout_ms % 1000) * 1000);
     // httplib writes headers and body separately: without TCP_NODELAY every response waits
     // for a delayed ACK (~40 ms). Keep connections open so clients can reuse them.
     server.set_tcp_nodelay(true);
@@ -305,6 +430,15 @@ struct Hub::Impl {
 Hub::Hub(HubConfig config, std::unique_ptr<HubStore> store) : impl_(new Impl) {
   impl_->config = std::move(config);
   impl_->store = std::move(store);
+  const HubConfig& c = impl_->config;
+  if (!c.tls_cert.empty()) {
+    auto tls = std::make_unique<httplib::SSLServer>(c.tls_cert.c_str(), c.tls_key.c_str());
+    if (!tls->is_valid())
+      throw Error(ErrorCode::kInvalidArgument, "cannot load the TLS certificate " + c.tls_cert + " and key " + c.tls_key);
+    impl_->server = std::move(tls);
+  } else {
+    impl_->server = std::make_unique<httplib::Server>();
+  }
   impl_->Routes();
 }
 
@@ -312,21 +446,23 @@ Hub::~Hub() = default;
 
 bool Hub::Listen(const std::string& host, int port) {
   impl_->host = host;
-  return impl_->server.listen(host, port);
+  return impl_->server->listen(host, port);
 }
 
 bool Hub::Bind(const std::string& host, int port) {
   impl_->host = host;
-  return impl_->server.bind_to_port(host, port);
+  return impl_->server->bind_to_port(host, port);
 }
 
 int Hub::BindToAnyPort(const std::string& host) {
   impl_->host = host;
-  return impl_->server.bind_to_any_port(host);
+  return impl_->server->bind_to_any_port(host);
 }
 
-bool Hub::ListenAfterBind() { return impl_->server.listen_after_bind(); }
+bool Hub::ListenAfterBind() { return impl_->server->listen_after_bind(); }
 
-void Hub::Stop() { impl_->server.stop(); }
+void Hub::Stop() { impl_->server->stop(); }
+
+bool Hub::Tls() const { return !impl_->config.tls_cert.empty(); }
 
 }  // namespace deltasync::hub

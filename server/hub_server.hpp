@@ -23,19 +23,28 @@ struct NodeConfig {
   std::vector<std::string> tokens;  // empty: the node is open (loopback or --allow-unauthenticated only)
 };
 
+// Limits and settings; docs/security.md lists each with its default and config key.
 struct HubConfig {
   std::map<std::string, NodeConfig> nodes;
   std::vector<std::string> default_tokens;  // for nodes created on first use
-  std::string admin_token;                  // guards /metrics when set
+  std::string admin_token;                  // guards /metrics when set (per-node series only then)
   bool auto_create_nodes = false;
   bool allow_unauthenticated = false;
-  size_t max_body_bytes = 64u << 20;
+  size_t max_body_bytes = 8u << 20;       // a request body, as sent (Content-Length, never chunked)
+  size_t max_decoded_bytes = 32u << 20;   // the body once decompressed, checked while decoding
+  size_t max_header_bytes = 16u << 10;    // request line and headers together
   size_t max_pull_rows = 10000;
+  size_t worker_threads = 64;             // requests served at once (slow clients each hold one)
+  int read_timeout_ms = 5000;             // one read of a request's headers or body
   uint64_t max_clock_drift_ms = 5 * 60 * 1000;
+  std::string tls_cert, tls_key;          // PEM files: serve https
 
   // Reads a JSON config file; throws Error(kInvalidArgument) naming the problem.
   static HubConfig Load(const std::string& path);
 };
+
+// True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost).
+bool IsLoopback(const std::string& host);
 
 // Constant-time comparison: the time taken does not depend on where a and b differ.
 bool TokenEquals(const std::string& a, const std::string& b);
@@ -51,6 +60,7 @@ class Hub {
   int BindToAnyPort(const std::string& host);
   bool ListenAfterBind();
   void Stop();
+  bool Tls() const;  // serving https
 
  private:
   struct Impl;

@@ -26,8 +26,15 @@ bool SplitListen(const std::string& listen, std::string& host, int& port) {
   return port >= 0 && port < 65536;  // 0: any free port, reported in the log
 }
 
-int Serve(const std::string& db, const std::string& listen, const std::string& config_path, bool auto_create,
-          bool allow_unauthenticated, const std::string& log_level) {
+// What `deltasync serve` was given on its command line.
+struct ServeArgs {
+  std::string db, listen = "127.0.0.1:8080", config, log_level = "info", tls_cert, tls_key;
+  bool auto_create = false, allow_unauthenticated = false, allow_plaintext = false;
+};
+
+int Serve(const ServeArgs& args) {
+  const std::string &db = args.db, &listen = args.listen, &config_path = args.config, &log_level = args.log_level;
+  bool auto_create = args.auto_create, allow_unauthenticated = args.allow_unauthenticated;
   SetLogLevel(log_level == "debug" ? LogLevel::kDebug : log_level == "warn" ? LogLevel::kWarn
               : log_level == "error"  ? LogLevel::kError
                                       : LogLevel::kInfo);
@@ -41,7 +48,22 @@ int Serve(const std::string& db, const std::string& listen, const std::string& c
   if (!config_path.empty()) config = HubConfig::Load(config_path);
   config.auto_create_nodes |= auto_create;
   config.allow_unauthenticated = allow_unauthenticated;
-  bool loopback = host == "127.0.0.1" || host == "localhost" || host == "::1";
+  if (!args.tls_cert.empty()) config.tls_cert = args.tls_cert;
+  if (!args.tls_key.empty()) config.tls_key = args.tls_key;
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    std::fprintf(stderr, "deltasync: --tls-cert and --tls-key go together\n");
+    return 2;
+  }
+  bool loopback = IsLoopback(host);
+  // Tokens travel in headers: over plain http only where nobody else can listen, or behind
+  // a proxy that terminates TLS (--allow-plaintext).
+  if (!loopback && config.tls_cert.empty() && !args.allow_plaintext) {
+    std::fprintf(stderr,
+                 "deltasync: refusing to serve plain http on %s; give --tls-cert and --tls-key, listen on "
+                 "127.0.0.1, or pass --allow-plaintext behind a TLS-terminating proxy\n",
+                 host.c_str());
+    return 2;
+  }
   bool any_token = !config.default_tokens.empty();
   for (auto& [name, node] : config.nodes) any_token |= !node.tokens.empty();
   if (!loopback && !any_token && !allow_unauthenticated) {
@@ -77,7 +99,7 @@ int Serve(const std::string& db, const std::string& listen, const std::string& c
   }
   if (ok) {
     Log(LogLevel::kInfo, "deltasync " + std::string(kVersion) + " hub " + hub_id + " serving " + db +
-                             " listening on " + host + ":" + std::to_string(port));
+                             " listening on " + host + ":" + std::to_string(port) + (hub.Tls() ? " (https)" : ""));
     ok = hub.ListenAfterBind();
   }
   if (!ok) {
@@ -97,21 +119,24 @@ int main(int argc, char** argv) {
   CLI::App app{"deltasync: sync SQLite and PostgreSQL databases through a hub", "deltasync"};
   app.set_version_flag("--version", std::string("deltasync ") + kVersion);
   app.require_subcommand(1);
-  std::string db, listen = "127.0.0.1:8080", config, log_level = "info";
-  bool auto_create = false, allow_unauthenticated = false;
+  ServeArgs a;
   CLI::App* serve = app.add_subcommand("serve", "run a hub");
-  serve->add_option("--db", db, "hub store: a SQLite file, :memory:, or postgresql://... (shared by several hubs)")->required();
-  serve->add_option("--listen", listen, "HOST:PORT to listen on")->capture_default_str();
-  serve->add_option("--config", config, "JSON config: nodes, tokens, limits")->check(CLI::ExistingFile);
-  serve->add_flag("--auto-create-nodes", auto_create, "create a node on first use");
-  serve->add_flag("--allow-unauthenticated", allow_unauthenticated,
+  serve->add_option("--db", a.db, "hub store: a SQLite file, :memory:, or postgresql://... (shared by several hubs)")->required();
+  serve->add_option("--listen", a.listen, "HOST:PORT to listen on")->capture_default_str();
+  serve->add_option("--config", a.config, "JSON config: nodes, tokens, limits")->check(CLI::ExistingFile);
+  serve->add_option("--tls-cert", a.tls_cert, "PEM certificate (chain): serve https")->check(CLI::ExistingFile);
+  serve->add_option("--tls-key", a.tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
+  serve->add_flag("--allow-plaintext", a.allow_plaintext,
+                  "serve plain http on a non-loopback address (behind a TLS-terminating proxy)");
+  serve->add_flag("--auto-create-nodes", a.auto_create, "create a node on first use");
+  serve->add_flag("--allow-unauthenticated", a.allow_unauthenticated,
                   "serve nodes without tokens on a non-loopback address");
-  serve->add_option("--log-level", log_level, "debug, info, warn or error")
+  serve->add_option("--log-level", a.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
-    if (*serve) return Serve(db, listen, config, auto_create, allow_unauthenticated, log_level);
+    if (*serve) return Serve(a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;

@@ -84,6 +84,7 @@ class HubProcess {
   HubProcess& operator=(const HubProcess&) = delete;
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   // A second hub process on the same store (a PostgreSQL one): several hubs, one database.
   static Options SameStore(const HubProcess& other) {
     Options o = other.options_;

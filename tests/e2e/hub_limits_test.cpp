@@ -1,0 +1,401 @@
+// The hub on the open internet (issue 11): what it refuses before reading a body, the limits
+// on headers and bodies, metrics and logs that requests cannot forge, errors for bytes that
+// are not UTF-8, plain http only on loopback, and https with a certificate the test makes.
+// Every case runs against a real `deltasync serve` on 127.0.0.1, with raw sockets where the
+// framing itself is the attack.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "e2e/hub_process.hpp"
+#include "sqlite/sqlite_test_util.hpp"
+
+using deltasync::Value;
+using deltasync::test::HubProcess;
+using deltasync::test::Site;
+using deltasync::test::UniqueTempPath;
+using Json = nlohmann::json;
+
+namespace {
+
+constexpr const char* kConfig =
+    R"({"nodes": {"a": {"tokens": ["ta"]}}, "admin_token": "adm", "max_body_bytes": 65536})";
+
+HubProcess::Options Secure(const std::string& config = kConfig) {
+  HubProcess::Options o;
+  o.config_json = config;
+  o.auto_create_nodes = false;
+  return o;
+}
+
+// One TCP connection to the hub, written and read by hand.
+class Conn {
+ public:
+  explicit Conn(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+      throw std::runtime_error("cannot connect to the hub");
+  }
+  ~Conn() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  // Sends bytes; false when the peer closed the connection.
+  bool Send(const std::string& bytes) {
+    size_t off = 0;
+    while (off < bytes.size()) {
+      ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      off += static_cast<size_t>(n);
+    }
+    return true;
+  }
+  // Reads until the headers of a response and its Content-Length body arrived, the peer
+  // closed, or `limit` passed; returns what came.
+  std::string ReadResponse(std::chrono::milliseconds limit = std::chrono::milliseconds(10000)) {
+    std::string got;
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      size_t head = got.find("\r\n\r\n");
+      if (head != std::string::npos) {
+        size_t cl = got.find("Content-Length: ");
+        size_t want = cl != std::string::npos && cl < head ? std::strtoul(got.c_str() + cl + 16, nullptr, 10) : 0;
+        if (got.size() >= head + 4 + want) return got;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return got;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return got;
+      char buf[65536];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return got;
+      got.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// The status code of a raw response ("HTTP/1.1 415 ..."), or -1.
+int StatusOf(const std::string& response) {
+  if (response.rfind("HTTP/1.", 0) != 0 || response.size() < 12) return -1;
+  return std::atoi(response.c_str() + 9);
+}
+std::string BodyOf(const std::string& response) {
+  size_t head = response.find("\r\n\r\n");
+  return head == std::string::npos ? "" : response.substr(head + 4);
+}
+
+// A request's head: request line, Host, and the given header lines.
+std::string Head(const std::string& method, const std::string& path, const std::vector<std::string>& headers) {
+  std::string h = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  for (const auto& line : headers) h += line + "\r\n";
+  return h + "\r\n";
+}
+
+// Sends a head (and optionally a body) on a new connection; returns the response.
+std::string Exchange(const HubProcess& hub, const std::string& head, const std::string& body = "") {
+  Conn c(hub.port());
+  c.Send(head);
+  if (!body.empty()) c.Send(body);
+  return c.ReadResponse();
+}
+
+// The hub's resident memory in kB (VmRSS of its process).
+long RssKb(const HubProcess& hub) {
+  std::ifstream in("/proc/" + std::to_string(hub.pid()) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  return -1;
+}
+
+// The hub still answers /health and an authorized status.
+void ExpectServing(const HubProcess& hub) {
+  std::string r = Exchange(hub, Head("GET", "/health", {}));
+  EXPECT_EQ(StatusOf(r), 200) << r << hub.log();
+  r = Exchange(hub, Head("GET", "/nodes/a/status", {"Authorization: Bearer ta"}));
+  EXPECT_EQ(StatusOf(r), 200) << r;
+}
+
+std::string Opts(const Json& extra = Json::object()) {
+  Json o = {{"timeout_ms", 10000}};
+  o.update(extra);
+  return o.dump();
+}
+
+constexpr const char* kSchema = "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT NOT NULL); SELECT deltasync_enable('t');";
+
+}  // namespace
+
+// Item 1: a compressed body the hub does not speak is refused before a byte of it is read,
+// with or without a token: nothing inflates it.
+TEST(HubLimits, ContentEncodingOtherThanZstdIsRefusedBeforeTheBody) {
+  HubProcess hub(Secure());
+  long rss_before = RssKb(hub);
+  for (const std::string encoding : {"gzip", "br", "deflate", "gzip, zstd", "x-custom"}) {
+    for (const std::string auth : {"Authorization: Bearer ta", ""}) {
+      SCOPED_TRACE(encoding + " / " + auth);
+      Conn c(hub.port());
+      // A declared body larger than the limit would be 413; keep it inside the limit and
+      // never send it: the answer must come without the body.
+      std::vector<std::string> h = {"Content-Type: application/json", "Content-Encoding: " + encoding,
+                                    "Content-Length: 60000"};
+      if (!auth.empty()) h.push_back(auth);
+      c.Send(Head("POST", "/nodes/a/push", h));
+      std::string r = c.ReadResponse();
+      EXPECT_EQ(StatusOf(r), 415) << r;
+      EXPECT_NE(BodyOf(r).find("deltasync: unsupported content encoding"), std::string::npos) << r;
+    }
+  }
+  // Two Content-Encoding headers are refused too.
+  std::string r = Exchange(hub, Head("POST", "/nodes/a/push",
+                                     {"Authorization: Bearer ta", "Content-Encoding: zstd", "Content-Encoding: gzip",
+                                      "Content-Length: 10"}),
+                           "0123456789");
+  EXPECT_EQ(StatusOf(r), 415) << r;
+  ExpectServing(hub);
+  EXPECT_LT(RssKb(hub) - rss_before, 20 * 1024) << "the hub's memory grew";
+}
+
+// Item 2: chunked bodies and POSTs without Content-Length are refused at once, and a push
+// is authenticated before its body is read.
+TEST(HubLimits, BodiesAreSizedAndAuthenticatedBeforeTheyAreRead) {
+  HubProcess hub(Secure());
+  {
+    Conn c(hub.port());
+    c.Send(Head("POST", "/nodes/a/push",
+                {"Authorization: Bearer ta", "Content-Type: application/json", "Transfer-Encoding: chunked"}));
+    c.Send("100000\r\n" + std::string(1000, 'x'));  // a chunk that never ends
+    std::string r = c.ReadResponse();
+    EXPECT_EQ(StatusOf(r), 411) << r;
+  }
+  {
+    Conn c(hub.port());
+    c.Send(Head("POST", "/nodes/a/push", {"Authorization: Bearer ta", "Content-Type: application/json"}));
+    c.Send(std::string(1000, 'x'));
+    std::string r = c.ReadResponse();
+    EXPECT_EQ(StatusOf(r), 411) << r;
+  }
+  for (const std::string auth : {"", "Authorization: Bearer wrong"}) {
+    Conn c(hub.port());
+    std::vector<std::string> h = {"Content-Type: application/json", "Content-Length: 60000"};
+    if (!auth.empty()) h.push_back(auth);
+    c.Send(Head("POST", "/nodes/a/push", h));  // the body never comes
+    std::string r = c.ReadResponse();
+    EXPECT_EQ(StatusOf(r), 401) << auth << ": " << r;
+  }
+  {
+    // Declared larger than max_body_bytes: 413 at once, even with a valid token.
+    Conn c(hub.port());
+    c.Send(Head("POST", "/nodes/a/push",
+                {"Authorization: Bearer ta", "Content-Type: application/json", "Content-Length: 300000000"}));
+    std::string r = c.ReadResponse();
+    EXPECT_EQ(StatusOf(r), 413) << r;
+  }
+  // Item 12: two Content-Length headers (request smuggling) are refused.
+  std::string r = Exchange(
+      hub,
+      Head("POST", "/nodes/a/push",
+           {"Authorization: Bearer ta", "Content-Type: application/json", "Content-Length: 2", "Content-Length: 40"}),
+      "{}");
+  EXPECT_EQ(StatusOf(r), 400) << r;
+  EXPECT_NE(BodyOf(r).find("Content-Length"), std::string::npos) << r;
+  // Methods the hub does not serve hold nothing.
+  for (const std::string m : {"PUT", "PATCH", "DELETE", "OPTIONS"}) {
+    std::string a = Exchange(hub, Head(m, "/nodes/a/push", {"Authorization: Bearer ta", "Content-Length: 5"}), "hello");
+    EXPECT_EQ(StatusOf(a), 405) << m << ": " << a;
+  }
+  // A GET with a body is refused.
+  std::string g = Exchange(hub, Head("GET", "/nodes/a/status", {"Authorization: Bearer ta", "Content-Length: 5"}), "hello");
+  EXPECT_EQ(StatusOf(g), 400) << g;
+  ExpectServing(hub);
+}
+
+// Item 3: request headers are capped in total, not only per line.
+TEST(HubLimits, OversizedHeadersGet431) {
+  HubProcess hub(Secure());
+  std::vector<std::string> h = {"Authorization: Bearer ta"};
+  for (int k = 0; k < 40; ++k) h.push_back("X-Pad-" + std::to_string(k) + ": " + std::string(1000, 'p'));
+  std::string r = Exchange(hub, Head("GET", "/nodes/a/status", h));
+  EXPECT_EQ(StatusOf(r), 431) << r;
+  ExpectServing(hub);
+}
+
+// Item 5: metric labels come from a fixed set and node names are for the admin only; log
+// lines cannot be forged through the path.
+TEST(HubLimits, MetricsAndLogsCannotBeForgedOrGrown) {
+  HubProcess::Options o = Secure();
+  o.log_level = "debug";
+  HubProcess hub(o);
+  for (int k = 0; k < 50; ++k) Exchange(hub, Head("GET", "/x%22%7D%201%0Afake_metric%201%0A%23" + std::to_string(k), {}));
+  Exchange(hub, Head("GET", "/nodes/a/status", {"Authorization: Bearer ta"}));
+  std::string metrics;
+  for (int i = 0; i < 200; ++i) {  // the counters are taken after each response went out
+    metrics = BodyOf(Exchange(hub, Head("GET", "/metrics", {"Authorization: Bearer adm"})));
+    if (metrics.find("endpoint=\"other\",code=\"404\"} 50") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(metrics.find("fake_metric"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("deltasync_requests_total{endpoint=\"other\",code=\"404\"} 50"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("node=\"a\""), std::string::npos) << "the admin sees per-node series\n" << metrics;
+  // Without the admin token: 401; with no admin token configured: totals, no node names.
+  EXPECT_EQ(StatusOf(Exchange(hub, Head("GET", "/metrics", {}))), 401);
+  HubProcess open_metrics(Secure(R"({"nodes": {"secretnode": {"tokens": ["ts"]}}})"));
+  Exchange(open_metrics, Head("GET", "/nodes/secretnode/status", {"Authorization: Bearer ts"}));
+  std::string m = BodyOf(Exchange(open_metrics, Head("GET", "/metrics", {})));
+  EXPECT_NE(m.find("deltasync_changes_in_total 0"), std::string::npos) << m;
+  EXPECT_EQ(m.find("secretnode"), std::string::npos) << m;
+  // No log line starts with the forged text.
+  std::string log = hub.log();
+  EXPECT_EQ(log.find("\nfake_metric"), std::string::npos) << log;
+  EXPECT_NE(log.find("\\x0a"), std::string::npos) << "the newline is logged escaped\n" << log;
+}
+
+// Item 10: bytes that are not UTF-8 get a 400 or 415 with a JSON error, not a 500; long
+// input is not echoed back whole.
+TEST(HubLimits, InvalidUtf8AndHugeLiteralsGetClearErrors) {
+  HubProcess hub(Secure());
+  std::string r = Exchange(hub, Head("GET", "/nodes/a/pull?since=0&site=%FF", {"Authorization: Bearer ta"}));
+  EXPECT_EQ(StatusOf(r), 400) << r;
+  EXPECT_NO_THROW(Json::parse(BodyOf(r))) << r;
+  std::string body = "{}";
+  r = Exchange(hub,
+               Head("POST", "/nodes/a/push",
+                    {"Authorization: Bearer ta", "Content-Type: application/\xff", "Content-Length: 2"}),
+               body);
+  EXPECT_EQ(StatusOf(r), 415) << r;
+  EXPECT_NO_THROW(Json::parse(BodyOf(r))) << r;
+  std::string payload =
+      R"({"format":"deltasync","version":1,"site":"00000000-0000-4000-8000-000000000001","since":0,"until":1,)"
+      R"("sites":["00000000-0000-4000-8000-000000000001"],"tables":[{"name":"t\xff\xfe","pk":["id"],"columns":["a"],)"
+      R"("rows":[]}]})";
+  r = Exchange(hub,
+               Head("POST", "/nodes/a/push",
+                    {"Authorization: Bearer ta", "Content-Type: application/json",
+                     "Content-Length: " + std::to_string(payload.size())}),
+               payload);
+  EXPECT_EQ(StatusOf(r), 400) << r;
+  EXPECT_NO_THROW(Json::parse(BodyOf(r))) << r;
+  std::string huge = R"({"format":"deltasync","version":)" + std::string(60000, '9') + "}";
+  r = Exchange(hub,
+               Head("POST", "/nodes/a/push",
+                    {"Authorization: Bearer ta", "Content-Type: application/json",
+                     "Content-Length: " + std::to_string(huge.size())}),
+               huge);
+  EXPECT_EQ(StatusOf(r), 400) << r.substr(0, 500);
+  EXPECT_LT(BodyOf(r).size(), 1000u) << "the error echoes the request";
+  EXPECT_EQ(hub.log().find(" error "), std::string::npos) << hub.log();
+  ExpectServing(hub);
+}
+
+// Item 4: slow clients that trickle their headers do not stop the hub serving others.
+TEST(HubLimits, FiftySlowClientsDoNotStopHealthOrSync) {
+  HubProcess hub(Secure());
+  std::vector<std::unique_ptr<Conn>> slow;
+  for (int k = 0; k < 50; ++k) {
+    slow.push_back(std::make_unique<Conn>(hub.port()));
+    slow.back()->Send("GET /health HTTP/1.1\r\nX-Slow: ");
+  }
+  std::atomic<bool> stop{false};
+  std::thread trickle([&] {
+    while (!stop) {
+      for (auto& c : slow) c->Send("a");
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  });
+  // Each answer must come within the client's own bound of a second.
+  Conn c(hub.port());
+  c.Send(Head("GET", "/health", {}));
+  std::string r = c.ReadResponse(std::chrono::milliseconds(1000));
+  EXPECT_EQ(StatusOf(r), 200) << r;
+  Site s;
+  s.Exec(kSchema);
+  s.Exec("INSERT INTO t VALUES (1, 'one')");
+  EXPECT_NO_THROW(s.Text("SELECT deltasync_sync(?1, ?2)",
+                         {Value::Text(hub.url("a")), Value::Text(Opts({{"token", "ta"}, {"timeout_ms", 1000}}))}));
+  stop = true;
+  trickle.join();
+}
+
+// Plain http is served only on loopback unless --allow-plaintext.
+TEST(HubLimits, PlainHttpOnlyOnLoopback) {
+  std::string config = UniqueTempPath("cfg", ".json");
+  {
+    std::ofstream(config) << R"({"nodes": {"a": {"tokens": ["ta"]}}})";
+  }
+  std::string cmd = std::string(DELTASYNC_CLI) + " serve --db :memory: --listen 0.0.0.0:0 --config " + config + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  int rc = ::pclose(p);
+  std::remove(config.c_str());
+  EXPECT_EQ(WEXITSTATUS(rc), 2) << out;
+  EXPECT_NE(out.find("deltasync: refusing to serve plain http"), std::string::npos) << out;
+}
+
+// TLS: https with a certificate the test makes; the client verifies it against ca_file, and
+// a wrong CA or no CA fails with a deltasync error naming the URL.
+TEST(HubLimits, HttpsWithATestCertificate) {
+  std::string dir = UniqueTempPath("tls", "");
+  ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
+  auto make = [&](const std::string& name) {
+    std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext "
+                      "subjectAltName=IP:127.0.0.1 -keyout " +
+                      dir + "/" + name + ".key -out " + dir + "/" + name + ".pem >/dev/null 2>&1";
+    return std::system(cmd.c_str());
+  };
+  ASSERT_EQ(make("hub"), 0);
+  ASSERT_EQ(make("other"), 0);
+  HubProcess hub(Secure(R"({"nodes": {"a": {"tokens": ["ta"]}}, "tls_cert": ")" + dir + R"(/hub.pem", "tls_key": ")" +
+                        dir + R"(/hub.key"})"));
+  EXPECT_NE(hub.log().find("(https)"), std::string::npos) << hub.log();
+  std::string url = "https://127.0.0.1:" + std::to_string(hub.port()) + "/nodes/a";
+  Site a, b;
+  a.Exec(kSchema);
+  b.Exec(kSchema);
+  a.Exec("INSERT INTO t VALUES (1, 'over tls')");
+  auto sync = [&](Site& s, const Json& o) {
+    return s.Text("SELECT deltasync_sync(?1, ?2)", {Value::Text(url), Value::Text(Opts(o))});
+  };
+  sync(a, {{"token", "ta"}, {"ca_file", dir + "/hub.pem"}});
+  sync(b, {{"token", "ta"}, {"ca_file", dir + "/hub.pem"}});
+  EXPECT_EQ(b.Text("SELECT a FROM t WHERE id = 1"), "over tls");
+  for (const Json& o : {Json{{"token", "ta"}, {"ca_file", dir + "/other.pem"}}, Json{{"token", "ta"}}}) {
+    std::string err;
+    try {
+      sync(b, o);
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+    EXPECT_EQ(err.rfind("deltasync: " + url, 0), 0u) << o.dump() << ": " << err;
+  }
+  // verify_tls off is the explicit escape hatch.
+  EXPECT_NO_THROW(sync(b, {{"token", "ta"}, {"verify_tls", false}}));
+  // Plain http to the https port gets nothing useful.
+  std::string r = Exchange(hub, Head("GET", "/health", {}));
+  EXPECT_NE(StatusOf(r), 200) << r;
+  std::system(("rm -rf " + dir).c_str());
+}
