@@ -71,4 +71,17 @@ size_t SiteIdHash::operator()(const SiteId& s) const {
   return std::hash<std::string_view>()(s.View());
 }
 
+uint32_t DefaultIdNode(const SiteId& site) {
+  return (uint32_t{site.bytes[0]} << 12) | (uint32_t{site.bytes[1]} << 4) | (uint32_t{site.bytes[2]} >> 4);
+}
+
+int64_t ComposeRowId(int64_t node, int64_t counter) {
+  if (node < 0 || node > kRowIdMaxNode)
+    throw Error(ErrorCode::kInvalidArgument,
+                "setting id_node must be an integer from 0 to " + std::to_string(kRowIdMaxNode));
+  if (counter < 0 || counter >= (int64_t{1} << kRowIdCounterBits))
+    throw Error(ErrorCode::kConstraint, "deltasync_id(): this site has used up its ids (2^43)");
+  return (node << kRowIdCounterBits) | counter;
+}
+
 }  // namespace deltasync

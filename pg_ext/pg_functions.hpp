@@ -10,6 +10,8 @@ namespace deltasync {
 
 // A text argument, required (NULL is refused with "<what> expects ...").
 std::string TextArg(FunctionCallInfo fcinfo, int n, const char* what);
+// Argument n, a jsonb, as JSON text ("" when absent or NULL).
+std::string JsonbArgText(FunctionCallInfo fcinfo, int n);
 // A text datum allocated in the function's memory context (call after SPI_finish).
 Datum TextResult(const std::string& s);
 Datum JsonbResult(const nlohmann::json& j);

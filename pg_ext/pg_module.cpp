@@ -56,6 +56,18 @@ std::string TextArg(FunctionCallInfo fcinfo, int n, const char* what) {
   return std::string(VarlenaBytes(PG_GETARG_DATUM(n)));
 }
 
+std::string JsonbArgText(FunctionCallInfo fcinfo, int n) {
+  if (PG_NARGS() <= n || PG_ARGISNULL(n)) return "";
+  std::string text;
+  PgTry([&] {
+    Jsonb* j = PG_GETARG_JSONB_P(n);
+    char* s = JsonbToCString(nullptr, &j->root, VARSIZE(j));
+    text = s;
+    pfree(s);
+  });
+  return text;
+}
+
 Datum TextResult(const std::string& s) {
   Datum d = 0;
   PgTry([&] { d = PointerGetDatum(cstring_to_text_with_len(s.data(), static_cast<int>(s.size()))); });

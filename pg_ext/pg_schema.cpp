@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "common/schema_rules.hpp"
 #include "common/utf8.hpp"
 #include "pg_ext/pg_capture.hpp"
 #include "pg_ext/pg_functions.hpp"
@@ -175,6 +176,7 @@ using namespace deltasync;
 
 DELTASYNC_PG_FUNCTION(deltasync_enable) {
   std::string requested = TextArg(fcinfo, 0, "deltasync_enable(table)");
+  EnableOptions options = ParseEnableOptions(JsonbArgText(fcinfo, 1));
   SpiSession spi;
   CatalogTable cat = LookUpCatalog(requested);
   Backend& b = Backend::Get();
@@ -202,6 +204,7 @@ DELTASYNC_PG_FUNCTION(deltasync_enable) {
       }
       result["changed"] = added;
     } else {
+      RefuseBookkeepingTable(cat.name, options);
       RunSql("SELECT 1 FROM deltasync.tables WHERE lower(name) = lower($1)", [&] {
         Args n;
         n.AddText(cat.name);

@@ -108,17 +108,7 @@ class PgSyncSite : public SyncSite {
   }
 };
 
-SyncOptions OptionsArg(FunctionCallInfo fcinfo) {
-  if (PG_NARGS() < 2 || PG_ARGISNULL(1)) return SyncOptions{};
-  std::string text;
-  PgTry([&] {
-    Jsonb* j = PG_GETARG_JSONB_P(1);
-    char* s = JsonbToCString(nullptr, &j->root, VARSIZE(j));
-    text = s;
-    pfree(s);
-  });
-  return ParseSyncOptions(text);
-}
+SyncOptions OptionsArg(FunctionCallInfo fcinfo) { return ParseSyncOptions(JsonbArgText(fcinfo, 1)); }
 
 template <typename Body>
 Datum RunSync(FunctionCallInfo fcinfo, const char* fn, Body&& body) {

@@ -36,7 +36,10 @@ constexpr FunctionDef kFunctions[] = {
     {"deltasync_version", 0, kPure, FnVersion},
     {"deltasync_site_id", 0, SQLITE_UTF8 | SQLITE_INNOCUOUS, FnSiteId},
     {"deltasync_db_version", 0, SQLITE_UTF8 | SQLITE_INNOCUOUS, FnDbVersion},
+    // Not DIRECTONLY: it is meant for column DEFAULTs, which are part of the schema.
+    {"deltasync_id", 0, SQLITE_UTF8, FnId},
     {"deltasync_enable", 1, kDirect, FnEnable},
+    {"deltasync_enable", 2, kDirect, FnEnable},
     {"deltasync_disable", 1, kDirect, FnDisable},
     {"deltasync_changes", 1, kDirect, FnChanges},
     {"deltasync_apply", 1, kDirect, FnApply},

@@ -39,6 +39,7 @@ std::string TableArg(sqlite3_value* v, const char* fn);
 // Public API (SPEC section 5).
 void FnVersion(sqlite3_context*, int, sqlite3_value**);
 void FnSiteId(sqlite3_context*, int, sqlite3_value**);
+void FnId(sqlite3_context*, int, sqlite3_value**);
 void FnDbVersion(sqlite3_context*, int, sqlite3_value**);
 void FnEnable(sqlite3_context*, int, sqlite3_value**);
 void FnDisable(sqlite3_context*, int, sqlite3_value**);

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/schema_rules.hpp"
 #include "sqlite_ext/sqlite_functions.hpp"
 
 namespace deltasync {
@@ -219,11 +220,18 @@ std::string TableArg(sqlite3_value* v, const char* fn) {
   return std::string(reinterpret_cast<const char*>(sqlite3_value_text(v)), sqlite3_value_bytes(v));
 }
 
-void FnEnable(sqlite3_context* ctx, int, sqlite3_value** argv) {
+void FnEnable(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   Guarded(ctx, [&] {
     Conn& conn = ConnOf(ctx);
     sqlite3* db = conn.db();
     std::string requested = TableArg(argv[0], "deltasync_enable");
+    EnableOptions options;
+    if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL) {
+      if (sqlite3_value_type(argv[1]) != SQLITE_TEXT)
+        throw Error(ErrorCode::kInvalidArgument, "deltasync_enable(table, options) expects the options as JSON text");
+      options = ParseEnableOptions(
+          std::string_view(reinterpret_cast<const char*>(sqlite3_value_text(argv[1])), sqlite3_value_bytes(argv[1])));
+    }
     conn.EnsureSchema();
     conn.LocalSite();
     auto cat = LookUpCatalog(db, requested);
@@ -256,6 +264,7 @@ void FnEnable(sqlite3_context* ctx, int, sqlite3_value** argv) {
       result["reconciled"] = known->state == TableInfo::State::kUncaptured ? Reconcile(db, *cat) : 0;
       result["backfilled"] = Backfill(db, *cat);
     } else {
+      RefuseBookkeepingTable(cat->name, options);
       Stmt ins(db, "INSERT INTO deltasync_tables(name, pk, columns) VALUES (?1, ?2, ?3)");
       std::string pk = Json(cat->pk).dump(), cols = Json(cat->cols).dump();
       ins.BindText(1, cat->name);

@@ -2,7 +2,7 @@
 -- (dblink): NOT NULL columns without defaults, renamed columns (issue 9, items 1 and 2).
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(12);
+SELECT plan(19);
 SELECT dblink_connect('b', :'other');
 
 CREATE FUNCTION pg_temp.on_b(sql text) RETURNS void LANGUAGE sql AS $$ SELECT dblink_exec('b', sql) $$;
@@ -53,6 +53,31 @@ SELECT ok(pg_temp.same('product'), '... and both sites agree');
 ALTER TABLE product RENAME COLUMN id TO product_id;
 SELECT is((SELECT pk::jsonb FROM deltasync.tables WHERE name = 'product'), '["product_id"]'::jsonb, 'a renamed key column is followed');
 
-SELECT pg_temp.on_b('DROP TABLE IF EXISTS product');
+-- deltasync_id() as a column default: ids no other site allocates (issue 9, item 7).
+SELECT deltasync_disable('product');
+CREATE TABLE ided (id bigint PRIMARY KEY DEFAULT deltasync_id(), name text NOT NULL);
+SELECT deltasync_enable('ided');
+SELECT pg_temp.on_b('DROP TABLE IF EXISTS ided; CREATE TABLE ided (id bigint PRIMARY KEY DEFAULT deltasync_id(), name text NOT NULL)');
+SELECT pg_temp.b_value($$SELECT deltasync_enable('ided')::text$$);
+INSERT INTO ided(name) SELECT 'a' FROM generate_series(1, 20);
+SELECT pg_temp.on_b($$INSERT INTO ided(name) SELECT 'b' FROM generate_series(1, 20)$$);
+SELECT pg_temp.a_to_b(0);
+SELECT deltasync_apply((SELECT p FROM dblink('b', 'SELECT deltasync_changes(0)') AS t(p text)));
+SELECT is((SELECT count(*)::int FROM ided), 40, 'rows with default ids from two sites never merge');
+SELECT ok(pg_temp.same('ided'), '... and both sites hold them all');
+SELECT is((SELECT count(DISTINCT id >> 43)::int FROM ided WHERE name = 'a'), 1, 'a site''s ids share its node');
+SELECT is((SELECT min(id >> 43) FROM ided WHERE name = 'a'), ('x' || substr(deltasync_site_id(), 1, 5))::bit(20)::int::bigint,
+  'the node is the first 20 bits of the site id');
+
+-- An ORM's own bookkeeping is refused unless forced (issue 9, item 10).
+CREATE TABLE django_migrations (id bigserial PRIMARY KEY, app text, name text);
+SELECT throws_like($$SELECT deltasync_enable('django_migrations')$$,
+  'deltasync: "django_migrations" is Django''s record of the migrations applied to this database%force%',
+  'django_migrations is refused');
+SELECT throws_like($$SELECT deltasync_enable('django_migrations', '{"force": "yes"}')$$,
+  'deltasync: deltasync_enable option force must be true or false', 'a mistyped option is refused');
+SELECT lives_ok($$SELECT deltasync_enable('django_migrations', '{"force": true}')$$, '... and tracked when forced');
+
+SELECT pg_temp.on_b('DROP TABLE IF EXISTS product, ided');
 SELECT * FROM finish();
 ROLLBACK;

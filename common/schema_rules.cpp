@@ -1,0 +1,72 @@
+#include "common/schema_rules.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.hpp"
+#include "common/utf8.hpp"
+
+namespace deltasync {
+
+namespace {
+
+struct Bookkeeping {
+  const char* table;
+  const char* why;
+};
+
+// Tables each database must keep for itself. Synced, a migration applied on one site is
+// marked applied on the others (whose schema then lacks it), and rows the tool creates per
+// database in its own order (content types, permissions) collide on their unique keys.
+constexpr Bookkeeping kBookkeeping[] = {
+    {"django_migrations", "Django's record of the migrations applied to this database"},
+    {"django_content_type", "Django creates its rows per database, in its own id order"},
+    {"auth_permission", "Django creates its rows per database, in its own id order"},
+    {"django_session", "Django's per-database sessions"},
+    {"alembic_version", "Alembic's record of the migration applied to this database"},
+    {"schema_migrations", "the migration record of Rails, golang-migrate and others"},
+    {"ar_internal_metadata", "Rails' per-database metadata"},
+    {"flyway_schema_history", "Flyway's record of the migrations applied to this database"},
+    {"knex_migrations", "Knex's record of the migrations applied to this database"},
+    {"knex_migrations_lock", "Knex's migration lock"},
+    {"__EFMigrationsHistory", "Entity Framework's record of the migrations applied to this database"},
+    {"_prisma_migrations", "Prisma's record of the migrations applied to this database"},
+    {"goose_db_version", "goose's record of the migrations applied to this database"},
+    {"SequelizeMeta", "Sequelize's record of the migrations applied to this database"},
+};
+
+}  // namespace
+
+EnableOptions ParseEnableOptions(std::string_view text) {
+  EnableOptions o;
+  if (text.empty()) return o;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception&) {
+    throw Error(ErrorCode::kInvalidArgument, "deltasync_enable options are not valid JSON");
+  }
+  if (j.is_null()) return o;
+  if (!j.is_object()) throw Error(ErrorCode::kInvalidArgument, "deltasync_enable options must be a JSON object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (it.key() == "force" && it.value().is_boolean()) {
+      o.force = it.value().get<bool>();
+    } else if (it.key() == "force") {
+      throw Error(ErrorCode::kInvalidArgument, "deltasync_enable option force must be true or false");
+    } else {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "unknown deltasync_enable option \"" + it.key() + "\" (known: force)");
+    }
+  }
+  return o;
+}
+
+void RefuseBookkeepingTable(const std::string& table, const EnableOptions& options) {
+  if (options.force) return;
+  for (const Bookkeeping& b : kBookkeeping)
+    if (EqualsIgnoreAsciiCase(table, b.table))
+      throw Error(ErrorCode::kInvalidArgument,
+                  "\"" + table + "\" is " + b.why + ": every database keeps its own, so syncing it breaks the fleet "
+                  "(docs/applications.md); pass '{\"force\": true}' as deltasync_enable's options to track it anyway");
+}
+
+}  // namespace deltasync

@@ -1,0 +1,21 @@
+#pragma once
+// What deltasync_enable accepts, the same on both engines: its options, and the tables an
+// ORM or migration tool keeps for each database itself, which are never to be synced.
+#include <string>
+#include <string_view>
+
+namespace deltasync {
+
+// The options argument of deltasync_enable(table, options): a JSON object (empty text: the
+// defaults). Unknown keys and wrongly typed values are refused with kInvalidArgument.
+struct EnableOptions {
+  bool force = false;  // track a table the bookkeeping rule below refuses
+};
+EnableOptions ParseEnableOptions(std::string_view json);
+
+// Throws kInvalidArgument, saying why and how to override, when `table` is a migration or
+// ORM bookkeeping table (django_migrations, alembic_version, ...) and `options.force` is not
+// set: each database must keep its own (docs/applications.md).
+void RefuseBookkeepingTable(const std::string& table, const EnableOptions& options);
+
+}  // namespace deltasync
