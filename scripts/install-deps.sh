@@ -10,6 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev librapidcheck-dev
   libzstd-dev
   libcli11-dev
+  libcpp-jwt-dev openssl
   libcurl4-openssl-dev libcpp-httplib-dev
   postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libpq-dev bc
 )

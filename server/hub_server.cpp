@@ -23,13 +23,6 @@ std::atomic<int> g_log_level{static_cast<int>(LogLevel::kInfo)};
 
 using Json = nlohmann::json;
 
-bool ValidNodeName(const std::string& n) {
-  if (n.empty() || n.size() > 64) return false;
-  for (char c : n)
-    if (!(isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
-  return true;
-}
-
 // Error answers carry at most this much of a message: an error never echoes a request back.
 constexpr size_t kMaxErrorMessage = 300;
 
@@ -128,6 +121,13 @@ class Metrics {
 
 }  // namespace
 
+bool ValidNodeName(const std::string& n) {
+  if (n.empty() || n.size() > 64) return false;
+  for (char c : n)
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+  return true;
+}
+
 bool IsLoopback(const std::string& host) {
   return host == "localhost" || host == "::1" || (host.rfind("127.", 0) == 0 && host.size() <= 15 &&
                                                   host.find_first_not_of("0123456789.") == std::string::npos);
@@ -195,6 +195,8 @@ HubConfig HubConfig::Load(const std::string& path) {
         c.tls_cert = v.get<std::string>();
       } else if (k == "tls_key") {
         c.tls_key = v.get<std::string>();
+      } else if (k == "jwt") {
+        c.jwt = JwtConfig::Parse(v);
       } else if (k == "max_clock_drift_ms") {
         // Bounded, never "off": a clock from far ahead would win every future conflict.
         if (!v.is_number_unsigned())
@@ -222,30 +224,25 @@ struct Hub::Impl {
   std::unique_ptr<httplib::Server> server;
   Metrics metrics;
   std::string host;
+  std::shared_ptr<const AccessPolicy> policy;
 
-  // True when the request carries a token valid for the node (or the node is open here).
-  bool TokenGrants(const httplib::Request& req, const std::string& node_name) const {
-    std::string token;
-    std::string auth = req.get_header_value("Authorization");
-    if (auth.rfind("Bearer ", 0) == 0) token = auth.substr(7);
-    const std::vector<std::string>* tokens = nullptr;
-    auto it = config.nodes.find(node_name);
-    if (it != config.nodes.end()) tokens = &it->second.tokens;
-    else if (config.auto_create_nodes && ValidNodeName(node_name)) tokens = &config.default_tokens;
-    if (!tokens) return false;
-    if (tokens->empty()) return config.allow_unauthenticated || IsLoopback(host);
-    bool ok = false;
-    for (const auto& t : *tokens) ok |= TokenEquals(token, t);
-    return ok;
+  // What the request's credentials allow on the node (hub_auth), or nothing.
+  std::optional<Grant> TokenGrants(const httplib::Request& req, const std::string& node_name) const {
+    return policy->Authenticate(req.get_header_value("Authorization"), node_name,
+                                config.allow_unauthenticated || IsLoopback(host));
   }
 
-  // Resolves the node of a request and checks its token; on failure answers and returns 0.
-  int64_t Authorize(const httplib::Request& req, httplib::Response& res, std::string& node_name) {
+  // Resolves the node of a request and checks its credentials; on failure answers and
+  // returns 0, else the node id and (when asked) the grant.
+  int64_t Authorize(const httplib::Request& req, httplib::Response& res, std::string& node_name,
+                    Grant* grant = nullptr) {
     node_name = req.matches[1];
-    if (!TokenGrants(req, node_name)) {
+    std::optional<Grant> g = TokenGrants(req, node_name);
+    if (!g) {
       SendError(res, 401, "deltasync: unauthorized");  // the same answer for unknown nodes and bad tokens
       return 0;
     }
+    if (grant) *grant = *g;
     auto id = store->Node(node_name, /*create=*/true);
     return *id;
   }
@@ -286,7 +283,9 @@ struct Hub::Impl {
       static const std::regex kPush(R"(/nodes/([^/]+)/push)");
       std::smatch m;
       if (!std::regex_match(req.path, m, kPush)) return refuse(404, "deltasync: no such endpoint");
-      if (!TokenGrants(req, m[1])) return refuse(401, "deltasync: unauthorized");
+      std::optional<Grant> grant = TokenGrants(req, m[1]);
+      if (!grant) return refuse(401, "deltasync: unauthorized");
+      if (grant->read_only) return refuse(403, "deltasync: this token is read-only");
       if (length > config.max_body_bytes)
         return refuse(413, "deltasync: request body larger than " + std::to_string(config.max_body_bytes) + " bytes");
     }
@@ -303,11 +302,15 @@ struct Hub::Impl {
 
     server.Post(R"(/nodes/([^/]+)/push)", [this](const httplib::Request& req, httplib::Response& res) {
       std::string node_name;
-      int64_t node = Authorize(req, res, node_name);
+      Grant grant;
+      int64_t node = Authorize(req, res, node_name, &grant);
       if (!node) return;
+      if (grant.read_only) return SendError(res, 403, "deltasync: this token is read-only");
       try {
         Payload p = DecodeRequestBody(req.body, req.get_header_value("Content-Type"),
                                       req.get_header_value("Content-Encoding"), config.max_decoded_bytes);
+        if (grant.site && p.site != *grant.site)
+          return SendError(res, 403, "deltasync: this token pushes only as site " + grant.site->ToString());
         PushResult r = store->Push(node, p, config.max_clock_drift_ms);
         metrics.ChangesIn(node_name, r.applied);
         res.set_content(Json({{"applied", r.applied},
@@ -332,7 +335,8 @@ struct Hub::Impl {
 
     server.Get(R"(/nodes/([^/]+)/pull)", [this](const httplib::Request& req, httplib::Response& res) {
       std::string node_name;
-      int64_t node = Authorize(req, res, node_name);
+      Grant grant;
+      int64_t node = Authorize(req, res, node_name, &grant);
       if (!node) return;
       try {
         int64_t since = 0;
@@ -344,6 +348,8 @@ struct Hub::Impl {
           limit = std::min<size_t>(std::max<int64_t>(1, ParseCount(req.get_param_value("limit"), "limit")),
                                    config.max_pull_rows);
         if (req.has_param("site")) requester = SiteId::Parse(req.get_param_value("site"));
+        if (grant.site && requester != grant.site)
+          return SendError(res, 403, "deltasync: this token pulls only as site " + grant.site->ToString());
         if (req.has_param("tables")) {
           std::stringstream ss(req.get_param_value("tables"));
           for (std::string t; std::getline(ss, t, ',');)
@@ -430,6 +436,7 @@ struct Hub::Impl {
 Hub::Hub(HubConfig config, std::unique_ptr<HubStore> store) : impl_(new Impl) {
   impl_->config = std::move(config);
   impl_->store = std::move(store);
+  impl_->policy = std::make_shared<const AccessPolicy>(impl_->config);
   const HubConfig& c = impl_->config;
   if (!c.tls_cert.empty()) {
     auto tls = std::make_unique<httplib::SSLServer>(c.tls_cert.c_str(), c.tls_key.c_str());

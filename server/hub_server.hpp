@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "server/hub_auth.hpp"
 #include "server/hub_store.hpp"
 
 namespace deltasync::hub {
@@ -38,6 +39,7 @@ struct HubConfig {
   int read_timeout_ms = 5000;             // one read of a request's headers or body
   uint64_t max_clock_drift_ms = 5 * 60 * 1000;
   std::string tls_cert, tls_key;          // PEM files: serve https
+  JwtConfig jwt;                          // JSON Web Tokens besides static tokens (hub_auth)
 
   // Reads a JSON config file; throws Error(kInvalidArgument) naming the problem.
   static HubConfig Load(const std::string& path);
@@ -45,6 +47,9 @@ struct HubConfig {
 
 // True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost).
 bool IsLoopback(const std::string& host);
+
+// A node name the hub accepts: 1-64 of [A-Za-z0-9_.-].
+bool ValidNodeName(const std::string& n);
 
 // Constant-time comparison: the time taken does not depend on where a and b differ.
 bool TokenEquals(const std::string& a, const std::string& b);

@@ -64,7 +64,7 @@ int Serve(const ServeArgs& args) {
                  host.c_str());
     return 2;
   }
-  bool any_token = !config.default_tokens.empty();
+  bool any_token = !config.default_tokens.empty() || config.jwt.Enabled();
   for (auto& [name, node] : config.nodes) any_token |= !node.tokens.empty();
   if (!loopback && !any_token && !allow_unauthenticated) {
     std::fprintf(stderr,
