@@ -17,6 +17,7 @@
 #include "common/base64.hpp"
 #include "common/error.hpp"
 #include "common/payload.hpp"
+#include "common/payload_json.hpp"
 #include "common/utf8.hpp"
 
 namespace deltasync {
@@ -260,8 +261,6 @@ std::string EncodeJson(const Payload& p) {
   return out;
 }
 
-namespace {
-
 // The reference decoder: a strict DOM parse, then field-by-field checks. It is the cold
 // path: DecodeJson hands it every document the FastDecoder below does not accept
 // outright, so every refusal (and its message) comes from here.
@@ -328,6 +327,8 @@ Payload DecodeJsonReference(std::string_view text) {
     throw Invalid(e.what());
   }
 }
+
+namespace {
 
 // --- the fast decoder ------------------------------------------------------------------
 //
@@ -848,17 +849,23 @@ class FastDecoder {
 
 }  // namespace
 
+bool DecodeJsonFast(std::string_view text, Payload& out) {
+  Payload p;
+  try {
+    FastDecoder(text).Decode(p);
+  } catch (const GaveUp&) {
+    return false;
+  } catch (const Error&) {  // a bad site id or base64 text: the reference words it
+    return false;
+  }
+  out = std::move(p);
+  return true;
+}
+
 Payload DecodeJson(std::string_view text) {
   {
     Payload p;
-    bool built = false;
-    try {
-      FastDecoder(text).Decode(p);
-      built = true;
-    } catch (const GaveUp&) {
-    } catch (const Error&) {  // a bad site id or base64 text: the reference words it
-    }
-    if (built) {
+    if (DecodeJsonFast(text, p)) {
       // What the fast path builds, the reference would too, and then validate it the same way.
       ValidatePayload(p);
       return p;

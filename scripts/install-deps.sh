@@ -12,6 +12,7 @@ PACKAGES=(
   libcli11-dev
   libcpp-jwt-dev openssl
   libcurl4-openssl-dev libcpp-httplib-dev
+  clang-14 libclang-rt-14-dev llvm-14
   postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libpq-dev bc
 )
 

@@ -24,7 +24,9 @@ Payload DecodeRequestBody(std::string_view body, const std::string& content_type
   std::string encoding = MediaType(content_encoding);
   if (!encoding.empty() && encoding != kContentEncodingIdentity && encoding != kContentEncodingZstd)
     throw UnsupportedMediaType("unsupported content encoding \"" + content_encoding + "\"; send zstd or identity");
-  return DecodeAny(body, type, content_encoding, max_decoded_bytes);
+  // The encoding as judged here: DecodeAny reading the raw header differently would refuse
+  // what passed this check with a 400 rather than the 415 above.
+  return DecodeAny(body, type, encoding, max_decoded_bytes);
 }
 
 void EncodeResponseBody(const Payload& p, const std::string& accept, const std::string& accept_encoding,
