@@ -224,11 +224,17 @@ struct Hub::Impl {
   std::unique_ptr<httplib::Server> server;
   Metrics metrics;
   std::string host;
-  std::shared_ptr<const AccessPolicy> policy;
+  mutable std::mutex policy_mu;
+  std::shared_ptr<const AccessPolicy> policy;  // swapped whole by Reload; a request keeps the one it took
+
+  std::shared_ptr<const AccessPolicy> Policy() const {
+    std::lock_guard<std::mutex> lock(policy_mu);
+    return policy;
+  }
 
   // What the request's credentials allow on the node (hub_auth), or nothing.
   std::optional<Grant> TokenGrants(const httplib::Request& req, const std::string& node_name) const {
-    return policy->Authenticate(req.get_header_value("Authorization"), node_name,
+    return Policy()->Authenticate(req.get_header_value("Authorization"), node_name,
                                 config.allow_unauthenticated || IsLoopback(host));
   }
 
@@ -374,10 +380,9 @@ struct Hub::Impl {
 
     server.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
       bool admin = false;
-      if (!config.admin_token.empty()) {
-        std::string auth = req.get_header_value("Authorization");
-        if (auth.rfind("Bearer ", 0) != 0 || !TokenEquals(auth.substr(7), config.admin_token))
-          return SendError(res, 401, "deltasync: unauthorized");
+      std::shared_ptr<const AccessPolicy> policy = Policy();
+      if (policy->HasAdminToken()) {
+        if (!policy->Admin(req.get_header_value("Authorization"))) return SendError(res, 401, "deltasync: unauthorized");
         admin = true;
       }
       res.set_content(metrics.Render(*store, admin), "text/plain; version=0.0.4");
@@ -471,5 +476,11 @@ bool Hub::ListenAfterBind() { return impl_->server->listen_after_bind(); }
 void Hub::Stop() { impl_->server->stop(); }
 
 bool Hub::Tls() const { return !impl_->config.tls_cert.empty(); }
+
+void Hub::Reload(const HubConfig& config) {
+  auto policy = std::make_shared<const AccessPolicy>(config);
+  std::lock_guard<std::mutex> lock(impl_->policy_mu);
+  impl_->policy = std::move(policy);
+}
 
 }  // namespace deltasync::hub

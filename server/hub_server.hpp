@@ -66,6 +66,10 @@ class Hub {
   bool ListenAfterBind();
   void Stop();
   bool Tls() const;  // serving https
+  // Takes the tokens, JWT keys and admin token of `config` for every request from now on,
+  // without touching connections (SIGHUP); throws, keeping the old ones, when the JWKS file
+  // cannot be used. Limits and TLS settings stay as they were started.
+  void Reload(const HubConfig& config);
 
  private:
   struct Impl;

@@ -32,9 +32,35 @@ struct ServeArgs {
   bool auto_create = false, allow_unauthenticated = false, allow_plaintext = false;
 };
 
+// The config file with the command line's overrides: at start, and again on SIGHUP.
+HubConfig LoadConfig(const ServeArgs& args) {
+  HubConfig config;
+  if (!args.config.empty()) config = HubConfig::Load(args.config);
+  config.auto_create_nodes |= args.auto_create;
+  config.allow_unauthenticated = args.allow_unauthenticated;
+  if (!args.tls_cert.empty()) config.tls_cert = args.tls_cert;
+  if (!args.tls_key.empty()) config.tls_key = args.tls_key;
+  return config;
+}
+
+// SIGHUP: the config file again, for its tokens, JWT keys and admin token. A file that fails
+// to load changes nothing. The warning stops before the parser's quote of the file, which
+// may hold a token.
+void Reload(Hub& hub, const ServeArgs& args) {
+  if (args.config.empty()) return Log(LogLevel::kWarn, "SIGHUP: there is no --config file to reload");
+  try {
+    hub.Reload(LoadConfig(args));
+    Log(LogLevel::kInfo, "SIGHUP: reloaded tokens and keys from " + args.config);
+  } catch (const std::exception& e) {
+    std::string why = e.what();
+    why = why.substr(0, why.find("; last read"));
+    Log(LogLevel::kWarn, "SIGHUP: cannot reload " + args.config + ", keeping the config in use: " + why);
+  }
+}
+
 int Serve(const ServeArgs& args) {
-  const std::string &db = args.db, &listen = args.listen, &config_path = args.config, &log_level = args.log_level;
-  bool auto_create = args.auto_create, allow_unauthenticated = args.allow_unauthenticated;
+  const std::string &db = args.db, &listen = args.listen, &log_level = args.log_level;
+  bool allow_unauthenticated = args.allow_unauthenticated;
   SetLogLevel(log_level == "debug" ? LogLevel::kDebug : log_level == "warn" ? LogLevel::kWarn
               : log_level == "error"  ? LogLevel::kError
                                       : LogLevel::kInfo);
@@ -44,12 +70,7 @@ int Serve(const ServeArgs& args) {
     std::fprintf(stderr, "deltasync: --listen expects HOST:PORT, got \"%s\"\n", listen.c_str());
     return 2;
   }
-  HubConfig config;
-  if (!config_path.empty()) config = HubConfig::Load(config_path);
-  config.auto_create_nodes |= auto_create;
-  config.allow_unauthenticated = allow_unauthenticated;
-  if (!args.tls_cert.empty()) config.tls_cert = args.tls_cert;
-  if (!args.tls_key.empty()) config.tls_key = args.tls_key;
+  HubConfig config = LoadConfig(args);
   if (config.tls_cert.empty() != config.tls_key.empty()) {
     std::fprintf(stderr, "deltasync: --tls-cert and --tls-key go together\n");
     return 2;
@@ -74,11 +95,13 @@ int Serve(const ServeArgs& args) {
     return 2;
   }
 
-  // Signals are taken by a dedicated thread, which stops the server cleanly.
+  // Signals are taken by a dedicated thread, which stops the server cleanly (SIGINT,
+  // SIGTERM) or reloads the config (SIGHUP).
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::unique_ptr<HubStore> store = OpenStore(db);
@@ -86,7 +109,7 @@ int Serve(const ServeArgs& args) {
   Hub hub(std::move(config), std::move(store));
   std::thread waiter([&] {
     int sig = 0;
-    sigwait(&signals, &sig);
+    while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) Reload(hub, args);
     Log(LogLevel::kInfo, std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
     hub.Stop();
   });

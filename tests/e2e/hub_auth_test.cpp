@@ -2,10 +2,17 @@
 // 127.0.0.1: HS256 with a shared secret, RS256 and ES256 with keys the test makes with the
 // openssl command and lists in a JWKS file; the claims that name nodes, bind a token to one
 // site and make it read-only; every invalid token gets the same 401.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <jwt/jwt.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -160,6 +167,80 @@ std::string SyncError(Site& s, const std::string& url, const std::string& token,
   }
   return "";
 }
+
+
+// The --config file a hub was started with (HubProcess writes it), read from its command line.
+std::string ConfigPathOf(const HubProcess& hub) {
+  std::string cmdline = ReadFile("/proc/" + std::to_string(hub.pid()) + "/cmdline");
+  std::vector<std::string> args;
+  for (size_t at = 0; at < cmdline.size();) {
+    size_t end = cmdline.find('\0', at);
+    if (end == std::string::npos) end = cmdline.size();
+    args.push_back(cmdline.substr(at, end - at));
+    at = end + 1;
+  }
+  for (size_t k = 0; k + 1 < args.size(); ++k)
+    if (args[k] == "--config") return args[k + 1];
+  throw std::runtime_error("the hub has no --config");
+}
+
+// Replaces a file whole (a rename), so that a reload never reads half of it.
+void Replace(const std::string& path, const std::string& contents) {
+  std::ofstream(path + ".new") << contents;
+  if (std::rename((path + ".new").c_str(), path.c_str()) != 0) throw std::runtime_error("cannot replace " + path);
+}
+
+// Waits (10 s at most) until the hub's log holds `what` `count` times.
+bool WaitForLog(const HubProcess& hub, const std::string& what, int count = 1) {
+  for (int k = 0; k < 1000; ++k) {
+    std::string log = hub.log();
+    int n = 0;
+    for (size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++n;
+    if (n >= count) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+// One keep-alive TCP connection, written and read by hand: GET /health on it again and again.
+class KeepAlive {
+ public:
+  explicit KeepAlive(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+      throw std::runtime_error("cannot connect to the hub");
+  }
+  ~KeepAlive() { ::close(fd_); }
+  // True when /health answered 200 on this same connection.
+  bool Health() {
+    std::string req = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    if (::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return false;
+    std::string got;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < deadline) {
+      size_t head = got.find("\r\n\r\n");
+      size_t cl = got.find("Content-Length: ");
+      if (head != std::string::npos && cl != std::string::npos &&
+          got.size() >= head + 4 + std::strtoul(got.c_str() + cl + 16, nullptr, 10))
+        return got.rfind("HTTP/1.1 200", 0) == 0;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) < 0) return false;
+      if (!(p.revents & POLLIN)) continue;
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return false;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return false;
+  }
+
+ private:
+  int fd_ = -1;
+};
 
 }  // namespace
 
@@ -346,4 +427,102 @@ TEST(HubAuth, SiteBoundAndReadOnlyTokens) {
   EXPECT_EQ(ro_push.status, 403);
   EXPECT_NE(ro_push.body.find("read-only"), std::string::npos) << ro_push.body;
   EXPECT_EQ(Json::parse(Request(hub, "GET", "/nodes/shop1/status", "static1").body)["tables"][0]["rows"], 1);
+}
+
+// SIGHUP re-reads the config: a new static token, HS256 secret and JWKS key work, removed
+// ones fail; a config that does not load keeps the one in use; connections, and a long sync
+// running meanwhile, carry on, in the same process.
+TEST(HubAuth, SighupReloadsTokensAndKeysWithoutDroppingConnections) {
+  Keys keys;
+  Json jwk1, jwk2;
+  std::string rsa1 = keys.Rsa("rsa1.pem", "k1", jwk1);
+  std::string rsa2 = keys.Rsa("rsa2.pem", "k2", jwk2);
+  std::string jwks = keys.WriteJwks({jwk1});
+  const std::string secret2 = "the second shared secret, also 32 bytes or more";
+  auto config = [&](const std::vector<std::string>& tokens, const std::string& secret) {
+    return Json({{"nodes", {{"shop1", {{"tokens", tokens}}}}},
+                 {"jwt", {{"hs256_secret", secret}, {"jwks_file", jwks}, {"issuer", "https://issuer.test"},
+                          {"audience", "deltasync"}}}})
+        .dump();
+  };
+  HubProcess hub(Options(config({"keep", "old"}, kSecret)));
+  pid_t pid = hub.pid();
+  std::string path = ConfigPathOf(hub);
+  auto status = [&](const std::string& token) { return Request(hub, "GET", "/nodes/shop1/status", token).status; };
+  std::string hs1 = Hs256(Claims()), hs2 = Hs256(Claims(), secret2);
+  std::string rs1 = Mint({{"alg", "RS256"}, {"kid", "k1"}}, Claims(), rsa1);
+  std::string rs2 = Mint({{"alg", "RS256"}, {"kid", "k2"}}, Claims(), rsa2);
+  EXPECT_EQ(status("old"), 200);
+  EXPECT_EQ(status(hs1), 200);
+  EXPECT_EQ(status(rs1), 200);
+  EXPECT_EQ(status("new"), 401);
+  EXPECT_EQ(status(hs2), 401);
+  EXPECT_EQ(status(rs2), 401);
+
+  // A long sync (many small batches) with a token that stays, and a keep-alive connection
+  // asking for /health every 50 ms, both across the reload.
+  Site big;
+  big.Exec(kSchema);
+  big.Exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
+           "INSERT INTO t SELECT i, 'row ' || i FROM n");
+  std::atomic<bool> sync_done{false};
+  std::string sync_error = "not run";
+  std::thread sync([&] {
+    std::string opts = Json({{"timeout_ms", 30000}, {"token", "keep"}, {"batch_rows", 10}}).dump();
+    try {
+      big.Text("SELECT deltasync_sync(?1, ?2)", {Value::Text(hub.url("shop1")), Value::Text(opts)});
+      sync_error = "";
+    } catch (const std::exception& e) {
+      sync_error = e.what();
+    }
+    sync_done = true;
+  });
+  KeepAlive conn(hub.port());
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0}, failed{0};
+  std::thread poll([&] {
+    while (!stop) {
+      (conn.Health() ? answered : failed)++;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  // Reload once the sync is under way.
+  while (!sync_done && Json::parse(Request(hub, "GET", "/nodes/shop1/status", "keep").body)["tables"].empty())
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  bool sync_running_at_reload = !sync_done;
+  Replace(path, config({"keep", "new"}, secret2));
+  keys.WriteJwks({jwk2});
+  ASSERT_EQ(::kill(pid, SIGHUP), 0);
+  ASSERT_TRUE(WaitForLog(hub, "SIGHUP: reloaded tokens and keys")) << hub.log();
+  EXPECT_EQ(status("old"), 401);
+  EXPECT_EQ(status("new"), 200);
+  EXPECT_EQ(status(hs1), 401);
+  EXPECT_EQ(status(hs2), 200);
+  EXPECT_EQ(status(rs1), 401);
+  EXPECT_EQ(status(rs2), 200);
+
+  // A config that does not parse, and a JWKS key that cannot be used: warnings, nothing changes.
+  Replace(path, R"({"nodes": {"shop1": {"tokens": ["new", "broken-secret-token")");
+  ASSERT_EQ(::kill(pid, SIGHUP), 0);
+  ASSERT_TRUE(WaitForLog(hub, "SIGHUP: cannot reload")) << hub.log();
+  Replace(path, config({"keep", "other"}, secret2));
+  keys.WriteJwks({{{"kty", "RSA"}, {"n", B64Url(std::string(64, '\x7f'))}, {"e", "AQAB"}}});
+  ASSERT_EQ(::kill(pid, SIGHUP), 0);
+  ASSERT_TRUE(WaitForLog(hub, "SIGHUP: cannot reload", 2)) << hub.log();
+  EXPECT_EQ(status("new"), 200);
+  EXPECT_EQ(status("other"), 401);
+  EXPECT_EQ(status(hs2), 200);
+  EXPECT_EQ(status(rs2), 200);
+  EXPECT_EQ(hub.log().find("broken-secret-token"), std::string::npos) << hub.log();
+
+  sync.join();
+  stop = true;
+  poll.join();
+  EXPECT_EQ(sync_error, "");
+  EXPECT_TRUE(sync_running_at_reload) << "the sync ended before the reload; make it longer";
+  EXPECT_EQ(Json::parse(Request(hub, "GET", "/nodes/shop1/status", "keep").body)["tables"][0]["rows"], 3000);
+  EXPECT_GT(answered.load(), 3);
+  EXPECT_EQ(failed.load(), 0) << "the keep-alive connection was dropped";
+  EXPECT_EQ(hub.pid(), pid);
+  EXPECT_TRUE(hub.running());
 }
