@@ -89,7 +89,7 @@ CatalogTable LookUpCatalog(const std::string& requested) {
   a.Add(OIDOID, ObjectIdGetDatum(relid));
   RunSql("SELECT a.attname FROM pg_index AS i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, pos)"
          " JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
-         " WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.pos", a);
+         " WHERE i.indrelid = $1 AND i.indisprimary AND k.pos <= i.indnkeyatts ORDER BY k.pos", a);  // INCLUDE columns are no key
   for (uint64_t r = 0; r < SPI_processed; ++r) t.pk.push_back(ResultText(r, 0));
   if (t.pk.empty())
     throw Error(ErrorCode::kInvalidArgument,
@@ -307,21 +307,141 @@ DELTASYNC_PG_FUNCTION(deltasync_on_sql_drop) {
   return PointerGetDatum(nullptr);
 }
 
-// On ddl_command_end of ALTER TABLE: a RENAME COLUMN of a tracked column renames it in the
-// tracked lists too (clocks are kept by position, so its history follows the new name), in
-// the same transaction as the rename. Other backends re-read the lists on the relcache
-// invalidation the rename sends.
+namespace {
+
+// The key of a table as the catalog has it now: names and type names, INCLUDE columns left out.
+std::vector<std::pair<std::string, std::string>> CatalogKey(Oid relid) {
+  Args a;
+  a.Add(OIDOID, ObjectIdGetDatum(relid));
+  RunSql("SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_index AS i"
+         " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, pos)"
+         " JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+         " WHERE i.indrelid = $1 AND i.indisprimary AND k.pos <= i.indnkeyatts ORDER BY k.pos", a);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (uint64_t r = 0; r < SPI_processed; ++r) out.emplace_back(ResultText(r, 0), ResultText(r, 1));
+  return out;
+}
+
+// After an ALTER TABLE of tracked table `relid`: refuses (the error undoes the statement)
+// what capture cannot follow — its triggers disabled, its primary key dropped, changed or
+// retyped — and follows ADD COLUMN: new columns are tracked at once, so no write to them
+// escapes capture.
+void AuditAlteredTable(Oid relid) {
+  Args a;
+  a.Add(OIDOID, ObjectIdGetDatum(relid));
+  RunSql("SELECT id, name, pk, columns FROM deltasync.tables WHERE relid = $1", a);
+  if (SPI_processed != 1) return;
+  auto id = static_cast<int32>(ResultInt(0, 0));
+  std::string name = ResultText(0, 1);
+  auto pk = Json::parse(ResultText(0, 2)).get<std::vector<std::string>>();
+  auto cols = Json::parse(ResultText(0, 3)).get<std::vector<std::string>>();
+  auto refuse = [&](const std::string& what) {
+    throw Error(ErrorCode::kInvalidArgument, what + " of tracked table \"" + name +
+                                                 "\" cannot be followed by deltasync; call deltasync_disable('" + name +
+                                                 "') first (and deltasync_enable afterwards)");
+  };
+  RunSql("SELECT tgname FROM pg_trigger WHERE tgrelid = $1 AND tgname LIKE 'deltasync\\_capture\\_%' AND tgenabled = 'D'",
+         a);
+  if (SPI_processed > 0)
+    refuse("disabling the capture trigger " + ResultText(0, 0) + " (writes would escape capture)");
+  auto key = CatalogKey(relid);
+  if (key.size() != pk.size()) refuse("changing the primary key");
+  Args m;
+  m.AddText("meta_" + std::to_string(id));
+  RunSql("SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute AS a JOIN pg_class AS c"
+         " ON c.oid = a.attrelid JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+         " WHERE n.nspname = 'deltasync' AND c.relname = $1 AND a.attname ~ '^k[0-9]+$' ORDER BY a.attnum", m);
+  std::vector<std::string> shadow_types;
+  for (uint64_t r = 0; r < SPI_processed; ++r) shadow_types.push_back(ResultText(r, 1));
+  for (size_t k = 0; k < key.size(); ++k) {
+    if (key[k].first != pk[k]) refuse("changing the primary key");
+    if (k < shadow_types.size() && key[k].second != shadow_types[k])
+      refuse("changing the type of key column \"" + pk[k] + "\" (" + shadow_types[k] + " to " + key[k].second + ")");
+  }
+  RunSql("SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped"
+         " AND attgenerated = '' ORDER BY attnum", a);
+  std::vector<std::string> now;
+  for (uint64_t r = 0; r < SPI_processed; ++r) {
+    std::string c = ResultText(r, 0);
+    if (std::find(pk.begin(), pk.end(), c) == pk.end()) now.push_back(c);
+  }
+  bool prefix = now.size() > cols.size() && std::equal(cols.begin(), cols.end(), now.begin());
+  if (!prefix) return;
+  Args u;
+  u.AddText(Json(now).dump());
+  u.AddInt4(id);
+  RunSql("UPDATE deltasync.tables SET columns = $1 WHERE id = $2", u);
+  InvalidateCapture(relid);
+}
+
+// RENAME COLUMN of a tracked column, RENAME of a tracked table: the tracked lists and name
+// follow (clocks are kept by position, so a column's history follows its new name).
+void FollowRename(const RenameStmt& stmt, Oid relid) {
+  Args a;
+  a.Add(OIDOID, ObjectIdGetDatum(relid));
+  RunSql("SELECT id, name, pk, columns FROM deltasync.tables WHERE relid = $1", a);
+  if (SPI_processed != 1) return;
+  auto id = static_cast<int32>(ResultInt(0, 0));
+  std::string name = ResultText(0, 1);
+  auto pk = Json::parse(ResultText(0, 2)).get<std::vector<std::string>>();
+  auto cols = Json::parse(ResultText(0, 3)).get<std::vector<std::string>>();
+  if (stmt.renameType == OBJECT_TABLE) {
+    std::string new_name = stmt.newname;
+    Args n;
+    n.AddText(new_name);
+    n.AddInt4(id);
+    RunSql("SELECT name FROM deltasync.tables WHERE lower(name) = lower($1) AND id <> $2", n);
+    if (SPI_processed > 0)
+      throw Error(ErrorCode::kInvalidArgument, "cannot rename tracked table \"" + name + "\" to \"" + new_name +
+                                                   "\": another tracked table has that name");
+    RunSql("UPDATE deltasync.tables SET name = $1 WHERE id = $2", n);
+    InvalidateCapture(relid);
+    return;
+  }
+  std::string old_name = stmt.subname, new_name = stmt.newname;
+  bool changed = false;
+  for (auto* names : {&pk, &cols})
+    for (std::string& c : *names)
+      if (c == old_name) {
+        c = new_name;
+        changed = true;
+      }
+  if (!changed) return;
+  Args u;
+  u.AddText(Json(pk).dump());
+  u.AddText(Json(cols).dump());
+  u.AddInt4(id);
+  RunSql("UPDATE deltasync.tables SET pk = $1, columns = $2 WHERE id = $3", u);
+  InvalidateCapture(relid);
+}
+
+}  // namespace
+
+// On ddl_command_end of ALTER TABLE, in the same transaction as the statement: renames are
+// followed, what capture cannot follow is refused (the error undoes the statement), added
+// columns are tracked. Other backends re-read the tracked lists on the relcache
+// invalidation the statement sends.
 DELTASYNC_PG_FUNCTION(deltasync_on_ddl_end) {
   if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) throw Error(ErrorCode::kInvalidArgument, "deltasync.on_ddl_end() is an event trigger");
   auto* ev = reinterpret_cast<EventTriggerData*>(fcinfo->context);
-  if (ev->parsetree == nullptr || !IsA(ev->parsetree, RenameStmt)) return PointerGetDatum(nullptr);
-  auto* stmt = reinterpret_cast<RenameStmt*>(ev->parsetree);
-  if (stmt->renameType != OBJECT_COLUMN || stmt->relation == nullptr || stmt->subname == nullptr ||
-      stmt->newname == nullptr)
-    return PointerGetDatum(nullptr);
-  std::string old_name = stmt->subname, new_name = stmt->newname;
+  Node* tree = ev->parsetree;
+  const RangeVar* relation = nullptr;
+  const RenameStmt* rename = nullptr;
+  if (tree != nullptr && IsA(tree, RenameStmt)) {
+    rename = reinterpret_cast<const RenameStmt*>(tree);
+    if ((rename->renameType != OBJECT_COLUMN && rename->renameType != OBJECT_TABLE) || rename->newname == nullptr ||
+        (rename->renameType == OBJECT_COLUMN && rename->subname == nullptr))
+      return PointerGetDatum(nullptr);
+    relation = rename->relation;
+  } else if (tree != nullptr && IsA(tree, AlterTableStmt)) {
+    relation = reinterpret_cast<const AlterTableStmt*>(tree)->relation;
+  }
+  if (relation == nullptr) return PointerGetDatum(nullptr);
+  RangeVar rv = *relation;
+  // After RENAME TO, the table answers to its new name.
+  if (rename && rename->renameType == OBJECT_TABLE) rv.relname = rename->newname;
   Oid relid = InvalidOid;
-  PgTry([&] { relid = RangeVarGetRelid(stmt->relation, NoLock, true); });
+  PgTry([&] { relid = RangeVarGetRelid(&rv, NoLock, true); });
   if (!OidIsValid(relid)) return PointerGetDatum(nullptr);
   SpiSession spi;
   AsOwner as;
@@ -330,29 +450,8 @@ DELTASYNC_PG_FUNCTION(deltasync_on_ddl_end) {
     spi.Finish();
     return PointerGetDatum(nullptr);
   }
-  Args a;
-  a.Add(OIDOID, ObjectIdGetDatum(relid));
-  RunSql("SELECT id, pk, columns FROM deltasync.tables WHERE relid = $1", a);
-  if (SPI_processed == 1) {
-    auto id = static_cast<int32>(ResultInt(0, 0));
-    auto pk = Json::parse(ResultText(0, 1)).get<std::vector<std::string>>();
-    auto cols = Json::parse(ResultText(0, 2)).get<std::vector<std::string>>();
-    bool changed = false;
-    for (auto* names : {&pk, &cols})
-      for (std::string& n : *names)
-        if (n == old_name) {
-          n = new_name;
-          changed = true;
-        }
-    if (changed) {
-      Args u;
-      u.AddText(Json(pk).dump());
-      u.AddText(Json(cols).dump());
-      u.AddInt4(id);
-      RunSql("UPDATE deltasync.tables SET pk = $1, columns = $2 WHERE id = $3", u);
-      InvalidateCapture(relid);
-    }
-  }
+  if (rename) FollowRename(*rename, relid);
+  else AuditAlteredTable(relid);
   spi.Finish();
   return PointerGetDatum(nullptr);
 }

@@ -1,7 +1,7 @@
 -- Who may do what (docs/postgresql.md, "Privileges"), and DROP EXTENSION.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(18);
+SELECT plan(20);
 
 CREATE ROLE ds_owner;
 CREATE ROLE ds_reader;
@@ -12,6 +12,16 @@ GRANT SELECT ON priv TO ds_reader;
 GRANT INSERT, UPDATE, DELETE, SELECT ON priv TO ds_stranger;
 GRANT USAGE ON SCHEMA public TO ds_owner, ds_reader, ds_stranger;
 
+-- Tracking needs EXECUTE, which PUBLIC does not have: a role that owns a table of the same
+-- name in a schema of its own cannot track it first and so receive the node's rows.
+CREATE SCHEMA evil AUTHORIZATION ds_stranger;
+SET ROLE ds_stranger;
+CREATE TABLE evil.priv (id int PRIMARY KEY, v text);
+SELECT throws_ok($$SELECT deltasync_enable('evil.priv')$$, '42501', NULL,
+  'a role without EXECUTE on deltasync_enable cannot track even its own table');
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM deltasync.tables WHERE name = 'priv'), 0, '... and nothing is tracked');
+GRANT EXECUTE ON FUNCTION deltasync_enable(text, jsonb), deltasync_disable(text) TO ds_owner, ds_stranger;
 SET ROLE ds_stranger;
 SELECT throws_ok($$SELECT deltasync_enable('priv')$$, '42501', NULL, 'only the owner may enable a table');
 RESET ROLE;
@@ -58,6 +68,7 @@ CREATE ROLE ds_dom_owner;
 GRANT USAGE, CREATE ON SCHEMA public TO ds_dom_owner;
 CREATE TABLE dom_log (who text);
 GRANT INSERT ON dom_log TO ds_dom_owner;
+GRANT EXECUTE ON FUNCTION deltasync_enable(text, jsonb) TO ds_dom_owner;
 SET ROLE ds_dom_owner;
 CREATE FUNCTION dom_ok(int) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN INSERT INTO public.dom_log VALUES (current_user); RETURN $1 > 0; END $$;
