@@ -95,6 +95,7 @@ SyncOptions ParseSyncOptions(std::string_view text) {
       else if (k == "tables") o.tables = v.get<std::vector<std::string>>();
       else if (k == "batch_rows") o.batch_rows = IntegerOption<size_t>(v, k);
       else if (k == "max_page_bytes") o.max_page_bytes = IntegerOption<size_t>(v, k);
+      else if (k == "wait_ms") o.wait_ms = IntegerOption<long>(v, k);
       else if (k == "codec") {
         std::string c = v.get<std::string>();
         if (c != "binary" && c != "json") throw Error(ErrorCode::kInvalidArgument, "option codec must be \"binary\" or \"json\"");
@@ -107,6 +108,7 @@ SyncOptions ParseSyncOptions(std::string_view text) {
     throw Error(ErrorCode::kInvalidArgument, "options: a value has the wrong type");
   }
   if (o.batch_rows == 0) throw Error(ErrorCode::kInvalidArgument, "option batch_rows must be at least 1");
+  if (o.wait_ms < 0) throw Error(ErrorCode::kInvalidArgument, "option wait_ms must not be negative");
   if (o.max_page_bytes < 4096) throw Error(ErrorCode::kInvalidArgument, "option max_page_bytes must be at least 4096");
   o.http.max_response_bytes = o.max_page_bytes;
   return o;
@@ -210,6 +212,13 @@ Json HubLink::Pull() {
     std::string url = url_.base + "/nodes/" + url_.node + "/pull?since=" + std::to_string(cursor) +
                       "&limit=" + std::to_string(opt_.batch_rows) + "&site=" + local;
     if (!tables.empty()) url += "&tables=" + UrlEncode(tables);
+    // Long-poll (wait_ms): only the first page waits for news; the request may take that
+    // much longer than timeout_ms.
+    HttpOptions http = opt_.http;
+    if (opt_.wait_ms > 0 && pages == 0) {
+      url += "&wait_ms=" + std::to_string(opt_.wait_ms);
+      if (http.timeout_ms > 0) http.timeout_ms += opt_.wait_ms;
+    }
     std::vector<std::pair<std::string, std::string>> headers;
     if (opt_.binary) {
       headers.emplace_back("Accept", std::string(kContentTypeBinary));
@@ -217,7 +226,7 @@ Json HubLink::Pull() {
     } else {
       headers.emplace_back("Accept", std::string(kContentTypeJson));
     }
-    PullAnswer answer = ReadPullAnswer(HttpRequest("GET", url, headers, {}, opt_.http), url, cursor, opt_.max_page_bytes);
+    PullAnswer answer = ReadPullAnswer(HttpRequest("GET", url, headers, {}, http), url, cursor, opt_.max_page_bytes);
     const Payload& page = answer.page;
     if (CheckHubIdentity(page.site.ToString())) {
       reset_ = true;  // a new store: start over from its beginning

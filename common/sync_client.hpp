@@ -26,6 +26,8 @@ struct SyncOptions {
   // sent is capped at the same size (HttpOptions::max_response_bytes). A decoded page costs
   // memory a few tens of times its bytes, so this bounds what a hostile hub can make a site hold.
   size_t max_page_bytes = size_t{32} << 20;
+  // Long-poll: the first pull page waits up to this long on the hub for news (0: answer at once).
+  long wait_ms = 0;
 };
 
 // The options argument of push/pull/sync: a JSON object (empty text: the defaults).
