@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/merge.hpp"
+
 extern "C" {
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -24,19 +26,10 @@ extern "C" {
 namespace deltasync {
 
 ShadowRow ReadShadowRow(const Rows& rows, uint64_t row, int first) {
-  ShadowRow r;
-  r.cl = rows.Int(row, first);
-  r.ver = rows.Int(row, first + 1);
-  if (r.cl & 1) {
-    std::string extras = rows.Text(row, first + 4);
-    r.clocks = RowClocks::Decode(static_cast<uint64_t>(rows.Int(row, first + 2)),
-                                 static_cast<uint32_t>(rows.Int(row, first + 3)), extras);
-    r.clocks.Resolve(r.ver, r.cl);
-  }
-  return r;
+  int64_t cl = rows.Int(row, first);
+  std::string extras = RowExists(cl) ? rows.Text(row, first + 4) : std::string();  // a deleted row keeps none
+  return ShadowRowFromStored(cl, rows.Int(row, first + 1), rows.Int(row, first + 2), rows.Int(row, first + 3), extras);
 }
-
-std::string ShadowKeyColumn(size_t k) { return "k" + std::to_string(k); }
 
 std::vector<std::string> ShadowKeyNames(size_t n) {
   std::vector<std::string> out;

@@ -11,7 +11,9 @@
 
 #include "common/hlc.hpp"
 #include "common/row_clocks.hpp"
+#include "common/shadow_row.hpp"
 #include "common/site_id.hpp"
+#include "common/site_status.hpp"
 #include "pg_ext/pg_spi.hpp"
 #include "pg_ext/pg_values.hpp"
 
@@ -40,17 +42,9 @@ struct TableInfo {
   bool rls = false, force_rls = false;
 };
 
-// The columns of a shadow row after its key, in the order ReadShadowRow expects them.
-inline constexpr const char* kShadowColumns = "cl, ver, hlc, site, clk";
-struct ShadowRow {
-  int64_t cl = 0;
-  int64_t ver = 0;
-  RowClocks clocks;
-};
-// Reads cl, ver, hlc, site, clk from row `row` of `rows`, starting at column `first`.
+// Reads the shadow columns (kShadowColumns) from row `row` of `rows`, starting at column `first`.
 ShadowRow ReadShadowRow(const Rows& rows, uint64_t row, int first);
 
-std::string ShadowKeyColumn(size_t k);                   // k0, k1, ...
 std::string ShadowKeyList(size_t n, const char* prefix = "");  // "k0, k1" or "m.k0, m.k1"
 // "l.k0 OPERATOR(s.=) r.x AND ...": key equality with each key type's own operator,
 // schema-qualified, so no search_path can substitute another.
@@ -104,10 +98,8 @@ class Backend {
   void OnRelationInvalidated(Oid relid);
 
   // The last error of a network call per hub (empty after a success), with its time.
-  void RecordHubError(const std::string& hub, const std::string& message) {
-    hub_errors_[hub] = {static_cast<int64_t>(WallClockMillis()), message};
-  }
-  const std::unordered_map<std::string, std::pair<int64_t, std::string>>& hub_errors() const { return hub_errors_; }
+  void RecordHubError(const std::string& hub, const std::string& message) { hub_errors_.Record(hub, message); }
+  const HubErrors& hub_errors() const { return hub_errors_; }
 
  private:
   void LoadSites();
@@ -123,7 +115,7 @@ class Backend {
   bool sites_loaded_ = false;
   std::vector<SiteId> sites_;
   std::unordered_map<SiteId, uint32_t, SiteIdHash> site_ords_;
-  std::unordered_map<std::string, std::pair<int64_t, std::string>> hub_errors_;
+  HubErrors hub_errors_;
 };
 
 // Runs its scope's statements as the extension's owner (internal tables) ...

@@ -1,5 +1,5 @@
 // deltasync_version, deltasync_site_id, deltasync_db_version and deltasync_status.
-#include "common/merge.hpp"
+#include "common/site_status.hpp"
 #include "common/version.hpp"
 #include "pg_ext/pg_changes.hpp"
 #include "pg_ext/pg_functions.hpp"
@@ -22,67 +22,62 @@ DELTASYNC_PG_FUNCTION(deltasync_db_version) {
   PG_RETURN_INT64(v);
 }
 
-DELTASYNC_PG_FUNCTION(deltasync_status) {
-  using Json = nlohmann::json;
-  SpiSession spi;
-  Backend& b = Backend::Get();
-  Json tables = Json::array();
-  uint64_t pending = 0;
-  std::vector<TableInfo> infos = b.LoadTables();
-  {
-    AsOwner as;
-    for (const TableInfo& t : infos) {
-      if (t.dropped) {
-        tables.push_back({{"table", t.name}, {"state", "dropped"}});
-        continue;
-      }
-      RunSql(std::string("SELECT ") + kShadowColumns + " FROM " + t.q_meta, {});
-      Rows rows;
-      uint64_t live = 0, deleted = 0;
-      for (uint64_t r = 0; r < rows.size(); ++r) {
-        ShadowRow shadow = ReadShadowRow(rows, r, 0);
-        if (!RowExists(shadow.cl)) {
-          ++deleted;
-          ++pending;
-          continue;
-        }
-        ++live;
-        uint64_t cols = 0;
-        for (uint32_t c = 0; c < t.cols.size(); ++c) cols += shadow.clocks.Get(c).Present() ? 1 : 0;
-        pending += cols ? cols : 1;
-      }
-      tables.push_back({{"table", t.name}, {"state", "ok"}, {"pk", t.pk}, {"columns", t.cols}, {"rows", live},
-                        {"deleted", deleted}});
-    }
+namespace {
+
+// The facts of deltasync_status() on PostgreSQL (common/site_status.hpp builds the
+// document). Internal tables are read as the extension's owner.
+class PgStatus : public StatusPort {
+ public:
+  std::vector<Table> Tables() override {
+    infos_ = Backend::Get().LoadTables();
+    std::vector<Table> out;
+    for (const TableInfo& t : infos_)
+      out.push_back(Table{t.name, t.dropped ? TableState::kDropped : TableState::kTracked, t.pk, t.cols});
+    return out;
   }
-  // Per hub: cursors and last sync from deltasync.hubs, last error from this backend.
-  Json hubs = Json::array();
-  int64_t min_push = -1;
-  {
+
+  void ScanShadowRows(size_t table, const std::function<void(const ShadowRow&)>& row) override {
+    AsOwner as;
+    RunSql(std::string("SELECT ") + kShadowColumns + " FROM " + infos_[table].q_meta, {});
+    Rows rows;
+    for (uint64_t r = 0; r < rows.size(); ++r) row(ReadShadowRow(rows, r, 0));
+  }
+
+  std::vector<Hub> Hubs() override {
+    std::vector<Hub> out;
     AsOwner as;
     RunSql("SELECT hub, push_cursor, pull_cursor, last_sync_ms FROM deltasync.hubs ORDER BY hub");
     Rows rows;
-    for (uint64_t r = 0; r < rows.size(); ++r) {
-      std::string hub = rows.Text(r, 0);
-      Json e = {{"hub", hub}, {"push_cursor", rows.Int(r, 1)}, {"pull_cursor", rows.Int(r, 2)},
-                {"last_sync_ms", rows.IsNull(r, 3) ? Json() : Json(rows.Int(r, 3))}, {"last_error", nullptr}};
-      auto err = b.hub_errors().find(hub);
-      if (err != b.hub_errors().end() && !err->second.second.empty()) {
-        e["last_error"] = err->second.second;
-        e["last_error_ms"] = err->second.first;
-      }
-      hubs.push_back(e);
-      if (min_push < 0 || rows.Int(r, 1) < min_push) min_push = rows.Int(r, 1);
-    }
+    for (uint64_t r = 0; r < rows.size(); ++r)
+      out.push_back(Hub{rows.Text(r, 0), rows.Int(r, 1), rows.Int(r, 2),
+                        rows.IsNull(r, 3) ? std::nullopt : std::optional<int64_t>(rows.Int(r, 3))});
+    return out;
   }
-  // pending_changes: what the least advanced hub has not received yet (every change when
-  // no hub is known).
-  if (min_push > 0) {
-    pending = 0;
-    for (const TableChanges& t : CollectChanges(min_push).tables) pending += CountChanges(t);
+
+  const HubErrors& Errors() override { return Backend::Get().hub_errors(); }
+
+  uint64_t CountChangesSince(int64_t since) override {
+    uint64_t n = 0;
+    for (const TableChanges& t : CollectChanges(since).tables) n += CountChanges(t);
+    return n;
   }
-  Json status = {{"version", kVersion}, {"site_id", b.LocalSite().ToString()}, {"db_version", b.SafeVersion()},
-                 {"tables", tables},    {"pending_changes", pending},         {"hubs", hubs}};
+
+  std::string SiteIdText() override { return Backend::Get().LocalSite().ToString(); }
+  int64_t DbVersion() override { return Backend::Get().SafeVersion(); }
+
+ private:
+  std::vector<TableInfo> infos_;
+};
+
+}  // namespace
+
+DELTASYNC_PG_FUNCTION(deltasync_status) {
+  SpiSession spi;
+  nlohmann::json status;
+  {
+    PgStatus port;
+    status = StatusDocument(port);
+  }
   spi.Finish();
   return JsonbResult(status);
 }

@@ -194,7 +194,7 @@ ApplyResult ApplyPayload(Conn& conn, const Payload& p) {
       const TableInfo* t = nullptr;
       for (const TableInfo& cand : tables)
         if (EqualsIgnoreAsciiCase(cand.name, tc.name)) t = &cand;
-      if (!t || t->state == TableInfo::State::kDropped) {
+      if (!t || t->state == TableState::kDropped) {
         counts.untracked += CountChanges(tc);
         continue;
       }

@@ -50,7 +50,7 @@ Payload CollectChanges(Conn& conn, int64_t since, const VersionRanges& exclude) 
   p.until = std::max(since, conn.CurrentDbVersion());  // a cursor from the future stays put
   SiteIndex sites(conn, p);
   for (const TableInfo& t : conn.LoadTables()) {
-    if (t.state == TableInfo::State::kDropped) continue;  // a dropped table stops syncing
+    if (t.state == TableState::kDropped) continue;  // a dropped table stops syncing
     t.RequireCaptured();
     TableChanges tc;
     tc.name = t.name;

@@ -1,6 +1,8 @@
 #include "sqlite_ext/sqlite_conn.hpp"
 
+#include "common/scoped_flag.hpp"
 #include "common/utf8.hpp"
+#include "sqlite_ext/sqlite_functions.hpp"
 #include "sqlite_ext/sqlite_txn.hpp"
 
 #include <algorithm>
@@ -54,18 +56,8 @@ void FollowRenames(TableInfo& t, const nlohmann::json& current) {
 }  // namespace
 
 ShadowRow ReadShadowRow(const Stmt& s, int first) {
-  ShadowRow r;
-  r.cl = s.Int(first);
-  r.ver = s.Int(first + 1);
-  if (r.cl & 1) {
-    r.clocks = RowClocks::Decode(static_cast<uint64_t>(s.Int(first + 2)), static_cast<uint32_t>(s.Int(first + 3)),
-                                 s.Blob(first + 4));
-    r.clocks.Resolve(r.ver, r.cl);
-  }
-  return r;
+  return ShadowRowFromStored(s.Int(first), s.Int(first + 1), s.Int(first + 2), s.Int(first + 3), s.Blob(first + 4));
 }
-
-std::string ShadowKeyColumn(size_t k) { return "k" + std::to_string(k); }
 
 std::string ShadowKeyList(size_t n) {
   std::string out;
@@ -260,28 +252,27 @@ std::vector<TableInfo> Conn::LoadTables() {
     int64_t want_triggers = t.cols.empty() ? 3 : 4;
     if (s.Int(4) != 0) FollowRenames(t, nlohmann::json::parse(s.Text(6)));
     if (s.Int(4) == 0)
-      t.state = TableInfo::State::kDropped;
+      t.state = TableState::kDropped;
     else if (s.Int(5) != want_triggers)
-      t.state = TableInfo::State::kUncaptured;
+      t.state = TableState::kNeedsEnable;
     out.push_back(std::move(t));
   }
-  return out;
+  s.Reset();
+  // A table rebuilt since the last call is followed here, before anything reads it.
+  bool repaired = false;
+  for (const TableInfo& t : out)
+    if (t.state == TableState::kNeedsEnable && !repairing_) {
+      ScopedFlag guard(repairing_);
+      repaired |= RepairRebuiltTable(*this, t);
+    }
+  return repaired ? LoadTables() : out;
 }
 
 void TableInfo::RequireCaptured() const {
-  if (state == State::kUncaptured)
+  if (state == TableState::kNeedsEnable)
     throw Error(ErrorCode::kInvalidArgument,
                 "tracked table \"" + name + "\" has lost its capture triggers (was it dropped and created again?); "
                 "call deltasync_enable('" + name + "') to resume tracking or deltasync_disable('" + name + "') to stop");
-}
-
-const char* TableInfo::StateName() const {
-  switch (state) {
-    case State::kOk: return "tracked";
-    case State::kDropped: return "dropped";
-    case State::kUncaptured: return "needs_enable";
-  }
-  return "?";
 }
 
 std::optional<TableInfo> Conn::FindTable(const std::string& name) {

@@ -10,7 +10,9 @@
 
 #include "common/hlc.hpp"
 #include "common/row_clocks.hpp"
+#include "common/shadow_row.hpp"
 #include "common/site_id.hpp"
+#include "common/site_status.hpp"
 #include "sqlite_ext/sqlite_util.hpp"
 
 namespace deltasync {
@@ -24,30 +26,18 @@ struct TableInfo {
   bool renamed = false;           // pk/cols follow a RENAME COLUMN the stored lists do not know yet
   std::string q_name;             // quoted table name
   std::string q_meta;             // quoted shadow table name
-  // kDropped: the base table is gone (DROP TABLE); its changes are no longer served or
-  // applied. kUncaptured: the base table exists but its triggers do not (it was dropped and
-  // created again): writes escape capture until deltasync_enable repairs it.
-  enum class State { kOk, kDropped, kUncaptured } state = State::kOk;
+  // kDropped: the base table is gone (DROP TABLE). kNeedsEnable: it was dropped and created
+  // again, so its triggers are gone (common/site_status.hpp).
+  TableState state = TableState::kTracked;
 
-  // Throws unless kOk: reading or merging an uncaptured table would be wrong.
+  // Throws unless kTracked: reading or merging an uncaptured table would be wrong.
   void RequireCaptured() const;
-  const char* StateName() const;
 };
 
-// The columns of a shadow row after its key, in the order ReadShadowRow expects them.
-inline constexpr const char* kShadowColumns = "cl, ver, hlc, site, clk";
-
-// One shadow row, clocks in explicit form (no "current version" markers). A deleted row
-// has no column clocks at all.
-struct ShadowRow {
-  int64_t cl = 0;
-  int64_t ver = 0;
-  RowClocks clocks;
-};
+// Reads the shadow columns (kShadowColumns) of the statement's current row from `first_column` on.
 ShadowRow ReadShadowRow(const Stmt& s, int first_column);
 
 // The shadow table's key columns are k0, k1, ... holding the base row's key values as stored.
-std::string ShadowKeyColumn(size_t k);
 std::string ShadowKeyList(size_t n);                 // "k0, k1"
 std::string ShadowKeyWhere(size_t n, int first_param);  // "k0 = ?1 AND k1 = ?2"
 
@@ -97,10 +87,8 @@ class Conn {
   HlcClock& clock() { return clock_; }
 
   // The last error of a network call per hub (empty after a success), with its time.
-  void RecordHubError(const std::string& hub, const std::string& message) {
-    hub_errors_[hub] = {static_cast<int64_t>(WallClockMillis()), message};
-  }
-  const std::map<std::string, std::pair<int64_t, std::string>>& hub_errors() const { return hub_errors_; }
+  void RecordHubError(const std::string& hub, const std::string& message) { hub_errors_.Record(hub, message); }
+  const HubErrors& hub_errors() const { return hub_errors_; }
 
  private:
   void BeginTxn();
@@ -122,7 +110,7 @@ class Conn {
   bool sites_loaded_ = false;
   std::vector<SiteId> sites_;
   std::unordered_map<SiteId, uint32_t, SiteIdHash> site_ords_;
-  std::map<std::string, std::pair<int64_t, std::string>> hub_errors_;
+  HubErrors hub_errors_;
 };
 
 }  // namespace deltasync

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/row_clocks.hpp"
 #include "common/schema_rules.hpp"
 #include "sqlite_ext/sqlite_functions.hpp"
 
@@ -197,19 +198,48 @@ int64_t Backfill(sqlite3* db, const CatalogTable& t) {
   return sqlite3_changes(db);
 }
 
-// Repairs a table whose writes escaped capture (it was dropped and created again, so its
-// triggers were gone): shadow rows of keys the base table no longer holds become deletes,
-// and rows it still holds are written again now, since their values may have changed.
-// Returns the number of shadow rows touched.
+// Reconciles the keys of a table whose triggers were gone (it was dropped and created
+// again, or rebuilt): shadow rows of keys the base table no longer holds become deletes.
+// Rows it still holds keep their clocks: written again with a new clock, each would
+// overwrite every later write other sites made to it. Returns the rows turned into deletes.
 int64_t Reconcile(sqlite3* db, const CatalogTable& t) {
   std::string q_meta = QuoteIdent(MetaTableName(t.name));
   std::vector<std::string> match;  // no alias on the UPDATE target: SQLite before 3.33 has none
   for (size_t k = 0; k < t.pk.size(); ++k)
     match.push_back("b." + QuoteIdent(t.pk[k]) + " = " + q_meta + "." + ShadowKeyColumn(k));
   std::string held = "EXISTS (SELECT 1 FROM " + QuoteIdent(t.name) + " AS b WHERE " + Join(match, " AND ") + ")";
-  Exec(db, "UPDATE " + q_meta + " SET cl = cl + 1 - " + held +
-               ", ver = deltasync__ver(), hlc = deltasync__hlc(), site = 0, clk = NULL WHERE (cl & 1) = 1");
+  Exec(db, "UPDATE " + q_meta +
+               " SET cl = cl + 1, ver = deltasync__ver(), hlc = deltasync__hlc(), site = 0, clk = NULL"
+               " WHERE (cl & 1) = 1 AND NOT " + held);
   return sqlite3_changes(db);
+}
+
+// Moves the per-column clocks of every shadow row from the old column positions to the
+// new ones (to[i]: the new position of old column i, or -1 when it is gone).
+void RemapClocks(sqlite3* db, const CatalogTable& t, const std::vector<int>& to) {
+  std::string q_meta = QuoteIdent(MetaTableName(t.name));
+  std::vector<std::pair<std::vector<Value>, std::string>> rewrites;
+  {
+    Stmt s(db, "SELECT " + ShadowKeyList(t.pk.size()) + ", hlc, site, clk FROM " + q_meta + " WHERE clk IS NOT NULL");
+    int nk = static_cast<int>(t.pk.size());
+    while (s.Step()) {
+      RowClocks old = RowClocks::Decode(static_cast<uint64_t>(s.Int(nk)), static_cast<uint32_t>(s.Int(nk + 1)),
+                                        s.Blob(nk + 2));
+      RowClocks moved(old.Base());
+      for (const auto& [col, clock] : old.Overrides())
+        if (col < to.size() && to[col] >= 0) moved.Set(static_cast<uint32_t>(to[col]), clock);
+      std::vector<Value> key;
+      for (int k = 0; k < nk; ++k) key.push_back(s.Val(k));
+      rewrites.emplace_back(std::move(key), moved.EncodeExtras());
+    }
+  }
+  Stmt put(db, "UPDATE " + q_meta + " SET clk = ?1 WHERE " + ShadowKeyWhere(t.pk.size(), 2));
+  for (auto& [key, extras] : rewrites) {
+    if (extras.empty()) put.BindNull(1);
+    else put.BindBlob(1, extras);
+    for (size_t k = 0; k < key.size(); ++k) put.Bind(static_cast<int>(k + 2), key[k]);
+    put.Run();
+  }
 }
 
 }  // namespace
@@ -260,8 +290,8 @@ void FnEnable(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
       // that vanished while nothing was capturing become deletes.
       DropTriggers(db, cat->name);
       CreateTriggers(db, *cat);
-      result["changed"] = added || known->renamed || known->state != TableInfo::State::kOk;
-      result["reconciled"] = known->state == TableInfo::State::kUncaptured ? Reconcile(db, *cat) : 0;
+      result["changed"] = added || known->renamed || known->state != TableState::kTracked;
+      result["reconciled"] = known->state == TableState::kNeedsEnable ? Reconcile(db, *cat) : 0;
       result["backfilled"] = Backfill(db, *cat);
     } else {
       RefuseBookkeepingTable(cat->name, options);
@@ -306,6 +336,38 @@ void FnDisable(sqlite3_context* ctx, int, sqlite3_value** argv) {
     sp.Release();
     ResultText(ctx, Json({{"table", known->name}, {"changed", true}}).dump());
   });
+}
+
+bool RepairRebuiltTable(Conn& conn, const TableInfo& known) {
+  sqlite3* db = conn.db();
+  std::optional<CatalogTable> cat;
+  try {
+    cat = LookUpCatalog(db, known.name);
+  } catch (const Error&) {
+    return false;  // no longer a table deltasync can track: the caller reports it
+  }
+  if (!cat || cat->pk != known.pk) return false;  // a new key: only disable + enable can follow
+  std::vector<int> to(known.cols.size(), -1);
+  bool same = known.cols == cat->cols;
+  for (size_t i = 0; i < known.cols.size(); ++i)
+    for (size_t j = 0; j < cat->cols.size(); ++j)
+      if (known.cols[i] == cat->cols[j]) to[i] = static_cast<int>(j);
+  LastRowidGuard rowid(db);
+  Savepoint sp(db, "deltasync_repair");
+  if (!same) {
+    RemapClocks(db, *cat, to);
+    Stmt up(db, "UPDATE deltasync_tables SET columns = ?1 WHERE id = ?2");
+    std::string cols = Json(cat->cols).dump();
+    up.BindText(1, cols);
+    up.BindInt(2, known.id);
+    up.Run();
+  }
+  DropTriggers(db, cat->name);
+  CreateTriggers(db, *cat);
+  Reconcile(db, *cat);
+  Backfill(db, *cat);
+  sp.Release();
+  return true;
 }
 
 }  // namespace deltasync

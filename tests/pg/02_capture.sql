@@ -1,7 +1,7 @@
 -- Capture: enable/disable, what each kind of write records, and what is refused.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(40);
+SELECT plan(41);
 
 CREATE TABLE items (id text PRIMARY KEY, name text, qty int);
 INSERT INTO items VALUES ('pre', 'before enable', 1);
@@ -102,6 +102,9 @@ SELECT is(deltasync_enable('items')->'columns', '["name", "qty", "price"]'::json
 SELECT deltasync_db_version() AS v9 \gset
 INSERT INTO items VALUES ('p', 'priced', 1, 2.50);
 SELECT is(pg_temp.row_of(deltasync_changes(:v9), 'p')->'changes'->2->>1, '2.50', 'numeric travels as its canonical text');
+
+SELECT is((SELECT t->>'state' FROM jsonb_array_elements(deltasync_status()->'tables') AS t WHERE t->>'table' = 'items'),
+  'tracked', 'status reports a tracked table as tracked, as on SQLite');
 
 -- Disable and drop leave nothing behind.
 SELECT is(deltasync_disable('gen'), '{"table": "gen", "changed": true}'::jsonb, 'disable reports the table');

@@ -1,0 +1,76 @@
+#include "common/site_status.hpp"
+
+#include "common/hlc.hpp"
+#include "common/merge.hpp"
+#include "common/version.hpp"
+
+namespace deltasync {
+
+const char* TableStateName(TableState state) {
+  switch (state) {
+    case TableState::kTracked: return "tracked";
+    case TableState::kDropped: return "dropped";
+    case TableState::kNeedsEnable: return "needs_enable";
+  }
+  return "?";
+}
+
+void HubErrors::Record(const std::string& hub, const std::string& message) {
+  by_hub_[hub] = Entry{static_cast<int64_t>(WallClockMillis()), message};
+}
+
+const HubErrors::Entry* HubErrors::Find(const std::string& hub) const {
+  auto it = by_hub_.find(hub);
+  return it == by_hub_.end() || it->second.message.empty() ? nullptr : &it->second;
+}
+
+nlohmann::json StatusDocument(StatusPort& port) {
+  using Json = nlohmann::json;
+  Json tables = Json::array();
+  uint64_t pending = 0;
+  std::vector<StatusPort::Table> infos = port.Tables();
+  for (size_t k = 0; k < infos.size(); ++k) {
+    const StatusPort::Table& t = infos[k];
+    if (t.state == TableState::kDropped) {
+      tables.push_back({{"table", t.name}, {"state", TableStateName(t.state)}});
+      continue;
+    }
+    // A deleted row is one existence change; a live one a change per column with a clock
+    // (one existence change when it has none), as deltasync_apply counts them.
+    uint64_t live = 0, deleted = 0;
+    port.ScanShadowRows(k, [&](const ShadowRow& shadow) {
+      if (!RowExists(shadow.cl)) {
+        ++deleted;
+        ++pending;
+        return;
+      }
+      ++live;
+      uint64_t cols = 0;
+      for (uint32_t c = 0; c < t.cols.size(); ++c) cols += shadow.clocks.Get(c).Present() ? 1 : 0;
+      pending += cols ? cols : 1;
+    });
+    tables.push_back({{"table", t.name}, {"state", TableStateName(t.state)}, {"pk", t.pk}, {"columns", t.cols},
+                      {"rows", live}, {"deleted", deleted}});
+  }
+  // Per hub: cursors and last sync as stored, last error from this connection.
+  Json hubs = Json::array();
+  int64_t min_push = -1;
+  const HubErrors& errors = port.Errors();
+  for (const StatusPort::Hub& h : port.Hubs()) {
+    Json e = {{"hub", h.hub}, {"push_cursor", h.push_cursor}, {"pull_cursor", h.pull_cursor},
+              {"last_sync_ms", h.last_sync_ms ? Json(*h.last_sync_ms) : Json()}, {"last_error", nullptr}};
+    if (const HubErrors::Entry* err = errors.Find(h.hub)) {
+      e["last_error"] = err->message;
+      e["last_error_ms"] = err->at_ms;
+    }
+    hubs.push_back(e);
+    if (min_push < 0 || h.push_cursor < min_push) min_push = h.push_cursor;
+  }
+  // pending_changes: what the least advanced hub has not received yet (every change when
+  // no hub is known).
+  if (min_push > 0) pending = port.CountChangesSince(min_push);
+  return Json{{"version", kVersion},   {"site_id", port.SiteIdText()}, {"db_version", port.DbVersion()},
+              {"tables", tables},      {"pending_changes", pending},   {"hubs", hubs}};
+}
+
+}  // namespace deltasync
