@@ -68,6 +68,7 @@ case "$cmd" in
     for t in $(targets); do run "$t" "${2:-}"; done ;;
   seeds)
     build
+    cmake --build "$BUILD" --target make_seeds
     "$BUILD/make_seeds" "$ROOT/tests/fuzz/corpus" ;;
   *)
     sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
