@@ -48,14 +48,13 @@ EnableOptions ParseEnableOptions(std::string_view text) {
   if (j.is_null()) return o;
   if (!j.is_object()) throw Error(ErrorCode::kInvalidArgument, "deltasync_enable options must be a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it) {
-    if (it.key() == "force" && it.value().is_boolean()) {
-      o.force = it.value().get<bool>();
-    } else if (it.key() == "force") {
-      throw Error(ErrorCode::kInvalidArgument, "deltasync_enable option force must be true or false");
-    } else {
+    bool* flag = it.key() == "force" ? &o.force : it.key() == "restamp" ? &o.restamp : nullptr;
+    if (!flag)
       throw Error(ErrorCode::kInvalidArgument,
-                  "unknown deltasync_enable option \"" + it.key() + "\" (known: force)");
-    }
+                  "unknown deltasync_enable option \"" + it.key() + "\" (known: force, restamp)");
+    if (!it.value().is_boolean())
+      throw Error(ErrorCode::kInvalidArgument, "deltasync_enable option " + it.key() + " must be true or false");
+    *flag = it.value().get<bool>();
   }
   return o;
 }

@@ -9,7 +9,8 @@ namespace deltasync {
 // The options argument of deltasync_enable(table, options): a JSON object (empty text: the
 // defaults). Unknown keys and wrongly typed values are refused with kInvalidArgument.
 struct EnableOptions {
-  bool force = false;  // track a table the bookkeeping rule below refuses
+  bool force = false;    // track a table the bookkeeping rule below refuses
+  bool restamp = false;  // give every live row a new clock now: this site's values win (a table replaced by new content)
 };
 EnableOptions ParseEnableOptions(std::string_view json);
 

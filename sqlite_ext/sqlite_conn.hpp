@@ -97,6 +97,7 @@ class Conn {
 
   sqlite3* db_;
   bool schema_ready_ = false;
+  bool repairing_ = false;  // LoadTables is repairing a rebuilt table (no recursion)
   std::optional<SiteId> site_;
   HlcClock clock_;
 

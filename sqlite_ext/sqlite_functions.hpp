@@ -42,6 +42,12 @@ void FnSiteId(sqlite3_context*, int, sqlite3_value**);
 void FnId(sqlite3_context*, int, sqlite3_value**);
 void FnDbVersion(sqlite3_context*, int, sqlite3_value**);
 void FnEnable(sqlite3_context*, int, sqlite3_value**);
+// A tracked table whose capture triggers are gone because it was rebuilt the way ORMs change
+// SQLite tables (CREATE new, copy, DROP old, RENAME new): its triggers are made again, its
+// clocks follow columns that moved or went, keys it lost become deletes, keys it gained are
+// backfilled, and every other row keeps its clocks. False when its key changed (only
+// disable + enable can follow that).
+bool RepairRebuiltTable(Conn& conn, const TableInfo& known);
 void FnDisable(sqlite3_context*, int, sqlite3_value**);
 void FnChanges(sqlite3_context*, int, sqlite3_value**);
 void FnApply(sqlite3_context*, int, sqlite3_value**);

@@ -214,6 +214,15 @@ int64_t Reconcile(sqlite3* db, const CatalogTable& t) {
   return sqlite3_changes(db);
 }
 
+// Every live row gets a new clock from this site, as if each were written again now: what
+// this site holds wins over every change it has not seen. For a table replaced by new
+// content (its old rows' clocks describe values it no longer holds).
+int64_t Restamp(sqlite3* db, const CatalogTable& t) {
+  Exec(db, "UPDATE " + QuoteIdent(MetaTableName(t.name)) +
+               " SET ver = deltasync__ver(), hlc = deltasync__hlc(), site = 0, clk = NULL WHERE (cl & 1) = 1");
+  return sqlite3_changes(db);
+}
+
 // Moves the per-column clocks of every shadow row from the old column positions to the
 // new ones (to[i]: the new position of old column i, or -1 when it is gone).
 void RemapClocks(sqlite3* db, const CatalogTable& t, const std::vector<int>& to) {
@@ -235,7 +244,7 @@ void RemapClocks(sqlite3* db, const CatalogTable& t, const std::vector<int>& to)
   }
   Stmt put(db, "UPDATE " + q_meta + " SET clk = ?1 WHERE " + ShadowKeyWhere(t.pk.size(), 2));
   for (auto& [key, extras] : rewrites) {
-    if (extras.empty()) put.BindNull(1);
+    if (extras.empty()) put.Bind(1, Value::Null());
     else put.BindBlob(1, extras);
     for (size_t k = 0; k < key.size(); ++k) put.Bind(static_cast<int>(k + 2), key[k]);
     put.Run();
@@ -292,6 +301,7 @@ void FnEnable(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
       CreateTriggers(db, *cat);
       result["changed"] = added || known->renamed || known->state != TableState::kTracked;
       result["reconciled"] = known->state == TableState::kNeedsEnable ? Reconcile(db, *cat) : 0;
+      if (options.restamp) result["restamped"] = Restamp(db, *cat);
       result["backfilled"] = Backfill(db, *cat);
     } else {
       RefuseBookkeepingTable(cat->name, options);

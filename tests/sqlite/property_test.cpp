@@ -62,6 +62,14 @@ class World {
       std::string next = "a" + std::to_string(++renames_);
       for (auto& conns : sites_) conns[0]->Exec("ALTER TABLE nn RENAME COLUMN " + writer_.nn_a + " TO " + next);
       writer_.nn_a = next;
+    } else if (pick < 4) {
+      // One site rebuilds nn the way ORMs change SQLite tables (same columns), then makes any
+      // deltasync call, which follows the rebuild before the next write.
+      Site& s = Conn(Pick(sites_.size()));
+      const std::string& a = writer_.nn_a;
+      s.Exec("BEGIN; CREATE TABLE new__nn(id INTEGER PRIMARY KEY, " + a + " TEXT NOT NULL, b INTEGER NOT NULL, c NOT NULL);"
+             "INSERT INTO new__nn SELECT id, " + a + ", b, c FROM nn; DROP TABLE nn;"
+             "ALTER TABLE new__nn RENAME TO nn; COMMIT; SELECT deltasync_status();");
     } else if (pick < 55) {
       writer_.Write(Conn(Pick(sites_.size())));
     } else if (pick < 85) {

@@ -2,7 +2,9 @@
 // runs two sites and exchanges payloads directly.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "sqlite_test_util.hpp"
 
@@ -116,4 +118,59 @@ TEST(Rename, StaleColumnListFailsLoudly) {
   std::string err = a.ExecError("SELECT deltasync_changes(0)");
   EXPECT_NE(err.find("ghost"), std::string::npos) << err;
   EXPECT_EQ(a.Text("SELECT name FROM product WHERE id = 1"), "apple");
+}
+
+// Issue 9, item 3: a table rebuilt the way Django and most SQLite migration tools change a
+// table (CREATE new, INSERT ... SELECT, DROP old, RENAME new), here with its columns reordered
+// and one added, keeps being captured, re-stamps nothing and keeps each column's history.
+TEST(Rebuild, OrmTableRebuildIsFollowedWithoutRestamping) {
+  Site a, b;
+  a.Exec(kProduct);
+  b.Exec(kProduct);
+  a.Exec("INSERT INTO product VALUES (1, 'SKU-1', 'apple', 10), (2, 'SKU-2', 'pear', 5)");
+  b.Apply(a.Changes(0));
+  a.Exec("UPDATE product SET stock = 9 WHERE id = 1");  // a column clock of its own on A
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  b.Exec("UPDATE product SET name = 'b-apple' WHERE id = 1");  // later, on B
+  const char* rebuild =
+      "BEGIN;"
+      "CREATE TABLE new__product(id INTEGER PRIMARY KEY, stock INTEGER NOT NULL, sku TEXT NOT NULL UNIQUE,"
+      " name TEXT NOT NULL, weight_g INTEGER NOT NULL DEFAULT 100);"
+      "INSERT INTO new__product(id, stock, sku, name) SELECT id, stock, sku, name FROM product;"
+      "DROP TABLE product;"
+      "ALTER TABLE new__product RENAME TO product;"
+      "COMMIT;";
+  int64_t before = a.Int("SELECT deltasync_db_version()");
+  a.Exec(rebuild);
+  b.Exec(rebuild);
+  // The first deltasync call after the migration follows it; nothing is re-stamped.
+  auto delta = nlohmann::json::parse(a.Changes(before));
+  EXPECT_TRUE(delta["tables"].empty() || delta["tables"][0]["rows"].empty()) << delta.dump();
+  EXPECT_EQ(a.Text("SELECT columns FROM deltasync_tables WHERE name = 'product'"), R"(["stock","sku","name","weight_g"])");
+  for (int round = 0; round < 2; ++round) {
+    b.Apply(a.Changes(0));
+    a.Apply(b.Changes(0));
+  }
+  EXPECT_EQ(a.Text("SELECT name || '/' || stock || '/' || weight_g FROM product WHERE id = 1"), "b-apple/9/100");
+  EXPECT_EQ(b.Rows("SELECT * FROM product ORDER BY id"), a.Rows("SELECT * FROM product ORDER BY id"));
+  // Writes after the migration are captured, including the new column.
+  int64_t after = a.Int("SELECT deltasync_db_version()");
+  a.Exec("UPDATE product SET weight_g = 250 WHERE id = 2");
+  b.Apply(a.Changes(after));
+  EXPECT_EQ(b.Text("SELECT weight_g FROM product WHERE id = 2"), "250");
+}
+
+// A rebuild that changes the key cannot be followed: the error says what to run, and that works.
+TEST(Rebuild, ANewKeyNeedsDisableAndEnable) {
+  Site a;
+  a.Exec(kProduct);
+  a.Exec("INSERT INTO product VALUES (1, 'SKU-1', 'apple', 10)");
+  a.Exec("CREATE TABLE new__product(sku TEXT PRIMARY KEY, id INTEGER, name TEXT, stock INTEGER);"
+         "INSERT INTO new__product SELECT sku, id, name, stock FROM product; DROP TABLE product;"
+         "ALTER TABLE new__product RENAME TO product;");
+  std::string err = a.ExecError("SELECT deltasync_changes(0)");
+  EXPECT_NE(err.find("deltasync_disable('product')"), std::string::npos) << err;
+  EXPECT_EQ(a.ExecError("SELECT deltasync_disable('product')"), "");
+  EXPECT_EQ(a.ExecError("SELECT deltasync_enable('product')"), "");
+  EXPECT_EQ(a.Int("SELECT count(*) FROM product"), 1);
 }
