@@ -232,6 +232,8 @@ const SiteId& Conn::SiteOf(uint32_t ordinal) {
 std::vector<TableInfo> Conn::LoadTables() {
   EnsureSchema();
   std::vector<TableInfo> out;
+  std::vector<size_t> added;                              // tables with columns the triggers miss
+  std::vector<std::pair<size_t, std::string>> renamed;    // tables renamed since, with their new name
   Stmt s(db_,
          "SELECT d.id, d.name, d.pk, d.columns,"
          " EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = d.name),"
@@ -239,7 +241,10 @@ std::vector<TableInfo> Conn::LoadTables() {
          "   AND name IN (d.name || '__deltasync_ins', d.name || '__deltasync_del', d.name || '__deltasync_upk',"
          "                d.name || '__deltasync_upd')),"
          " (SELECT json_group_array(json_array(name, pk)) FROM"
-         "   (SELECT name, pk FROM pragma_table_xinfo(d.name) WHERE hidden = 0 ORDER BY cid))"
+         "   (SELECT name, pk FROM pragma_table_xinfo(d.name) WHERE hidden = 0 ORDER BY cid)),"
+         // ALTER TABLE ... RENAME TO moves the triggers (under their old names) to the new name.
+         " (SELECT tbl_name FROM sqlite_schema WHERE type = 'trigger' AND name = d.name || '__deltasync_ins'"
+         "   AND tbl_name <> d.name)"
          " FROM deltasync_tables AS d ORDER BY d.id");
   while (s.Step()) {
     TableInfo t;
@@ -250,22 +255,35 @@ std::vector<TableInfo> Conn::LoadTables() {
     t.q_name = QuoteIdent(t.name);
     t.q_meta = QuoteIdent(MetaTableName(t.name));
     int64_t want_triggers = t.cols.empty() ? 3 : 4;
-    if (s.Int(4) != 0) FollowRenames(t, nlohmann::json::parse(s.Text(6)));
-    if (s.Int(4) == 0)
+    size_t now_cols = 0;
+    if (s.Int(4) != 0) {
+      nlohmann::json current = nlohmann::json::parse(s.Text(6));
+      FollowRenames(t, current);
+      for (const auto& c : current) now_cols += c[1].get<int64_t>() == 0 ? 1 : 0;
+    }
+    if (s.Int(4) == 0) {
       t.state = TableState::kDropped;
-    else if (s.Int(5) != want_triggers)
+      if (!s.IsNull(7)) renamed.emplace_back(out.size(), std::string(s.Text(7)));
+    } else if (s.Int(5) != want_triggers) {
       t.state = TableState::kNeedsEnable;
+    } else if (now_cols > t.cols.size()) {
+      added.push_back(out.size());  // ALTER TABLE ... ADD COLUMN: the triggers do not cover it yet
+    }
     out.push_back(std::move(t));
   }
   s.Reset();
-  // A table rebuilt since the last call is followed here, before anything reads it.
-  bool repaired = false;
+  // Schema changes since the last call are followed here, before anything reads the table:
+  // a rebuild (triggers gone), ADD COLUMN, RENAME TO.
+  if (repairing_) return out;
+  ScopedFlag guard(repairing_);
+  bool followed = false;
   for (const TableInfo& t : out)
-    if (t.state == TableState::kNeedsEnable && !repairing_) {
-      ScopedFlag guard(repairing_);
-      repaired |= RepairRebuiltTable(*this, t);
-    }
-  return repaired ? LoadTables() : out;
+    if (t.state == TableState::kNeedsEnable) followed |= RepairRebuiltTable(*this, t);
+  for (size_t k : added) followed |= RepairRebuiltTable(*this, out[k]);
+  for (const auto& [k, new_name] : renamed) followed |= FollowTableRename(*this, out[k], new_name);
+  if (!followed) return out;
+  repairing_ = false;
+  return LoadTables();
 }
 
 void TableInfo::RequireCaptured() const {

@@ -48,6 +48,9 @@ void FnEnable(sqlite3_context*, int, sqlite3_value**);
 // backfilled, and every other row keeps its clocks. False when its key changed (only
 // disable + enable can follow that).
 bool RepairRebuiltTable(Conn& conn, const TableInfo& known);
+// A tracked table renamed with ALTER TABLE ... RENAME TO: tracked, its shadow table and its
+// triggers under the new name. False when another tracked table has that name.
+bool FollowTableRename(Conn& conn, const TableInfo& known, const std::string& new_name);
 void FnDisable(sqlite3_context*, int, sqlite3_value**);
 void FnChanges(sqlite3_context*, int, sqlite3_value**);
 void FnApply(sqlite3_context*, int, sqlite3_value**);

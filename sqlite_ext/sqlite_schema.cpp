@@ -380,4 +380,34 @@ bool RepairRebuiltTable(Conn& conn, const TableInfo& known) {
   return true;
 }
 
+bool FollowTableRename(Conn& conn, const TableInfo& known, const std::string& new_name) {
+  sqlite3* db = conn.db();
+  {
+    Stmt clash(db, "SELECT 1 FROM deltasync_tables WHERE name = ?1 COLLATE NOCASE AND id <> ?2");
+    clash.BindText(1, new_name);
+    clash.BindInt(2, known.id);
+    if (clash.Step()) return false;
+  }
+  std::optional<CatalogTable> cat;
+  try {
+    cat = LookUpCatalog(db, new_name);
+  } catch (const Error&) {
+    return false;
+  }
+  if (!cat || cat->pk != known.pk) return false;
+  LastRowidGuard rowid(db);
+  Savepoint sp(db, "deltasync_rename");
+  DropTriggers(db, known.name);
+  Exec(db, "ALTER TABLE " + QuoteIdent(MetaTableName(known.name)) + " RENAME TO " + QuoteIdent(MetaTableName(cat->name)));
+  Stmt up(db, "UPDATE deltasync_tables SET name = ?1 WHERE id = ?2");
+  up.BindText(1, cat->name);
+  up.BindInt(2, known.id);
+  up.Run();
+  sp.Release();
+  // Columns added or moved by the same migration are followed as after a rebuild.
+  TableInfo moved = known;
+  moved.name = cat->name;
+  return RepairRebuiltTable(conn, moved);
+}
+
 }  // namespace deltasync

@@ -174,3 +174,39 @@ TEST(Rebuild, ANewKeyNeedsDisableAndEnable) {
   EXPECT_EQ(a.ExecError("SELECT deltasync_enable('product')"), "");
   EXPECT_EQ(a.Int("SELECT count(*) FROM product"), 1);
 }
+
+// ALTER TABLE ... ADD COLUMN (no rebuild): the next deltasync call tracks the new column.
+TEST(Rebuild, AddedColumnIsTrackedByTheNextCall) {
+  Site a, b;
+  a.Exec(kProduct);
+  b.Exec(kProduct);
+  a.Exec("INSERT INTO product VALUES (1, 'SKU-1', 'apple', 10)");
+  b.Apply(a.Changes(0));
+  for (Site* s : {&a, &b}) s->Exec("ALTER TABLE product ADD COLUMN weight_g INTEGER NOT NULL DEFAULT 100");
+  a.Text("SELECT deltasync_status()");  // any call that reads the tracked tables follows it
+  int64_t before = a.Int("SELECT deltasync_db_version()");
+  EXPECT_EQ(a.Text("SELECT columns FROM deltasync_tables"), R"(["sku","name","stock","weight_g"])");
+  a.Exec("UPDATE product SET weight_g = 250 WHERE id = 1");
+  b.Apply(a.Changes(before));
+  EXPECT_EQ(b.Text("SELECT weight_g FROM product WHERE id = 1"), "250");
+}
+
+// ALTER TABLE ... RENAME TO (Django's RenameModel) on every site: tracked under the new name.
+TEST(Rebuild, RenamedTableIsFollowed) {
+  Site a, b;
+  a.Exec(kProduct);
+  b.Exec(kProduct);
+  a.Exec("INSERT INTO product VALUES (1, 'SKU-1', 'apple', 10)");
+  b.Apply(a.Changes(0));
+  for (Site* s : {&a, &b}) s->Exec("ALTER TABLE product RENAME TO item");
+  int64_t before = a.Int("SELECT deltasync_db_version()");
+  a.Exec("UPDATE item SET stock = 3 WHERE id = 1; INSERT INTO item VALUES (2, 'SKU-2', 'pear', 1)");
+  auto delta = nlohmann::json::parse(a.Changes(before));
+  ASSERT_EQ(delta["tables"].size(), 1u) << delta.dump();
+  EXPECT_EQ(delta["tables"][0]["name"], "item");
+  b.Apply(delta.dump());
+  EXPECT_EQ(b.Rows("SELECT * FROM item ORDER BY id"), a.Rows("SELECT * FROM item ORDER BY id"));
+  EXPECT_NE(b.Text("SELECT deltasync_status()").find("\"item\""), std::string::npos);
+  EXPECT_EQ(a.Int("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'product%'"), 0);
+  EXPECT_EQ(a.ExecError("SELECT deltasync_disable('item')"), "");
+}
