@@ -13,8 +13,8 @@ namespace deltasync {
 // (deltasync_changes: yes, as on SQLite; push: no, they are not committed yet).
 Payload CollectChanges(int64_t since, const VersionRanges& exclude = {}, bool include_own = true);
 
-// Validated payload in, all or nothing (one subtransaction); throws a deltasync Error.
+// Validated payload in, all or nothing (one subtransaction), through common/apply_loop;
+// throws a deltasync Error.
 ApplyResult ApplyPayload(const Payload& p);
-nlohmann::json ApplyResultJson(const ApplyResult& r);
 
 }  // namespace deltasync

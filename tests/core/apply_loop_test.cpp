@@ -1,0 +1,305 @@
+// The apply loop of common/apply_loop against a fake engine: which storage operations a
+// payload turns into, and what it counts.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/apply_loop.hpp"
+#include "common/error.hpp"
+#include "common/hlc.hpp"
+#include "common/merge.hpp"
+
+namespace deltasync {
+namespace {
+
+SiteId Site(char b) { return SiteId::FromBytes(std::string(16, b)); }
+
+// One table of the fake engine: base rows and shadow rows (stored form) by key, and a log
+// of the storage operations in the order they were asked for.
+struct FakeTable {
+  std::string name;
+  std::vector<std::string> pk, cols;
+  std::map<std::string, std::vector<Value>> base;  // key text -> non-key columns
+  struct Stored {
+    int64_t cl, ver;
+    uint64_t hlc;
+    uint32_t site;
+    std::string extras;
+  };
+  std::map<std::string, Stored> shadow;
+  std::vector<std::string> log;
+};
+
+std::string KeyText(const std::vector<Value>& key) {
+  std::string out;
+  for (const Value& v : key) out += DebugString(v) + "|";
+  return out;
+}
+
+// The writer the loop gets for a FakeTable.
+class FakeApplyTable : public ApplyTable {
+ public:
+  explicit FakeApplyTable(FakeTable& t) : t_(t) {}
+  TableNames Names() const override { return TableNames{t_.name, t_.pk, t_.cols}; }
+  void ReadShadow(const std::vector<Value>& key, ShadowRow& out) override {
+    t_.log.push_back("read " + KeyText(key));
+    auto it = t_.shadow.find(KeyText(key));
+    if (it == t_.shadow.end()) return;
+    const FakeTable::Stored& s = it->second;
+    out = ShadowRowFromStored(s.cl, s.ver, static_cast<int64_t>(s.hlc), s.site, s.extras);
+  }
+  void DeleteRow(const std::vector<Value>& key) override {
+    t_.log.push_back("delete " + KeyText(key));
+    t_.base.erase(KeyText(key));
+  }
+  bool UpdateRow(const std::vector<Value>& key, const std::vector<ColumnWrite>& cols) override {
+    t_.log.push_back("update " + KeyText(key) + Columns(cols));
+    auto it = t_.base.find(KeyText(key));
+    if (it == t_.base.end()) return false;
+    for (const ColumnWrite& c : cols) it->second[c.column] = *c.value;
+    return true;
+  }
+  void InsertRow(const std::vector<Value>& key, const std::vector<ColumnWrite>& cols) override {
+    t_.log.push_back("insert " + KeyText(key) + Columns(cols));
+    auto [it, added] = t_.base.emplace(KeyText(key), std::vector<Value>(t_.cols.size()));
+    (void)added;
+    for (const ColumnWrite& c : cols) it->second[c.column] = *c.value;
+  }
+  void WriteShadow(const std::vector<Value>& key, int64_t cl, int64_t ver, const RowClocks& clocks) override {
+    t_.log.push_back("shadow " + KeyText(key) + std::to_string(cl) + "@" + std::to_string(ver));
+    t_.shadow[KeyText(key)] = FakeTable::Stored{cl, ver, clocks.Base().hlc, clocks.Base().site, clocks.EncodeExtras()};
+  }
+
+ private:
+  static std::string Columns(const std::vector<ColumnWrite>& cols) {
+    std::string out = "[";
+    for (const ColumnWrite& c : cols) out += std::to_string(c.column) + "=" + DebugString(*c.value) + ";";
+    return out + "]";
+  }
+  FakeTable& t_;
+};
+
+// The fake engine: tables, site ordinals, a version counter, and what the loop asked.
+class FakeApply : public ApplyPort {
+ public:
+  std::vector<FakeTable> tables;
+  std::vector<SiteId> sites{Site(0x01)};  // ordinal 0: this site
+  int64_t drift_setting = static_cast<int64_t>(kDefaultMaxClockDriftMs);
+  int64_t next_ver = 10;
+  uint64_t observed = 0;
+  int atomic_calls = 0;
+  bool fail_inside = false;
+
+  int64_t MaxClockDriftSetting() override { return drift_setting; }
+  int FindTable(const std::string& name) override {
+    for (size_t k = 0; k < tables.size(); ++k)
+      if (tables[k].name == name) return static_cast<int>(k);
+    return -1;
+  }
+  void Atomically(const std::function<void()>& body) override {
+    ++atomic_calls;
+    std::vector<FakeTable> saved = tables;
+    try {
+      body();
+      if (fail_inside) throw Error(ErrorCode::kInternal, "commit failed");
+    } catch (...) {
+      tables = saved;
+      throw;
+    }
+  }
+  std::unique_ptr<ApplyTable> OpenTable(int handle) override {
+    return std::make_unique<FakeApplyTable>(tables[handle]);
+  }
+  uint32_t SiteOrdinal(const SiteId& site) override {
+    for (uint32_t k = 0; k < sites.size(); ++k)
+      if (sites[k] == site) return k;
+    sites.push_back(site);
+    return static_cast<uint32_t>(sites.size() - 1);
+  }
+  const SiteId& SiteOf(uint32_t ordinal) override { return sites.at(ordinal); }
+  int64_t NextVersion() override { return next_ver++; }
+  void ObserveClock(uint64_t max_hlc) override { observed = max_hlc; }
+};
+
+const uint64_t kT1 = HlcFromMillis(WallClockMillis() - 60000);
+const uint64_t kT2 = kT1 + 1;
+
+FakeTable Items() {
+  FakeTable t;
+  t.name = "items";
+  t.pk = {"id"};
+  t.cols = {"name", "qty"};
+  return t;
+}
+
+ColumnChange Change(uint32_t column, Value v, uint64_t hlc, int64_t cl = 1) {
+  ColumnChange c;
+  c.column = column;
+  c.value = std::move(v);
+  c.hlc = hlc;
+  c.site = 0;
+  c.cl = cl;
+  return c;
+}
+
+// A payload from site 0x02 for table `items` (payload columns name, qty).
+Payload ItemsPayload(std::vector<RowChanges> rows) {
+  Payload p;
+  p.site = Site(0x02);
+  p.sites = {Site(0x02)};
+  TableChanges tc;
+  tc.name = "items";
+  tc.pk = {"id"};
+  tc.columns = {"name", "qty"};
+  tc.rows = std::move(rows);
+  p.tables.push_back(std::move(tc));
+  return p;
+}
+
+RowChanges Row(int64_t id, int64_t cl, std::vector<ColumnChange> changes) {
+  RowChanges r;
+  r.key = {Value::Integer(id)};
+  r.cl = cl;
+  r.changes = std::move(changes);
+  return r;
+}
+
+TEST(ApplyLoop, ANewRowIsInsertedWithItsColumnsAndItsClocks) {
+  FakeApply port;
+  port.tables = {Items()};
+  Payload p = ItemsPayload({Row(1, 1, {Change(0, Value::Text("pen"), kT1), Change(1, Value::Integer(3), kT1)})});
+  ApplyResult r = ApplyPayload(port, p);
+  EXPECT_EQ(r.applied, 2u);
+  EXPECT_EQ(r.ignored, 0u);
+  EXPECT_EQ(r.rows, 1u);
+  EXPECT_EQ(r.first_ver, 10);
+  EXPECT_EQ(r.last_ver, 10);
+  const FakeTable& t = port.tables[0];
+  EXPECT_EQ(t.log, (std::vector<std::string>{"read 1|", "insert 1|[0='pen';1=3;]", "shadow 1|1@10"}));
+  // A whole row from one origin keeps the shared clock alone.
+  const FakeTable::Stored& s = t.shadow.at("1|");
+  EXPECT_EQ(s.hlc, kT1);
+  EXPECT_EQ(s.site, 1u);
+  EXPECT_EQ(s.extras, "");
+  EXPECT_EQ(port.observed, kT1);
+  EXPECT_EQ(port.atomic_calls, 1);
+}
+
+TEST(ApplyLoop, ARowHeldHereIsUpdatedWithOnlyTheWinningColumns) {
+  FakeApply port;
+  port.tables = {Items()};
+  ApplyPayload(port, ItemsPayload({Row(1, 1, {Change(0, Value::Text("pen"), kT1), Change(1, Value::Integer(3), kT1)})}));
+  port.tables[0].log.clear();
+  // name is newer, qty is the same version again: only name is written.
+  ApplyResult r = ApplyPayload(
+      port, ItemsPayload({Row(1, 1, {Change(0, Value::Text("ink"), kT2), Change(1, Value::Integer(3), kT1)})}));
+  EXPECT_EQ(r.applied, 1u);
+  EXPECT_EQ(r.ignored, 1u);
+  const FakeTable& t = port.tables[0];
+  EXPECT_EQ(t.log, (std::vector<std::string>{"read 1|", "update 1|[0='ink';]", "shadow 1|1@11"}));
+  EXPECT_EQ(DebugString(t.base.at("1|")[0]), "'ink'");
+  EXPECT_NE(t.shadow.at("1|").extras, "");  // name's clock differs from the shared one
+}
+
+TEST(ApplyLoop, AnUpdateThatFindsNoBaseRowFallsBackToTheInsert) {
+  FakeApply port;
+  port.tables = {Items()};
+  ApplyPayload(port, ItemsPayload({Row(1, 1, {Change(0, Value::Text("pen"), kT1)})}));
+  port.tables[0].base.clear();  // shadow row ahead of the table
+  port.tables[0].log.clear();
+  ApplyPayload(port, ItemsPayload({Row(1, 1, {Change(1, Value::Integer(4), kT2)})}));
+  EXPECT_EQ(port.tables[0].log,
+            (std::vector<std::string>{"read 1|", "update 1|[1=4;]", "insert 1|[1=4;]", "shadow 1|1@11"}));
+}
+
+TEST(ApplyLoop, NothingNewWritesNothing) {
+  FakeApply port;
+  port.tables = {Items()};
+  Payload p = ItemsPayload({Row(1, 1, {Change(0, Value::Text("pen"), kT1)})});
+  ApplyPayload(port, p);
+  port.tables[0].log.clear();
+  ApplyResult r = ApplyPayload(port, p);
+  EXPECT_EQ(r.applied, 0u);
+  EXPECT_EQ(r.ignored, 1u);
+  EXPECT_EQ(r.rows, 1u);
+  EXPECT_EQ(r.first_ver, 0);
+  EXPECT_EQ(port.tables[0].log, (std::vector<std::string>{"read 1|"}));
+}
+
+TEST(ApplyLoop, ADeleteRemovesTheBaseRowAndKeepsNoColumnClocks) {
+  FakeApply port;
+  port.tables = {Items()};
+  ApplyPayload(port, ItemsPayload({Row(1, 1, {Change(0, Value::Text("pen"), kT1)})}));
+  port.tables[0].log.clear();
+  ApplyResult r = ApplyPayload(port, ItemsPayload({Row(1, 2, {})}));
+  EXPECT_EQ(r.applied, 1u);
+  EXPECT_EQ(port.tables[0].log, (std::vector<std::string>{"read 1|", "delete 1|", "shadow 1|2@11"}));
+  EXPECT_TRUE(port.tables[0].base.empty());
+  EXPECT_EQ(port.tables[0].shadow.at("1|").hlc, 0u);
+}
+
+TEST(ApplyLoop, AKeyOnlyNewRowIsInsertedWithNoColumns) {
+  FakeApply port;
+  port.tables = {Items()};
+  ApplyPayload(port, ItemsPayload({Row(7, 1, {})}));
+  EXPECT_EQ(port.tables[0].log, (std::vector<std::string>{"read 7|", "insert 7|[]", "shadow 7|1@10"}));
+}
+
+TEST(ApplyLoop, UntrackedTablesAreCountedAndNeverOpened) {
+  FakeApply port;
+  Payload p = ItemsPayload({Row(1, 1, {Change(0, Value::Text("pen"), kT1)}), Row(2, 2, {})});
+  ApplyResult r = ApplyPayload(port, p);
+  EXPECT_EQ(r.untracked, 2u);
+  EXPECT_EQ(r.rows, 0u);
+  EXPECT_EQ(port.next_ver, 10);
+}
+
+TEST(ApplyLoop, PayloadNamesMapOntoLocalColumnsIgnoringCase) {
+  FakeApply port;
+  port.tables = {Items()};
+  Payload p = ItemsPayload({Row(1, 1, {Change(0, Value::Integer(5), kT1)})});
+  p.tables[0].columns = {"QTY"};
+  ApplyPayload(port, p);
+  EXPECT_EQ(port.tables[0].log, (std::vector<std::string>{"read 1|", "insert 1|[1=5;]", "shadow 1|1@10"}));
+  p.tables[0].columns = {"price"};
+  EXPECT_THROW(ApplyPayload(port, p), Error);
+}
+
+TEST(ApplyLoop, AClockTooFarAheadIsRefusedBeforeAnyTableIsLookedAt) {
+  FakeApply port;
+  port.tables = {Items()};
+  port.drift_setting = 1000;
+  uint64_t ahead = HlcFromMillis(WallClockMillis() + 3600 * 1000);
+  try {
+    ApplyPayload(port, ItemsPayload({Row(1, 1, {Change(0, Value::Text("pen"), ahead)})}));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kClockDrift);
+  }
+  EXPECT_EQ(port.atomic_calls, 0);
+  EXPECT_TRUE(port.tables[0].log.empty());
+}
+
+TEST(ApplyLoop, AFailureLeavesNothingApplied) {
+  FakeApply port;
+  port.tables = {Items()};
+  port.fail_inside = true;
+  EXPECT_THROW(ApplyPayload(port, ItemsPayload({Row(1, 1, {Change(0, Value::Text("pen"), kT1)})})), Error);
+  EXPECT_TRUE(port.tables[0].base.empty());
+  EXPECT_TRUE(port.tables[0].shadow.empty());
+}
+
+TEST(ApplyLoop, TheResultDocument) {
+  ApplyResult r;
+  r.applied = 3;
+  r.ignored = 1;
+  r.untracked = 2;
+  r.rows = 2;
+  EXPECT_EQ(ApplyResultJson(r, 77).dump(),
+            R"({"applied":3,"db_version":77,"ignored":1,"rows":2,"untracked":2})");
+}
+
+}  // namespace
+}  // namespace deltasync
