@@ -180,10 +180,34 @@ JwtConfig JwtConfig::Parse(const Json& j) {
   return c;
 }
 
+Quotas Quotas::Parse(const Json& j) {
+  if (!j.is_object()) throw ConfigError("quotas must be an object");
+  Quotas q;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    const Json& v = it.value();
+    if (k == "requests_per_second") {
+      if (!v.is_number() || v.get<double>() < 0 || !std::isfinite(v.get<double>()))
+        throw ConfigError("quotas.requests_per_second must be a non-negative number");
+      q.requests_per_second = v.get<double>();
+      continue;
+    }
+    if (!v.is_number_unsigned()) throw ConfigError("quotas." + k + " must be a non-negative integer");
+    if (k == "max_sites") q.max_sites = v.get<uint64_t>();
+    else if (k == "max_rows") q.max_rows = v.get<uint64_t>();
+    else if (k == "max_stored_bytes") q.max_stored_bytes = v.get<uint64_t>();
+    else throw ConfigError("unknown key \"quotas." + k + "\"");
+  }
+  return q;
+}
+
 AccessPolicy::AccessPolicy(const HubConfig& config)
     : default_tokens_(config.default_tokens), admin_token_(config.admin_token),
-      auto_create_nodes_(config.auto_create_nodes), jwt_(config.jwt) {
-  for (const auto& [name, node] : config.nodes) node_tokens_[name] = node.tokens;
+      auto_create_nodes_(config.auto_create_nodes), jwt_(config.jwt), default_quotas_(config.default_quotas) {
+  for (const auto& [name, node] : config.nodes) {
+    node_tokens_[name] = node.tokens;
+    if (node.quotas) node_quotas_[name] = *node.quotas;
+  }
   if (jwt_.jwks_file.empty()) return;
   std::ifstream in(jwt_.jwks_file);
   if (!in) throw ConfigError("cannot read the JWKS file " + jwt_.jwks_file);
@@ -226,6 +250,11 @@ AccessPolicy::AccessPolicy(const HubConfig& config)
 }
 
 AccessPolicy::~AccessPolicy() = default;
+
+const Quotas& AccessPolicy::QuotasOf(const std::string& node) const {
+  auto it = node_quotas_.find(node);
+  return it != node_quotas_.end() ? it->second : default_quotas_;
+}
 
 bool AccessPolicy::Admin(const std::string& authorization) const {
   return !admin_token_.empty() && authorization.rfind("Bearer ", 0) == 0 &&
@@ -357,6 +386,113 @@ std::optional<Grant> AccessPolicy::VerifyJwt(const std::string& token, const std
   }
   grant.credential = "jwt:" + node + ":" + Fingerprint(token);
   return grant;
+}
+
+int RateLimiter::Admit(const std::string& credential, double per_second) {
+  if (per_second <= 0) return 0;
+  double burst = std::max(1.0, per_second);
+  auto now = std::chrono::steady_clock::now();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto refill = [&](Bucket& b) {
+    b.tokens = std::min(burst, b.tokens + std::chrono::duration<double>(now - b.at).count() * per_second);
+    b.at = now;
+  };
+  // Credentials are many only when JWTs are minted freely: forget the buckets that are full
+  // again (idle for a second or more), which is what a new bucket would be.
+  if (buckets_.size() > 100000)
+    for (auto it = buckets_.begin(); it != buckets_.end();)
+      it = now - it->second.at > std::chrono::seconds(static_cast<int64_t>(burst / per_second) + 1) ? buckets_.erase(it)
+                                                                                                  : std::next(it);
+  auto [it, fresh] = buckets_.try_emplace(credential, Bucket{burst, now});
+  Bucket& b = it->second;
+  if (!fresh) refill(b);
+  if (b.tokens >= 1) {
+    b.tokens -= 1;
+    return 0;
+  }
+  return std::max(1, static_cast<int>(std::ceil((1 - b.tokens) / per_second)));
+}
+
+namespace {
+
+// What a value may take in the store, near enough for a quota.
+uint64_t ValueBytes(const Value& v) {
+  return v.type == ValueType::kText || v.type == ValueType::kBlob ? v.s.size() + 1 : v.IsNull() ? 1 : 9;
+}
+
+}  // namespace
+
+std::string StorageQuotas::Admit(HubStore& store, int64_t node, const std::string& node_name, const Quotas& q,
+                                 const Payload& p) {
+  if (!q.Storage()) return "";
+  // What the push may add, counting every row and value as new.
+  uint64_t rows = 0, bytes = 0;
+  std::set<SiteId> used = {p.site};
+  for (const TableChanges& t : p.tables) {
+    rows += t.rows.size();
+    for (const RowChanges& r : t.rows) {
+      for (const Value& k : r.key) bytes += ValueBytes(k);
+      for (const ColumnChange& c : r.changes) {
+        bytes += ValueBytes(c.value);
+        if (c.site < p.sites.size()) used.insert(p.sites[c.site]);
+      }
+    }
+  }
+  const std::string of = "node \"" + node_name + "\"";
+  auto alone = [&](const char* what, uint64_t n, uint64_t quota) {
+    return "deltasync: quota exceeded: this push alone holds " + std::to_string(n) + " " + what + ", more than " + of +
+           " may hold (" + std::to_string(quota) + ")";
+  };
+  if (q.max_rows && rows > q.max_rows) return alone("rows", rows, q.max_rows);
+  if (q.max_stored_bytes && bytes > q.max_stored_bytes) return alone("bytes", bytes, q.max_stored_bytes);
+  if (q.max_sites && used.size() > q.max_sites) return alone("sites", used.size(), q.max_sites);
+
+  std::shared_ptr<Held> held;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::shared_ptr<Held>& h = nodes_[node];
+    if (!h) h = std::make_shared<Held>();
+    held = h;
+  }
+  std::lock_guard<std::mutex> lock(held->mu);  // pushes to one node are admitted one at a time
+  auto now = std::chrono::steady_clock::now();
+  auto read = [&] {
+    NodeUsage u = store.Usage(node);
+    held->rows = u.rows;
+    held->bytes = u.bytes;
+    held->sites = std::set<SiteId>(u.sites.begin(), u.sites.end());
+    held->at = now;
+    held->known = true;
+    held->grown = false;
+  };
+  // Rows and bytes: refused once the node holds its quota (so a node passes it by at most
+  // one push). Sites: refused when the push would bring in more than the quota allows.
+  auto over = [&]() -> std::string {
+    if (q.max_rows && held->rows >= q.max_rows)
+      return "deltasync: quota exceeded: " + of + " holds " + std::to_string(held->rows) + " rows, its max_rows is " +
+             std::to_string(q.max_rows);
+    if (q.max_stored_bytes && held->bytes >= q.max_stored_bytes)
+      return "deltasync: quota exceeded: " + of + " holds " + std::to_string(held->bytes) +
+             " bytes, its max_stored_bytes is " + std::to_string(q.max_stored_bytes);
+    size_t sites = held->sites.size();
+    for (const SiteId& s : used) sites += held->sites.count(s) ? 0 : 1;
+    if (q.max_sites && sites > q.max_sites)
+      return "deltasync: quota exceeded: this push would bring " + of + " to " + std::to_string(sites) +
+             " sites, its max_sites is " + std::to_string(q.max_sites);
+    return "";
+  };
+  if (!held->known || now - held->at > std::chrono::seconds(10)) read();
+  std::string why = over();
+  if (!why.empty() && held->grown) {
+    read();  // what was counted as growth may have been updates: refuse on what is held
+    why = over();
+  }
+  if (!why.empty()) return why;
+  held->rows += rows;
+  held->bytes += bytes;
+  held->sites.insert(used.begin(), used.end());
+  held->grown = true;
+  return "";
 }
 
 }  // namespace deltasync::hub

@@ -171,10 +171,13 @@ HubConfig HubConfig::Load(const std::string& path) {
             throw Error(ErrorCode::kInvalidArgument, "config: invalid node name \"" + n.key() + "\"");
           NodeConfig nc;
           if (n.value().contains("tokens")) nc.tokens = n.value().at("tokens").get<std::vector<std::string>>();
+          if (n.value().contains("quotas")) nc.quotas = Quotas::Parse(n.value().at("quotas"));
           c.nodes[n.key()] = nc;
         }
       } else if (k == "default_tokens") {
         c.default_tokens = v.get<std::vector<std::string>>();
+      } else if (k == "default_quotas") {
+        c.default_quotas = Quotas::Parse(v);
       } else if (k == "admin_token") {
         c.admin_token = v.get<std::string>();
       } else if (k == "auto_create_nodes") {
@@ -226,6 +229,9 @@ struct Hub::Impl {
   std::string host;
   mutable std::mutex policy_mu;
   std::shared_ptr<const AccessPolicy> policy;  // swapped whole by Reload; a request keeps the one it took
+
+  RateLimiter rates;       // requests_per_second, per credential
+  StorageQuotas storage;   // max_sites, max_rows, max_stored_bytes, per node
 
   std::shared_ptr<const AccessPolicy> Policy() const {
     std::lock_guard<std::mutex> lock(policy_mu);
@@ -284,12 +290,26 @@ struct Hub::Impl {
       length = std::stoull(v);
     }
     if (req.method == "GET" && length > 0) return refuse(400, "deltasync: a GET request has no body");
+    // A node's endpoints: the credentials are checked here for the request rate (and for a
+    // push before its body); the handlers check them again for what they answer.
+    static const std::regex kNodePath(R"(/nodes/([^/]+)/(push|pull|status))");
+    std::smatch m;
+    bool node_path = std::regex_match(req.path, m, kNodePath);
+    std::optional<Grant> grant;
+    if (node_path) grant = TokenGrants(req, m[1]);
+    if (grant) {
+      double rate = Policy()->QuotasOf(m[1]).requests_per_second;
+      if (int wait = rates.Admit(grant->credential, rate)) {
+        res.set_header("Retry-After", std::to_string(wait));
+        char limit[32];
+        std::snprintf(limit, sizeof limit, "%g", rate);
+        return refuse(429, std::string("deltasync: more than ") + limit +
+                               " requests a second with this token; retry in " + std::to_string(wait) + " s");
+      }
+    }
     if (req.method == "POST") {
       if (lengths == 0) return refuse(411, "deltasync: a POST needs Content-Length");
-      static const std::regex kPush(R"(/nodes/([^/]+)/push)");
-      std::smatch m;
-      if (!std::regex_match(req.path, m, kPush)) return refuse(404, "deltasync: no such endpoint");
-      std::optional<Grant> grant = TokenGrants(req, m[1]);
+      if (!node_path || m[2] != "push") return refuse(404, "deltasync: no such endpoint");
       if (!grant) return refuse(401, "deltasync: unauthorized");
       if (grant->read_only) return refuse(403, "deltasync: this token is read-only");
       if (length > config.max_body_bytes)
@@ -317,6 +337,8 @@ struct Hub::Impl {
                                       req.get_header_value("Content-Encoding"), config.max_decoded_bytes);
         if (grant.site && p.site != *grant.site)
           return SendError(res, 403, "deltasync: this token pushes only as site " + grant.site->ToString());
+        std::string over = storage.Admit(*store, node, node_name, Policy()->QuotasOf(node_name), p);
+        if (!over.empty()) return SendError(res, 507, over);
         PushResult r = store->Push(node, p, config.max_clock_drift_ms);
         metrics.ChangesIn(node_name, r.applied);
         res.set_content(Json({{"applied", r.applied},

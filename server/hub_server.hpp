@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,12 +23,14 @@ void SetLogLevel(LogLevel level);
 
 struct NodeConfig {
   std::vector<std::string> tokens;  // empty: the node is open (loopback or --allow-unauthenticated only)
+  std::optional<Quotas> quotas;     // else default_quotas
 };
 
 // Limits and settings; docs/security.md lists each with its default and config key.
 struct HubConfig {
   std::map<std::string, NodeConfig> nodes;
   std::vector<std::string> default_tokens;  // for nodes created on first use
+  Quotas default_quotas;                     // for every node without quotas of its own
   std::string admin_token;                  // guards /metrics when set (per-node series only then)
   bool auto_create_nodes = false;
   bool allow_unauthenticated = false;
@@ -66,7 +69,7 @@ class Hub {
   bool ListenAfterBind();
   void Stop();
   bool Tls() const;  // serving https
-  // Takes the tokens, JWT keys and admin token of `config` for every request from now on,
+  // Takes the tokens, JWT keys, admin token and quotas of `config` for every request from now on,
   // without touching connections (SIGHUP); throws, keeping the old ones, when the JWKS file
   // cannot be used. Limits and TLS settings stay as they were started.
   void Reload(const HubConfig& config);

@@ -304,4 +304,24 @@ std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> SqliteHubStore:
   return out;
 }
 
+NodeUsage SqliteHubStore::Usage(int64_t node) {
+  std::lock_guard<std::mutex> lock(mu_);
+  NodeUsage u;
+  Stmt size(db_,
+            "SELECT (SELECT count(*) FROM hub_rows WHERE node = ?1), (SELECT coalesce(sum(length(key)), 0) FROM hub_rows"
+            " WHERE node = ?1) + (SELECT coalesce(sum(length(c.value)), 0) FROM hub_tables t JOIN hub_cells c ON c.tbl = t.id"
+            " WHERE t.node = ?1)");
+  size.BindInt(1, node);
+  if (size.Step()) {
+    u.rows = static_cast<uint64_t>(size.Int(0));
+    u.bytes = static_cast<uint64_t>(size.Int(1));
+  }
+  Stmt sites(db_,
+             "SELECT c.site FROM hub_tables t JOIN hub_cells c ON c.tbl = t.id WHERE t.node = ?1"
+             " UNION SELECT writer FROM hub_rows WHERE node = ?1");
+  sites.BindInt(1, node);
+  while (sites.Step()) u.sites.push_back(SiteOf(sites.Int(0)));
+  return u;
+}
+
 }  // namespace deltasync::hub

@@ -28,6 +28,13 @@ class StoreUnavailable : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// What a node holds, for its quotas.
+struct NodeUsage {
+  uint64_t rows = 0;            // rows, live and deleted
+  uint64_t bytes = 0;           // bytes of the rows' keys and of the values held
+  std::vector<SiteId> sites;    // distinct sites whose changes it holds, or whose push last wrote a row
+};
+
 class HubStore {
  public:
   virtual ~HubStore() = default;
@@ -45,6 +52,8 @@ class HubStore {
   virtual nlohmann::json Status(int64_t node, const std::string& name) = 0;
   // Per-node counts for the metrics endpoint: name -> (rows, seq).
   virtual std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> NodeCounts() = 0;
+  // What a node holds now, for its quotas (one pass over its rows and values).
+  virtual NodeUsage Usage(int64_t node) = 0;
 };
 
 // Opens the store --db names: postgresql://... or postgres://... (PostgreSQL), else a SQLite
@@ -65,6 +74,7 @@ class SqliteHubStore : public HubStore {
                   const std::optional<SiteId>& requester) override;
   nlohmann::json Status(int64_t node, const std::string& name) override;
   std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> NodeCounts() override;
+  NodeUsage Usage(int64_t node) override;
 
  private:
   class Txn;

@@ -580,6 +580,23 @@ std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> PgHubStore::Nod
   });
 }
 
+NodeUsage PgHubStore::Usage(int64_t node) {
+  return WithConn([&](Conn& c) {
+    NodeUsage u;
+    auto size = c.Run("SELECT (SELECT count(*) FROM hub_rows WHERE node = $1),"
+                      " (SELECT coalesce(sum(length(key)), 0) FROM hub_rows WHERE node = $1)"
+                      " + (SELECT coalesce(sum(length(value)), 0) FROM hub_cells WHERE node = $1)",
+                      Params().Int(node));
+    u.rows = static_cast<uint64_t>(size->Int(0, 0));
+    u.bytes = static_cast<uint64_t>(size->Int(0, 1));
+    auto sites = c.Run("SELECT s.site_id FROM hub_sites s WHERE s.ord IN (SELECT site FROM hub_cells WHERE node = $1"
+                       " UNION SELECT writer FROM hub_rows WHERE node = $1)",
+                       Params().Int(node));
+    for (int k = 0; k < sites->rows(); ++k) u.sites.push_back(SiteId::FromBytes(sites->Bytes(k, 0)));
+    return u;
+  });
+}
+
 std::mutex& PgHubStore::NodeMutex(int64_t node) {
   std::lock_guard<std::mutex> lock(mu_);
   std::unique_ptr<std::mutex>& m = node_mutexes_[node];

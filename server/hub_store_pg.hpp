@@ -28,6 +28,7 @@ class PgHubStore : public HubStore {
                   const std::optional<SiteId>& requester) override;
   nlohmann::json Status(int64_t node, const std::string& name) override;
   std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> NodeCounts() override;
+  NodeUsage Usage(int64_t node) override;
 
   class Conn;  // one pooled connection
 

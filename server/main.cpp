@@ -43,14 +43,14 @@ HubConfig LoadConfig(const ServeArgs& args) {
   return config;
 }
 
-// SIGHUP: the config file again, for its tokens, JWT keys and admin token. A file that fails
+// SIGHUP: the config file again, for its tokens, JWT keys, admin token and quotas. A file that fails
 // to load changes nothing. The warning stops before the parser's quote of the file, which
 // may hold a token.
 void Reload(Hub& hub, const ServeArgs& args) {
   if (args.config.empty()) return Log(LogLevel::kWarn, "SIGHUP: there is no --config file to reload");
   try {
     hub.Reload(LoadConfig(args));
-    Log(LogLevel::kInfo, "SIGHUP: reloaded tokens and keys from " + args.config);
+    Log(LogLevel::kInfo, "SIGHUP: reloaded tokens, keys and quotas from " + args.config);
   } catch (const std::exception& e) {
     std::string why = e.what();
     why = why.substr(0, why.find("; last read"));

@@ -493,7 +493,7 @@ TEST(HubAuth, SighupReloadsTokensAndKeysWithoutDroppingConnections) {
   Replace(path, config({"keep", "new"}, secret2));
   keys.WriteJwks({jwk2});
   ASSERT_EQ(::kill(pid, SIGHUP), 0);
-  ASSERT_TRUE(WaitForLog(hub, "SIGHUP: reloaded tokens and keys")) << hub.log();
+  ASSERT_TRUE(WaitForLog(hub, "SIGHUP: reloaded")) << hub.log();
   EXPECT_EQ(status("old"), 401);
   EXPECT_EQ(status("new"), 200);
   EXPECT_EQ(status(hs1), 401);
@@ -525,4 +525,113 @@ TEST(HubAuth, SighupReloadsTokensAndKeysWithoutDroppingConnections) {
   EXPECT_EQ(failed.load(), 0) << "the keep-alive connection was dropped";
   EXPECT_EQ(hub.pid(), pid);
   EXPECT_TRUE(hub.running());
+}
+
+// Quotas per node: over requests_per_second with one token, 429 with Retry-After (another
+// token has its own budget); over max_rows, max_stored_bytes or max_sites, a push gets 507
+// while pulls go on; an auto-created node gets default_quotas.
+TEST(HubAuth, QuotasGive429And507) {
+  HubProcess hub(Options(Json({{"nodes",
+                                {{"rows", {{"tokens", {"t"}}, {"quotas", {{"max_rows", 10}}}}},
+                                 {"bytes", {{"tokens", {"t"}}, {"quotas", {{"max_stored_bytes", 3000}}}}},
+                                 {"sites", {{"tokens", {"t"}}, {"quotas", {{"max_sites", 2}}}}},
+                                 {"rate", {{"tokens", {"t", "t2"}}, {"quotas", {{"requests_per_second", 2}}}}}}},
+                               {"default_tokens", {"t"}},
+                               {"auto_create_nodes", true},
+                               {"default_quotas", {{"max_rows", 3}}}})
+                             .dump()));
+  auto insert = [](Site& s, int from, int to, size_t bytes = 1) {
+    s.Exec("WITH RECURSIVE n(i) AS (SELECT " + std::to_string(from) + " UNION ALL SELECT i + 1 FROM n WHERE i < " +
+           std::to_string(to) + ") INSERT INTO t SELECT i, printf('%0" + std::to_string(bytes) + "d', i) FROM n");
+  };
+  auto push = [&](Site& s, const std::string& node) { return SyncError(s, hub.url(node), "t", "deltasync_push"); };
+  auto held_rows = [&](const std::string& node) {
+    return Json::parse(Request(hub, "GET", "/nodes/" + node + "/status", "t").body)["tables"][0]["rows"].get<int>();
+  };
+
+  // Rows: a node takes pushes until it holds its quota (the push that reaches it goes whole).
+  Site a;
+  a.Exec(kSchema);
+  insert(a, 1, 8);
+  EXPECT_EQ(push(a, "rows"), "");
+  insert(a, 9, 13);
+  EXPECT_EQ(push(a, "rows"), "");
+  insert(a, 14, 14);
+  EXPECT_NE(push(a, "rows"), "");
+  Answer refused = Request(hub, "POST", "/nodes/rows/push", "t", a.Text("SELECT deltasync_changes(12)"));
+  EXPECT_EQ(refused.status, 507) << refused.body;
+  EXPECT_EQ(refused.body.rfind("{\"error\":\"deltasync: quota exceeded", 0), 0u) << refused.body;
+  EXPECT_EQ(held_rows("rows"), 13);
+  Site reader;
+  reader.Exec(kSchema);
+  EXPECT_EQ(SyncError(reader, hub.url("rows"), "t", "deltasync_pull"), "");
+  EXPECT_EQ(reader.Text("SELECT count(*) FROM t"), "13");
+  // A push larger than the quota on its own, to a fresh node: refused at once.
+  Site big;
+  big.Exec(kSchema);
+  insert(big, 1, 11);
+  Answer alone = Request(hub, "POST", "/nodes/rows/push", "t", big.Text("SELECT deltasync_changes(0)"));
+  EXPECT_EQ(alone.status, 507);
+  EXPECT_NE(alone.body.find("this push alone holds 11 rows"), std::string::npos) << alone.body;
+
+  // An auto-created node has default_quotas (max_rows 3).
+  Site f;
+  f.Exec(kSchema);
+  insert(f, 1, 4);
+  EXPECT_NE(push(f, "fresh"), "");
+  f.Exec("DELETE FROM t WHERE id = 4");
+  Site g;
+  g.Exec(kSchema);
+  insert(g, 1, 3);
+  EXPECT_EQ(push(g, "fresh"), "");
+  insert(g, 4, 4);
+  EXPECT_NE(push(g, "fresh"), "");
+  EXPECT_EQ(held_rows("fresh"), 3);
+
+  // Stored bytes: 1000-byte values against 3000 bytes.
+  Site b;
+  b.Exec(kSchema);
+  insert(b, 1, 2, 1000);
+  EXPECT_EQ(push(b, "bytes"), "");
+  insert(b, 3, 4, 1000);
+  EXPECT_EQ(push(b, "bytes"), "");
+  insert(b, 5, 5, 1000);
+  EXPECT_NE(push(b, "bytes"), "");
+  EXPECT_EQ(Request(hub, "POST", "/nodes/bytes/push", "t", b.Text("SELECT deltasync_changes(4)")).status, 507);
+  EXPECT_EQ(held_rows("bytes"), 4);
+
+  // Sites: two sites push; a third is refused; the first two still push.
+  Site s1, s2, s3;
+  for (Site* s : {&s1, &s2, &s3}) s->Exec(kSchema);
+  insert(s1, 1, 1);
+  insert(s2, 2, 2);
+  insert(s3, 3, 3);
+  EXPECT_EQ(push(s1, "sites"), "");
+  EXPECT_EQ(push(s2, "sites"), "");
+  std::string third = push(s3, "sites");
+  EXPECT_NE(third, "");
+  Answer sites = Request(hub, "POST", "/nodes/sites/push", "t", s3.Text("SELECT deltasync_changes(0)"));
+  EXPECT_EQ(sites.status, 507);
+  EXPECT_NE(sites.body.find("max_sites is 2"), std::string::npos) << sites.body;
+  insert(s1, 4, 4);
+  EXPECT_EQ(push(s1, "sites"), "");
+  EXPECT_EQ(held_rows("sites"), 3);
+
+  // Requests per second, per token: a burst of two, then 429 with Retry-After.
+  std::vector<Answer> burst;
+  for (int k = 0; k < 5; ++k) burst.push_back(Request(hub, "GET", "/nodes/rate/status", "t"));
+  EXPECT_EQ(burst[0].status, 200);
+  int limited = 0;
+  for (const Answer& r : burst) {
+    if (r.status != 429) continue;
+    ++limited;
+    EXPECT_GE(std::atoi(r.retry_after.c_str()), 1) << r.retry_after;
+    EXPECT_EQ(r.body.rfind("{\"error\":\"deltasync: ", 0), 0u) << r.body;
+  }
+  EXPECT_GE(limited, 2);
+  EXPECT_EQ(Request(hub, "POST", "/nodes/rate/push", "t", "{}").status, 429);  // before its body
+  EXPECT_EQ(Request(hub, "GET", "/nodes/rate/status", "t2").status, 200);      // another token's own budget
+  EXPECT_EQ(Request(hub, "GET", "/nodes/rows/status", "t").status, 200);       // another node's
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_EQ(Request(hub, "GET", "/nodes/rate/status", "t").status, 200);
 }
