@@ -34,6 +34,9 @@ void ValidatePayload(const Payload& p) {
       for (const Value& v : r.key)
         if (v.IsNull()) throw Invalid("table \"" + t.name + "\": NULL in a primary key");
       if (r.cl < 1) throw Invalid("table \"" + t.name + "\": causal length must be >= 1");
+      if (r.cl > kMaxCausalLength)
+        throw Invalid("table \"" + t.name + "\": causal length " + std::to_string(r.cl) +
+                      " is beyond the largest accepted (2^62)");
       for (const ColumnChange& c : r.changes) {
         if (c.column >= t.columns.size()) throw Invalid("table \"" + t.name + "\": column index out of range");
         if (changed_in[c.column] == row_number)
@@ -41,6 +44,9 @@ void ValidatePayload(const Payload& p) {
         changed_in[c.column] = row_number;
         if (c.site >= p.sites.size()) throw Invalid("table \"" + t.name + "\": site index out of range");
         if (c.hlc == 0 || HlcMillis(c.hlc) == 0) throw Invalid("table \"" + t.name + "\": missing clock");
+        if (c.hlc > kMaxHlc)
+          throw Invalid("table \"" + t.name + "\": clock " + std::to_string(c.hlc) +
+                        " is beyond the largest accepted (2^62 - 1: milliseconds up to the year 4199)");
         if (c.cl < 1 || (c.cl & 1) == 0 || c.cl > r.cl)
           throw Invalid("table \"" + t.name + "\": a column's causal length must be odd and <= the row's");
       }

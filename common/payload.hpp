@@ -43,8 +43,17 @@ struct Payload {
   std::vector<TableChanges> tables;
 };
 
+// The largest causal length and clock a payload may carry. A local delete or re-insert adds
+// one to a causal length, a local write issues a clock past every one seen: with cl <= 2^62
+// and hlc <= 2^62 - 1 (a millisecond part below 2^46, the year 4199) that arithmetic never
+// leaves a signed 64-bit value, whatever max_clock_drift_ms says.
+inline constexpr int64_t kMaxCausalLength = int64_t{1} << 62;
+inline constexpr uint64_t kMaxHlc = (uint64_t{1} << 62) - 1;
+
 // Checks every invariant a decoder must enforce (indexes in range, odd write causal
-// lengths, no NULL in keys, ...); throws kInvalidPayload naming the first violation.
+// lengths, no NULL in keys, causal lengths and clocks within kMaxCausalLength and kMaxHlc,
+// ...); throws kInvalidPayload naming the first violation. Every decoder runs it, so it is
+// the one place these bounds are enforced, on sites and on the hub.
 void ValidatePayload(const Payload& p);
 
 // The greatest clock carried by any column change (0 when none).

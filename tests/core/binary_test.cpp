@@ -27,7 +27,6 @@ using dstest::ThrowsDeltasync;
 using namespace std::string_literals;
 
 const uint64_t kHlc = HlcFromMillis(1700000000000) | 3;
-const uint64_t kMaxHlc = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
 // A small valid payload: one table, a live row with two changes, a deleted row.
 Payload Sample() {

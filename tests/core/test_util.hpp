@@ -277,8 +277,8 @@ inline rc::Gen<Payload> GenPayload() {
         for (size_t k = 0; k < npk; ++k) row.key.push_back(*GenValue(false));
         row.cl = *rc::gen::weightedOneOf<int64_t>({
             {4, rc::gen::inRange<int64_t>(1, 8)},
-            {1, rc::gen::inRange<int64_t>(1, std::numeric_limits<int64_t>::max())},
-            {1, rc::gen::just(std::numeric_limits<int64_t>::max())},
+            {1, rc::gen::inRange<int64_t>(1, kMaxCausalLength)},
+            {1, rc::gen::just(kMaxCausalLength)},
         });
         if (!p.sites.empty()) {
           for (size_t c = 0; c < ncols; ++c) {
@@ -288,7 +288,7 @@ inline rc::Gen<Payload> GenPayload() {
             ch.value = *GenValue();
             ch.hlc = *rc::gen::weightedOneOf<uint64_t>({
                 {4, rc::gen::inRange<uint64_t>(uint64_t{1} << 16, uint64_t{1} << 60)},
-                {1, rc::gen::elementOf(std::vector<uint64_t>{uint64_t{1} << 16, static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
+                {1, rc::gen::elementOf(std::vector<uint64_t>{uint64_t{1} << 16, kMaxHlc,
                                                (uint64_t{1700000000000} << 16) | 0xffff})},
             });
             ch.site = *rc::gen::inRange<uint32_t>(0, static_cast<uint32_t>(p.sites.size()));

@@ -1,0 +1,219 @@
+// End to end: what a valid site may not do to the others through a real hub
+// (`deltasync serve` on 127.0.0.1) — overflow a causal length or a clock, spoof another
+// site's origin, flood the hub with site ids — and what a hostile hub may not do to a site.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/hlc.hpp"
+#include "common/payload.hpp"
+#include "common/payload_binary.hpp"
+#include "common/site_id.hpp"
+#include "e2e/hub_process.hpp"
+#include "sqlite/sqlite_test_util.hpp"
+
+namespace deltasync {
+// Readable values in failure messages (found by GoogleTest through ADL).
+inline void PrintTo(const Value& v, std::ostream* os) { *os << DebugString(v); }
+}  // namespace deltasync
+
+using deltasync::Payload;
+using deltasync::SiteId;
+using deltasync::Value;
+using deltasync::test::HubProcess;
+using deltasync::test::Site;
+using Json = nlohmann::json;
+
+namespace {
+
+constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
+constexpr const char* kJson = "application/json";
+
+Json Opts(Json extra = Json::object()) {
+  Json o = {{"timeout_ms", 60000}, {"connect_timeout_ms", 10000}};
+  for (auto it = extra.begin(); it != extra.end(); ++it) o[it.key()] = it.value();
+  return o;
+}
+
+Json Call(Site& s, const std::string& fn, const std::string& url, const Json& options = Opts()) {
+  return Json::parse(s.Text("SELECT " + fn + "(?1, ?2)", {Value::Text(url), Value::Text(options.dump())}));
+}
+
+std::string CallError(Site& s, const std::string& fn, const std::string& url, const Json& options = Opts()) {
+  try {
+    Call(s, fn, url, options);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Raw HTTP to a hub (no token: the hubs of these tests serve loopback without one).
+struct Raw {
+  explicit Raw(int port) : cli("127.0.0.1", port) {
+    cli.set_connection_timeout(10, 0);
+    cli.set_read_timeout(120, 0);
+    cli.set_write_timeout(120, 0);
+  }
+  std::pair<int, std::string> Get(const std::string& path) {
+    auto r = cli.Get(path.c_str());
+    return r ? std::make_pair(r->status, r->body) : std::make_pair(-1, std::string());
+  }
+  std::pair<int, std::string> Post(const std::string& path, const std::string& body,
+                                   const std::string& type = kJson) {
+    auto r = cli.Post(path.c_str(), body, type.c_str());
+    return r ? std::make_pair(r->status, r->body) : std::make_pair(-1, std::string());
+  }
+  httplib::Client cli;
+};
+
+// A hub whose clock-drift limit is out of the way, so the causal-length and clock bounds are
+// what refuses.
+HubProcess::Options NoDriftLimit() {
+  HubProcess::Options o;
+  o.config_json = R"({"max_clock_drift_ms": 4000000000000000})";
+  return o;
+}
+
+std::string SiteIdOf(Site& s) { return s.Text("SELECT deltasync_site_id()"); }
+
+// A payload from `pusher` of one row of table t(id INTEGER PRIMARY KEY, v TEXT): v written
+// at hlc by `origin` (no column change when v is empty: a delete or a bare row).
+Payload OneRow(const SiteId& pusher, const SiteId& origin, int64_t id, const std::string& v, int64_t cl,
+               uint64_t hlc) {
+  Payload p;
+  p.site = pusher;
+  p.sites = {origin};
+  deltasync::TableChanges t;
+  t.name = "t";
+  t.pk = {"id"};
+  t.columns = {"v"};
+  deltasync::RowChanges r;
+  r.key = {Value::Integer(id)};
+  r.cl = cl;
+  if (!v.empty()) r.changes.push_back(deltasync::ColumnChange{0, Value::Text(v), hlc, 0, cl | 1});
+  t.rows.push_back(r);
+  p.tables.push_back(t);
+  return p;
+}
+
+uint64_t Now() { return deltasync::HlcFromMillis(deltasync::WallClockMillis()); }
+
+constexpr const char* kSchema = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); SELECT deltasync_enable('t');";
+
+// ---------------------------------------------------------------------------------------
+// Item 9: causal lengths and clocks bounded where they enter.
+
+TEST(HubBounds, PushWithACausalLengthOrClockBeyondTheBoundIsRefusedWith400) {
+  HubProcess hub(NoDriftLimit());
+  Site a;
+  a.Exec(kSchema);
+  a.Exec("INSERT INTO t VALUES (1, 'one')");
+  Call(a, "deltasync_sync", hub.url("n"));
+  Raw raw(hub.port());
+  std::string status_before = raw.Get("/nodes/n/status").second;
+  SiteId sa = SiteId::Parse(SiteIdOf(a));
+  struct Case {
+    std::string what;
+    Payload p;
+    std::string needle;
+  };
+  std::vector<Case> cases = {
+      {"deleted row at 2^63 - 2", OneRow(sa, sa, 1, "", kInt64Max - 1, 0), "causal length"},
+      {"live row at 2^63 - 1", OneRow(sa, sa, 1, "x", kInt64Max, Now()), "causal length"},
+      {"row just past 2^62", OneRow(sa, sa, 2, "", deltasync::kMaxCausalLength + 2, 0), "causal length"},
+      {"clock past the bound", OneRow(sa, sa, 1, "x", 1, deltasync::kMaxHlc + 1), "clock"},
+      {"clock of the year 4200", OneRow(sa, sa, 3, "x", 1, ((uint64_t{1} << 46) + 31556952000) << 16), "clock"},
+  };
+  for (const Case& c : cases) {
+    for (bool binary : {false, true}) {
+      SCOPED_TRACE(c.what + (binary ? " (binary)" : " (JSON)"));
+      auto [code, body] = binary ? raw.Post("/nodes/n/push", deltasync::EncodeBinary(c.p),
+                                            "application/vnd.deltasync.payload")
+                                 : raw.Post("/nodes/n/push", deltasync::EncodeJson(c.p));
+      EXPECT_EQ(code, 400) << body;
+      std::string error = Json::parse(body).value("error", "");
+      EXPECT_EQ(error.rfind("deltasync: ", 0), 0u) << error;
+      EXPECT_NE(error.find(c.needle), std::string::npos) << error;
+      EXPECT_NE(error.find("beyond the largest accepted"), std::string::npos) << error;
+      EXPECT_EQ(raw.Get("/nodes/n/status").second, status_before) << "the store changed";
+    }
+  }
+  // At the bound the hub takes it, and a site that then deletes the row still converges
+  // with the others.
+  auto [code, body] =
+      raw.Post("/nodes/n/push", deltasync::EncodeJson(OneRow(sa, sa, 5, "edge", deltasync::kMaxCausalLength - 1, Now())));
+  ASSERT_EQ(code, 200) << body;
+  Site b;
+  b.Exec(kSchema);
+  Call(b, "deltasync_sync", hub.url("n"));
+  ASSERT_EQ(b.Text("SELECT v FROM t WHERE id = 5"), "edge");
+  b.Exec("DELETE FROM t WHERE id = 5");
+  Call(b, "deltasync_sync", hub.url("n"));
+  Call(a, "deltasync_sync", hub.url("n"));
+  EXPECT_EQ(a.Text("SELECT count(*) FROM t WHERE id = 5"), "0");
+  EXPECT_EQ(a.Rows("SELECT * FROM t ORDER BY id"), b.Rows("SELECT * FROM t ORDER BY id"));
+}
+
+// A hostile hub: answers every pull with one page of the given payload.
+class FakeHub {
+ public:
+  explicit FakeHub(std::string page) : page_(std::move(page)) {
+    server_.Get(R"(/nodes/([^/]+)/pull)", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_header("Deltasync-More", "false");
+      res.set_content(page_, kJson);
+    });
+    server_.set_keep_alive_max_count(1);  // no idle connection for stop() to wait for
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~FakeHub() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/nodes/n"; }
+
+ private:
+  std::string page_;
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+TEST(HubBounds, PullOfAPageBeyondTheBoundFailsAndChangesNothing) {
+  SiteId hub_id = SiteId::Random(), other = SiteId::Random();
+  std::vector<std::pair<std::string, Payload>> pages = {
+      {"cl 2^63 - 1", OneRow(hub_id, other, 1, "x", kInt64Max, Now())},
+      {"deleted at 2^63 - 2", OneRow(hub_id, other, 2, "", kInt64Max - 1, 0)},
+      {"clock past the bound", OneRow(hub_id, other, 1, "x", 1, deltasync::kMaxHlc + 1)},
+  };
+  for (auto& [what, page] : pages) {
+    SCOPED_TRACE(what);
+    page.until = 3;
+    FakeHub fake(deltasync::EncodeJson(page));
+    Site s;
+    s.Exec(kSchema);
+    s.Exec("INSERT OR REPLACE INTO deltasync_settings VALUES ('max_clock_drift_ms', 9223372036854775807)");
+    s.Exec("INSERT INTO t VALUES (2, 'mine')");
+    auto rows = s.Rows("SELECT * FROM t ORDER BY id");
+    std::string err = CallError(s, "deltasync_pull", fake.url());
+    EXPECT_EQ(err.rfind("deltasync: ", 0), 0u) << err;
+    EXPECT_NE(err.find("beyond the largest accepted"), std::string::npos) << err;
+    EXPECT_EQ(s.Rows("SELECT * FROM t ORDER BY id"), rows);
+    Json st = Json::parse(s.Text("SELECT deltasync_status()"));
+    for (const Json& h : st["hubs"]) EXPECT_EQ(h["pull_cursor"], 0) << st.dump();
+  }
+}
+
+}  // namespace
