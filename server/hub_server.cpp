@@ -14,6 +14,7 @@
 #include "common/payload.hpp"
 #include "common/version.hpp"
 #include "server/hub_codec.hpp"
+#include "server/hub_news.hpp"
 
 namespace deltasync::hub {
 
@@ -192,6 +193,12 @@ HubConfig HubConfig::Load(const std::string& path) {
         c.max_pull_rows = v.get<size_t>();
       } else if (k == "worker_threads") {
         c.worker_threads = v.get<size_t>();
+      } else if (k == "max_wait_ms") {
+        c.max_wait_ms = v.get<int64_t>();
+      } else if (k == "max_waiters") {
+        c.max_waiters = v.get<size_t>();
+      } else if (k == "max_waiters_per_node") {
+        c.max_waiters_per_node = v.get<size_t>();
       } else if (k == "read_timeout_ms") {
         c.read_timeout_ms = v.get<int>();
       } else if (k == "tls_cert") {
@@ -214,6 +221,10 @@ HubConfig HubConfig::Load(const std::string& path) {
   }
   if (c.worker_threads < 2 || c.worker_threads > 4096)
     throw Error(ErrorCode::kInvalidArgument, "config: worker_threads must be between 2 and 4096");
+  // Waiting pulls hold workers: some must stay free for pushes, or nothing would wake them.
+  if (c.max_waiters >= c.worker_threads)
+    throw Error(ErrorCode::kInvalidArgument, "config: max_waiters must be less than worker_threads");
+  if (c.max_wait_ms < 0) throw Error(ErrorCode::kInvalidArgument, "config: max_wait_ms must not be negative");
   if (c.max_decoded_bytes < c.max_body_bytes)
     throw Error(ErrorCode::kInvalidArgument, "config: max_decoded_bytes must be at least max_body_bytes");
   if (c.tls_cert.empty() != c.tls_key.empty())
@@ -224,6 +235,8 @@ HubConfig HubConfig::Load(const std::string& path) {
 struct Hub::Impl {
   HubConfig config;
   std::unique_ptr<HubStore> store;
+  std::unique_ptr<NodeNews> news;  // long-poll pulls wait here
+  std::atomic<bool> stopping{false};
   std::unique_ptr<httplib::Server> server;
   Metrics metrics;
   std::string host;
@@ -340,6 +353,7 @@ struct Hub::Impl {
         std::string over = storage.Admit(*store, node, node_name, Policy()->QuotasOf(node_name), p);
         if (!over.empty()) return SendError(res, 507, over);
         PushResult r = store->Push(node, p, config.max_clock_drift_ms);
+        if (r.applied > 0 || r.rows > 0) news->Notify(node);
         metrics.ChangesIn(node_name, r.applied);
         res.set_content(Json({{"applied", r.applied},
                               {"ignored", r.ignored},
@@ -383,7 +397,8 @@ struct Hub::Impl {
           for (std::string t; std::getline(ss, t, ',');)
             if (!t.empty()) tables.push_back(t);
         }
-        PullResult r = store->Pull(node, since, limit, tables, requester);
+        int64_t wait_ms = req.has_param("wait_ms") ? ParseCount(req.get_param_value("wait_ms"), "wait_ms") : 0;
+        PullResult r = PullOrWait(node, since, limit, tables, requester, std::min(wait_ms, config.max_wait_ms));
         metrics.ChangesOut(node_name, r.changes);
         res.set_header("Deltasync-More", r.more ? "true" : "false");
         EncodeResponseBody(r.payload, req.get_header_value("Accept"), req.get_header_value("Accept-Encoding"), res);
@@ -453,6 +468,29 @@ struct Hub::Impl {
     server.set_keep_alive_timeout(1);
   }
 
+  // A pull page; with wait_ms, an empty page only after waiting that long for news for the
+  // requester (a push it made itself wakes the wait but is no news: it waits on). Over the
+  // waiter bounds, the page is answered at once.
+  PullResult PullOrWait(int64_t node, int64_t since, size_t limit, const std::vector<std::string>& tables,
+                        const std::optional<SiteId>& requester, int64_t wait_ms) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+    uint64_t seen = news->Generation(node);
+    PullResult r = store->Pull(node, since, limit, tables, requester);
+    if (wait_ms <= 0 || r.changes > 0 || r.more) return r;
+    NodeNews::Slot slot(*news, node);
+    if (!slot.Admitted()) return r;
+    // Another hub process on a shared PostgreSQL store does not notify this one: pull again
+    // at least this often.
+    constexpr std::chrono::milliseconds kRecheck(250);
+    while (std::chrono::steady_clock::now() < until && !stopping) {
+      if (news->Wait(node, seen, until, kRecheck)) seen = news->Generation(node);
+      if (stopping) break;
+      r = store->Pull(node, since, limit, tables, requester);
+      if (r.changes > 0 || r.more) break;
+    }
+    return r;
+  }
+
   static int64_t ParseCount(const std::string& s, const char* what) {
     if (s.empty() || s.size() > 18 || s.find_first_not_of("0123456789") != std::string::npos)
       throw Error(ErrorCode::kInvalidArgument, std::string("query parameter ") + what + " must be a non-negative integer");
@@ -463,6 +501,7 @@ struct Hub::Impl {
 Hub::Hub(HubConfig config, std::unique_ptr<HubStore> store) : impl_(new Impl) {
   impl_->config = std::move(config);
   impl_->store = std::move(store);
+  impl_->news = std::make_unique<NodeNews>(impl_->config.max_waiters, impl_->config.max_waiters_per_node);
   impl_->policy = std::make_shared<const AccessPolicy>(impl_->config);
   const HubConfig& c = impl_->config;
   if (!c.tls_cert.empty()) {
@@ -495,7 +534,11 @@ int Hub::BindToAnyPort(const std::string& host) {
 
 bool Hub::ListenAfterBind() { return impl_->server->listen_after_bind(); }
 
-void Hub::Stop() { impl_->server->stop(); }
+void Hub::Stop() {
+  impl_->stopping = true;
+  impl_->news->Shutdown();  // waiting pulls answer now, so the server's workers can finish
+  impl_->server->stop();
+}
 
 bool Hub::Tls() const { return !impl_->config.tls_cert.empty(); }
 

@@ -39,6 +39,9 @@ struct HubConfig {
   size_t max_header_bytes = 16u << 10;    // request line and headers together
   size_t max_pull_rows = 10000;
   size_t worker_threads = 64;             // requests served at once (slow clients each hold one)
+  int64_t max_wait_ms = 30000;            // the longest a long-poll pull (wait_ms) waits for news
+  size_t max_waiters = 32;                // long-poll pulls waiting at once, in all (fewer than workers)
+  size_t max_waiters_per_node = 8;        // ... and per node
   int read_timeout_ms = 5000;             // one read of a request's headers or body
   uint64_t max_clock_drift_ms = 5 * 60 * 1000;
   std::string tls_cert, tls_key;          // PEM files: serve https
