@@ -635,3 +635,42 @@ TEST(HubAuth, QuotasGive429And507) {
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   EXPECT_EQ(Request(hub, "GET", "/nodes/rate/status", "t").status, 200);
 }
+
+// The site-id flood (issue 11, item 7) against max_sites: a push whose changes carry more
+// origins than the quota is refused whole; and quotas follow the config on SIGHUP.
+TEST(HubAuth, SiteIdFloodIsRefusedAndQuotasReload) {
+  auto config = [](int max_rows) {
+    return Json({{"nodes",
+                  {{"flood", {{"tokens", {"t"}}, {"quotas", {{"max_sites", 3}}}}},
+                   {"grow", {{"tokens", {"t"}}, {"quotas", {{"max_rows", max_rows}}}}}}}})
+        .dump();
+  };
+  HubProcess hub(Options(config(2)));
+  Site s;
+  s.Exec(kSchema);
+  s.Exec("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')");
+  Json p = Json::parse(s.Text("SELECT deltasync_changes(0)"));
+  for (int k = 1; k <= 3; ++k) p["sites"].push_back("00000000-0000-4000-8000-00000000000" + std::to_string(k));
+  int origin = 0;
+  for (Json& row : p["tables"][0]["rows"]) {
+    for (Json& change : row["changes"]) change[3] = origin;
+    ++origin;
+  }
+  Answer flood = Request(hub, "POST", "/nodes/flood/push", "t", p.dump());
+  EXPECT_EQ(flood.status, 507) << flood.body;
+  EXPECT_NE(flood.body.find("4 sites"), std::string::npos) << flood.body;
+  EXPECT_TRUE(Json::parse(Request(hub, "GET", "/nodes/flood/status", "t").body)["tables"].empty());
+  EXPECT_EQ(SyncError(s, hub.url("flood"), "t", "deltasync_push"), "");  // its own changes: one site
+
+  Site g;
+  g.Exec(kSchema);
+  g.Exec("INSERT INTO t VALUES (1, 'a'), (2, 'b')");
+  EXPECT_EQ(SyncError(g, hub.url("grow"), "t", "deltasync_push"), "");
+  g.Exec("INSERT INTO t VALUES (3, 'c')");
+  EXPECT_NE(SyncError(g, hub.url("grow"), "t", "deltasync_push"), "");
+  Replace(ConfigPathOf(hub), config(100));
+  ASSERT_EQ(::kill(hub.pid(), SIGHUP), 0);
+  ASSERT_TRUE(WaitForLog(hub, "SIGHUP: reloaded")) << hub.log();
+  EXPECT_EQ(SyncError(g, hub.url("grow"), "t", "deltasync_push"), "");
+  EXPECT_EQ(Json::parse(Request(hub, "GET", "/nodes/grow/status", "t").body)["tables"][0]["rows"], 3);
+}
