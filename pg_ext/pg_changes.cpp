@@ -1,9 +1,6 @@
 // deltasync_changes(since): shadow rows by version, joined to the current values they
-// stand for, into the payload model.
-#include <unordered_map>
-
-#include "common/merge.hpp"
-#include "common/row_apply.hpp"
+// stand for; the loop that builds the payload model is common/collect_loop's.
+#include "common/collect_loop.hpp"
 #include "pg_ext/pg_capture.hpp"
 #include "pg_ext/pg_changes.hpp"
 #include "pg_ext/pg_functions.hpp"
@@ -17,22 +14,81 @@ namespace deltasync {
 
 namespace {
 
-// Maps local site ordinals to indexes in the payload's site list.
-class SiteIndex {
+// The changed shadow rows of one table joined to its base rows, read by one statement.
+// Columns: the shadow key, the shadow columns, whether the base row is there, the base
+// row's non-key columns.
+class PgChangeCursor : public ChangeCursor {
  public:
-  explicit SiteIndex(Payload& p) : p_(p) {}
-  uint32_t Of(uint32_t ord) {
-    auto it = map_.find(ord);
-    if (it != map_.end()) return it->second;
-    auto idx = static_cast<uint32_t>(p_.sites.size());
-    p_.sites.push_back(Backend::Get().SiteOf(ord));
-    map_[ord] = idx;
-    return idx;
+  PgChangeCursor(const TableInfo& t, int64_t since, int64_t until) : t_(t), nk_(static_cast<int>(t.pk.size())) {
+    std::vector<std::string> qpk;
+    for (const auto& c : t.pk) qpk.push_back(QuoteIdent(c));
+    std::string sql = "SELECT " + ShadowKeyList(t.pk.size(), "m.") + ", m.cl, m.ver, m.hlc, m.site, m.clk, b." +
+                      qpk[0] + " IS NOT NULL" + (t.cols.empty() ? "" : ", " + ColumnList(t.cols, "b.")) + " FROM " +
+                      t.q_meta + " AS m LEFT JOIN " + t.q_name + " AS b ON " +
+                      KeyEquality(t, "b", qpk, "m", ShadowKeyNames(t.pk.size())) + " WHERE m.ver > $1 AND m.ver <= $2";
+    Args a;
+    a.AddInt8(since);
+    a.AddInt8(until);
+    RunSql(sql, a);
+    rows_ = Rows();
+  }
+
+  TableNames Names() const override { return TableNames{t_.name, t_.pk, t_.cols}; }
+  size_t RowCountHint() const override { return rows_.size(); }
+
+  bool Next(std::vector<Value>& key, ShadowRow& shadow) override {
+    if (next_ >= rows_.size()) return false;
+    row_ = next_++;
+    bool isnull = false;
+    for (int k = 0; k < nk_; ++k) {
+      Datum d = rows_.Get(row_, k, &isnull);
+      key.push_back(ToValue(t_.pk_types[k], d, isnull));
+    }
+    shadow = ReadShadowRow(rows_, row_, nk_);
+    return true;
+  }
+
+  bool ReadBase() override { return rows_.Int(row_, nk_ + 5) != 0; }
+
+  Value Column(uint32_t column) override {
+    bool isnull = false;
+    Datum d = rows_.Get(row_, nk_ + 6 + static_cast<int>(column), &isnull);
+    return ToValue(t_.col_types[column], d, isnull);
   }
 
  private:
-  Payload& p_;
-  std::unordered_map<uint32_t, uint32_t> map_;
+  const TableInfo& t_;
+  int nk_;
+  Rows rows_;
+  uint64_t next_ = 0, row_ = 0;
+};
+
+// The collect loop's port on this backend. include_own: whether the calling transaction's
+// own (uncommitted) writes count.
+class PgCollect : public CollectPort {
+ public:
+  explicit PgCollect(bool include_own) : include_own_(include_own) {}
+  const SiteId& LocalSite() override { return b_.LocalSite(); }
+  const SiteId& SiteOf(uint32_t ordinal) override { return b_.SiteOf(ordinal); }
+  int64_t Horizon() override { return b_.SafeVersion(include_own_); }
+
+  // Every table's read privilege is checked before any is read; internal tables are read
+  // as the extension's owner.
+  void ForEachTable(int64_t since, int64_t until, const std::function<void(ChangeCursor&)>& table) override {
+    std::vector<TableInfo> tables = b_.LoadTables();
+    for (const TableInfo& t : tables)
+      if (!t.dropped) CheckAccess(t, Access::kRead);
+    AsOwner as;
+    for (const TableInfo& t : tables) {
+      if (t.dropped) continue;
+      PgChangeCursor cur(t, since, until);
+      table(cur);
+    }
+  }
+
+ private:
+  Backend& b_ = Backend::Get();
+  bool include_own_;
 };
 
 }  // namespace
@@ -47,65 +103,8 @@ Payload CollectChanges(int64_t since, const VersionRanges& exclude, bool include
     throw Error(ErrorCode::kInvalidArgument,
                 "reading changes needs READ COMMITTED isolation: a REPEATABLE READ or SERIALIZABLE snapshot "
                 "could miss changes committed after it was taken");
-  Backend& b = Backend::Get();
-  Payload p;
-  p.site = b.LocalSite();
-  p.since = since;
-  int64_t until = b.SafeVersion(include_own);
-  p.until = std::max(since, until);  // a cursor from the future stays put
-  SiteIndex sites(p);
-  std::vector<TableInfo> tables = b.LoadTables();
-  for (const TableInfo& t : tables)
-    if (!t.dropped) CheckAccess(t, Access::kRead);
-  AsOwner as;
-  for (const TableInfo& t : tables) {
-    if (t.dropped) continue;
-    TableChanges tc;
-    tc.name = t.name;
-    tc.pk = t.pk;
-    tc.columns = t.cols;
-    const int nk = static_cast<int>(t.pk.size());
-    std::vector<std::string> qpk;
-    for (const auto& c : t.pk) qpk.push_back(QuoteIdent(c));
-    // found: whether the base row is there (a live shadow row whose base row is missing
-    // carries no column change).
-    std::string sql = "SELECT " + ShadowKeyList(t.pk.size(), "m.") + ", m.cl, m.ver, m.hlc, m.site, m.clk, b." +
-                      qpk[0] + " IS NOT NULL" + (t.cols.empty() ? "" : ", " + ColumnList(t.cols, "b.")) + " FROM " +
-                      t.q_meta + " AS m LEFT JOIN " + t.q_name + " AS b ON " +
-                      KeyEquality(t, "b", qpk, "m", ShadowKeyNames(t.pk.size())) + " WHERE m.ver > $1 AND m.ver <= $2";
-    Args a;
-    a.AddInt8(since);
-    a.AddInt8(p.until);
-    RunSql(sql, a);
-    Rows rows;
-    uint64_t n = rows.size();
-    tc.rows.reserve(n);
-    for (uint64_t row = 0; row < n; ++row) {
-      RowChanges r;
-      bool isnull = false;
-      for (int k = 0; k < nk; ++k) {
-        Datum d = rows.Get(row, k, &isnull);
-        r.key.push_back(ToValue(t.pk_types[k], d, isnull));
-      }
-      ShadowRow shadow = ReadShadowRow(rows, row, nk);
-      r.cl = shadow.cl;
-      bool found = rows.Int(row, nk + 5) != 0;
-      if (RowExists(r.cl) && found)
-        CollectRowChanges(r, shadow.clocks, t.cols.size(), since, exclude,
-                          [&](uint32_t c) {
-                            bool null = false;
-                            Datum d = rows.Get(row, nk + 6 + static_cast<int>(c), &null);
-                            return ToValue(t.col_types[c], d, null);
-                          },
-                          [&](uint32_t ord) { return sites.Of(ord); });
-      // A row whose latest change came from the excluded ranges and that carries no other
-      // column change holds nothing the receiver lacks.
-      if (r.changes.empty() && InRanges(exclude, shadow.ver)) continue;
-      tc.rows.push_back(std::move(r));
-    }
-    if (!tc.rows.empty()) p.tables.push_back(std::move(tc));
-  }
-  return p;
+  PgCollect port(include_own);
+  return CollectChanges(port, since, exclude);
 }
 
 }  // namespace deltasync
