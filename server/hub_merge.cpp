@@ -88,7 +88,7 @@ PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
         const ColumnChange& c = r.changes[k];
         std::string value;
         EncodeValue(c.value, value);
-        txn.PutCell(tbl, key, t.columns[c.column], value, c.hlc, ords[c.site], c.cl, seq);
+        txn.PutCell(tbl, key, t.columns[c.column], value, c.hlc, ords[c.site], c.cl, seq, writer);
       }
       txn.PutRow(tbl, key, m.cl, seq, writer);
     }
@@ -142,7 +142,9 @@ PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_
     // sequence when it changes, so a client at `since` may never have been sent its older
     // cells (they were at seq <= since, but the row had already moved on when it pulled).
     for (const StoredCell& cell : src.Cells(row.tbl, row.key)) {
-      if (cell.site == requester_ord) continue;  // never a client's own changes back to it
+      // Never a site what it pushed itself. By pusher, not origin: a change that names the
+      // requester as its origin but came from another site is news to the requester.
+      if (requester_ord >= 0 && cell.pusher == requester_ord) continue;
       ColumnChange c;
       auto ci = col_index[ti].find(cell.col);
       if (ci == col_index[ti].end()) {
@@ -161,7 +163,7 @@ PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_
       c.cl = cell.cl;
       r.changes.push_back(std::move(c));
     }
-    if (r.changes.empty() && row.writer == requester_ord) continue;  // nothing it does not know
+    if (r.changes.empty() && requester_ord >= 0 && row.writer == requester_ord) continue;  // nothing it does not know
     out.changes += r.changes.empty() ? 1 : r.changes.size();
     t.rows.push_back(std::move(r));
   }

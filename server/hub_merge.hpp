@@ -1,8 +1,8 @@
 #pragma once
 // The hub's merge and page assembly, once for every store: a store supplies the reads and
 // writes of one push transaction (PushTxn) or one pull snapshot (PullSource); the rules
-// (common/merge), the node sequence, whole-row pages and "never a client's own changes
-// back" live here.
+// (common/merge), the node sequence, whole-row pages and "never a site what it pushed
+// itself" live here.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -37,8 +37,9 @@ class PushTxn {
   // The clocks of the row's cells, by column name.
   virtual std::unordered_map<std::string, Clock> CellClocks(int64_t tbl, const std::string& key) = 0;
   virtual void DropCells(int64_t tbl, const std::string& key) = 0;
+  // site: the change's origin; pusher: the site whose push brought it (p.site).
   virtual void PutCell(int64_t tbl, const std::string& key, const std::string& col, const std::string& value,
-                       uint64_t hlc, uint32_t site, int64_t cl, int64_t seq) = 0;
+                       uint64_t hlc, uint32_t site, int64_t cl, int64_t seq, int64_t pusher) = 0;
   // writer: the site whose push last changed the row.
   virtual void PutRow(int64_t tbl, const std::string& key, int64_t cl, int64_t seq, int64_t writer) = 0;
   // Optional batching: the keys of one table about to be merged (a store may read them all
@@ -57,10 +58,14 @@ struct StoredRow {
   std::string key;
   int64_t cl = 0, seq = 0, writer = 0;
 };
+// A pusher unknown: the cell was stored before the hub recorded pushers (schema version 1).
+inline constexpr int64_t kUnknownPusher = -1;
+
 struct StoredCell {
   std::string col, value;
   uint64_t hlc = 0;
   int64_t site = 0, cl = 0;
+  int64_t pusher = kUnknownPusher;  // the site whose push brought the value
 };
 
 // One consistent snapshot of one node.
@@ -77,7 +82,9 @@ class PullSource {
 };
 
 // The next page after `since`: whole rows only, only the listed tables (all when empty),
-// never column changes that originate at `requester`.
+// never column changes that `requester` pushed itself. Filtering is by pusher, not by
+// origin: a change that another site pushed with the requester's id as its origin (a
+// spoofed origin, or the requester's own change relayed) is served to it.
 PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_t max_rows,
                      const std::vector<std::string>& tables, const std::optional<SiteId>& requester);
 

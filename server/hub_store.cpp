@@ -14,7 +14,9 @@ namespace deltasync::hub {
 
 namespace {
 
-constexpr int64_t kSchemaVersion = 1;
+// 2: hub_cells.pusher, the site whose push brought each value (-1 in cells a version 1
+// store holds: sent to every site, as version 1 did not know who pushed them).
+constexpr int64_t kSchemaVersion = 2;
 
 }  // namespace
 
@@ -40,13 +42,14 @@ SqliteHubStore::SqliteHubStore(const std::string& path) {
        "CREATE INDEX IF NOT EXISTS hub_rows_seq ON hub_rows(node, seq);"
        "CREATE TABLE IF NOT EXISTS hub_cells(tbl INTEGER NOT NULL, key BLOB NOT NULL, col TEXT NOT NULL,"
        " value BLOB NOT NULL, hlc INTEGER NOT NULL, site INTEGER NOT NULL, cl INTEGER NOT NULL, seq INTEGER NOT NULL,"
-       " PRIMARY KEY (tbl, key, col)) WITHOUT ROWID;");
+       " pusher INTEGER NOT NULL DEFAULT -1, PRIMARY KEY (tbl, key, col)) WITHOUT ROWID;");
   Stmt ver(db_, "SELECT value FROM hub_settings WHERE name = 'schema_version'");
   int64_t v = ver.Step() ? ver.Int(0) : 0;
   ver.Reset();
   if (v > kSchemaVersion)
     throw Error(ErrorCode::kInternal, "hub store " + path + " has schema version " + std::to_string(v) +
                                           ", newer than this deltasync (" + std::to_string(kSchemaVersion) + ")");
+  if (v != 0 && v < kSchemaVersion) Upgrade(v);
   Stmt id(db_, "SELECT value FROM hub_settings WHERE name = 'hub_id'");
   if (id.Step()) {
     hub_id_ = SiteId::FromBytes(id.Blob(0));
@@ -62,6 +65,26 @@ SqliteHubStore::SqliteHubStore(const std::string& path) {
     auto ord = static_cast<size_t>(sites.Int(0));
     if (sites_.size() <= ord) sites_.resize(ord + 1);
     sites_[ord] = SiteId::FromBytes(sites.Blob(1));
+  }
+}
+
+// Brings a store an older deltasync left to this schema, in one transaction.
+void SqliteHubStore::Upgrade(int64_t from) {
+  Exec(db_, "BEGIN IMMEDIATE");
+  try {
+    if (from < 2) {
+      bool has_pusher = false;
+      Stmt cols(db_, "SELECT name FROM pragma_table_info('hub_cells')");
+      while (cols.Step()) has_pusher |= cols.Text(0) == "pusher";
+      if (!has_pusher) Exec(db_, "ALTER TABLE hub_cells ADD COLUMN pusher INTEGER NOT NULL DEFAULT -1");
+    }
+    Stmt put(db_, "UPDATE hub_settings SET value = ?1 WHERE name = 'schema_version'");
+    put.BindInt(1, kSchemaVersion);
+    put.Run();
+    Exec(db_, "COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
   }
 }
 
@@ -106,10 +129,10 @@ class SqliteHubStore::Txn : public PushTxn {
         get_cells_(db_, "SELECT col, hlc, site, cl FROM hub_cells WHERE tbl = ?1 AND key = ?2"),
         put_row_(db_, "INSERT INTO hub_rows(node, tbl, key, cl, seq, writer) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
                       " ON CONFLICT (tbl, key) DO UPDATE SET cl = excluded.cl, seq = excluded.seq, writer = excluded.writer"),
-        put_cell_(db_, "INSERT INTO hub_cells(tbl, key, col, value, hlc, site, cl, seq)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (tbl, key, col) DO UPDATE SET"
+        put_cell_(db_, "INSERT INTO hub_cells(tbl, key, col, value, hlc, site, cl, seq, pusher)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (tbl, key, col) DO UPDATE SET"
                        " value = excluded.value, hlc = excluded.hlc, site = excluded.site, cl = excluded.cl,"
-                       " seq = excluded.seq"),
+                       " seq = excluded.seq, pusher = excluded.pusher"),
         drop_cells_(db_, "DELETE FROM hub_cells WHERE tbl = ?1 AND key = ?2") {}
 
   int64_t TableId(const TableChanges& t) override {
@@ -155,7 +178,7 @@ class SqliteHubStore::Txn : public PushTxn {
     drop_cells_.Run();
   }
   void PutCell(int64_t tbl, const std::string& key, const std::string& col, const std::string& value, uint64_t hlc,
-               uint32_t site, int64_t cl, int64_t seq) override {
+               uint32_t site, int64_t cl, int64_t seq, int64_t pusher) override {
     put_cell_.BindInt(1, tbl);
     put_cell_.BindBlob(2, key);
     put_cell_.BindText(3, col);
@@ -164,6 +187,7 @@ class SqliteHubStore::Txn : public PushTxn {
     put_cell_.BindInt(6, site);
     put_cell_.BindInt(7, cl);
     put_cell_.BindInt(8, seq);
+    put_cell_.BindInt(9, pusher);
     put_cell_.Run();
   }
   void PutRow(int64_t tbl, const std::string& key, int64_t cl, int64_t seq, int64_t writer) override {
@@ -188,7 +212,7 @@ class SqliteHubStore::Snapshot : public PullSource {
  public:
   Snapshot(SqliteHubStore& store, int64_t node)
       : store_(store), db_(store.db_), node_(node),
-        cells_(db_, "SELECT col, value, hlc, site, cl FROM hub_cells WHERE tbl = ?1 AND key = ?2") {}
+        cells_(db_, "SELECT col, value, hlc, site, cl, pusher FROM hub_cells WHERE tbl = ?1 AND key = ?2") {}
   int64_t NodeSeq() override {
     Stmt head(db_, "SELECT seq FROM hub_nodes WHERE id = ?1");
     head.BindInt(1, node_);
@@ -217,7 +241,7 @@ class SqliteHubStore::Snapshot : public PullSource {
     cells_.BindBlob(2, key);
     while (cells_.Step())
       out.push_back(StoredCell{std::string(cells_.Text(0)), std::string(cells_.Blob(1)),
-                               static_cast<uint64_t>(cells_.Int(2)), cells_.Int(3), cells_.Int(4)});
+                               static_cast<uint64_t>(cells_.Int(2)), cells_.Int(3), cells_.Int(4), cells_.Int(5)});
     cells_.Reset();
     return out;
   }

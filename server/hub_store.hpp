@@ -79,6 +79,7 @@ class SqliteHubStore : public HubStore {
  private:
   class Txn;
   class Snapshot;
+  void Upgrade(int64_t from);
   uint32_t SiteOrdinal(const SiteId& site);
   const SiteId& SiteOf(int64_t ord);
 

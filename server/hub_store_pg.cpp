@@ -27,7 +27,9 @@ namespace deltasync::hub {
 
 namespace {
 
-constexpr int64_t kSchemaVersion = 1;
+// 2: hub_cells.pusher, the site whose push brought each value (-1 in cells a version 1
+// store holds: sent to every site, as version 1 did not know who pushed them).
+constexpr int64_t kSchemaVersion = 2;
 
 // A failure of the connection or of a server that is shutting down or starting: retried.
 bool IsConnectionState(const char* sqlstate) {
@@ -263,7 +265,9 @@ void PgHubStore::CreateSchema(Conn& c) {
   c.Run("CREATE INDEX IF NOT EXISTS hub_rows_seq ON hub_rows (node, seq)");
   c.Run("CREATE TABLE IF NOT EXISTS hub_cells (node bigint NOT NULL, tbl bigint NOT NULL, key bytea NOT NULL,"
         " col text NOT NULL, value bytea NOT NULL, hlc bigint NOT NULL, site integer NOT NULL, cl bigint NOT NULL,"
-        " seq bigint NOT NULL, PRIMARY KEY (node, tbl, key, col))");
+        " seq bigint NOT NULL, pusher integer NOT NULL DEFAULT -1, PRIMARY KEY (node, tbl, key, col))");
+  // A version 1 store: a constant default adds the column without rewriting the table.
+  c.Run("ALTER TABLE hub_cells ADD COLUMN IF NOT EXISTS pusher integer NOT NULL DEFAULT -1");
   c.Run("INSERT INTO hub_settings VALUES ('schema_version', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         Params().Int(kSchemaVersion));
   c.Run("INSERT INTO hub_settings VALUES ('hub_id', $1) ON CONFLICT DO NOTHING", Params().Text(SiteId::Random().ToString()));
@@ -399,9 +403,9 @@ class PgHubStore::Txn : public PushTxn {
       it = it->first.first == key ? put_cells_.erase(it) : std::next(it);
   }
   void PutCell(int64_t, const std::string& key, const std::string& col, const std::string& value, uint64_t hlc,
-               uint32_t site, int64_t cl, int64_t seq) override {
+               uint32_t site, int64_t cl, int64_t seq, int64_t pusher) override {
     cells_[key][col] = Clock{cl, hlc, store_.SiteOf(c_, site)};
-    put_cells_[{key, col}] = CellWrite{value, hlc, site, cl, seq};
+    put_cells_[{key, col}] = CellWrite{value, hlc, site, cl, seq, pusher};
   }
   void PutRow(int64_t, const std::string& key, int64_t cl, int64_t seq, int64_t writer) override {
     row_cl_[key] = cl;
@@ -419,11 +423,12 @@ class PgHubStore::Txn : public PushTxn {
       c_.Run("DELETE FROM hub_cells WHERE node = $1 AND tbl = $2 AND key IN (" + in + ")", p);
     }
     dropped_.clear();
-    WriteBatches(put_cells_, 7, [&](Params& p, const std::pair<std::string, std::string>& k, const CellWrite& w) {
-      p.Bytes(k.first).Text(k.second).Bytes(w.value).Int(static_cast<int64_t>(w.hlc)).Int(w.site).Int(w.cl).Int(w.seq);
-    }, "INSERT INTO hub_cells (node, tbl, key, col, value, hlc, site, cl, seq) VALUES ",
+    WriteBatches(put_cells_, 8, [&](Params& p, const std::pair<std::string, std::string>& k, const CellWrite& w) {
+      p.Bytes(k.first).Text(k.second).Bytes(w.value).Int(static_cast<int64_t>(w.hlc)).Int(w.site).Int(w.cl).Int(w.seq)
+          .Int(w.pusher);
+    }, "INSERT INTO hub_cells (node, tbl, key, col, value, hlc, site, cl, seq, pusher) VALUES ",
        " ON CONFLICT (node, tbl, key, col) DO UPDATE SET value = excluded.value, hlc = excluded.hlc,"
-       " site = excluded.site, cl = excluded.cl, seq = excluded.seq");
+       " site = excluded.site, cl = excluded.cl, seq = excluded.seq, pusher = excluded.pusher");
     WriteBatches(put_rows_, 4, [&](Params& p, const std::string& key, const RowWrite& w) {
       p.Bytes(key).Int(w.cl).Int(w.seq).Int(w.writer);
     }, "INSERT INTO hub_rows (node, tbl, key, cl, seq, writer) VALUES ",
@@ -438,7 +443,7 @@ class PgHubStore::Txn : public PushTxn {
     std::string value;
     uint64_t hlc;
     uint32_t site;
-    int64_t cl, seq;
+    int64_t cl, seq, pusher;
   };
   struct RowWrite {
     int64_t cl, seq, writer;
@@ -513,14 +518,14 @@ class PgHubStore::Snapshot : public PullSource {
     for (int k = 0; k < r->rows(); ++k)
       out.push_back(StoredRow{r->Int(k, 0), r->Bytes(k, 1), r->Int(k, 2), r->Int(k, 3), r->Int(k, 4)});
     // The cells of all these rows in one statement.
-    auto cells = c_.Run("SELECT c.tbl, c.key, c.col, c.value, c.hlc, c.site, c.cl FROM hub_cells c JOIN"
+    auto cells = c_.Run("SELECT c.tbl, c.key, c.col, c.value, c.hlc, c.site, c.cl, c.pusher FROM hub_cells c JOIN"
                         " (SELECT tbl, key FROM hub_rows WHERE node = $1 AND seq > $2 ORDER BY seq LIMIT $3) AS r"
                         " ON c.tbl = r.tbl AND c.key = r.key WHERE c.node = $1",
                         Params().Int(node_).Int(since).Int(static_cast<int64_t>(limit)));
     for (int k = 0; k < cells->rows(); ++k)
       cells_[{cells->Int(k, 0), cells->Bytes(k, 1)}].push_back(
           StoredCell{cells->Text(k, 2), cells->Bytes(k, 3), static_cast<uint64_t>(cells->Int(k, 4)), cells->Int(k, 5),
-                     cells->Int(k, 6)});
+                     cells->Int(k, 6), cells->Int(k, 7)});
     return out;
   }
   void Table(int64_t tbl, std::string& name, std::vector<std::string>& pk) override {

@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "common/hlc.hpp"
+#include "common/key_codec.hpp"
 #include "common/payload.hpp"
 #include "common/payload_binary.hpp"
 #include "common/site_id.hpp"
@@ -214,6 +217,114 @@ TEST(HubBounds, PullOfAPageBeyondTheBoundFailsAndChangesNothing) {
     Json st = Json::parse(s.Text("SELECT deltasync_status()"));
     for (const Json& h : st["hubs"]) EXPECT_EQ(h["pull_cursor"], 0) << st.dump();
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Item 8: echo filtering by the pushing site, not by origin id.
+
+TEST(HubOrigins, AChangeNamingAnotherSiteAsOriginReachesItAndNeverReturnsToItsPusher) {
+  HubProcess hub;
+  Site a, b, c;
+  for (Site* s : {&a, &b, &c}) s->Exec(kSchema);
+  a.Exec("INSERT INTO t VALUES (1, 'by a')");
+  Call(a, "deltasync_sync", hub.url("n"));
+  Call(b, "deltasync_sync", hub.url("n"));
+  ASSERT_EQ(b.Text("SELECT v FROM t WHERE id = 1"), "by a");
+  SiteId sa = SiteId::Parse(SiteIdOf(a)), sb = SiteId::Parse(SiteIdOf(b));
+
+  // B pushes, with A's id as the origin, a new row and a newer value of A's row.
+  Payload spoof = OneRow(sb, sa, 2, "origin a, pushed by b", 1, Now() + 1000);
+  spoof.tables[0].rows.push_back(OneRow(sb, sa, 1, "newer, origin a, pushed by b", 1, Now() + 2000).tables[0].rows[0]);
+  auto [code, body] = Raw(hub.port()).Post("/nodes/n/push", deltasync::EncodeJson(spoof));
+  ASSERT_EQ(code, 200) << body;
+  EXPECT_EQ(Json::parse(body)["applied"], 2) << body;
+
+  // A receives both: the hub does not take them for A's own (by origin it would have).
+  Json pa = Call(a, "deltasync_pull", hub.url("n"));
+  EXPECT_EQ(pa["applied"], 2) << pa.dump();
+  EXPECT_EQ(a.Text("SELECT v FROM t WHERE id = 2"), "origin a, pushed by b");
+  EXPECT_EQ(a.Text("SELECT v FROM t WHERE id = 1"), "newer, origin a, pushed by b");
+  // B gets back nothing it pushed (its own database never had these values: a pull that
+  // returned them would write them).
+  Json pb = Call(b, "deltasync_pull", hub.url("n"));
+  EXPECT_EQ(pb["pulled"], 0) << pb.dump();
+  EXPECT_EQ(b.Text("SELECT count(*) FROM t WHERE id = 2"), "0");
+  EXPECT_EQ(b.Text("SELECT v FROM t WHERE id = 1"), "by a");
+  // A third site gets everything.
+  Call(c, "deltasync_sync", hub.url("n"));
+  EXPECT_EQ(c.Rows("SELECT * FROM t ORDER BY id"), a.Rows("SELECT * FROM t ORDER BY id"));
+
+  // Ordinary writes: each site's own pushes never come back to it, the others get them.
+  b.Exec("INSERT INTO t VALUES (3, 'by b')");
+  a.Exec("INSERT INTO t VALUES (4, 'by a')");
+  Json sb_sync = Call(b, "deltasync_sync", hub.url("n"));
+  EXPECT_EQ(sb_sync["pull"]["pulled"], 0) << sb_sync.dump();
+  Json sa_sync = Call(a, "deltasync_sync", hub.url("n"));
+  EXPECT_EQ(sa_sync["pull"]["pulled"], 1) << sa_sync.dump();  // row 3 only, not its own row 4
+  EXPECT_EQ(a.Text("SELECT v FROM t WHERE id = 3"), "by b");
+  Json sb_again = Call(b, "deltasync_pull", hub.url("n"));
+  EXPECT_EQ(sb_again["pulled"], 1) << sb_again.dump();  // row 4 only
+  EXPECT_EQ(b.Text("SELECT v FROM t WHERE id = 4"), "by a");
+  // And A relays nothing back: what it received from the hub stays out of its pushes.
+  EXPECT_EQ(sa_sync["push"]["pushed"], 1) << sa_sync.dump();  // row 4, not the two it received
+}
+
+// A hub store that deltasync 0.1 left (schema version 1, no pusher column) keeps working:
+// its cells are served to every site (who pushed them is unknown), new pushes are filtered.
+TEST(HubOrigins, AStoreOfSchemaVersionOneIsUpgradedInPlace) {
+  if (const char* s = std::getenv("DELTASYNC_TEST_HUB_STORE"); s && std::string(s) == "postgresql")
+    GTEST_SKIP() << "writes a SQLite hub store by hand";
+  std::string path = deltasync::test::UniqueTempPath("hub_v1", ".db");
+  SiteId old_site = SiteId::Random(), hub_id = SiteId::Random();
+  {
+    Site db(path, false);
+    db.Exec(
+        "CREATE TABLE hub_settings(name TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+        "CREATE TABLE hub_nodes(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, seq INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE hub_sites(ord INTEGER PRIMARY KEY, site_id BLOB NOT NULL UNIQUE);"
+        "CREATE TABLE hub_tables(id INTEGER PRIMARY KEY, node INTEGER NOT NULL REFERENCES hub_nodes(id),"
+        " name TEXT NOT NULL, pk TEXT NOT NULL, UNIQUE (node, name));"
+        "CREATE TABLE hub_rows(node INTEGER NOT NULL, tbl INTEGER NOT NULL, key BLOB NOT NULL,"
+        " cl INTEGER NOT NULL, seq INTEGER NOT NULL, writer INTEGER NOT NULL, PRIMARY KEY (tbl, key)) WITHOUT ROWID;"
+        "CREATE INDEX hub_rows_seq ON hub_rows(node, seq);"
+        "CREATE TABLE hub_cells(tbl INTEGER NOT NULL, key BLOB NOT NULL, col TEXT NOT NULL,"
+        " value BLOB NOT NULL, hlc INTEGER NOT NULL, site INTEGER NOT NULL, cl INTEGER NOT NULL, seq INTEGER NOT NULL,"
+        " PRIMARY KEY (tbl, key, col)) WITHOUT ROWID;"
+        "INSERT INTO hub_settings VALUES ('schema_version', 1);"
+        "INSERT INTO hub_nodes(id, name, seq) VALUES (1, 'n', 1);"
+        "INSERT INTO hub_tables(id, node, name, pk) VALUES (1, 1, 't', '[\"id\"]');");
+    std::string value;
+    deltasync::EncodeValue(Value::Text("from the old hub"), value);
+    std::string key = deltasync::EncodeKey({Value::Integer(9)});
+    db.Rows("INSERT INTO hub_settings VALUES ('hub_id', ?1)", {Value::Blob(std::string(hub_id.View()))});
+    db.Rows("INSERT INTO hub_sites VALUES (0, ?1)", {Value::Blob(std::string(old_site.View()))});
+    db.Rows("INSERT INTO hub_rows VALUES (1, 1, ?1, 1, 1, 0)", {Value::Blob(key)});
+    db.Rows("INSERT INTO hub_cells VALUES (1, ?1, 'v', ?2, ?3, 0, 1, 1)",
+            {Value::Blob(key), Value::Blob(value), Value::Integer(static_cast<int64_t>(Now()))});
+  }
+  {
+    HubProcess::Options o;
+    o.db = path;
+    HubProcess hub(o);
+    Site a, b;
+    for (Site* s : {&a, &b}) s->Exec(kSchema);
+    Json r = Call(a, "deltasync_sync", hub.url("n"));
+    EXPECT_EQ(r["pull"]["applied"], 1) << r.dump();
+    EXPECT_EQ(a.Text("SELECT v FROM t WHERE id = 9"), "from the old hub");
+    a.Exec("INSERT INTO t VALUES (10, 'new')");
+    Call(a, "deltasync_sync", hub.url("n"));
+    Json rb = Call(b, "deltasync_sync", hub.url("n"));
+    EXPECT_EQ(rb["pull"]["applied"], 2) << rb.dump();
+    EXPECT_EQ(b.Rows("SELECT * FROM t ORDER BY id"), a.Rows("SELECT * FROM t ORDER BY id"));
+    Json ra = Call(a, "deltasync_pull", hub.url("n"));
+    EXPECT_EQ(ra["pulled"], 0) << ra.dump();
+    hub.Stop();
+  }
+  Site db(path, false);
+  EXPECT_EQ(db.Text("SELECT value FROM hub_settings WHERE name = 'schema_version'"), "2");
+  EXPECT_EQ(db.Text("SELECT count(*) FROM hub_cells WHERE pusher = -1"), "1");  // the old cell
+  EXPECT_EQ(db.Text("SELECT count(*) FROM hub_cells WHERE pusher >= 0"), "1");  // row 10, pushed by a
+  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
 }
 
 }  // namespace
