@@ -1,6 +1,10 @@
 #include "common/apply_loop.hpp"
 
+#include <algorithm>
+#include <optional>
 #include <utility>
+
+#include "common/utf8.hpp"
 
 namespace deltasync {
 
@@ -47,6 +51,44 @@ class TableApply {
   std::vector<ColumnWrite> writes_;  // reused from row to row
 };
 
+// The payload table without the columns `local_cols` lacks (nullopt when it has all of
+// them); adds the changes left out to `left_out`.
+std::optional<TableChanges> KnownColumnsOnly(const TableChanges& tc, const std::vector<std::string>& local_cols,
+                                             uint64_t& left_out) {
+  std::vector<int64_t> to(tc.columns.size(), -1);
+  bool all = true;
+  TableChanges out;
+  for (size_t k = 0; k < tc.columns.size(); ++k) {
+    bool found = std::any_of(local_cols.begin(), local_cols.end(),
+                             [&](const std::string& c) { return EqualsIgnoreAsciiCase(c, tc.columns[k]); });
+    if (found) {
+      to[k] = static_cast<int64_t>(out.columns.size());
+      out.columns.push_back(tc.columns[k]);
+    }
+    all &= found;
+  }
+  if (all) return std::nullopt;
+  out.name = tc.name;
+  out.pk = tc.pk;
+  out.rows.reserve(tc.rows.size());
+  for (const RowChanges& r : tc.rows) {
+    RowChanges kept;
+    kept.key = r.key;
+    kept.cl = r.cl;
+    for (const ColumnChange& c : r.changes) {
+      if (to[c.column] < 0) {
+        ++left_out;
+        continue;
+      }
+      ColumnChange moved = c;
+      moved.column = static_cast<uint32_t>(to[c.column]);
+      kept.changes.push_back(std::move(moved));
+    }
+    out.rows.push_back(std::move(kept));
+  }
+  return out;
+}
+
 }  // namespace
 
 ApplyResult ApplyPayload(ApplyPort& port, const Payload& p) {
@@ -65,10 +107,15 @@ ApplyResult ApplyPayload(ApplyPort& port, const Payload& p) {
     for (const auto& [tc, handle] : work) {
       std::unique_ptr<ApplyTable> table = port.OpenTable(handle);
       TableNames names = table->Names();
+      // Changes of columns this site does not track (a site a migration ahead or behind, a
+      // dropped column, an old name of a renamed one) are left out, counted as untracked:
+      // the rest of the table and of the payload still applies.
+      std::optional<TableChanges> known = KnownColumnsOnly(*tc, names.cols, counts.untracked);
+      const TableChanges& use = known ? *known : *tc;
       // Payload names are matched against the local catalog; only local names reach SQL.
-      TableMapping map = MapTable(names.name, names.pk, names.cols, *tc, site_ords);
+      TableMapping map = MapTable(names.name, names.pk, names.cols, use, site_ords);
       TableApply apply(port, *table, map, site_of);
-      for (const RowChanges& r : tc->rows) apply.Row(r, counts);
+      for (const RowChanges& r : use.rows) apply.Row(r, counts);
     }
     port.ObserveClock(max_hlc);
   });

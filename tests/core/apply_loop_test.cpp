@@ -263,8 +263,13 @@ TEST(ApplyLoop, PayloadNamesMapOntoLocalColumnsIgnoringCase) {
   p.tables[0].columns = {"QTY"};
   ApplyPayload(port, p);
   EXPECT_EQ(port.tables[0].log, (std::vector<std::string>{"read 1|", "insert 1|[1=5;]", "shadow 1|1@10"}));
+  // A column the site does not track is left out and counted; the row still applies.
   p.tables[0].columns = {"price"};
-  EXPECT_THROW(ApplyPayload(port, p), Error);
+  p.tables[0].rows[0].key = {Value::Integer(2)};
+  ApplyResult r = ApplyPayload(port, p);
+  EXPECT_EQ(r.untracked, 1u);
+  EXPECT_EQ(r.rows, 1u);
+  EXPECT_EQ(port.tables[0].log.back(), "shadow 2|1@11");
 }
 
 TEST(ApplyLoop, AClockTooFarAheadIsRefusedBeforeAnyTableIsLookedAt) {

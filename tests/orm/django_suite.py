@@ -425,7 +425,33 @@ def phase_sqlalchemy(config):
         check(labels == {"via sqlalchemy on b", "via sqlalchemy on pg"}, f"{site}: tags {labels}")
 
 
-PHASES = {"v1": phase_v1, "rename": phase_rename, "sqlalchemy": phase_sqlalchemy}
+def phase_addfield(config):
+    """Product.weight_g added with a default (AddField: on SQLite Django rebuilds the table),
+    migrated on every site, then stock written on two sites and weight_g on a third: nothing
+    is lost or re-stamped, and the new column syncs."""
+    from shop.models import Product
+    made = makemigrations("product_weight")
+    check("weight_g" in made, "makemigrations made no AddField")
+    for site in SITES:
+        migrate(site)
+        # docs/applications.md: a deltasync call right after migrate follows the rebuild
+        # before the application writes.
+        sql(site, "SELECT deltasync_status()")
+    print("scenario: AddField (a SQLite table rebuild) on every site, then writes on three sites, sync")
+    skus = sorted(Product.objects.using("site_a").values_list("sku", flat=True))[:3]
+    Product.objects.using("site_pg").filter(sku=skus[0]).update(stock=333)
+    Product.objects.using("site_a").filter(sku=skus[1]).update(stock=999)
+    Product.objects.using("site_b").filter(sku=skus[2]).update(weight_g=42)
+    sync_all(config)
+    compare_sites("addfield")
+    for site in SITES:
+        check(Product.objects.using(site).get(sku=skus[0]).stock == 333, f"{site}: stock written on PostgreSQL lost")
+        check(Product.objects.using(site).get(sku=skus[1]).stock == 999, f"{site}: stock written on site_a lost")
+        check(Product.objects.using(site).get(sku=skus[2]).weight_g == 42, f"{site}: weight_g written on site_b lost")
+        check(count(site, "Product", weight_g=100) == count(site, "Product") - 1, f"{site}: default weight_g")
+
+
+PHASES = {"v1": phase_v1, "rename": phase_rename, "sqlalchemy": phase_sqlalchemy, "addfield": phase_addfield}
 # What the suite runs: phases, and between them the edits a developer makes to models.py.
 PLAN = [
     ("phase", "v1"),
@@ -433,6 +459,9 @@ PLAN = [
      "    title = models.CharField(max_length=200)\n"),
     ("phase", "rename"),
     ("phase", "sqlalchemy"),
+    ("edit", "    stock = models.IntegerField()\n",
+     "    stock = models.IntegerField()\n    weight_g = models.IntegerField(default=100)\n"),
+    ("phase", "addfield"),
 ]
 
 

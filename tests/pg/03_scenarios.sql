@@ -2,7 +2,7 @@
 -- Payloads travel as deltasync_changes / deltasync_apply; every rule is checked on both.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(30);
+SELECT plan(31);
 SELECT dblink_connect('b', :'other');
 
 CREATE FUNCTION pg_temp.on_b(sql text) RETURNS void LANGUAGE sql AS $$ SELECT dblink_exec('b', sql) $$;
@@ -95,8 +95,10 @@ SELECT throws_like(format('SELECT deltasync_apply(%L)', pg_temp.payload('sc', '[
   format('[{"key":[52],"cl":1,"changes":[[0,"future",%s,0,1]]}]', ((extract(epoch from now())::bigint + 3600) * 1000) << 16))),
   'deltasync: %clock%', 'a clock an hour ahead is refused');
 SELECT is((SELECT count(*)::int FROM sc WHERE id = 52), 0, '... whole');
-SELECT throws_like(format('SELECT deltasync_apply(%L)', pg_temp.payload('sc', '["nope"]', '[]')),
-  'deltasync: table "sc" has no tracked column "nope"', 'an unknown column is refused');
+SELECT is((deltasync_apply(pg_temp.payload('sc', '["nope", "name"]',
+  format('[{"key":[53],"cl":1,"changes":[[0,"x",%1$s,0,1],[1,"known",%1$s,0,1]]}]', (extract(epoch from now())::bigint * 1000) << 16)))->>'untracked')::int,
+  1, 'a column this site does not track is left out, counted as untracked');
+SELECT is((SELECT name FROM sc WHERE id = 53), 'known', '... and the rest of the row applies');
 SELECT throws_like(format('SELECT deltasync_apply(%L)', pg_temp.payload('sc', '["name"]', '[{"key":[null],"cl":1,"changes":[]}]')),
   'deltasync: %', 'a NULL key is refused');
 SELECT is((deltasync_apply(pg_temp.payload('not_here', '["x"]',

@@ -155,7 +155,6 @@ TEST(Apply, MalformedPayloadsAreRefusedAndChangeNothing) {
       {head + "\"tables\":[{\"name\":\"t\",\"pk\":[\"id\"],\"columns\":[\"x\"],\"rows\":[{\"key\":[1],\"cl\":1,\"changes\":[[0,\"v\",281474976710656,3,1]]}]}]}", "site index out of range"},
       {head + "\"tables\":[{\"name\":\"t\",\"pk\":[\"id\"],\"columns\":[\"x\"],\"rows\":[{\"key\":[1],\"cl\":1,\"changes\":[[0,{\"blob\":\"!!\"},281474976710656,0,1]]}]}]}", "invalid base64"},
       // Names in payloads are checked against the catalog, never spliced into SQL.
-      {head + "\"tables\":[{\"name\":\"t\",\"pk\":[\"id\"],\"columns\":[\"x\\\" = 1; DROP TABLE t; --\"],\"rows\":[{\"key\":[1],\"cl\":1,\"changes\":[[0,\"v\",281474976710656,0,1]]}]}]}", "has no tracked column"},
       {head + "\"tables\":[{\"name\":\"t\",\"pk\":[\"x\"],\"columns\":[],\"rows\":[]}]}", "primary key does not match"},
       // A value that does not fit its column (NOT NULL), in the second row: the first is rolled back too.
       {head + "\"tables\":[{\"name\":\"t\",\"pk\":[\"id\"],\"columns\":[\"x\"],\"rows\":[{\"key\":[7],\"cl\":1,\"changes\":[[0,\"ok\",281474976710656,0,1]]},{\"key\":[8],\"cl\":1,\"changes\":[[0,null,281474976710656,0,1]]}]}]}", "NOT NULL"},
@@ -171,12 +170,18 @@ TEST(Apply, MalformedPayloadsAreRefusedAndChangeNothing) {
     EXPECT_NE(err.find(message), std::string::npos) << payload.substr(0, 200) << " -> " << err;
     EXPECT_EQ(Dump(b), before) << payload.substr(0, 200);
   }
+  // A column this site does not track (here one named to break out of quoting) is left out
+  // and counted as untracked; it never reaches SQL.
+  std::string r = b.Apply(head + "\"tables\":[{\"name\":\"t\",\"pk\":[\"id\"],\"columns\":[\"x\\\" = 1; DROP TABLE t; --\",\"x\"],\"rows\":[{\"key\":[9],\"cl\":1,\"changes\":[[0,\"v\",281474976710656,0,1],[1,\"ok\",281474976710656,0,1]]}]}]}");
+  EXPECT_NE(r.find("\"untracked\":1"), std::string::npos) << r;
+  EXPECT_EQ(b.Int("SELECT count(*) FROM sqlite_schema WHERE name = 't'"), 1);
+  EXPECT_EQ(b.Text("SELECT x FROM t WHERE id = 9"), "ok");
   EXPECT_NE(b.ExecError("SELECT deltasync_apply(42)").find("deltasync: "), std::string::npos);
   EXPECT_NE(b.ExecError("SELECT deltasync_changes('x')").find("deltasync: "), std::string::npos);
   EXPECT_NE(b.ExecError("SELECT deltasync_changes(-1)").find("deltasync: "), std::string::npos);
   // The good payload still applies afterwards.
   b.Apply(good);
-  EXPECT_EQ(b.Int("SELECT count(*) FROM t"), 2);
+  EXPECT_EQ(b.Int("SELECT count(*) FROM t"), 3);  // its two rows and row 9
 }
 
 TEST(Apply, ClockTooFarAheadIsRefusedWhole) {
