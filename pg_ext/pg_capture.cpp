@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "common/row_clocks.hpp"
+#include "common/update_masks.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -98,12 +99,12 @@ void Prepare(Plan& p, Sql&& sql) {
   p.Prepare(sql(), kHlcArg);
 }
 
-// Bit k of mask g is set when column 62*g + k differs between o and n.
+// Bit k of mask g is set when column kColumnsPerMask*g + k differs between o and n.
 std::vector<std::string> MaskExprs(const TableInfo& t) {
   std::vector<std::string> masks;
-  for (size_t start = 0; start < t.cols.size(); start += 62) {
+  for (size_t start = 0; start < t.cols.size(); start += kColumnsPerMask) {
     std::string m;
-    for (size_t k = start; k < t.cols.size() && k < start + 62; ++k) {
+    for (size_t k = start; k < t.cols.size() && k < start + kColumnsPerMask; ++k) {
       std::string q = QuoteIdent(t.cols[k]);
       std::string ne = "deltasync.ne(o." + q + ", n." + q + ")";
       m +=
@@ -282,7 +283,7 @@ DELTASYNC_PG_FUNCTION(deltasync_ne) {
 }
 
 // deltasync.clk_set(hlc, site, clk, cl, ver, now, VARIADIC masks): the extras of a shadow
-// row after an update of the columns whose bits are set (62 per mask). A local write always
+// row after an update of the columns whose bits are set (kColumnsPerMask per mask). A local write always
 // gets a clock newer than the version it overwrites, even one from a faster clock or from
 // another backend in the same millisecond.
 DELTASYNC_PG_FUNCTION(deltasync_clk_set) {
@@ -302,21 +303,9 @@ DELTASYNC_PG_FUNCTION(deltasync_clk_set) {
     ArrayType* arr = PG_GETARG_ARRAYTYPE_P(6);
     deconstruct_array(arr, INT8OID, 8, true, 'd', &masks, &nulls, &n);
   });
-  for (int m = 0; m < n; ++m) {
-    auto mask = nulls[m] ? 0 : static_cast<uint64_t>(DatumGetInt64(masks[m]));
-    for (uint32_t bit = 0; mask != 0; ++bit, mask >>= 1) {
-      if (!(mask & 1)) continue;
-      uint32_t col = static_cast<uint32_t>(m) * 62 + bit;
-      ColClock c;
-      c.hlc = now;
-      const ColClock& old = clocks.Get(col);
-      if (old.cl == cl && old.hlc >= c.hlc) {
-        c.hlc = old.hlc + 1;
-        Backend::Get().clock().Observe(c.hlc);
-      }
-      clocks.Set(col, c);  // ver 0 and cl 0: the row's new version, its causal length
-    }
-  }
+  MarkUpdatedColumns(clocks, cl, now, n,
+                     [&](int g) { return nulls[g] ? uint64_t{0} : static_cast<uint64_t>(DatumGetInt64(masks[g])); },
+                     Backend::Get().clock());
   std::string out = clocks.EncodeExtras();
   if (out.empty()) PG_RETURN_NULL();
   bytea* result = nullptr;

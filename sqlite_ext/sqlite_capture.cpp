@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/row_clocks.hpp"
+#include "common/update_masks.hpp"
 #include "sqlite_ext/sqlite_functions.hpp"
 
 namespace deltasync {
@@ -29,7 +30,7 @@ void FnHlc(sqlite3_context* ctx, int, sqlite3_value**) {
 }
 
 // deltasync__clk_set(hlc, site, clk, cl, ver, mask0, mask1, ...): the extras of a shadow
-// row after an update of the columns whose bits are set (62 columns per mask). A local
+// row after an update of the columns whose bits are set (kColumnsPerMask columns per mask). A local
 // write always gets a clock newer than the version it overwrites, even if that version
 // came from a faster clock.
 void FnClkSet(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
@@ -41,22 +42,8 @@ void FnClkSet(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
                                          std::string_view(blob ? blob : "", sqlite3_value_bytes(argv[2])));
     int64_t cl = sqlite3_value_int64(argv[3]);
     clocks.Resolve(sqlite3_value_int64(argv[4]), cl);
-    uint64_t now = conn.TxnHlc();
-    for (int m = 5; m < argc; ++m) {
-      auto mask = static_cast<uint64_t>(sqlite3_value_int64(argv[m]));
-      for (uint32_t bit = 0; mask != 0; ++bit, mask >>= 1) {
-        if (!(mask & 1)) continue;
-        uint32_t col = static_cast<uint32_t>(m - 5) * 62 + bit;
-        ColClock c;
-        c.hlc = now;
-        const ColClock& old = clocks.Get(col);
-        if (old.cl == cl && old.hlc >= c.hlc) {
-          c.hlc = old.hlc + 1;
-          conn.clock().Observe(c.hlc);
-        }
-        clocks.Set(col, c);  // ver 0 and cl 0: the row's new version, its causal length
-      }
-    }
+    MarkUpdatedColumns(clocks, cl, conn.TxnHlc(), argc - 5,
+                       [&](int g) { return static_cast<uint64_t>(sqlite3_value_int64(argv[5 + g])); }, conn.clock());
     std::string out = clocks.EncodeExtras();
     if (out.empty())
       sqlite3_result_null(ctx);

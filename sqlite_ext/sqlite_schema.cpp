@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "common/row_clocks.hpp"
+#include "common/update_masks.hpp"
 #include "common/schema_rules.hpp"
 #include "sqlite_ext/sqlite_functions.hpp"
 
@@ -114,12 +115,12 @@ std::string KeyChangedExpr(const CatalogTable& t) {
   return Join(parts, " OR ");
 }
 
-// One mask expression per group of 62 non-key columns: bit k set when column k changed.
+// One mask expression per group of kColumnsPerMask non-key columns: bit k set when column k changed.
 std::vector<std::string> MaskExprs(const CatalogTable& t) {
   std::vector<std::string> masks;
-  for (size_t start = 0; start < t.cols.size(); start += 62) {
+  for (size_t start = 0; start < t.cols.size(); start += kColumnsPerMask) {
     std::vector<std::string> bits;
-    for (size_t k = start; k < t.cols.size() && k < start + 62; ++k) {
+    for (size_t k = start; k < t.cols.size() && k < start + kColumnsPerMask; ++k) {
       std::string q = QuoteIdent(t.cols[k]);
       std::string ne = "deltasync__ne(OLD." + q + ", NEW." + q + ")";
       bits.push_back(k == start ? ne : "(" + ne + " << " + std::to_string(k - start) + ")");
