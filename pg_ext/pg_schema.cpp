@@ -309,6 +309,25 @@ DELTASYNC_PG_FUNCTION(deltasync_on_sql_drop) {
 
 namespace {
 
+// The tracked lists of table `relid`, as deltasync.tables holds them (nullopt: not tracked).
+struct TrackedLists {
+  int32 id = 0;
+  std::string name;
+  std::vector<std::string> pk, cols;
+};
+std::optional<TrackedLists> ReadTracked(Oid relid) {
+  Args a;
+  a.Add(OIDOID, ObjectIdGetDatum(relid));
+  RunSql("SELECT id, name, pk, columns FROM deltasync.tables WHERE relid = $1", a);
+  if (SPI_processed != 1) return std::nullopt;
+  TrackedLists t;
+  t.id = static_cast<int32>(ResultInt(0, 0));
+  t.name = ResultText(0, 1);
+  t.pk = Json::parse(ResultText(0, 2)).get<std::vector<std::string>>();
+  t.cols = Json::parse(ResultText(0, 3)).get<std::vector<std::string>>();
+  return t;
+}
+
 // The key of a table as the catalog has it now: names and type names, INCLUDE columns left out.
 std::vector<std::pair<std::string, std::string>> CatalogKey(Oid relid) {
   Args a;
@@ -327,14 +346,11 @@ std::vector<std::pair<std::string, std::string>> CatalogKey(Oid relid) {
 // retyped — and follows ADD COLUMN: new columns are tracked at once, so no write to them
 // escapes capture.
 void AuditAlteredTable(Oid relid) {
+  std::optional<TrackedLists> tracked = ReadTracked(relid);
+  if (!tracked) return;
+  auto& [id, name, pk, cols] = *tracked;
   Args a;
   a.Add(OIDOID, ObjectIdGetDatum(relid));
-  RunSql("SELECT id, name, pk, columns FROM deltasync.tables WHERE relid = $1", a);
-  if (SPI_processed != 1) return;
-  auto id = static_cast<int32>(ResultInt(0, 0));
-  std::string name = ResultText(0, 1);
-  auto pk = Json::parse(ResultText(0, 2)).get<std::vector<std::string>>();
-  auto cols = Json::parse(ResultText(0, 3)).get<std::vector<std::string>>();
   auto refuse = [&](const std::string& what) {
     throw Error(ErrorCode::kInvalidArgument, what + " of tracked table \"" + name +
                                                  "\" cannot be followed by deltasync; call deltasync_disable('" + name +
@@ -377,14 +393,9 @@ void AuditAlteredTable(Oid relid) {
 // RENAME COLUMN of a tracked column, RENAME of a tracked table: the tracked lists and name
 // follow (clocks are kept by position, so a column's history follows its new name).
 void FollowRename(const RenameStmt& stmt, Oid relid) {
-  Args a;
-  a.Add(OIDOID, ObjectIdGetDatum(relid));
-  RunSql("SELECT id, name, pk, columns FROM deltasync.tables WHERE relid = $1", a);
-  if (SPI_processed != 1) return;
-  auto id = static_cast<int32>(ResultInt(0, 0));
-  std::string name = ResultText(0, 1);
-  auto pk = Json::parse(ResultText(0, 2)).get<std::vector<std::string>>();
-  auto cols = Json::parse(ResultText(0, 3)).get<std::vector<std::string>>();
+  std::optional<TrackedLists> tracked = ReadTracked(relid);
+  if (!tracked) return;
+  auto& [id, name, pk, cols] = *tracked;
   if (stmt.renameType == OBJECT_TABLE) {
     std::string new_name = stmt.newname;
     Args n;
