@@ -31,6 +31,10 @@ class PgStatus : public StatusPort {
   std::vector<Table> Tables() override {
     infos_ = Backend::Get().LoadTables();
     std::vector<Table> out;
+    // What is tracked, its row counts and the hubs' URLs are for roles that may read every
+    // tracked table (as deltasync_changes is), not for anyone who can connect.
+    for (const TableInfo& t : infos_)
+      if (!t.dropped) CheckAccess(t, Access::kRead);
     for (const TableInfo& t : infos_)
       out.push_back(Table{t.name, t.dropped ? TableState::kDropped : TableState::kTracked, t.pk, t.cols});
     return out;

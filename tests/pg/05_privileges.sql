@@ -1,7 +1,7 @@
 -- Who may do what (docs/postgresql.md, "Privileges"), and DROP EXTENSION.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(20);
+SELECT plan(21);
 
 CREATE ROLE ds_owner;
 CREATE ROLE ds_reader;
@@ -100,6 +100,12 @@ SELECT throws_like(format('SELECT deltasync_apply(%L)', format('{"format":"delta
   'a table owner cannot apply into a table whose triggers fire during replication');
 RESET ROLE;
 
+-- deltasync_status() tells what is tracked and where it syncs: only to roles that may read it.
+CREATE ROLE ds_nobody;
+GRANT USAGE ON SCHEMA public TO ds_nobody;
+SET ROLE ds_nobody;
+SELECT throws_ok($$SELECT deltasync_status()$$, '42501', NULL, 'a role that may not read the tracked tables gets no status');
+RESET ROLE;
 DROP EXTENSION deltasync CASCADE;
 SELECT is((SELECT count(*)::int FROM pg_trigger WHERE tgname LIKE 'deltasync%'), 0, 'DROP EXTENSION CASCADE removes every trigger');
 SELECT hasnt_schema('deltasync', 'and every internal object');
