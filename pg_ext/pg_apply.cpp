@@ -269,9 +269,9 @@ class PgApply : public ApplyPort {
 
 }  // namespace
 
-ApplyResult ApplyPayload(const Payload& p) {
+ApplyResult pg::ApplyPayload(const Payload& p) {
   PgApply port;
-  return ApplyPayload(port, p);
+  return deltasync::ApplyPayload(port, p);
 }
 
 }  // namespace deltasync

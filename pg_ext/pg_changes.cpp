@@ -93,7 +93,7 @@ class PgCollect : public CollectPort {
 
 }  // namespace
 
-Payload CollectChanges(int64_t since, const VersionRanges& exclude, bool include_own) {
+Payload pg::CollectChanges(int64_t since, const VersionRanges& exclude, bool include_own) {
   // The horizon is computed now; an older transaction snapshot could miss what committed
   // between the two (docs/postgresql.md, "Versions under concurrency").
   // A standby has no writer locks to look at, and its copy of the counter runs ahead.
@@ -104,7 +104,7 @@ Payload CollectChanges(int64_t since, const VersionRanges& exclude, bool include
                 "reading changes needs READ COMMITTED isolation: a REPEATABLE READ or SERIALIZABLE snapshot "
                 "could miss changes committed after it was taken");
   PgCollect port(include_own);
-  return CollectChanges(port, since, exclude);
+  return deltasync::CollectChanges(port, since, exclude);
 }
 
 }  // namespace deltasync

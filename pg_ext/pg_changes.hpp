@@ -11,10 +11,16 @@ namespace deltasync {
 // a change committed later by a transaction that started earlier is never skipped.
 // include_own: whether the calling transaction's own (uncommitted) writes count
 // (deltasync_changes: yes, as on SQLite; push: no, they are not committed yet).
+namespace pg {
 Payload CollectChanges(int64_t since, const VersionRanges& exclude = {}, bool include_own = true);
+}  // namespace pg
+using pg::CollectChanges;
 
 // Validated payload in, all or nothing (one subtransaction), through common/apply_loop;
 // throws a deltasync Error.
+namespace pg {
 ApplyResult ApplyPayload(const Payload& p);
+}  // namespace pg
+using pg::ApplyPayload;
 
 }  // namespace deltasync

@@ -10,7 +10,7 @@ extern "C" {
 
 namespace deltasync {
 
-std::string QuoteIdent(std::string_view name) {
+std::string pg::QuoteIdent(std::string_view name) {
   std::string out = "\"";
   for (char c : name) {
     if (c == '"') out += '"';

@@ -15,8 +15,13 @@ extern "C" {
 
 namespace deltasync {
 
+// PostgreSQL's own definitions of names SQLite's adapter defines too live in deltasync::pg, so
+// one binary could link both adapters without a one-definition-rule clash.
+namespace pg {
 // Double-quotes an identifier (quote_identifier rules: always quoted, quotes doubled).
 std::string QuoteIdent(std::string_view name);
+}  // namespace pg
+using pg::QuoteIdent;
 
 // Runs the statements of its scope as `role`, with SECURITY_LOCAL_USERID_CHANGE (so SET
 // ROLE cannot undo it), and with search_path pinned to pg_catalog, pg_temp so that no

@@ -27,6 +27,7 @@ inline constexpr uint16 kWriterLockTag = 0x4453;  // "DS"
 // Versions come from deltasync.db_version in blocks of this many (its INCREMENT).
 inline constexpr int64_t kVersionBlock = 256;
 
+namespace pg {
 // A tracked table as deltasync.tables records it, resolved against the catalog.
 struct TableInfo {
   int32 id = 0;
@@ -41,6 +42,8 @@ struct TableInfo {
   bool dropped = false;  // the base table is gone (the drop event trigger removes it)
   bool rls = false, force_rls = false;
 };
+}  // namespace pg
+using pg::TableInfo;
 
 // Reads the shadow columns (kShadowColumns) from row `row` of `rows`, starting at column `first`.
 ShadowRow ReadShadowRow(const Rows& rows, uint64_t row, int first);

@@ -217,10 +217,10 @@ class SqliteApply : public ApplyPort {
 
 }  // namespace
 
-ApplyResult ApplyPayload(Conn& conn, const Payload& p) {
+ApplyResult sqlite::ApplyPayload(Conn& conn, const Payload& p) {
   conn.EnsureSchema();
   SqliteApply port(conn);
-  return ApplyPayload(port, p);
+  return deltasync::ApplyPayload(port, p);
 }
 
 void FnApply(sqlite3_context* ctx, int, sqlite3_value** argv) {

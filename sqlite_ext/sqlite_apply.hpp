@@ -11,6 +11,9 @@ namespace deltasync {
 
 // Validated payload in, all or nothing (one savepoint), through common/apply_loop; throws a
 // deltasync Error.
+namespace sqlite {
 ApplyResult ApplyPayload(Conn& conn, const Payload& p);
+}  // namespace sqlite
+using sqlite::ApplyPayload;
 
 }  // namespace deltasync

@@ -80,9 +80,9 @@ class SqliteCollect : public CollectPort {
 
 }  // namespace
 
-Payload CollectChanges(Conn& conn, int64_t since, const VersionRanges& exclude) {
+Payload sqlite::CollectChanges(Conn& conn, int64_t since, const VersionRanges& exclude) {
   SqliteCollect port(conn);
-  return CollectChanges(port, since, exclude);
+  return deltasync::CollectChanges(port, since, exclude);
 }
 
 void FnChanges(sqlite3_context* ctx, int, sqlite3_value** argv) {

@@ -10,6 +10,10 @@
 
 namespace deltasync {
 
+namespace sqlite {
+// This site's changes newer than `since` (common/collect_loop), leaving out `exclude`.
 Payload CollectChanges(Conn& conn, int64_t since, const VersionRanges& exclude = {});
+}  // namespace sqlite
+using sqlite::CollectChanges;
 
 }  // namespace deltasync

@@ -286,7 +286,7 @@ std::vector<TableInfo> Conn::LoadTables() {
   return LoadTables();
 }
 
-void TableInfo::RequireCaptured() const {
+void sqlite::TableInfo::RequireCaptured() const {
   if (state == TableState::kNeedsEnable)
     throw Error(ErrorCode::kInvalidArgument,
                 "tracked table \"" + name + "\" has lost its capture triggers (was it dropped and created again?); "

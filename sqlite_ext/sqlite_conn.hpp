@@ -17,6 +17,7 @@
 
 namespace deltasync {
 
+namespace sqlite {
 // A tracked table as deltasync_tables records it, with its names ready for SQL.
 struct TableInfo {
   int64_t id = 0;
@@ -33,6 +34,8 @@ struct TableInfo {
   // Throws unless kTracked: reading or merging an uncaptured table would be wrong.
   void RequireCaptured() const;
 };
+}  // namespace sqlite
+using sqlite::TableInfo;
 
 // Reads the shadow columns (kShadowColumns) of the statement's current row from `first_column` on.
 ShadowRow ReadShadowRow(const Stmt& s, int first_column);

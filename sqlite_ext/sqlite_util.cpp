@@ -5,7 +5,7 @@ namespace deltasync {
 // Backticks, not double quotes: SQLite reads an unknown "name" as a string literal (its
 // double-quoted-string fallback), so a stale column name would select its own spelling;
 // `name` is always an identifier and fails loudly when unknown.
-std::string QuoteIdent(std::string_view name) {
+std::string sqlite::QuoteIdent(std::string_view name) {
   std::string out;
   out.reserve(name.size() + 2);
   out.push_back('`');

@@ -13,8 +13,13 @@ SQLITE_EXTENSION_INIT3
 
 namespace deltasync {
 
-// Double-quotes an identifier, doubling embedded quotes: the only way names reach SQL text.
+// SQLite's own definitions of names PostgreSQL's adapter defines too live in deltasync::sqlite, so
+// one binary could link both adapters without a one-definition-rule clash.
+namespace sqlite {
+// Quotes an identifier (backticks, embedded ones doubled): the only way names reach SQL text.
 std::string QuoteIdent(std::string_view name);
+}  // namespace sqlite
+using sqlite::QuoteIdent;
 
 // Throws Error(kInternal) carrying SQLite's message, prefixed by what we were doing.
 [[noreturn]] void ThrowSqlite(sqlite3* db, const std::string& doing);
