@@ -198,6 +198,28 @@ void RefuseForeignReplicaCode(const TableInfo& t) {
                   "apply changes into it (they would run during the apply)");
 }
 
+// The sequences of a table's integer key columns (serial, identity) move past every key the
+// table holds now: ids applied from other sites are never allocated again by a local insert.
+// (Two sites still allocate the same next id concurrently: deltasync_id() avoids that.)
+void AdvanceKeySequences(const TableInfo& t) {
+  Args a;
+  a.Add(OIDOID, ObjectIdGetDatum(t.relid));
+  RunSql("SELECT quote_ident(a.attname), pg_get_serial_sequence(i.indrelid::regclass::text, a.attname)"
+         " FROM pg_index AS i JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)"
+         " WHERE i.indrelid = $1 AND i.indisprimary AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)",
+         a);
+  std::vector<std::pair<std::string, std::string>> seqs;
+  for (uint64_t r = 0; r < SPI_processed; ++r)
+    if (!Rows().IsNull(r, 1)) seqs.emplace_back(ResultText(r, 0), ResultText(r, 1));
+  for (const auto& [col, seq] : seqs) {
+    Args q;
+    q.AddText(seq);
+    RunSql("SELECT setval($1::regclass, m) FROM (SELECT max(" + col + ")::bigint AS m FROM " + t.q_name +
+               ") AS x, " + seq + " AS s WHERE x.m > CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END",
+           q);
+  }
+}
+
 // The apply loop's port on this backend.
 class PgApply : public ApplyPort {
  public:
@@ -240,6 +262,7 @@ class PgApply : public ApplyPort {
         RunSql("LOCK TABLE " + t->q_meta + " IN SHARE ROW EXCLUSIVE MODE");
       }
       body();
+      for (const TableInfo* t : touched_) AdvanceKeySequences(*t);
     } catch (...) {
       b_.ForgetSites();  // site rows inserted by the body are rolled back with the subtransaction
       throw;
