@@ -54,6 +54,25 @@ void ValidatePayload(const Payload& p) {
   }
 }
 
+void DropUnusedSites(Payload& p) {
+  constexpr uint32_t kUnused = UINT32_MAX;
+  std::vector<uint32_t> renumber(p.sites.size(), kUnused);
+  for (const TableChanges& t : p.tables)
+    for (const RowChanges& r : t.rows)
+      for (const ColumnChange& c : r.changes) renumber[c.site] = 0;
+  uint32_t kept = 0;
+  for (size_t k = 0; k < p.sites.size(); ++k) {
+    if (renumber[k] == kUnused) continue;
+    renumber[k] = kept;
+    p.sites[kept++] = p.sites[k];
+  }
+  if (kept == p.sites.size()) return;
+  p.sites.resize(kept);
+  for (TableChanges& t : p.tables)
+    for (RowChanges& r : t.rows)
+      for (ColumnChange& c : r.changes) c.site = renumber[c.site];
+}
+
 uint64_t MaxHlc(const Payload& p) {
   uint64_t m = 0;
   for (const auto& t : p.tables)

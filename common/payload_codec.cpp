@@ -45,7 +45,9 @@ Payload DecodeAny(std::string_view body, std::string_view content_type, std::str
   } else {
     throw Error(ErrorCode::kInvalidPayload, "unsupported content encoding " + Quoted(content_encoding));
   }
-  return json ? DecodeJson(body) : DecodeBinary(body);
+  Payload p = json ? DecodeJson(body) : DecodeBinary(body);
+  DropUnusedSites(p);
+  return p;
 }
 
 }  // namespace deltasync

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <unordered_set>
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
@@ -49,6 +50,19 @@ void CheckIdentifiers(const Payload& p) {
 
 }  // namespace
 
+std::vector<SiteId> SitesToRegister(const Payload& p) {
+  std::vector<bool> used(p.sites.size(), false);
+  for (const TableChanges& t : p.tables)
+    for (const RowChanges& r : t.rows)
+      for (const ColumnChange& c : r.changes) used[c.site] = true;
+  std::unordered_set<SiteId, SiteIdHash> seen;
+  std::vector<SiteId> out;
+  for (size_t k = 0; k < p.sites.size(); ++k)
+    if (used[k] && seen.insert(p.sites[k]).second) out.push_back(p.sites[k]);
+  if (seen.insert(p.site).second) out.push_back(p.site);
+  return out;
+}
+
 void CheckPush(const Payload& p, uint64_t max_clock_drift_ms) {
   CheckIdentifiers(p);
   CheckClockDrift(MaxHlc(p), WallClockMillis(), max_clock_drift_ms);
@@ -56,9 +70,14 @@ void CheckPush(const Payload& p, uint64_t max_clock_drift_ms) {
 
 PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
   PushResult result;
-  std::vector<uint32_t> ords;
-  for (const SiteId& s : p.sites) ords.push_back(txn.SiteOrdinal(s));
-  int64_t writer = txn.SiteOrdinal(p.site);
+  // Sites are registered when a change of theirs is stored, the pusher when a row is: a
+  // payload listing site ids no change uses (or only changes that lose) registers none.
+  std::vector<int64_t> ords(p.sites.size(), -1);
+  auto ord_of = [&](uint32_t k) {
+    if (ords[k] < 0) ords[k] = txn.SiteOrdinal(p.sites[k]);
+    return static_cast<uint32_t>(ords[k]);
+  };
+  int64_t writer = -1;
   for (const TableChanges& t : p.tables) {
     int64_t tbl = txn.TableId(t);
     std::vector<std::string> keys;
@@ -81,6 +100,7 @@ PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
       result.ignored += m.changes - m.applied;
       result.rows++;
       if (m.applied == 0) continue;
+      if (writer < 0) writer = txn.SiteOrdinal(p.site);
       ++seq;
       if (!m.exists) txn.DropCells(tbl, key);
       for (size_t k = 0; k < r.changes.size(); ++k) {
@@ -88,7 +108,7 @@ PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
         const ColumnChange& c = r.changes[k];
         std::string value;
         EncodeValue(c.value, value);
-        txn.PutCell(tbl, key, t.columns[c.column], value, c.hlc, ords[c.site], c.cl, seq, writer);
+        txn.PutCell(tbl, key, t.columns[c.column], value, c.hlc, ord_of(c.site), c.cl, seq, writer);
       }
       txn.PutRow(tbl, key, m.cl, seq, writer);
     }

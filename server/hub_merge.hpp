@@ -88,6 +88,10 @@ class PullSource {
 PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_t max_rows,
                      const std::vector<std::string>& tables, const std::optional<SiteId>& requester);
 
+// The distinct sites of p that a push may have to register: those some change uses, and the
+// pusher (p.site). Never a site only listed.
+std::vector<SiteId> SitesToRegister(const Payload& p);
+
 // What a store checks before it opens a push's transaction: names that are not portable
 // identifiers (kInvalidPayload) and a clock more than max_clock_drift_ms ahead (kClockDrift).
 void CheckPush(const Payload& p, uint64_t max_clock_drift_ms);

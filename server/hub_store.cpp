@@ -65,6 +65,7 @@ SqliteHubStore::SqliteHubStore(const std::string& path) {
     auto ord = static_cast<size_t>(sites.Int(0));
     if (sites_.size() <= ord) sites_.resize(ord + 1);
     sites_[ord] = SiteId::FromBytes(sites.Blob(1));
+    site_ords_[sites_[ord]] = static_cast<uint32_t>(ord);
   }
 }
 
@@ -102,15 +103,17 @@ std::optional<int64_t> SqliteHubStore::Node(const std::string& name, bool create
   return sqlite3_last_insert_rowid(db_);
 }
 
+// One hash lookup; a new site costs one insert (this process is the store's only writer).
 uint32_t SqliteHubStore::SiteOrdinal(const SiteId& site) {
-  for (size_t k = 0; k < sites_.size(); ++k)
-    if (sites_[k] == site) return static_cast<uint32_t>(k);
+  auto it = site_ords_.find(site);
+  if (it != site_ords_.end()) return it->second;
   auto ord = static_cast<uint32_t>(sites_.size());
   Stmt add(db_, "INSERT INTO hub_sites(ord, site_id) VALUES (?1, ?2)");
   add.BindInt(1, ord);
   add.BindBlob(2, site.View());
   add.Run();
   sites_.push_back(site);
+  site_ords_[site] = ord;
   return ord;
 }
 
@@ -247,9 +250,8 @@ class SqliteHubStore::Snapshot : public PullSource {
   }
   SiteId SiteOf(int64_t ord) override { return store_.SiteOf(ord); }
   int64_t KnownSite(const SiteId& site) override {
-    for (size_t k = 0; k < store_.sites_.size(); ++k)
-      if (store_.sites_[k] == site) return static_cast<int64_t>(k);
-    return -1;
+    auto it = store_.site_ords_.find(site);
+    return it == store_.site_ords_.end() ? -1 : static_cast<int64_t>(it->second);
   }
 
  private:
@@ -281,6 +283,7 @@ PushResult SqliteHubStore::Push(int64_t node, const Payload& p, uint64_t max_clo
     Exec(db_, "COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    for (size_t k = sites_before; k < sites_.size(); ++k) site_ords_.erase(sites_[k]);
     sites_.resize(sites_before);  // registrations were rolled back with the rest
     throw;
   }

@@ -11,6 +11,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/payload.hpp"
@@ -86,7 +87,8 @@ class SqliteHubStore : public HubStore {
   sqlite3* db_ = nullptr;
   std::mutex mu_;  // one writer (and reader) at a time on the one connection
   SiteId hub_id_;
-  std::vector<SiteId> sites_;
+  std::vector<SiteId> sites_;                                     // by ordinal
+  std::unordered_map<SiteId, uint32_t, SiteIdHash> site_ords_;  // and back
 };
 
 }  // namespace deltasync::hub

@@ -277,59 +277,79 @@ void PgHubStore::CreateSchema(Conn& c) {
   LoadSites(c);
 }
 
+void PgHubStore::CacheSite(uint32_t ord, const SiteId& site) {  // under sites_mu_
+  if (sites_.size() <= ord) sites_.resize(static_cast<size_t>(ord) + 1);
+  sites_[ord] = site;  // an ordinal's site never changes
+  site_ords_[site] = ord;
+}
+
+// Every site, once, when the store opens; afterwards a site is looked up when first needed.
 void PgHubStore::LoadSites(Conn& c) {
   auto r = c.Run("SELECT ord, site_id FROM hub_sites ORDER BY ord");
   std::lock_guard<std::mutex> lock(sites_mu_);
-  for (int k = 0; k < r->rows(); ++k) {
-    auto ord = static_cast<size_t>(r->Int(k, 0));
-    if (sites_.size() <= ord) sites_.resize(ord + 1);
-    sites_[ord] = SiteId::FromBytes(r->Bytes(k, 1));  // an ordinal's site never changes
-  }
+  for (int k = 0; k < r->rows(); ++k) CacheSite(static_cast<uint32_t>(r->Int(k, 0)), SiteId::FromBytes(r->Bytes(k, 1)));
 }
 
-int64_t PgHubStore::KnownSite(const SiteId& site) {
+int64_t PgHubStore::KnownSite(Conn& c, const SiteId& site) {
+  {
+    std::lock_guard<std::mutex> lock(sites_mu_);
+    auto it = site_ords_.find(site);
+    if (it != site_ords_.end()) return it->second;
+  }
+  std::string bytes(site.View());
+  auto r = c.Run("SELECT ord FROM hub_sites WHERE site_id = $1", Params().Bytes(bytes));
+  if (r->rows() == 0) return -1;
   std::lock_guard<std::mutex> lock(sites_mu_);
-  for (size_t k = 0; k < sites_.size(); ++k)
-    if (sites_[k] && *sites_[k] == site) return static_cast<int64_t>(k);
-  return -1;
+  CacheSite(static_cast<uint32_t>(r->Int(0, 0)), site);
+  return r->Int(0, 0);
 }
 
 SiteId PgHubStore::SiteOf(Conn& c, int64_t ord) {
   {
     std::lock_guard<std::mutex> lock(sites_mu_);
     if (ord >= 0 && static_cast<size_t>(ord) < sites_.size() && sites_[static_cast<size_t>(ord)])
-      return *sites_[static_cast<size_t>(ord)];
+      return *sites_[static_cast<size_t>(ord)];  // a copy: another thread may grow sites_
   }
-  LoadSites(c);  // registered through another hub process since this one last looked
+  // Registered through another hub process since this one started: one indexed lookup.
+  auto r = c.Run("SELECT site_id FROM hub_sites WHERE ord = $1", Params().Int(ord));
+  if (r->rows() == 0) throw Error(ErrorCode::kInternal, "hub store: unknown site ordinal " + std::to_string(ord));
+  SiteId site = SiteId::FromBytes(r->Bytes(0, 0));
   std::lock_guard<std::mutex> lock(sites_mu_);
-  if (ord < 0 || static_cast<size_t>(ord) >= sites_.size() || !sites_[static_cast<size_t>(ord)])
-    throw Error(ErrorCode::kInternal, "hub store: unknown site ordinal " + std::to_string(ord));
-  return *sites_[static_cast<size_t>(ord)];  // a copy: another thread may grow sites_
+  CacheSite(static_cast<uint32_t>(ord), site);
+  return site;
 }
 
 // Sites are registered in their own committed statements, before the push transaction:
 // an ordinal no push ends up using is harmless, and the cache never holds a rolled-back one.
-std::vector<uint32_t> PgHubStore::RegisterSites(Conn& c, const std::vector<SiteId>& sites) {
-  std::vector<uint32_t> ords;
-  bool loaded = false;
-  for (const SiteId& s : sites) {
-    int64_t ord = KnownSite(s);
-    if (ord < 0 && !loaded) {
-      LoadSites(c);
-      loaded = true;
-      ord = KnownSite(s);
+// Those not cached yet take two statements together, however many there are.
+PgHubStore::SiteOrds PgHubStore::RegisterSites(Conn& c, const std::vector<SiteId>& sites) {
+  SiteOrds ords;
+  std::string missing;  // a text[] literal of the ids not cached (UUID text: no quoting needed)
+  {
+    std::lock_guard<std::mutex> lock(sites_mu_);
+    for (const SiteId& s : sites) {
+      auto it = site_ords_.find(s);
+      if (it != site_ords_.end()) ords[s] = it->second;
+      else missing += (missing.empty() ? "{" : ",") + s.ToString();
     }
-    if (ord < 0) {
-      std::string bytes(s.View());
-      c.Run("INSERT INTO hub_sites (ord, site_id) SELECT nextval('hub_site_ord'), $1"
-            " WHERE NOT EXISTS (SELECT 1 FROM hub_sites WHERE site_id = $1) ON CONFLICT DO NOTHING",
-            Params().Bytes(bytes));
-      LoadSites(c);
-      ord = KnownSite(s);
-      if (ord < 0) throw Error(ErrorCode::kInternal, "hub store: cannot register site " + s.ToString());
-    }
-    ords.push_back(static_cast<uint32_t>(ord));
   }
+  if (missing.empty()) return ords;
+  missing += "}";
+  c.Run("INSERT INTO hub_sites (ord, site_id) SELECT nextval('hub_site_ord'), s.id FROM"
+        " (SELECT DISTINCT decode(replace(u, '-', ''), 'hex') AS id FROM unnest($1::text[]) AS u) AS s"
+        " WHERE NOT EXISTS (SELECT 1 FROM hub_sites WHERE site_id = s.id) ON CONFLICT DO NOTHING",
+        Params().Text(missing));
+  auto r = c.Run("SELECT ord, site_id FROM hub_sites WHERE site_id IN"
+                 " (SELECT decode(replace(u, '-', ''), 'hex') FROM unnest($1::text[]) AS u)",
+                 Params().Text(missing));
+  std::lock_guard<std::mutex> lock(sites_mu_);
+  for (int k = 0; k < r->rows(); ++k) {
+    SiteId s = SiteId::FromBytes(r->Bytes(k, 1));
+    CacheSite(static_cast<uint32_t>(r->Int(k, 0)), s);
+    ords[s] = static_cast<uint32_t>(r->Int(k, 0));
+  }
+  for (const SiteId& s : sites)
+    if (!ords.count(s)) throw Error(ErrorCode::kInternal, "hub store: cannot register site " + s.ToString());
   return ords;
 }
 
@@ -348,8 +368,7 @@ std::optional<int64_t> PgHubStore::Node(const std::string& name, bool create) {
 // buffers keep the later decision).
 class PgHubStore::Txn : public PushTxn {
  public:
-  Txn(PgHubStore& store, Conn& c, int64_t node, const std::vector<SiteId>& sites, const std::vector<uint32_t>& ords)
-      : store_(store), c_(c), node_(node), sites_(sites), ords_(ords) {}
+  Txn(PgHubStore& store, Conn& c, int64_t node, const SiteOrds& ords) : store_(store), c_(c), node_(node), ords_(ords) {}
   int64_t TableId(const TableChanges& t) override {
     std::string pk = nlohmann::json(t.pk).dump();
     c_.Run("INSERT INTO hub_tables (node, name, pk) VALUES ($1, $2, $3) ON CONFLICT (node, name) DO NOTHING",
@@ -361,9 +380,9 @@ class PgHubStore::Txn : public PushTxn {
     return r->Int(0, 0);
   }
   uint32_t SiteOrdinal(const SiteId& site) override {
-    for (size_t k = 0; k < sites_.size(); ++k)
-      if (sites_[k] == site) return ords_[k];
-    throw Error(ErrorCode::kInternal, "hub store: site not registered before the push");
+    auto it = ords_.find(site);
+    if (it == ords_.end()) throw Error(ErrorCode::kInternal, "hub store: site not registered before the push");
+    return it->second;
   }
   SiteId SiteOf(int64_t ord) override { return store_.SiteOf(c_, ord); }
 
@@ -472,8 +491,7 @@ class PgHubStore::Txn : public PushTxn {
   PgHubStore& store_;
   Conn& c_;
   int64_t node_;
-  const std::vector<SiteId>& sites_;
-  const std::vector<uint32_t>& ords_;
+  const SiteOrds& ords_;
   int64_t tbl_ = 0;
   std::unordered_map<std::string, int64_t> row_cl_;
   std::unordered_map<std::string, std::unordered_map<std::string, Clock>> cells_;
@@ -484,19 +502,18 @@ class PgHubStore::Txn : public PushTxn {
 
 PushResult PgHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) {
   CheckPush(p, max_clock_drift_ms);
-  std::vector<SiteId> sites = p.sites;
-  sites.push_back(p.site);
+  std::vector<SiteId> sites = SitesToRegister(p);
   // One connection per process waits for a node's lock: pushes queued on a busy node do not
   // hold the whole pool, so other nodes and pulls are served meanwhile.
   std::unique_lock<std::mutex> node_turn(NodeMutex(node));
   return WithConn([&](Conn& c) {
-    std::vector<uint32_t> ords = RegisterSites(c, sites);
+    SiteOrds ords = RegisterSites(c, sites);
     c.Run("BEGIN ISOLATION LEVEL READ COMMITTED");
     c.Run("SET LOCAL lock_timeout = '20s'");  // a node held longer (by another hub) is a 503, not a hang
     // The node's row lock orders pushes to one node by commit (see the top of this file).
     auto head = c.Run("SELECT seq FROM hub_nodes WHERE id = $1 FOR UPDATE", Params().Int(node));
     int64_t seq = head->rows() ? head->Int(0, 0) : 0;
-    Txn txn(*this, c, node, sites, ords);
+    Txn txn(*this, c, node, ords);
     PushResult result = MergePush(txn, p, seq);
     c.Run("UPDATE hub_nodes SET seq = $1 WHERE id = $2", Params().Int(result.seq).Int(node));
     c.Run("COMMIT");  // synchronous_commit as the server has it (on by default): durable when it returns
@@ -539,7 +556,7 @@ class PgHubStore::Snapshot : public PullSource {
     return it == cells_.end() ? std::vector<StoredCell>{} : it->second;
   }
   SiteId SiteOf(int64_t ord) override { return store_.SiteOf(c_, ord); }
-  int64_t KnownSite(const SiteId& site) override { return store_.KnownSite(site); }
+  int64_t KnownSite(const SiteId& site) override { return store_.KnownSite(c_, site); }
 
  private:
   PgHubStore& store_;
@@ -551,7 +568,6 @@ class PgHubStore::Snapshot : public PullSource {
 PullResult PgHubStore::Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,
                             const std::optional<SiteId>& requester) {
   return WithConn([&](Conn& c) {
-    LoadSites(c);  // sites another hub registered
     c.Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");  // one snapshot for the page
     Snapshot snap(*this, c, node);
     PullResult out = BuildPage(snap, hub_id_, since, max_rows, tables, requester);

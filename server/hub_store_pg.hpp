@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "server/hub_store.hpp"
@@ -45,10 +46,12 @@ class PgHubStore : public HubStore {
   void RollbackAndRelease(std::unique_ptr<Conn> c);
   std::mutex& NodeMutex(int64_t node);
   void CreateSchema(Conn& c);
-  std::vector<uint32_t> RegisterSites(Conn& c, const std::vector<SiteId>& sites);
+  using SiteOrds = std::unordered_map<SiteId, uint32_t, SiteIdHash>;
+  SiteOrds RegisterSites(Conn& c, const std::vector<SiteId>& sites);
   void LoadSites(Conn& c);
-  SiteId SiteOf(Conn& c, int64_t ord);  // loads sites another hub registered on a miss
-  int64_t KnownSite(const SiteId& site);
+  void CacheSite(uint32_t ord, const SiteId& site);
+  SiteId SiteOf(Conn& c, int64_t ord);  // looks up a site another hub registered on a miss
+  int64_t KnownSite(Conn& c, const SiteId& site);  // its ordinal, or -1
 
   std::string conninfo_;
   size_t pool_size_;
@@ -60,6 +63,7 @@ class PgHubStore : public HubStore {
   SiteId hub_id_;
   std::mutex sites_mu_;
   std::vector<std::optional<SiteId>> sites_;  // by ordinal; a gap: not seen committed yet
+  SiteOrds site_ords_;                        // and back
 };
 
 }  // namespace deltasync::hub

@@ -205,17 +205,21 @@ uint32_t Conn::SiteOrdinal(const SiteId& site) {
   if (!sites_loaded_) LoadSites();
   auto it = site_ords_.find(site);
   if (it != site_ords_.end()) return it->second;
-  LoadSites();  // another connection may have registered it, or taken the next ordinal
-  it = site_ords_.find(site);
-  if (it != site_ords_.end()) return it->second;
-  // Join the transaction first, so a rollback of this registration also drops the cache.
-  if (!in_txn_) BeginTxn();
-  Stmt add(db_, "INSERT INTO deltasync_sites(ord, site_id) SELECT coalesce(max(ord), 0) + 1, ?1 FROM deltasync_sites");
-  add.BindBlob(1, site.View());
-  add.Run();
+  // A miss costs one indexed lookup (another connection may have registered the site) and,
+  // for a new site, one insert: never a reload of the whole list, so registering n sites is
+  // linear in n.
   Stmt get(db_, "SELECT ord FROM deltasync_sites WHERE site_id = ?1");
   get.BindBlob(1, site.View());
-  if (!get.Step()) throw Error(ErrorCode::kInternal, "a site just registered is missing");
+  if (!get.Step()) {
+    get.Reset();
+    // Join the transaction first, so a rollback of this registration also drops the cache.
+    if (!in_txn_) BeginTxn();
+    Stmt add(db_, "INSERT INTO deltasync_sites(ord, site_id) SELECT coalesce(max(ord), 0) + 1, ?1 FROM deltasync_sites");
+    add.BindBlob(1, site.View());
+    add.Run();
+    get.BindBlob(1, site.View());  // Reset cleared the binding
+    if (!get.Step()) throw Error(ErrorCode::kInternal, "a site just registered is missing");
+  }
   auto ord = static_cast<uint32_t>(get.Int(0));
   if (sites_.size() <= ord) sites_.resize(ord + 1);
   sites_[ord] = site;

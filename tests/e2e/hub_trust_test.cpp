@@ -327,4 +327,91 @@ TEST(HubOrigins, AStoreOfSchemaVersionOneIsUpgradedInPlace) {
   for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
 }
 
+// ---------------------------------------------------------------------------------------
+// Item 7: site-id flood.
+
+// The rows of hub_sites in a hub's store (a SQLite file, or the PostgreSQL database).
+int64_t HubSites(const HubProcess& hub) {
+  if (hub.db().rfind("postgresql://", 0) == 0) {
+    std::string cmd = "psql -XAtqc 'SELECT count(*) FROM hub_sites' '" + hub.db() + "'";
+    FILE* f = popen(cmd.c_str(), "r");
+    if (!f) throw std::runtime_error("cannot run psql");
+    char buf[64] = {0};
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    pclose(f);
+    buf[n] = 0;
+    return std::strtoll(buf, nullptr, 10);
+  }
+  Site db("file:" + hub.db() + "?mode=ro", false);
+  return db.Int("SELECT count(*) FROM hub_sites");
+}
+
+// One row written by `origin`, pushed by `pusher`, with `unused` more site ids listed that
+// no change uses.
+Payload Flood(const SiteId& pusher, const SiteId& origin, int64_t id, int unused) {
+  Payload p = OneRow(pusher, origin, id, "flood " + std::to_string(id), 1, Now());
+  std::vector<SiteId> sites;
+  for (int k = 0; k < unused / 2; ++k) sites.push_back(SiteId::Random());
+  sites.push_back(origin);  // the used one in the middle of the list
+  for (int k = unused / 2; k < unused; ++k) sites.push_back(SiteId::Random());
+  p.sites = sites;
+  p.tables[0].rows[0].changes[0].site = static_cast<uint32_t>(unused / 2);
+  return p;
+}
+
+TEST(HubSiteFlood, UnusedSiteIdsAreNeverRegistered) {
+  HubProcess::Options o;
+  o.db = "";  // a store file this test can count in
+  HubProcess hub(o);
+  Site a, b;
+  for (Site* s : {&a, &b}) s->Exec(kSchema);
+  a.Exec("INSERT INTO t VALUES (1, 'by a')");
+  Call(a, "deltasync_sync", hub.url("n"));
+  ASSERT_EQ(HubSites(hub), 1);  // a
+  SiteId x = SiteId::Random(), origin = SiteId::Random();
+  Raw raw(hub.port());
+  for (int push = 0; push < 3; ++push) {
+    SCOPED_TRACE("flood push " + std::to_string(push));
+    Payload p = Flood(x, origin, 10 + push, 30000);
+    bool binary = push == 1;
+    auto [code, body] = binary ? raw.Post("/nodes/n/push", deltasync::EncodeBinary(p), "application/vnd.deltasync.payload")
+                               : raw.Post("/nodes/n/push", deltasync::EncodeJson(p));
+    ASSERT_EQ(code, 200) << body.substr(0, 300);
+    EXPECT_EQ(Json::parse(body)["applied"], 1) << body;
+    EXPECT_EQ(HubSites(hub), 3) << "a, the pusher x and the one origin a change uses";
+  }
+  // A push whose only change loses (an older clock): the SQLite store registers neither its
+  // origin nor its pusher; the PostgreSQL store registers the two before merging (in their
+  // own statements, outside the node's lock), never the 1,000 ids only listed.
+  Payload stale = Flood(SiteId::Random(), SiteId::Random(), 10, 1000);
+  stale.tables[0].rows[0].changes[0].hlc = deltasync::HlcFromMillis(1);
+  auto [code, body] = raw.Post("/nodes/n/push", deltasync::EncodeJson(stale));
+  ASSERT_EQ(code, 200) << body;
+  EXPECT_EQ(Json::parse(body)["applied"], 0) << body;
+  const int64_t sites = hub.db().rfind("postgresql://", 0) == 0 ? 5 : 3;
+  EXPECT_EQ(HubSites(hub), sites);
+  // The node goes on: the next pushes and pulls carry what they should.
+  a.Exec("INSERT INTO t VALUES (2, 'after the flood')");
+  Json ra = Call(a, "deltasync_sync", hub.url("n"));
+  EXPECT_EQ(ra["push"]["pushed"], 1) << ra.dump();
+  EXPECT_EQ(ra["pull"]["pulled"], 3) << ra.dump();  // the three flood rows
+  Json rb = Call(b, "deltasync_sync", hub.url("n"));
+  EXPECT_EQ(rb["pull"]["pulled"], 5) << rb.dump();
+  EXPECT_EQ(b.Rows("SELECT * FROM t ORDER BY id"), a.Rows("SELECT * FROM t ORDER BY id"));
+  EXPECT_EQ(HubSites(hub), sites);  // b pushed nothing
+}
+
+TEST(HubSiteFlood, APageListingUnusedSiteIdsRegistersNoneOnTheSite) {
+  SiteId hub_id = SiteId::Random(), origin = SiteId::Random();
+  Payload page = Flood(hub_id, origin, 1, 30000);
+  page.until = 1;
+  FakeHub fake(deltasync::EncodeJson(page));
+  Site s;
+  s.Exec(kSchema);
+  Json r = Call(s, "deltasync_pull", fake.url());
+  EXPECT_EQ(r["applied"], 1) << r.dump();
+  EXPECT_EQ(s.Text("SELECT v FROM t WHERE id = 1"), "flood 1");
+  EXPECT_EQ(s.Int("SELECT count(*) FROM deltasync_sites"), 2);  // itself and the one origin
+}
+
 }  // namespace
