@@ -119,7 +119,9 @@ PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
 }
 
 PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_t max_rows,
-                     const std::vector<std::string>& tables, const std::optional<SiteId>& requester) {
+                     const std::vector<std::string>& tables, const std::optional<SiteId>& requester,
+                     size_t max_bytes) {
+  size_t page_bytes = 0;  // what the page's rows weigh, as stored (about their size on the wire)
   PullResult out;
   Payload& p = out.payload;
   p.site = hub_id;
@@ -138,7 +140,7 @@ PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_
       out.more = true;
       break;
     }
-    ++n;
+    int64_t until_before = until;
     until = row.seq;
     auto w = wanted.find(row.tbl);
     if (w == wanted.end()) {
@@ -152,12 +154,16 @@ PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_
         col_index.emplace_back();
       }
     }
-    if (!w->second) continue;  // a table the client did not ask for: skipped, cursor moves on
+    if (!w->second) {  // a table the client did not ask for: skipped, cursor moves on
+      ++n;
+      continue;
+    }
     size_t ti = table_index[row.tbl];
     TableChanges& t = p.tables[ti];
     RowChanges r;
     r.key = DecodeKey(row.key);
     r.cl = row.cl;
+    size_t row_bytes = row.key.size() + 16;
     // Every cell of the row, not only those newer than `since`: a row moves to the end of the
     // sequence when it changes, so a client at `since` may never have been sent its older
     // cells (they were at seq <= since, but the row had already moved on when it pulled).
@@ -182,8 +188,18 @@ PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_
       c.site = si->second;
       c.cl = cell.cl;
       r.changes.push_back(std::move(c));
+      row_bytes += cell.value.size() + 24;
     }
+    // A page ends at its byte budget, never inside a row; a row larger than the budget
+    // travels alone.
+    if (page_bytes > 0 && page_bytes + row_bytes > max_bytes) {
+      until = until_before;
+      out.more = true;
+      break;
+    }
+    ++n;
     if (r.changes.empty() && requester_ord >= 0 && row.writer == requester_ord) continue;  // nothing it does not know
+    page_bytes += row_bytes;
     out.changes += r.changes.empty() ? 1 : r.changes.size();
     t.rows.push_back(std::move(r));
   }

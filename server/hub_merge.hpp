@@ -85,8 +85,12 @@ class PullSource {
 // never column changes that `requester` pushed itself. Filtering is by pusher, not by
 // origin: a change that another site pushed with the requester's id as its origin (a
 // spoofed origin, or the requester's own change relayed) is served to it.
+// A page also ends before a row that would take it past max_bytes (the rows' stored size,
+// about their size on the wire); a row larger than that travels alone.
+inline constexpr size_t kMaxPageBytes = size_t{4} << 20;
 PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_t max_rows,
-                     const std::vector<std::string>& tables, const std::optional<SiteId>& requester);
+                     const std::vector<std::string>& tables, const std::optional<SiteId>& requester,
+                     size_t max_bytes = kMaxPageBytes);
 
 // The distinct sites of p that a push may have to register: those some change uses, and the
 // pusher (p.site). Never a site only listed.

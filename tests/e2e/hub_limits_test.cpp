@@ -399,3 +399,22 @@ TEST(HubLimits, HttpsWithATestCertificate) {
   EXPECT_NE(StatusOf(r), 200) << r;
   std::system(("rm -rf " + dir).c_str());
 }
+
+// Item 6: a pull page ends at the hub's byte budget (4 MiB) and never splits a row; a row
+// larger than the budget travels alone.
+TEST(HubLimits, PullPagesEndAtAByteBudget) {
+  HubProcess hub(HubProcess::Options{});
+  Site a, b;
+  for (Site* s : {&a, &b}) s->Exec("CREATE TABLE w(id INTEGER PRIMARY KEY, v BLOB); SELECT deltasync_enable('w');");
+  a.Exec("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 12)"
+         " INSERT INTO w SELECT x, randomblob(1000000) FROM c");
+  a.Exec("INSERT INTO w VALUES (100, randomblob(6000000))");
+  a.Text("SELECT deltasync_push(?1, ?2)", {Value::Text(hub.url("n")), Value::Text(Opts({{"batch_rows", 2}}))});
+  Json r = Json::parse(
+      b.Text("SELECT deltasync_pull(?1, ?2)", {Value::Text(hub.url("n")), Value::Text(Opts({{"batch_rows", 1000}}))}));
+  // Without a budget the 13 rows are one page; with it, 12 rows of 1 MB take at least three
+  // pages (at most 4 MiB each) and the 6 MB row one of its own.
+  EXPECT_GE(r["pages"].get<int64_t>(), 4) << r.dump();
+  EXPECT_EQ(b.Int("SELECT count(*) FROM w"), 13);
+  EXPECT_EQ(b.Rows("SELECT id, hex(v) FROM w ORDER BY id"), a.Rows("SELECT id, hex(v) FROM w ORDER BY id"));
+}
