@@ -363,10 +363,14 @@ bool RepairRebuiltTable(Conn& conn, const TableInfo& known) {
   for (size_t i = 0; i < known.cols.size(); ++i)
     for (size_t j = 0; j < cat->cols.size(); ++j)
       if (known.cols[i] == cat->cols[j]) to[i] = static_cast<int>(j);
+  // Columns only appended (ADD COLUMN, or a rebuild that added some at the end): every
+  // stored clock keeps its position, so no shadow row needs rewriting.
+  bool moved = false;
+  for (size_t i = 0; i < to.size(); ++i) moved |= to[i] != static_cast<int>(i);
   LastRowidGuard rowid(db);
   Savepoint sp(db, "deltasync_repair");
   if (!same) {
-    RemapClocks(db, *cat, to);
+    if (moved) RemapClocks(db, *cat, to);
     Stmt up(db, "UPDATE deltasync_tables SET columns = ?1 WHERE id = ?2");
     std::string cols = Json(cat->cols).dump();
     up.BindText(1, cols);
