@@ -168,6 +168,16 @@ uint64_t Backfill(const TableInfo& t, uint64_t hlc) {
                 a);
 }
 
+// Every live row gets a new clock from this site, as if each were written again now: what
+// this site holds wins over every change it has not seen ({"restamp": true}).
+uint64_t Restamp(const TableInfo& t, uint64_t hlc) {
+  Args a;
+  a.AddInt8(static_cast<int64_t>(hlc));
+  return RunSql("UPDATE " + t.q_meta + " SET ver = deltasync.next_version(), hlc = $1, site = 0, clk = NULL"
+                " WHERE cl % 2 = 1",
+                a);
+}
+
 }  // namespace
 
 }  // namespace deltasync
@@ -229,6 +239,7 @@ DELTASYNC_PG_FUNCTION(deltasync_enable) {
     if (!known) CreateShadowTable(*t);
     CreateTriggers(t->relid, t->q_name);
     result["backfilled"] = Backfill(*t, hlc);
+    if (options.restamp) result["restamped"] = Restamp(*t, hlc);
   }
   InvalidateCapture(cat.relid);
   spi.Finish();

@@ -3,7 +3,7 @@
 -- and broken after. INCLUDE columns are not part of the key.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(17);
+SELECT plan(18);
 
 CREATE TABLE dd (id int PRIMARY KEY, v text NOT NULL);
 SELECT deltasync_enable('dd');
@@ -48,5 +48,7 @@ UPDATE inc SET b = 'z';
 SELECT is((SELECT count(*)::int FROM jsonb_array_elements(deltasync_changes(0)::jsonb->'tables') t
            WHERE t->>'name' = 'inc' AND jsonb_array_length(t->'rows') = 1 AND (t->'rows'->0->>'cl')::int = 1), 1,
   'an update of an INCLUDE column is an update of one live row, not a delete and an insert');
+SELECT is((deltasync_enable('inc', '{"restamp": true}')->>'restamped')::int, 1,
+  'enable with restamp gives every live row a new clock');
 SELECT * FROM finish();
 ROLLBACK;
