@@ -8,7 +8,7 @@
 #include "common/hlc.hpp"
 #include "common/key_codec.hpp"
 #include "common/merge.hpp"
-#include "sqlite_ext/sqlite_util.hpp"
+#include "sqlite_common/sqlite_util.hpp"
 
 namespace deltasync::hub {
 

@@ -13,7 +13,7 @@
 #include "common/shadow_row.hpp"
 #include "common/site_id.hpp"
 #include "common/site_status.hpp"
-#include "sqlite_ext/sqlite_util.hpp"
+#include "sqlite_common/sqlite_util.hpp"
 
 namespace deltasync {
 

@@ -1,4 +1,4 @@
-#include "sqlite_ext/sqlite_util.hpp"
+#include "sqlite_common/sqlite_util.hpp"
 
 namespace deltasync {
 
