@@ -9,6 +9,7 @@
 
 #include "common/row_clocks.hpp"
 #include "common/update_masks.hpp"
+#include "pg_ext/pg_partitions.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -54,6 +55,7 @@ namespace {
 // The statements of one tracked table, built on first use in this backend.
 struct CaptureEntry {
   TableInfo table;
+  std::string q_member;  // a partition whose triggers these are: its name; else empty
   Plan insert, insert_new, remove, update, key_moved, disappear, appear, truncate;
 };
 
@@ -79,9 +81,16 @@ CaptureEntry* Lookup(Oid relid) {
   auto it = Cache().find(relid);
   if (it != Cache().end()) return it->second.get();
   auto info = Backend::Get().TableByRelid(relid);
-  if (!info) return nullptr;
+  std::string q_member;
+  if (!info) {  // a partition: it writes the rows of the tracked table at its tree's root
+    Oid root = TreeRoot(relid);
+    if (root != relid) info = Backend::Get().TableByRelid(root);
+    if (!info) return nullptr;
+    q_member = QualifiedName(relid);
+  }
   auto entry = std::make_unique<CaptureEntry>();
   entry->table = std::move(*info);
+  entry->q_member = std::move(q_member);
   CaptureEntry* raw = entry.get();
   Cache()[relid] = std::move(entry);
   return raw;
@@ -198,7 +207,7 @@ void OnUpdate(CaptureEntry& e, const Args& args) {
 void InvalidateCapture(Oid relid) {
   auto& cache = Cache();
   for (auto it = cache.begin(); it != cache.end();) {
-    if (relid == InvalidOid || it->first == relid) {
+    if (relid == InvalidOid || it->first == relid || it->second->table.relid == relid) {
       Stale().push_back(std::move(it->second));
       it = cache.erase(it);
     } else {
@@ -242,7 +251,10 @@ DELTASYNC_PG_FUNCTION(deltasync_capture) {
   } else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
     OnUpdate(*e, args);
   } else if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
+    // A partition's trigger fires before its rows go: they become deletes. The tracked
+    // table's fires after: every row left is gone.
     Prepare(e->truncate, [&] {
+      if (!e->q_member.empty()) return ShadowUpsertSql(t, e->q_member, "", false);
       return "UPDATE " + t.q_meta +
              " SET cl = cl + 1, ver = deltasync.next_version(), hlc = $1, site = 0, clk = NULL"
              " WHERE (cl & 1) = 1";

@@ -7,11 +7,13 @@
 #include "common/utf8.hpp"
 #include "pg_ext/pg_capture.hpp"
 #include "pg_ext/pg_functions.hpp"
+#include "pg_ext/pg_partitions.hpp"
 
 extern "C" {
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "nodes/makefuncs.h"
@@ -37,10 +39,6 @@ struct CatalogTable {
   std::vector<std::string> pk, cols;
   Oid owner = InvalidOid;
 };
-
-const char* kTriggerSuffixes[] = {"ins", "del", "upd", "trunc"};
-
-std::string TriggerName(const char* suffix) { return std::string("deltasync_capture_") + suffix; }
 
 Oid ResolveTable(const std::string& requested) {
   Oid relid = InvalidOid;
@@ -73,8 +71,8 @@ CatalogTable LookUpCatalog(const std::string& requested) {
   });
   if (kind == RELKIND_VIEW || kind == RELKIND_MATVIEW)
     throw Error(ErrorCode::kInvalidArgument, "\"" + t.name + "\" is a view; only tables can be tracked");
-  if (kind != RELKIND_RELATION)
-    throw Error(ErrorCode::kInvalidArgument, "\"" + t.name + "\" is not an ordinary table (partitioned and foreign tables cannot be tracked)");
+  if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
+    throw Error(ErrorCode::kInvalidArgument, "\"" + t.name + "\" is not a table (foreign tables cannot be tracked)");
   if (persistence == RELPERSISTENCE_TEMP)
     throw Error(ErrorCode::kInvalidArgument, "\"" + t.name + "\" is a temporary table; only permanent tables can be tracked");
   if (t.schema == "deltasync" || t.schema == "pg_catalog" || t.schema == "information_schema")
@@ -132,29 +130,6 @@ void DropShadowTable(const std::string& q_meta) {
          "; DROP TABLE " + q_meta + "; END IF; END$$");
 }
 
-void DropTriggers(Oid relid, const std::string& q_name) {
-  for (const char* s : kTriggerSuffixes) {
-    Args a;
-    a.Add(OIDOID, ObjectIdGetDatum(relid));
-    a.AddText(TriggerName(s));
-    if (RunSql("SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = $2", a) > 0)
-      RunSql("DROP TRIGGER " + TriggerName(s) + " ON " + q_name);
-  }
-}
-
-void CreateTriggers(Oid relid, const std::string& q_name) {
-  DropTriggers(relid, q_name);
-  RunSql("CREATE TRIGGER " + TriggerName("ins") + " AFTER INSERT ON " + q_name +
-         " REFERENCING NEW TABLE AS deltasync_new FOR EACH STATEMENT EXECUTE FUNCTION deltasync.capture()");
-  RunSql("CREATE TRIGGER " + TriggerName("del") + " AFTER DELETE ON " + q_name +
-         " REFERENCING OLD TABLE AS deltasync_old FOR EACH STATEMENT EXECUTE FUNCTION deltasync.capture()");
-  RunSql("CREATE TRIGGER " + TriggerName("upd") + " AFTER UPDATE ON " + q_name +
-         " REFERENCING OLD TABLE AS deltasync_old NEW TABLE AS deltasync_new FOR EACH STATEMENT"
-         " EXECUTE FUNCTION deltasync.capture()");
-  RunSql("CREATE TRIGGER " + TriggerName("trunc") + " AFTER TRUNCATE ON " + q_name +
-         " FOR EACH STATEMENT EXECUTE FUNCTION deltasync.capture()");
-}
-
 // Existing rows without a shadow row become changes written now by this site.
 uint64_t Backfill(const TableInfo& t, uint64_t hlc) {
   Args a;
@@ -189,13 +164,20 @@ DELTASYNC_PG_FUNCTION(deltasync_enable) {
   EnableOptions options = ParseEnableOptions(JsonbArgText(fcinfo, 1));
   SpiSession spi;
   CatalogTable cat = LookUpCatalog(requested);
+  {
+    AsOwner as;
+    RefuseUncoverable(cat.relid, cat.name);
+  }
   Backend& b = Backend::Get();
   uint64_t hlc = b.BeginWrite();
   Json result = {{"table", cat.name}};
   {
     AsOwner as;
     // No write may slip between the backfill and the triggers.
-    PgTry([&] { LockRelationOid(cat.relid, ShareRowExclusiveLock); });  // the table checked, by OID
+    PgTry([&] {  // the table checked, by OID, and every partition below it
+      LockRelationOid(cat.relid, ShareRowExclusiveLock);
+      (void)find_all_inheritors(cat.relid, ShareRowExclusiveLock, nullptr);
+    });
     std::optional<TableInfo> known = b.TableByRelid(cat.relid);
     Args a;
     if (known) {
@@ -237,7 +219,7 @@ DELTASYNC_PG_FUNCTION(deltasync_enable) {
     std::optional<TableInfo> t = b.TableByRelid(cat.relid);
     if (!t) throw Error(ErrorCode::kInternal, "table \"" + cat.name + "\" vanished while being enabled");
     if (!known) CreateShadowTable(*t);
-    CreateTriggers(t->relid, t->q_name);
+    InstallTriggers(*t, t->relid);
     result["backfilled"] = Backfill(*t, hlc);
     if (options.restamp) result["restamped"] = Restamp(*t, hlc);
   }
@@ -257,7 +239,7 @@ DELTASYNC_PG_FUNCTION(deltasync_disable) {
   Json result = {{"table", cat.name}, {"changed", known.has_value()}};
   if (known) {
     AsOwner as;
-    DropTriggers(known->relid, known->q_name);
+    RemoveTriggers(known->relid);
     DropShadowTable(known->q_meta);
     Args a;
     a.AddInt4(known->id);
@@ -307,11 +289,39 @@ DELTASYNC_PG_FUNCTION(deltasync_on_sql_drop) {
       throw Error(ErrorCode::kInvalidArgument, "column \"" + d.column + "\" of tracked table \"" + d.name +
                                                    "\" cannot be dropped; call deltasync_disable first");
   }
+  // deltasync's triggers dropped from a table that stays tracked: its writes would escape.
+  if (!DroppingOwnTriggers()) {
+    RunSql("SELECT d.address_names[3], c.oid FROM pg_event_trigger_dropped_objects() AS d"
+           " JOIN pg_namespace AS n ON n.nspname = d.address_names[1]"
+           " JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = d.address_names[2]"
+           " WHERE d.classid = 'pg_trigger'::regclass AND d.address_names[3] LIKE 'deltasync\\_capture\\_%'");
+    Rows rows;
+    for (uint64_t r = 0; r < rows.size(); ++r) {
+      Oid relid = static_cast<Oid>(rows.Int(r, 1));
+      std::optional<TableInfo> t = Backend::Get().TableByRelid(TreeRoot(relid));
+      if (t)
+        throw Error(ErrorCode::kInvalidArgument, "dropping the capture trigger " + rows.Text(r, 0) + " of tracked table \"" +
+                                                     t->name + "\" would let writes escape capture; call deltasync_disable('" +
+                                                     t->name + "') instead");
+    }
+  }
+  // Partitions dropped from a tracked table's tree: their rows left the tracked table.
+  RunSql("SELECT DISTINCT t.relid FROM pg_event_trigger_dropped_objects() AS d JOIN deltasync.members AS m"
+         " ON m.relid = d.objid JOIN deltasync.tables AS t ON t.id = m.table_id"
+         " WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0");
+  std::vector<Oid> shrunk;
+  for (uint64_t r = 0; r < SPI_processed; ++r) shrunk.push_back(static_cast<Oid>(ResultInt(r, 0)));
+  RunSql("DELETE FROM deltasync.members WHERE relid IN (SELECT objid FROM pg_event_trigger_dropped_objects()"
+         " WHERE classid = 'pg_class'::regclass AND objsubid = 0)");
   for (const Dropped& d : gone) {
     DropShadowTable("deltasync." + QuoteIdent("meta_" + std::to_string(d.id)));
     Args a;
     a.AddInt4(d.id);
     RunSql("DELETE FROM deltasync.tables WHERE id = $1", a);
+  }
+  for (Oid relid : shrunk) {
+    std::optional<TableInfo> t = Backend::Get().TableByRelid(relid);
+    if (t && !t->dropped) ReconcileRows(*t, Backend::Get().BeginWrite());
   }
   InvalidateCapture(InvalidOid);
   spi.Finish();
@@ -367,10 +377,19 @@ void AuditAlteredTable(Oid relid) {
                                                  "\" cannot be followed by deltasync; call deltasync_disable('" + name +
                                                  "') first (and deltasync_enable afterwards)");
   };
-  RunSql("SELECT tgname FROM pg_trigger WHERE tgrelid = $1 AND tgname LIKE 'deltasync\\_capture\\_%' AND tgenabled = 'D'",
-         a);
+  Args tree;
+  tree.Add(OIDOID, ObjectIdGetDatum(relid));
+  tree.AddInt4(id);
+  // On the table and on every partition below it; ENABLE REPLICA or ALWAYS counts too (a
+  // REPLICA trigger does not fire for ordinary writes).
+  RunSql("SELECT g.tgname, c.relname FROM pg_trigger AS g JOIN pg_class AS c ON c.oid = g.tgrelid"
+         " WHERE (g.tgrelid = $1 OR g.tgrelid IN (SELECT relid FROM deltasync.members WHERE table_id = $2))"
+         " AND g.tgname LIKE 'deltasync\\_capture\\_%' AND g.tgenabled <> 'O'",
+         tree);
   if (SPI_processed > 0)
-    refuse("disabling the capture trigger " + ResultText(0, 0) + " (writes would escape capture)");
+    refuse("disabling the capture trigger " + ResultText(0, 0) +
+           (ResultText(0, 1) == name ? std::string() : " of partition \"" + ResultText(0, 1) + "\"") +
+           " (writes would escape capture)");
   auto key = CatalogKey(relid);
   if (key.size() != pk.size()) refuse("changing the primary key");
   Args m;
@@ -437,26 +456,132 @@ void FollowRename(const RenameStmt& stmt, Oid relid) {
   InvalidateCapture(relid);
 }
 
+// The relations a finished statement names besides its target, resolved with the caller's
+// search_path (before AsOwner pins another one).
+using ResolvedNames = std::vector<std::pair<const RangeVar*, Oid>>;
+
+Oid Resolve(const RangeVar* rv) {
+  Oid relid = InvalidOid;
+  if (rv != nullptr) PgTry([&] { relid = RangeVarGetRelid(rv, NoLock, true); });
+  return relid;
+}
+
+ResolvedNames ResolveNames(const CreateStmt* create, const AlterTableStmt* alter) {
+  ResolvedNames out;
+  ListCell* lc = nullptr;
+  if (create != nullptr) {
+    foreach (lc, create->inhRelations) {
+      auto* rv = lfirst_node(RangeVar, lc);
+      out.emplace_back(rv, Resolve(rv));
+    }
+  }
+  if (alter != nullptr) {
+    foreach (lc, alter->cmds) {
+      auto* cmd = lfirst_node(AlterTableCmd, lc);
+      const RangeVar* rv = nullptr;
+      if (cmd->subtype == AT_AddInherit) rv = reinterpret_cast<const RangeVar*>(cmd->def);
+      else if (cmd->subtype == AT_AttachPartition || cmd->subtype == AT_DetachPartition ||
+               cmd->subtype == AT_DetachPartitionFinalize)
+        rv = reinterpret_cast<const PartitionCmd*>(cmd->def)->name;
+      if (rv != nullptr) out.emplace_back(rv, Resolve(rv));
+    }
+  }
+  return out;
+}
+
+// The relation a RangeVar of the statement names (InvalidOid: none).
+Oid RelidOf(const ResolvedNames& names, const RangeVar* rv) {
+  for (const auto& [r, relid] : names)
+    if (r == rv) return relid;
+  return InvalidOid;
+}
+
+// The tracked table whose tree `relid` belongs to.
+std::optional<TableInfo> TrackedTreeOf(Oid relid) {
+  if (!OidIsValid(relid)) return std::nullopt;
+  return Backend::Get().TableByRelid(TreeRoot(relid));
+}
+
+// CREATE TABLE ... PARTITION OF a member of a tracked tree: the new partition is covered at
+// once. CREATE TABLE ... INHERITS a tracked table: refused.
+void OnCreatedTable(const CreateStmt& stmt, Oid relid, const ResolvedNames& names) {
+  ListCell* lc = nullptr;
+  if (stmt.partbound == nullptr) {
+    foreach (lc, stmt.inhRelations) {
+      std::optional<TableInfo> t = TrackedTreeOf(RelidOf(names, lfirst_node(RangeVar, lc)));
+      if (t)
+        throw Error(ErrorCode::kInvalidArgument,
+                    "a table cannot inherit from tracked table \"" + t->name +
+                        "\": a statement on an inheritance parent fires no trigger of its children, so their changes "
+                        "would escape capture; use declarative partitioning (PARTITION BY) instead");
+    }
+    return;
+  }
+  std::optional<TableInfo> t = TrackedTreeOf(relid);
+  if (t) InstallTriggers(*t, relid);
+}
+
+// ALTER TABLE of a member of a tracked tree, or one that would bring a table into one:
+// INHERIT is refused, ATTACH and DETACH PARTITION are followed, then the tracked table is
+// audited (AuditAlteredTable).
+void OnAlteredTable(const AlterTableStmt& stmt, Oid relid, const ResolvedNames& names) {
+  std::optional<TableInfo> t = TrackedTreeOf(relid);
+  ListCell* lc = nullptr;
+  foreach (lc, stmt.cmds) {
+    auto* cmd = lfirst_node(AlterTableCmd, lc);
+    if (cmd->subtype == AT_AddInherit) {
+      std::optional<TableInfo> parent = TrackedTreeOf(RelidOf(names, reinterpret_cast<const RangeVar*>(cmd->def)));
+      if (t || parent)
+        throw Error(ErrorCode::kInvalidArgument,
+                    "tracked table \"" + (t ? t->name : parent->name) +
+                        "\" cannot take part in table inheritance: a statement on an inheritance parent fires no "
+                        "trigger of its children, so their changes would escape capture");
+    } else if (cmd->subtype == AT_AttachPartition) {
+      Oid attached = RelidOf(names, reinterpret_cast<const PartitionCmd*>(cmd->def)->name);
+      if (t) {
+        FollowAttach(*t, attached, Backend::Get().BeginWrite());
+      } else {
+        for (const TreeMember& m : TreeMembers(attached))
+          if (Backend::Get().TableByRelid(m.relid))
+            throw Error(ErrorCode::kInvalidArgument,
+                        "tracked table " + m.q_name + " cannot become a partition of an untracked table: writes "
+                        "through the partitioned table would escape capture; call deltasync_disable on it and track "
+                        "the partitioned table instead");
+      }
+    } else if ((cmd->subtype == AT_DetachPartition || cmd->subtype == AT_DetachPartitionFinalize) && t) {
+      FollowDetach(*t, RelidOf(names, reinterpret_cast<const PartitionCmd*>(cmd->def)->name), Backend::Get().BeginWrite());
+    }
+  }
+  if (t) AuditAlteredTable(t->relid);
+}
+
 }  // namespace
 
-// On ddl_command_end of ALTER TABLE, in the same transaction as the statement: renames are
-// followed, what capture cannot follow is refused (the error undoes the statement), added
-// columns are tracked. Other backends re-read the tracked lists on the relcache
-// invalidation the statement sends.
+// On ddl_command_end of ALTER TABLE and CREATE TABLE, in the same transaction as the
+// statement: renames are followed, what capture cannot follow is refused (the error undoes
+// the statement), added columns and new partitions are covered. Other backends re-read the
+// tracked lists on the relcache invalidation the statement sends.
 DELTASYNC_PG_FUNCTION(deltasync_on_ddl_end) {
   if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) throw Error(ErrorCode::kInvalidArgument, "deltasync.on_ddl_end() is an event trigger");
   auto* ev = reinterpret_cast<EventTriggerData*>(fcinfo->context);
   Node* tree = ev->parsetree;
   const RangeVar* relation = nullptr;
   const RenameStmt* rename = nullptr;
-  if (tree != nullptr && IsA(tree, RenameStmt)) {
+  const AlterTableStmt* alter = nullptr;
+  const CreateStmt* create = nullptr;
+  if (tree != nullptr && IsA(tree, CreateStmt)) {
+    create = reinterpret_cast<const CreateStmt*>(tree);
+    if (create->inhRelations == NIL) return PointerGetDatum(nullptr);
+    relation = create->relation;
+  } else if (tree != nullptr && IsA(tree, RenameStmt)) {
     rename = reinterpret_cast<const RenameStmt*>(tree);
     if ((rename->renameType != OBJECT_COLUMN && rename->renameType != OBJECT_TABLE) || rename->newname == nullptr ||
         (rename->renameType == OBJECT_COLUMN && rename->subname == nullptr))
       return PointerGetDatum(nullptr);
     relation = rename->relation;
   } else if (tree != nullptr && IsA(tree, AlterTableStmt)) {
-    relation = reinterpret_cast<const AlterTableStmt*>(tree)->relation;
+    alter = reinterpret_cast<const AlterTableStmt*>(tree);
+    relation = alter->relation;
   }
   if (relation == nullptr) return PointerGetDatum(nullptr);
   RangeVar rv = *relation;
@@ -465,6 +590,7 @@ DELTASYNC_PG_FUNCTION(deltasync_on_ddl_end) {
   Oid relid = InvalidOid;
   PgTry([&] { relid = RangeVarGetRelid(&rv, NoLock, true); });
   if (!OidIsValid(relid)) return PointerGetDatum(nullptr);
+  ResolvedNames names = ResolveNames(create, alter);
   SpiSession spi;
   AsOwner as;
   RunSql("SELECT to_regclass('deltasync.tables') IS NULL");
@@ -473,7 +599,8 @@ DELTASYNC_PG_FUNCTION(deltasync_on_ddl_end) {
     return PointerGetDatum(nullptr);
   }
   if (rename) FollowRename(*rename, relid);
-  else AuditAlteredTable(relid);
+  else if (create) OnCreatedTable(*create, relid, names);
+  else if (alter) OnAlteredTable(*alter, relid, names);
   spi.Finish();
   return PointerGetDatum(nullptr);
 }
