@@ -4,7 +4,8 @@
 // - PgConcurrency (label pg): concurrent writers committing out of order while a reader
 //   and a pusher run all along; nothing is skipped.
 // - MixedTypes / MixedConvergence (label e2e): every SPEC section 4 type from PostgreSQL
-//   through SQLite and back; random operations on two SQLite and two PostgreSQL sites.
+//   through SQLite and back; random operations on two SQLite and two PostgreSQL sites, one of
+//   which holds t partitioned (writes naming partitions, rows moving between them, TRUNCATE).
 //
 // DELTASYNC_E2E_CASES (default 4) sets the number of mixed property cases and
 // DELTASYNC_PROPERTY_SEED the first seed; a failure prints the seed that reproduces it.
@@ -283,6 +284,16 @@ constexpr const char* kMixedPg =
     "CREATE TABLE t (k1 bigint, k2 text, i bigint, r float8, s text, b bytea, PRIMARY KEY (k1, k2));"
     "CREATE TABLE tags (tag text PRIMARY KEY);"
     "SELECT deltasync_enable('t'), deltasync_enable('tags');";
+// The second PostgreSQL site holds t partitioned, a range partition partitioned again: key
+// changes move rows between partitions, and some writes name a partition directly.
+constexpr const char* kMixedPgPartitioned =
+    "CREATE TABLE t (k1 bigint, k2 text, i bigint, r float8, s text, b bytea, PRIMARY KEY (k1, k2)) PARTITION BY RANGE (k1);"
+    "CREATE TABLE t_lo PARTITION OF t FOR VALUES FROM (MINVALUE) TO (2);"
+    "CREATE TABLE t_hi PARTITION OF t FOR VALUES FROM (2) TO (MAXVALUE) PARTITION BY LIST (k2);"
+    "CREATE TABLE t_hi_a PARTITION OF t_hi FOR VALUES IN ('a');"
+    "CREATE TABLE t_hi_rest PARTITION OF t_hi DEFAULT;"
+    "CREATE TABLE tags (tag text PRIMARY KEY);"
+    "SELECT deltasync_enable('t'), deltasync_enable('tags');";
 constexpr const char* kMixedSqlite =
     "CREATE TABLE t (k1 INTEGER, k2 TEXT, i INTEGER, r REAL, s TEXT, b BLOB, PRIMARY KEY (k1, k2));"
     "CREATE TABLE tags (tag TEXT PRIMARY KEY);"
@@ -295,7 +306,7 @@ class MixedWorld {
       sqlite_.push_back(std::make_unique<Site>());
       sqlite_.back()->Exec(kMixedSqlite);
       pg_.push_back(std::make_unique<PgSite>());
-      (*pg_.back())->Exec(kMixedPg);
+      (*pg_.back())->Exec(k == 0 ? kMixedPg : kMixedPgPartitioned);
     }
   }
 
@@ -435,10 +446,13 @@ class MixedWorld {
         case 3:
         case 4: {
           int c = static_cast<int>(Pick(4));
-          stmts.push_back(Sql(site, std::string("UPDATE t SET ") + kCols[c] + " = ", {Column(c)}) + where);
+          stmts.push_back(Sql(site, std::string("UPDATE ") + Target(site) + " SET " + kCols[c] + " = ", {Column(c)}) + where);
           break;
         }
-        case 5: stmts.push_back("DELETE FROM t" + where); break;
+        case 5:
+          if (site == 3 && Pick(6) == 0) stmts.push_back(Pick(2) ? "TRUNCATE t_hi_a" : "TRUNCATE t_hi");
+          else stmts.push_back("DELETE FROM " + Target(site) + where);
+          break;
         case 6: {
           std::string to = std::to_string(Pick(4));
           stmts.push_back("UPDATE t SET k1 = " + to + where + " AND NOT EXISTS (SELECT 1 FROM t AS o WHERE o.k1 = " + to +
@@ -464,6 +478,13 @@ class MixedWorld {
       if (txn) c.Exec(end);
     }
     bound_.clear();
+  }
+
+  // The table an UPDATE or DELETE names: on the partitioned site, sometimes a partition
+  // (rows of other partitions are then left alone).
+  std::string Target(size_t site) {
+    static const char* kParts[] = {"t", "t_lo", "t_hi", "t_hi_a", "t_hi_rest"};
+    return site == 3 ? kParts[Pick(5)] : "t";
   }
 
   // PostgreSQL gets literals; SQLite gets bound values (one parameter list per statement).
