@@ -137,7 +137,7 @@ PullAnswer ReadPullAnswer(const HttpResponse& res, const std::string& url, int64
   try {
     out.page = DecodeAny(res.body, res.content_type, res.content_encoding, max_page_bytes);
   } catch (const Error& e) {
-    throw Error(ErrorCode::kNetwork, url + ": malformed response: " + (e.what() + 11));
+    throw Error(ErrorCode::kNetwork, url + ": malformed response: " + e.message(), e.detail(), e.hint());
   }
   if (out.page.since != cursor || out.page.until < cursor)
     throw Error(ErrorCode::kNetwork, url + ": malformed response: page does not continue from the cursor");

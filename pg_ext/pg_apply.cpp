@@ -124,7 +124,7 @@ class PgApplyTable : public ApplyTable {
       return FromValue(type, v, isnull);
     } catch (const PgError& e) {
       throw PgError(e.sqlstate(), ErrorCode::kConstraint,
-                    "cannot apply a change to column \"" + column + "\" of table \"" + t_.name + "\": " + (e.what() + 11));
+                    "cannot apply a change to column \"" + column + "\" of table \"" + t_.name + "\": " + e.message(), e.detail(), e.hint());
     }
   }
 
@@ -135,7 +135,7 @@ class PgApplyTable : public ApplyTable {
       return p.Run(a);
     } catch (const PgError& e) {
       throw PgError(e.sqlstate(), ErrorCode::kConstraint,
-                    "cannot apply a change to table \"" + t_.name + "\": " + (e.what() + 11));
+                    "cannot apply a change to table \"" + t_.name + "\": " + e.message(), e.detail(), e.hint());
     }
   }
 

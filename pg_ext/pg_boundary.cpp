@@ -20,11 +20,14 @@ int SqlStateOf(ErrorCode code) {
 void RethrowPgError(MemoryContext ctx) {
   int sqlstate = ERRCODE_INTERNAL_ERROR;
   char message[1024] = "unknown PostgreSQL error";
+  char detail[1024] = "", hint[1024] = "";
   MemoryContextSwitchTo(ctx);
   ErrorData* e = CopyErrorData();
   FlushErrorState();
   sqlstate = e->sqlerrcode;
   if (e->message) std::snprintf(message, sizeof message, "%s", e->message);
+  if (e->detail) std::snprintf(detail, sizeof detail, "%s", e->detail);
+  if (e->hint) std::snprintf(hint, sizeof hint, "%s", e->hint);
   FreeErrorData(e);
   // Messages that already carry the prefix (raised by our own code below) keep it once.
   const char* text = std::strncmp(message, "deltasync: ", 11) == 0 ? message + 11 : message;
@@ -32,23 +35,23 @@ void RethrowPgError(MemoryContext ctx) {
   if (ERRCODE_TO_CATEGORY(sqlstate) == ERRCODE_DATA_EXCEPTION ||
       ERRCODE_TO_CATEGORY(sqlstate) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
     code = ErrorCode::kConstraint;
-  throw PgError(sqlstate, code, text);
+  throw PgError(sqlstate, code, text, detail, hint);
 }
 
 Datum RunBoundary(FunctionCallInfo fcinfo, Datum (*body)(FunctionCallInfo)) {
   // Filled inside the try, read after every C++ object of the call is gone.
   int sqlstate = 0;
-  char message[2048];
-  message[0] = '\0';
+  char message[2048], detail[1024], hint[1024];
+  message[0] = detail[0] = hint[0] = '\0';
   Datum result = 0;
   try {
     result = body(fcinfo);
-  } catch (const PgError& e) {
-    sqlstate = e.sqlstate();
-    std::snprintf(message, sizeof message, "%s", e.what());
   } catch (const Error& e) {
-    sqlstate = SqlStateOf(e.code());
+    const auto* pg = dynamic_cast<const PgError*>(&e);
+    sqlstate = pg ? pg->sqlstate() : SqlStateOf(e.code());
     std::snprintf(message, sizeof message, "%s", e.what());
+    std::snprintf(detail, sizeof detail, "%s", e.detail().c_str());
+    std::snprintf(hint, sizeof hint, "%s", e.hint().c_str());
   } catch (const std::bad_alloc&) {
     sqlstate = ERRCODE_OUT_OF_MEMORY;
     std::snprintf(message, sizeof message, "deltasync: out of memory");
@@ -63,7 +66,8 @@ Datum RunBoundary(FunctionCallInfo fcinfo, Datum (*body)(FunctionCallInfo)) {
   // A cancel or statement_timeout that stopped a transfer is reported as PostgreSQL
   // reports it (SQLSTATE 57014), not as a network error.
   CHECK_FOR_INTERRUPTS();
-  ereport(ERROR, (errcode(sqlstate), errmsg("%s", message)));
+  ereport(ERROR, (errcode(sqlstate), errmsg("%s", message), detail[0] ? errdetail("%s", detail) : 0,
+                  hint[0] ? errhint("%s", hint) : 0));
   return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <exception>
 #include <new>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -51,7 +52,9 @@ namespace deltasync {
 // An error with the SQLSTATE it is raised with: from PostgreSQL (PgTry), or ours.
 class PgError : public Error {
  public:
-  PgError(int sqlstate, ErrorCode code, const std::string& message) : Error(code, message), sqlstate_(sqlstate) {}
+  PgError(int sqlstate, ErrorCode code, const std::string& message, std::string detail = {},
+          std::string hint = {})
+      : Error(code, message, std::move(detail), std::move(hint)), sqlstate_(sqlstate) {}
   int sqlstate() const { return sqlstate_; }
 
  private:

@@ -82,10 +82,6 @@ struct Args {
     values.push_back(v);
     nulls.push_back(isnull ? 'n' : ' ');
   }
-  void Clear() {
-    values.clear();
-    nulls.clear();
-  }
   void AddInt8(int64_t v);
   void AddInt4(int32_t v);
   void AddText(std::string_view s);  // palloc'd in the current context

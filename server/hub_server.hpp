@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/hlc.hpp"
 #include "server/hub_auth.hpp"
 #include "server/hub_store.hpp"
 
@@ -43,7 +44,7 @@ struct HubConfig {
   size_t max_waiters = 32;                // long-poll pulls waiting at once, in all (fewer than workers)
   size_t max_waiters_per_node = 8;        // ... and per node
   int read_timeout_ms = 5000;             // one read of a request's headers or body
-  uint64_t max_clock_drift_ms = 5 * 60 * 1000;
+  uint64_t max_clock_drift_ms = kDefaultMaxClockDriftMs;
   std::string tls_cert, tls_key;          // PEM files: serve https
   JwtConfig jwt;                          // JSON Web Tokens besides static tokens (hub_auth)
 

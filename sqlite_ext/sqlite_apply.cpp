@@ -147,7 +147,7 @@ class SqliteApplyTable : public ApplyTable {
     try {
       s.Run();
     } catch (const Error& e) {
-      throw Error(e.code(), std::string("cannot apply a change to table \"") + t_.name + "\": " + (e.what() + 11));
+      throw Error(e.code(), std::string("cannot apply a change to table \"") + t_.name + "\": " + e.message(), e.detail(), e.hint());
     }
   }
 

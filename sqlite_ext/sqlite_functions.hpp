@@ -21,7 +21,7 @@ void Guarded(sqlite3_context* ctx, Body&& body) noexcept {
   } catch (const std::bad_alloc&) {
     sqlite3_result_error_nomem(ctx);
   } catch (const Error& e) {
-    sqlite3_result_error(ctx, e.what(), -1);
+    sqlite3_result_error(ctx, e.Joined().c_str(), -1);
   } catch (const std::exception& e) {
     sqlite3_result_error(ctx, (std::string("deltasync: ") + e.what()).c_str(), -1);
   } catch (...) {
