@@ -328,3 +328,36 @@ DELTASYNC_PG_FUNCTION(deltasync_clk_set) {
   });
   PG_RETURN_BYTEA_P(result);
 }
+
+// deltasync.clk_remap(hlc, site, clk, to): the extras of a shadow row after its table's
+// tracked columns changed: the clock of column i moves to position to[i+1] (-1: the column
+// is gone, and so is its clock).
+DELTASYNC_PG_FUNCTION(deltasync_clk_remap) {
+  if (PG_ARGISNULL(2)) PG_RETURN_NULL();
+  if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
+    throw Error(ErrorCode::kInvalidArgument, "deltasync.clk_remap: NULL argument");
+  RowClocks old = RowClocks::Decode(static_cast<uint64_t>(PG_GETARG_INT64(0)), static_cast<uint32_t>(PG_GETARG_INT32(1)),
+                                    std::string(VarlenaBytes(PG_GETARG_DATUM(2))));
+  Datum* to = nullptr;
+  bool* nulls = nullptr;
+  int n = 0;
+  PgTry([&] {
+    ArrayType* arr = PG_GETARG_ARRAYTYPE_P(3);
+    deconstruct_array(arr, INT4OID, 4, true, 'i', &to, &nulls, &n);
+  });
+  RowClocks moved(old.Base());
+  for (const auto& [col, clock] : old.Overrides()) {
+    if (col >= static_cast<uint32_t>(n) || nulls[col]) continue;
+    int32 dest = DatumGetInt32(to[col]);
+    if (dest >= 0) moved.Set(static_cast<uint32_t>(dest), clock);
+  }
+  std::string out = moved.EncodeExtras();
+  if (out.empty()) PG_RETURN_NULL();
+  bytea* result = nullptr;
+  PgTry([&] {
+    result = static_cast<bytea*>(palloc(VARHDRSZ + out.size()));
+    SET_VARSIZE(result, VARHDRSZ + out.size());
+    memcpy(VARDATA(result), out.data(), out.size());
+  });
+  PG_RETURN_BYTEA_P(result);
+}

@@ -153,6 +153,32 @@ uint64_t Restamp(const TableInfo& t, uint64_t hlc) {
                 a);
 }
 
+// DROP COLUMN of tracked columns `dropped` of table `id`: the tracked list loses them, and
+// every shadow row's per-column clocks move to the remaining columns' new positions (their
+// clocks were kept by position). Changes other sites send for a dropped column are ignored
+// from now on, as for any column this site does not track.
+void FollowDroppedColumns(int32 id, Oid relid, const std::vector<std::string>& cols,
+                          const std::vector<std::string>& dropped) {
+  std::vector<std::string> kept;
+  std::string to = "{";
+  for (const std::string& c : cols) {
+    bool gone = std::find(dropped.begin(), dropped.end(), c) != dropped.end();
+    to += (to.size() > 1 ? "," : "") + (gone ? std::string("-1") : std::to_string(kept.size()));
+    if (!gone) kept.push_back(c);
+  }
+  to += "}";
+  Args m;
+  m.AddText(to);
+  RunSql("UPDATE deltasync." + QuoteIdent("meta_" + std::to_string(id)) +
+             " SET clk = deltasync.clk_remap(hlc, site, clk, $1::text::integer[]) WHERE clk IS NOT NULL",
+         m);
+  Args a;
+  a.AddText(Json(kept).dump());
+  a.AddInt4(id);
+  RunSql("UPDATE deltasync.tables SET columns = $1 WHERE id = $2", a);
+  InvalidateCapture(relid);
+}
+
 }  // namespace
 
 }  // namespace deltasync
@@ -262,32 +288,35 @@ DELTASYNC_PG_FUNCTION(deltasync_on_sql_drop) {
     spi.Finish();
     return PointerGetDatum(nullptr);
   }
-  RunSql("SELECT t.id, t.name, d.objsubid, d.address_names[array_upper(d.address_names, 1)], t.pk, t.columns"
+  RunSql("SELECT t.id, t.name, d.objsubid, d.address_names[array_upper(d.address_names, 1)], t.pk, t.columns, t.relid"
          " FROM pg_event_trigger_dropped_objects() AS d JOIN deltasync.tables AS t ON t.relid = d.objid"
          " WHERE d.classid = 'pg_class'::regclass");
   struct Dropped {
     int32 id;
-    std::string name, column;
-    bool tracked_column;
+    Oid relid;
+    std::string name;
+    std::vector<std::string> pk, cols, columns;  // columns: the tracked ones dropped
   };
-  std::vector<Dropped> gone;
+  std::vector<Dropped> gone, narrowed;
   for (uint64_t r = 0; r < SPI_processed; ++r) {
-    Dropped d{static_cast<int32>(ResultInt(r, 0)), ResultText(r, 1), "", false};
-    if (ResultInt(r, 2) != 0) {
-      d.column = ResultText(r, 3);
-      std::string pk = ResultText(r, 4), cols = ResultText(r, 5);
-      auto names = nlohmann::json::parse(pk).get<std::vector<std::string>>();
-      auto more = nlohmann::json::parse(cols).get<std::vector<std::string>>();
-      names.insert(names.end(), more.begin(), more.end());
-      d.tracked_column = std::find(names.begin(), names.end(), d.column) != names.end();
-      if (!d.tracked_column) continue;
+    int32 id = static_cast<int32>(ResultInt(r, 0));
+    if (ResultInt(r, 2) == 0) {
+      gone.push_back(Dropped{id, InvalidOid, ResultText(r, 1), {}, {}, {}});
+      continue;
     }
-    gone.push_back(d);
-  }
-  for (const Dropped& d : gone) {
-    if (d.tracked_column)
-      throw Error(ErrorCode::kInvalidArgument, "column \"" + d.column + "\" of tracked table \"" + d.name +
-                                                   "\" cannot be dropped; call deltasync_disable first");
+    std::string column = ResultText(r, 3);
+    auto it = std::find_if(narrowed.begin(), narrowed.end(), [&](const Dropped& d) { return d.id == id; });
+    if (it == narrowed.end()) {
+      narrowed.push_back(Dropped{id, static_cast<Oid>(ResultInt(r, 6)), ResultText(r, 1),
+                                 Json::parse(ResultText(r, 4)).get<std::vector<std::string>>(),
+                                 Json::parse(ResultText(r, 5)).get<std::vector<std::string>>(), {}});
+      it = narrowed.end() - 1;
+    }
+    if (std::find(it->pk.begin(), it->pk.end(), column) != it->pk.end())
+      throw Error(ErrorCode::kInvalidArgument, "column \"" + column + "\" is part of the primary key of tracked table \"" +
+                                                   it->name + "\" and cannot be dropped; call deltasync_disable('" +
+                                                   it->name + "') first (and deltasync_enable afterwards)");
+    if (std::find(it->cols.begin(), it->cols.end(), column) != it->cols.end()) it->columns.push_back(column);
   }
   // deltasync's triggers dropped from a table that stays tracked: its writes would escape.
   if (!DroppingOwnTriggers()) {
@@ -319,6 +348,9 @@ DELTASYNC_PG_FUNCTION(deltasync_on_sql_drop) {
     a.AddInt4(d.id);
     RunSql("DELETE FROM deltasync.tables WHERE id = $1", a);
   }
+  for (const Dropped& d : narrowed)
+    if (!d.columns.empty() && std::none_of(gone.begin(), gone.end(), [&](const Dropped& g) { return g.id == d.id; }))
+      FollowDroppedColumns(d.id, d.relid, d.cols, d.columns);
   for (Oid relid : shrunk) {
     std::optional<TableInfo> t = Backend::Get().TableByRelid(relid);
     if (t && !t->dropped) ReconcileRows(*t, Backend::Get().BeginWrite());
