@@ -1,6 +1,5 @@
 #include "common/site_status.hpp"
 
-#include "common/hlc.hpp"
 #include "common/merge.hpp"
 #include "common/version.hpp"
 
@@ -13,15 +12,6 @@ const char* TableStateName(TableState state) {
     case TableState::kNeedsEnable: return "needs_enable";
   }
   return "?";
-}
-
-void HubErrors::Record(const std::string& hub, const std::string& message) {
-  by_hub_[hub] = Entry{static_cast<int64_t>(WallClockMillis()), message};
-}
-
-const HubErrors::Entry* HubErrors::Find(const std::string& hub) const {
-  auto it = by_hub_.find(hub);
-  return it == by_hub_.end() || it->second.message.empty() ? nullptr : &it->second;
 }
 
 nlohmann::json StatusDocument(StatusPort& port) {
@@ -52,17 +42,21 @@ nlohmann::json StatusDocument(StatusPort& port) {
     tables.push_back({{"table", t.name}, {"state", TableStateName(t.state)}, {"pk", t.pk}, {"columns", t.cols},
                       {"rows", live}, {"deleted", deleted}});
   }
-  // Per hub: cursors and last sync as stored, last error from this connection.
+  // Per hub: cursors, last sync and health as stored.
   Json hubs = Json::array();
   int64_t min_push = -1;
-  const HubErrors& errors = port.Errors();
+  auto opt = [](const std::optional<int64_t>& v) { return v ? Json(*v) : Json(); };
   for (const StatusPort::Hub& h : port.Hubs()) {
-    Json e = {{"hub", h.hub}, {"push_cursor", h.push_cursor}, {"pull_cursor", h.pull_cursor},
-              {"last_sync_ms", h.last_sync_ms ? Json(*h.last_sync_ms) : Json()}, {"last_error", nullptr}};
-    if (const HubErrors::Entry* err = errors.Find(h.hub)) {
-      e["last_error"] = err->message;
-      e["last_error_ms"] = err->at_ms;
-    }
+    const HubHealth& hh = h.health;
+    Json e = {{"hub", h.hub},
+              {"push_cursor", h.push_cursor},
+              {"pull_cursor", h.pull_cursor},
+              {"last_sync_ms", opt(h.last_sync_ms)},
+              {"last_success_ms", opt(hh.last_success_ms)},
+              {"last_error", hh.last_error.empty() ? Json() : Json(hh.last_error)},
+              {"last_error_ms", hh.last_error.empty() ? Json() : opt(hh.last_error_ms)},
+              {"failing_since_ms", hh.failures > 0 ? opt(hh.failing_since_ms) : Json()},
+              {"failures", hh.failures}};
     hubs.push_back(e);
     if (min_push < 0 || h.push_cursor < min_push) min_push = h.push_cursor;
   }

@@ -3,7 +3,6 @@
 // through a StatusPort, this file turns them into the one document with one vocabulary.
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,20 +20,14 @@ enum class TableState { kTracked, kDropped, kNeedsEnable };
 // The state's name in the status document: tracked, dropped, needs_enable.
 const char* TableStateName(TableState state);
 
-// The last error of a network call per hub URL, with its time (a success clears it).
-class HubErrors {
- public:
-  struct Entry {
-    int64_t at_ms = 0;
-    std::string message;  // empty after a success
-  };
-  // Records a call's outcome: an empty message clears the hub's error.
-  void Record(const std::string& hub, const std::string& message);
-  // The hub's last error, or nullptr when it has none.
-  const Entry* Find(const std::string& hub) const;
-
- private:
-  std::map<std::string, Entry> by_hub_;
+// A hub's health as the site stores it (persisted, so every connection sees it): the
+// current failure streak and the last success. A success ends the streak.
+struct HubHealth {
+  std::string last_error;               // empty when the last call succeeded
+  std::optional<int64_t> last_error_ms;  // when the last failure happened
+  std::optional<int64_t> failing_since_ms;  // first failure of the current streak
+  std::optional<int64_t> last_success_ms;
+  int64_t failures = 0;  // consecutive failed calls, 0 after a success
 };
 
 // What the status document asks of an engine: its storage, read only.
@@ -49,6 +42,7 @@ class StatusPort {
     std::string hub;
     int64_t push_cursor = 0, pull_cursor = 0;
     std::optional<int64_t> last_sync_ms;
+    HubHealth health;
   };
   virtual ~StatusPort() = default;
   // The tracked tables, in catalog order.
@@ -57,7 +51,6 @@ class StatusPort {
   virtual void ScanShadowRows(size_t table, const std::function<void(const ShadowRow&)>& row) = 0;
   // The hubs this site has synced with, ordered by URL.
   virtual std::vector<Hub> Hubs() = 0;
-  virtual const HubErrors& Errors() = 0;
   // Changes newer than `since`, counted as deltasync_apply counts them.
   virtual uint64_t CountChangesSince(int64_t since) = 0;
   virtual std::string SiteIdText() = 0;

@@ -6,6 +6,7 @@
 
 #include "common/compress.hpp"
 #include "common/error.hpp"
+#include "common/hlc.hpp"
 #include "common/payload_binary.hpp"
 #include "common/payload_codec.hpp"
 
@@ -146,6 +147,17 @@ PullAnswer ReadPullAnswer(const HttpResponse& res, const std::string& url, int64
   return out;
 }
 
+std::string HubKey(const std::string& url) {
+  HubUrl u = ParseHubUrl(url);
+  return u.base + "/nodes/" + u.node;
+}
+
+Json ForgetHub(SyncSite& site, const std::string& url) {
+  std::string key = HubKey(url);
+  bool forgotten = site.ForgetHub(key);
+  return Json{{"hub", key}, {"forgotten", forgotten}};
+}
+
 HubLink::HubLink(SyncSite& site, const std::string& url, SyncOptions options)
     : site_(site), url_(ParseHubUrl(url)), key_(url_.base + "/nodes/" + url_.node), opt_(std::move(options)) {
   site_.LoadHub(key_);
@@ -161,7 +173,45 @@ bool HubLink::CheckHubIdentity(const std::string& id) {
   return !known.empty();
 }
 
+// Runs one call and records how it ended; recording never hides the call's own error.
+template <typename Body>
+Json HubLink::Recorded(Body&& body) {
+  Json result;
+  try {
+    result = body();
+  } catch (const Error& e) {
+    try {
+      site_.RecordOutcome(key_, e.what(), static_cast<int64_t>(WallClockMillis()));
+    } catch (...) {
+    }
+    throw;
+  }
+  // A call that had nothing to ask the hub (an empty push) says nothing about its health.
+  if (answered_) site_.RecordOutcome(key_, "", static_cast<int64_t>(WallClockMillis()));
+  return result;
+}
+
 Json HubLink::Push() {
+  return Recorded([&] { return PushAll(); });
+}
+
+Json HubLink::Pull() {
+  return Recorded([&] { return PullAll(); });
+}
+
+Json HubLink::Sync() {
+  return Recorded([&] {
+    Json push = PushAll();
+    Json pull = PullAll();
+    if (reset_) {  // after a pull found a new store, what this site holds goes to it again
+      reset_ = false;
+      push = PushAll();
+    }
+    return Json{{"push", push}, {"pull", pull}};
+  });
+}
+
+Json HubLink::PushAll() {
   Json first = PushOnce();
   if (!reset_) return first;
   reset_ = false;
@@ -202,7 +252,7 @@ Json HubLink::PushOnce() {
   return {{"pushed", changes}, {"rows", rows}, {"batches", batches}, {"cursor", all.until}, {"hub_seq", hub_seq}};
 }
 
-Json HubLink::Pull() {
+Json HubLink::PullAll() {
   uint64_t pulled = 0, applied = 0, ignored = 0, untracked = 0, pages = 0;
   int64_t cursor = site_.LoadHub(key_).pull_cursor;
   std::string tables;
@@ -227,6 +277,7 @@ Json HubLink::Pull() {
       headers.emplace_back("Accept", std::string(kContentTypeJson));
     }
     PullAnswer answer = ReadPullAnswer(HttpRequest("GET", url, headers, {}, http), url, cursor, opt_.max_page_bytes);
+    answered_ = true;
     const Payload& page = answer.page;
     if (CheckHubIdentity(page.site.ToString())) {
       reset_ = true;  // a new store: start over from its beginning
@@ -248,16 +299,6 @@ Json HubLink::Pull() {
           {"pages", pages},   {"cursor", cursor}};
 }
 
-Json HubLink::Sync() {
-  Json push = Push();
-  Json pull = Pull();
-  if (reset_) {  // after a pull found a new store, what this site holds goes to it again
-    reset_ = false;
-    push = Push();
-  }
-  return Json{{"push", push}, {"pull", pull}};
-}
-
 PushAnswer HubLink::Send(const Payload& batch) {
   std::string url = url_.base + "/nodes/" + url_.node + "/push";
   std::vector<std::pair<std::string, std::string>> headers;
@@ -270,7 +311,9 @@ PushAnswer HubLink::Send(const Payload& batch) {
     body = EncodeJson(batch);
     headers.emplace_back("Content-Type", std::string(kContentTypeJson));
   }
-  return ReadPushAnswer(HttpRequest("POST", url, headers, body, opt_.http), url);
+  PushAnswer ack = ReadPushAnswer(HttpRequest("POST", url, headers, body, opt_.http), url);
+  answered_ = true;
+  return ack;
 }
 
 }  // namespace deltasync

@@ -81,12 +81,26 @@ class SyncSite {
   // Applies one pull page and, in the same transaction, records the versions it gave as an
   // echo range and, when move_cursor, sets the pull cursor to page.until.
   virtual ApplyResult ApplyPage(const std::string& key, const Payload& page, bool move_cursor) = 0;
+  // Records how a call with hub `key` ended, at `at_ms`: `error` empty for a success (the
+  // failure streak ends), else the failure's message (the streak grows). Called after the
+  // call's own writes were undone; the record must outlive them where the engine can.
+  virtual void RecordOutcome(const std::string& key, const std::string& error, int64_t at_ms) = 0;
+  // Forgets hub `key`: its record, cursors, echo ranges and health. False when unknown.
+  virtual bool ForgetHub(const std::string& key) = 0;
 };
+
+// The name a site keeps hub `url` under: its base + "/nodes/" + node.
+std::string HubKey(const std::string& url);
+
+// deltasync_forget(url): {"hub": key, "forgotten": true|false}.
+nlohmann::json ForgetHub(SyncSite& site, const std::string& url);
 
 // One hub (its URL's base and node) as seen from one site, for one call.
 class HubLink {
  public:
   HubLink(SyncSite& site, const std::string& url, SyncOptions options);
+  // Each call records its outcome in the site's hub health (SyncSite::RecordOutcome): any
+  // failure, and a success in which the hub answered (an empty push asks it nothing).
   // {pushed, rows, batches, cursor, hub_seq}
   nlohmann::json Push();
   // {pulled, applied, ignored, untracked, pages, cursor}
@@ -97,6 +111,10 @@ class HubLink {
   const std::string& key() const { return key_; }
 
  private:
+  template <typename Body>
+  nlohmann::json Recorded(Body&& body);
+  nlohmann::json PushAll();
+  nlohmann::json PullAll();
   nlohmann::json PushOnce();
   bool CheckHubIdentity(const std::string& id);
   PushAnswer Send(const Payload& batch);
@@ -106,6 +124,7 @@ class HubLink {
   std::string key_;
   SyncOptions opt_;
   bool reset_ = false;  // the hub turned out to be a new store during this call
+  bool answered_ = false;  // the hub answered a request of this call
 };
 
 }  // namespace deltasync

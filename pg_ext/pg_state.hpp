@@ -100,10 +100,6 @@ class Backend {
   // identity and catalog caches are read again from the database.
   void OnRelationInvalidated(Oid relid);
 
-  // The last error of a network call per hub (empty after a success), with its time.
-  void RecordHubError(const std::string& hub, const std::string& message) { hub_errors_.Record(hub, message); }
-  const HubErrors& hub_errors() const { return hub_errors_; }
-
  private:
   void LoadSites();
   Oid owner_ = InvalidOid;
@@ -118,7 +114,6 @@ class Backend {
   bool sites_loaded_ = false;
   std::vector<SiteId> sites_;
   std::unordered_map<SiteId, uint32_t, SiteIdHash> site_ords_;
-  HubErrors hub_errors_;
 };
 
 // Runs its scope's statements as the extension's owner (internal tables) ...

@@ -50,15 +50,21 @@ class PgStatus : public StatusPort {
   std::vector<Hub> Hubs() override {
     std::vector<Hub> out;
     AsOwner as;
-    RunSql("SELECT hub, push_cursor, pull_cursor, last_sync_ms FROM deltasync.hubs ORDER BY hub");
+    RunSql("SELECT hub, push_cursor, pull_cursor, last_sync_ms, last_error, last_error_ms, failing_since_ms,"
+           " last_success_ms, failures FROM deltasync.hubs ORDER BY hub");
     Rows rows;
-    for (uint64_t r = 0; r < rows.size(); ++r)
-      out.push_back(Hub{rows.Text(r, 0), rows.Int(r, 1), rows.Int(r, 2),
-                        rows.IsNull(r, 3) ? std::nullopt : std::optional<int64_t>(rows.Int(r, 3))});
+    for (uint64_t r = 0; r < rows.size(); ++r) {
+      auto opt = [&](int c) { return rows.IsNull(r, c) ? std::nullopt : std::optional<int64_t>(rows.Int(r, c)); };
+      Hub hub{rows.Text(r, 0), rows.Int(r, 1), rows.Int(r, 2), opt(3), {}};
+      hub.health.last_error = rows.IsNull(r, 4) ? "" : rows.Text(r, 4);
+      hub.health.last_error_ms = opt(5);
+      hub.health.failing_since_ms = opt(6);
+      hub.health.last_success_ms = opt(7);
+      hub.health.failures = rows.Int(r, 8);
+      out.push_back(std::move(hub));
+    }
     return out;
   }
-
-  const HubErrors& Errors() override { return Backend::Get().hub_errors(); }
 
   uint64_t CountChangesSince(int64_t since) override {
     uint64_t n = 0;

@@ -6,6 +6,7 @@
 #include "common/sync_client.hpp"
 #include "pg_ext/pg_changes.hpp"
 #include "pg_ext/pg_functions.hpp"
+#include "pg_ext/pg_health.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -106,6 +107,30 @@ class PgSyncSite : public SyncSite {
     }
     return r;
   }
+
+  // A success commits with the call; a failure aborts the call's transaction, so a worker
+  // records it (pg_health.cpp).
+  void RecordOutcome(const std::string& key, const std::string& error, int64_t at_ms) override {
+    if (!error.empty()) {
+      RecordHubFailure(key, error, at_ms);
+      return;
+    }
+    AsOwner as;
+    Args a;
+    a.AddText(key);
+    a.AddInt8(at_ms);
+    RunSql("UPDATE deltasync.hubs SET last_success_ms = $2, failures = 0, failing_since_ms = NULL,"
+           " last_error = NULL, last_error_ms = NULL WHERE hub = $1",
+           a);
+  }
+
+  bool ForgetHub(const std::string& key) override {
+    AsOwner as;
+    Args a;
+    a.AddText(key);
+    RunSql("DELETE FROM deltasync.hub_echo WHERE hub = $1", a);
+    return RunSql("DELETE FROM deltasync.hubs WHERE hub = $1", a) > 0;
+  }
 };
 
 SyncOptions OptionsArg(FunctionCallInfo fcinfo) { return ParseSyncOptions(JsonbArgText(fcinfo, 1)); }
@@ -119,14 +144,7 @@ Datum RunSync(FunctionCallInfo fcinfo, const char* fn, Body&& body) {
   SpiSession spi;
   PgSyncSite site;
   HubLink link(site, url, std::move(options));
-  Json result;
-  try {
-    result = body(link);
-    Backend::Get().RecordHubError(link.key(), "");
-  } catch (const Error& e) {
-    Backend::Get().RecordHubError(link.key(), e.what());
-    throw;
-  }
+  Json result = body(link);
   spi.Finish();
   return JsonbResult(result);
 }
@@ -143,6 +161,18 @@ DELTASYNC_PG_FUNCTION(deltasync_push) {
 
 DELTASYNC_PG_FUNCTION(deltasync_pull) {
   return RunSync(fcinfo, "deltasync_pull", [](HubLink& l) { return l.Pull(); });
+}
+
+DELTASYNC_PG_FUNCTION(deltasync_forget) {
+  std::string url = TextArg(fcinfo, 0, "deltasync_forget(url)");
+  SpiSession spi;
+  Json result;
+  {
+    PgSyncSite site;
+    result = ForgetHub(site, url);
+  }
+  spi.Finish();
+  return JsonbResult(result);
 }
 
 DELTASYNC_PG_FUNCTION(deltasync_sync) {

@@ -44,6 +44,7 @@ constexpr FunctionDef kFunctions[] = {
     {"deltasync_changes", 1, kDirect, FnChanges},
     {"deltasync_apply", 1, kDirect, FnApply},
     {"deltasync_status", 0, kDirect, FnStatus},
+    {"deltasync_forget", 1, kDirect, FnForget},
     {"deltasync_push", 1, kDirect, FnPush},
     {"deltasync_push", 2, kDirect, FnPush},
     {"deltasync_pull", 1, kDirect, FnPull},

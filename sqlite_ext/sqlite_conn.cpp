@@ -86,7 +86,9 @@ void Conn::EnsureSchema() {
        " name TEXT NOT NULL UNIQUE, pk TEXT NOT NULL, columns TEXT NOT NULL);"
        "CREATE TABLE IF NOT EXISTS deltasync_hubs(hub TEXT PRIMARY KEY, push_cursor INTEGER NOT NULL DEFAULT 0,"
        " pull_cursor INTEGER NOT NULL DEFAULT 0, last_sync_ms INTEGER, hub_id TEXT) WITHOUT ROWID;"
-       "CREATE TABLE IF NOT EXISTS deltasync_hub_echo(hub TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL);");
+       "CREATE TABLE IF NOT EXISTS deltasync_hub_echo(hub TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL);"
+       "CREATE TABLE IF NOT EXISTS deltasync_hub_health(hub TEXT PRIMARY KEY, last_error TEXT, last_error_ms INTEGER,"
+       " failing_since_ms INTEGER, last_success_ms INTEGER, failures INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;");
   int64_t v = SettingInt("schema_version", 0);
   if (v > kSchemaVersion)
     throw Error(ErrorCode::kInvalidArgument, "this database was set up by a newer deltasync (schema version " +

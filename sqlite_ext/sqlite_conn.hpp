@@ -89,10 +89,6 @@ class Conn {
 
   HlcClock& clock() { return clock_; }
 
-  // The last error of a network call per hub (empty after a success), with its time.
-  void RecordHubError(const std::string& hub, const std::string& message) { hub_errors_.Record(hub, message); }
-  const HubErrors& hub_errors() const { return hub_errors_; }
-
  private:
   void BeginTxn();
   void LoadSites();
@@ -114,7 +110,6 @@ class Conn {
   bool sites_loaded_ = false;
   std::vector<SiteId> sites_;
   std::unordered_map<SiteId, uint32_t, SiteIdHash> site_ords_;
-  HubErrors hub_errors_;
 };
 
 }  // namespace deltasync

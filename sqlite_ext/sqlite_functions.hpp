@@ -56,6 +56,7 @@ void FnChanges(sqlite3_context*, int, sqlite3_value**);
 void FnApply(sqlite3_context*, int, sqlite3_value**);
 void FnStatus(sqlite3_context*, int, sqlite3_value**);
 void FnPush(sqlite3_context*, int, sqlite3_value**);
+void FnForget(sqlite3_context*, int, sqlite3_value**);
 void FnPull(sqlite3_context*, int, sqlite3_value**);
 void FnSync(sqlite3_context*, int, sqlite3_value**);
 

@@ -41,14 +41,22 @@ class SqliteStatus : public StatusPort {
 
   std::vector<Hub> Hubs() override {
     std::vector<Hub> out;
-    Stmt h(conn_.db(), "SELECT hub, push_cursor, pull_cursor, last_sync_ms FROM deltasync_hubs ORDER BY hub");
-    while (h.Step())
-      out.push_back(Hub{std::string(h.Text(0)), h.Int(1), h.Int(2),
-                        h.IsNull(3) ? std::nullopt : std::optional<int64_t>(h.Int(3))});
+    Stmt h(conn_.db(),
+           "SELECT h.hub, h.push_cursor, h.pull_cursor, h.last_sync_ms, x.last_error, x.last_error_ms,"
+           " x.failing_since_ms, x.last_success_ms, coalesce(x.failures, 0)"
+           " FROM deltasync_hubs h LEFT JOIN deltasync_hub_health x ON x.hub = h.hub ORDER BY h.hub");
+    auto opt = [&](int c) { return h.IsNull(c) ? std::nullopt : std::optional<int64_t>(h.Int(c)); };
+    while (h.Step()) {
+      Hub hub{std::string(h.Text(0)), h.Int(1), h.Int(2), opt(3), {}};
+      hub.health.last_error = h.IsNull(4) ? "" : std::string(h.Text(4));
+      hub.health.last_error_ms = opt(5);
+      hub.health.failing_since_ms = opt(6);
+      hub.health.last_success_ms = opt(7);
+      hub.health.failures = h.Int(8);
+      out.push_back(std::move(hub));
+    }
     return out;
   }
-
-  const HubErrors& Errors() override { return conn_.hub_errors(); }
 
   uint64_t CountChangesSince(int64_t since) override {
     uint64_t n = 0;

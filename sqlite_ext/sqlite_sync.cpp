@@ -5,7 +5,8 @@
 // cursors in deltasync_hubs: how far its own db_version has been pushed, and how far the
 // hub's sequence has been pulled. A pull page is applied and its cursor advanced in one
 // savepoint; the versions a pull gave to what it applied are remembered (deltasync_hub_echo)
-// so that push never sends a hub back what came from it. Any failure raises
+// so that push never sends a hub back what came from it; each call's outcome is kept in
+// deltasync_hub_health, written after the call's own writes rolled back. Any failure raises
 // "deltasync: <url>: <cause>" and leaves every cursor where it was, so the next call resumes.
 #include <nlohmann/json.hpp>
 
@@ -98,6 +99,43 @@ class SqliteSyncSite : public SyncSite {
     return r;
   }
 
+  // Its own savepoint, after the failing call's savepoints rolled back: in autocommit it
+  // commits at once, whatever the call did.
+  void RecordOutcome(const std::string& key, const std::string& error, int64_t at_ms) override {
+    Savepoint sp(conn_.db(), "deltasync_health");
+    Stmt add(conn_.db(), "INSERT OR IGNORE INTO deltasync_hubs(hub) VALUES (?1)");
+    add.BindText(1, key);
+    add.Run();
+    Stmt put(conn_.db(), error.empty()
+                             ? "INSERT INTO deltasync_hub_health(hub, last_success_ms, failures) VALUES (?1, ?2, 0)"
+                               " ON CONFLICT(hub) DO UPDATE SET last_success_ms = excluded.last_success_ms,"
+                               " failures = 0, failing_since_ms = NULL, last_error = NULL, last_error_ms = NULL"
+                             : "INSERT INTO deltasync_hub_health(hub, last_error, last_error_ms, failing_since_ms, failures)"
+                               " VALUES (?1, ?3, ?2, ?2, 1) ON CONFLICT(hub) DO UPDATE SET last_error = excluded.last_error,"
+                               " last_error_ms = excluded.last_error_ms,"
+                               " failing_since_ms = coalesce(failing_since_ms, excluded.failing_since_ms),"
+                               " failures = failures + 1");
+    put.BindText(1, key);
+    put.BindInt(2, at_ms);
+    if (!error.empty()) put.BindText(3, error);
+    put.Run();
+    sp.Release();
+  }
+
+  bool ForgetHub(const std::string& key) override {
+    Savepoint sp(conn_.db(), "deltasync_forget");
+    bool known = false;
+    for (const char* sql : {"DELETE FROM deltasync_hub_echo WHERE hub = ?1", "DELETE FROM deltasync_hub_health WHERE hub = ?1",
+                            "DELETE FROM deltasync_hubs WHERE hub = ?1"}) {
+      Stmt d(conn_.db(), sql);
+      d.BindText(1, key);
+      d.Run();
+      known = sqlite3_changes(conn_.db()) > 0;
+    }
+    sp.Release();
+    return known;
+  }
+
  private:
   void SetCursor(const std::string& key, const char* column, int64_t value) {
     Stmt s(conn_.db(), std::string("UPDATE deltasync_hubs SET ") + column + " = ?2, last_sync_ms = ?3 WHERE hub = ?1");
@@ -124,8 +162,7 @@ SyncOptions OptionsArg(int argc, sqlite3_value** argv) {
       std::string_view(reinterpret_cast<const char*>(sqlite3_value_text(argv[1])), sqlite3_value_bytes(argv[1])));
 }
 
-// Runs one network operation, remembering its error (in memory: a failing statement's own
-// writes are rolled back with it) for deltasync_status.
+// Runs one network operation; HubLink records its outcome in deltasync_hub_health.
 template <typename Body>
 void RunSync(sqlite3_context* ctx, int argc, sqlite3_value** argv, const char* fn, Body&& body) {
   Guarded(ctx, [&] {
@@ -134,14 +171,7 @@ void RunSync(sqlite3_context* ctx, int argc, sqlite3_value** argv, const char* f
     SyncOptions options = OptionsArg(argc, argv);
     SqliteSyncSite site(conn);
     HubLink link(site, url, std::move(options));
-    try {
-      Json result = body(link);
-      conn.RecordHubError(link.key(), "");
-      ResultText(ctx, result.dump());
-    } catch (const Error& e) {
-      conn.RecordHubError(link.key(), e.what());
-      throw;
-    }
+    ResultText(ctx, body(link).dump());
   });
 }
 
@@ -153,6 +183,15 @@ void FnPush(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
 
 void FnPull(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   RunSync(ctx, argc, argv, "deltasync_pull", [](HubLink& l) { return l.Pull(); });
+}
+
+void FnForget(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  Guarded(ctx, [&] {
+    Conn& conn = ConnOf(ctx);
+    std::string url = UrlArg(argv[0], "deltasync_forget");
+    SqliteSyncSite site(conn);
+    ResultText(ctx, ForgetHub(site, url).dump());
+  });
 }
 
 void FnSync(sqlite3_context* ctx, int argc, sqlite3_value** argv) {

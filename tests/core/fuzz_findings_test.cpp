@@ -108,6 +108,8 @@ class OneRowSite : public SyncSite {
   Payload Collect(int64_t, const VersionRanges&) override { return OneRow(); }
   void PushDone(const std::string&, int64_t until) override { hub_.push_cursor = until; }
   ApplyResult ApplyPage(const std::string&, const Payload&, bool) override { return {}; }
+  void RecordOutcome(const std::string&, const std::string&, int64_t) override {}
+  bool ForgetHub(const std::string&) override { return false; }
 
  private:
   HubRecord hub_;

@@ -13,7 +13,6 @@ class FakeStatus : public StatusPort {
   std::vector<Table> tables;
   std::vector<std::vector<ShadowRow>> shadow;
   std::vector<Hub> hubs;
-  HubErrors errors;
   int64_t counted_since = -1;
 
   std::vector<Table> Tables() override { return tables; }
@@ -21,7 +20,6 @@ class FakeStatus : public StatusPort {
     for (const ShadowRow& s : shadow.at(table)) row(s);
   }
   std::vector<Hub> Hubs() override { return hubs; }
-  const HubErrors& Errors() override { return errors; }
   uint64_t CountChangesSince(int64_t since) override {
     counted_since = since;
     return 7;
@@ -73,27 +71,32 @@ TEST(SiteStatus, CountsRowsAndPendingChangesWithNoHub) {
 
 TEST(SiteStatus, PendingChangesAreWhatTheLeastAdvancedHubLacks) {
   FakeStatus port;
-  port.hubs = {{"http://a", 10, 5, 1234}, {"http://b", 3, 0, std::nullopt}};
-  port.errors.Record("http://b", "unreachable");
-  port.errors.Record("http://a", "failed once");
-  port.errors.Record("http://a", "");  // a later success clears it
+  port.hubs = {{"http://a", 10, 5, 1234, {}}, {"http://b", 3, 0, std::nullopt, {}}};
+  port.hubs[0].health.last_success_ms = 1234;
+  port.hubs[1].health = HubHealth{"unreachable", 2000, 1000, std::nullopt, 3};
   nlohmann::json doc = StatusDocument(port);
   EXPECT_EQ(port.counted_since, 3);
   EXPECT_EQ(doc["pending_changes"], 7);
   ASSERT_EQ(doc["hubs"].size(), 2u);
   EXPECT_EQ(doc["hubs"][0]["last_sync_ms"], 1234);
+  EXPECT_EQ(doc["hubs"][0]["last_success_ms"], 1234);
   EXPECT_TRUE(doc["hubs"][0]["last_error"].is_null());
-  EXPECT_FALSE(doc["hubs"][0].contains("last_error_ms"));
+  EXPECT_TRUE(doc["hubs"][0]["last_error_ms"].is_null());
+  EXPECT_TRUE(doc["hubs"][0]["failing_since_ms"].is_null());
+  EXPECT_EQ(doc["hubs"][0]["failures"], 0);
   EXPECT_TRUE(doc["hubs"][1]["last_sync_ms"].is_null());
   EXPECT_EQ(doc["hubs"][1]["last_error"], "unreachable");
-  EXPECT_TRUE(doc["hubs"][1].contains("last_error_ms"));
+  EXPECT_EQ(doc["hubs"][1]["last_error_ms"], 2000);
+  EXPECT_EQ(doc["hubs"][1]["failing_since_ms"], 1000);
+  EXPECT_TRUE(doc["hubs"][1]["last_success_ms"].is_null());
+  EXPECT_EQ(doc["hubs"][1]["failures"], 3);
 }
 
 TEST(SiteStatus, AHubThatNeverReceivedAnythingCountsEveryChange) {
   FakeStatus port;
   port.tables = {{"t", TableState::kTracked, {"id"}, {"a"}}};
   port.shadow = {{Live(1)}};
-  port.hubs = {{"http://a", 0, 0, std::nullopt}};
+  port.hubs = {{"http://a", 0, 0, std::nullopt, {}}};
   EXPECT_EQ(StatusDocument(port)["pending_changes"], 1);
   EXPECT_EQ(port.counted_since, -1);
 }

@@ -364,8 +364,13 @@ TEST(HubFaults, HubDownKeepsPendingChanges) {
   int64_t pending = before["pending_changes"].get<int64_t>();
   ASSERT_GT(pending, 0);
 
+  ASSERT_TRUE(before["hubs"][0]["last_success_ms"].is_number_integer()) << before.dump();
+  EXPECT_EQ(before["hubs"][0]["failures"], 0);
+
   hub.Stop();
   std::string prefix = "deltasync: " + url + "/";
+  int failures = 0;
+  Json failing_since;
   for (const char* fn : {"deltasync_push", "deltasync_sync", "deltasync_pull"}) {
     std::string err = CallError(a, fn, url, Opts({{"timeout_ms", 10000}, {"connect_timeout_ms", 5000}}));
     EXPECT_TRUE(StartsWith(err, prefix)) << fn << ": " << err;
@@ -376,13 +381,23 @@ TEST(HubFaults, HubDownKeepsPendingChanges) {
     EXPECT_EQ(now["hubs"][0]["push_cursor"], before["hubs"][0]["push_cursor"]) << fn;
     EXPECT_EQ(now["hubs"][0]["pull_cursor"], before["hubs"][0]["pull_cursor"]) << fn;
     EXPECT_TRUE(now["hubs"][0]["last_error"].is_string()) << now.dump();
+    // The streak: one more failure each time, since the first one; the last success stays.
+    EXPECT_EQ(now["hubs"][0]["failures"], ++failures) << now.dump();
+    if (failing_since.is_null()) failing_since = now["hubs"][0]["failing_since_ms"];
+    EXPECT_TRUE(failing_since.is_number_integer()) << now.dump();
+    EXPECT_EQ(now["hubs"][0]["failing_since_ms"], failing_since) << now.dump();
+    EXPECT_EQ(now["hubs"][0]["last_success_ms"], before["hubs"][0]["last_success_ms"]) << now.dump();
   }
 
   hub.Restart();
   Json r = Call(a, "deltasync_push", url);
   EXPECT_EQ(r["pushed"].get<int64_t>(), pending) << r.dump();
   EXPECT_EQ(Status(a)["pending_changes"].get<int64_t>(), 0);
-  EXPECT_TRUE(Status(a)["hubs"][0]["last_error"].is_null());
+  Json healed = Status(a)["hubs"][0];
+  EXPECT_TRUE(healed["last_error"].is_null()) << healed.dump();
+  EXPECT_TRUE(healed["failing_since_ms"].is_null()) << healed.dump();
+  EXPECT_EQ(healed["failures"], 0) << healed.dump();
+  EXPECT_GE(healed["last_success_ms"].get<int64_t>(), failing_since.get<int64_t>()) << healed.dump();
   Call(b, "deltasync_sync", url);
   EXPECT_EQ(b.Rows(kRowsT), a.Rows(kRowsT));
   EXPECT_EQ(b.Rows(kRowsTags), a.Rows(kRowsTags));

@@ -81,7 +81,7 @@ TEST(PgApi, BothEnginesRegisterTheSameFunctions) {
   Site s;
   for (auto& r : s.Rows("SELECT DISTINCT name FROM pragma_function_list WHERE name LIKE 'deltasync%' AND name NOT LIKE 'deltasync\\_\\_%' ESCAPE '\\'"))
     sqlite_names.insert(r[0].s);
-  EXPECT_EQ(pg_names.size(), 12u);  // SPEC section 5 and deltasync_id
+  EXPECT_EQ(pg_names.size(), 13u);  // SPEC section 5, deltasync_id and deltasync_forget
   EXPECT_EQ(pg_names, sqlite_names);
 }
 

@@ -54,6 +54,8 @@ class FakeSite : public SyncSite {
     for (const auto& t : page.tables) r.rows += t.rows.size();
     return r;
   }
+  void RecordOutcome(const std::string&, const std::string&, int64_t) override {}
+  bool ForgetHub(const std::string&) override { return false; }
 
  private:
   std::map<std::string, HubRecord> hubs_;
