@@ -34,6 +34,23 @@ constexpr Bookkeeping kBookkeeping[] = {
     {"SequelizeMeta", "Sequelize's record of the migrations applied to this database"},
 };
 
+// {"<column>": {"uuid": "hex32"}, ...}: one representation per column.
+std::vector<ColumnOption> ParseColumnOptions(const nlohmann::json& j) {
+  if (!j.is_object())
+    throw Error(ErrorCode::kInvalidArgument,
+                "deltasync_enable option columns must be an object such as {\"id\": {\"uuid\": \"hex32\"}}");
+  std::vector<ColumnOption> out;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const nlohmann::json& c = it.value();
+    if (!c.is_object() || c.size() != 1 || !c.begin().value().is_string())
+      throw Error(ErrorCode::kInvalidArgument, "the options of column \"" + it.key() +
+                                                   "\" must be an object with one representation, such as "
+                                                   "{\"uuid\": \"hex32\"} or {\"timestamp\": \"naive_utc\"}");
+    out.push_back(ColumnOption{it.key(), ParseReprForm(c.begin().key(), c.begin().value().get<std::string>())});
+  }
+  return out;
+}
+
 }  // namespace
 
 EnableOptions ParseEnableOptions(std::string_view text) {
@@ -48,10 +65,14 @@ EnableOptions ParseEnableOptions(std::string_view text) {
   if (j.is_null()) return o;
   if (!j.is_object()) throw Error(ErrorCode::kInvalidArgument, "deltasync_enable options must be a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it) {
+    if (it.key() == "columns") {
+      o.columns = ParseColumnOptions(it.value());
+      continue;
+    }
     bool* flag = it.key() == "force" ? &o.force : it.key() == "restamp" ? &o.restamp : nullptr;
     if (!flag)
       throw Error(ErrorCode::kInvalidArgument,
-                  "unknown deltasync_enable option \"" + it.key() + "\" (known: force, restamp)");
+                  "unknown deltasync_enable option \"" + it.key() + "\" (known: columns, force, restamp)");
     if (!it.value().is_boolean())
       throw Error(ErrorCode::kInvalidArgument, "deltasync_enable option " + it.key() + " must be true or false");
     *flag = it.value().get<bool>();

@@ -3,14 +3,25 @@
 // ORM or migration tool keeps for each database itself, which are never to be synced.
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "common/value_repr.hpp"
 
 namespace deltasync {
+
+// One column's options: {"columns": {"<column>": {"uuid": "hex32"}}} (docs/types.md
+// "Representations"; the object leaves room for a policy).
+struct ColumnOption {
+  std::string column;  // as the options spell it
+  ReprForm repr = ReprForm::kNone;
+};
 
 // The options argument of deltasync_enable(table, options): a JSON object (empty text: the
 // defaults). Unknown keys and wrongly typed values are refused with kInvalidArgument.
 struct EnableOptions {
   bool force = false;    // track a table the bookkeeping rule below refuses
   bool restamp = false;  // give every live row a new clock now: this site's values win (a table replaced by new content)
+  std::vector<ColumnOption> columns;
 };
 EnableOptions ParseEnableOptions(std::string_view json);
 

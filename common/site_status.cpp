@@ -41,6 +41,7 @@ nlohmann::json StatusDocument(StatusPort& port) {
     });
     tables.push_back({{"table", t.name}, {"state", TableStateName(t.state)}, {"pk", t.pk}, {"columns", t.cols},
                       {"rows", live}, {"deleted", deleted}});
+    if (!t.column_options.empty()) tables.back()["column_options"] = t.column_options;
   }
   // Per hub: cursors, last sync and health as stored.
   Json hubs = Json::array();

@@ -37,6 +37,7 @@ class StatusPort {
     std::string name;
     TableState state = TableState::kTracked;
     std::vector<std::string> pk, cols;
+    nlohmann::json column_options = nlohmann::json::object();  // {"<column>": {"uuid": "hex32"}}: shown when not empty
   };
   struct Hub {
     std::string hub;

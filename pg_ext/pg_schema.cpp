@@ -188,6 +188,10 @@ using namespace deltasync;
 DELTASYNC_PG_FUNCTION(deltasync_enable) {
   std::string requested = TextArg(fcinfo, 0, "deltasync_enable(table)");
   EnableOptions options = ParseEnableOptions(JsonbArgText(fcinfo, 1));
+  if (!options.columns.empty())  // a PostgreSQL column's type is its representation (docs/types.md)
+    throw Error(ErrorCode::kInvalidArgument, "column representations (\"columns\": {\"" + options.columns[0].column +
+                                                 "\": …}) are for SQLite columns; on PostgreSQL the column's type "
+                                                 "(uuid, timestamptz) already gives the canonical form");
   SpiSession spi;
   CatalogTable cat = LookUpCatalog(requested);
   {

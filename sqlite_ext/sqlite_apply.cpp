@@ -10,6 +10,7 @@
 #include "common/utf8.hpp"
 #include "sqlite_ext/sqlite_apply.hpp"
 #include "sqlite_ext/sqlite_functions.hpp"
+#include "sqlite_ext/sqlite_repr.hpp"
 
 namespace deltasync {
 
@@ -39,17 +40,19 @@ class SqliteApplyTable : public ApplyTable {
       : conn_(conn), t_(t), nk_(static_cast<int>(t.pk.size())),
         get_meta_(conn.db(), std::string("SELECT ") + kShadowColumns + " FROM " + t.q_meta + " WHERE " +
                                  ShadowKeyWhere(t.pk.size(), 1)),
-        put_meta_(conn.db(), PutMetaSql(t)) {}
+        put_meta_(conn.db(), PutMetaSql(t)), repr_(t) {}
 
   TableNames Names() const override { return TableNames{t_.name, t_.pk, t_.cols}; }
 
-  void ReadShadow(const std::vector<Value>& key, ShadowRow& out) override {
+  void ReadShadow(const std::vector<Value>& wire_key, ShadowRow& out) override {
+    const std::vector<Value>& key = repr_.KeyToLocal(wire_key);
     for (int k = 0; k < nk_; ++k) get_meta_.Bind(k + 1, key[k]);
     if (get_meta_.Step()) out = ReadShadowRow(get_meta_, 0);
     get_meta_.Reset();
   }
 
-  void DeleteRow(const std::vector<Value>& key) override {
+  void DeleteRow(const std::vector<Value>& wire_key) override {
+    const std::vector<Value>& key = repr_.KeyToLocal(wire_key);
     if (!delete_) {
       std::string w;
       for (size_t k = 0; k < t_.pk.size(); ++k)
@@ -61,24 +64,25 @@ class SqliteApplyTable : public ApplyTable {
   }
 
   // One cached statement per distinct set of columns.
-  bool UpdateRow(const std::vector<Value>& key, const std::vector<ColumnWrite>& cols) override {
+  bool UpdateRow(const std::vector<Value>& wire_key, const std::vector<ColumnWrite>& cols) override {
     Stmt& u = Cached(Signature('u', cols), [&] { return UpdateSql(cols); });
     int n = 0;
-    for (const ColumnWrite& c : cols) u.Bind(++n, *c.value);
-    for (const Value& v : key) u.Bind(++n, v);
+    for (const ColumnWrite& c : cols) u.Bind(++n, repr_.ToLocal(c.column, *c.value));
+    for (const Value& v : repr_.KeyToLocal(wire_key)) u.Bind(++n, v);
     RunWrite(u);
     return sqlite3_changes(conn_.db()) > 0;
   }
 
-  void InsertRow(const std::vector<Value>& key, const std::vector<ColumnWrite>& cols) override {
+  void InsertRow(const std::vector<Value>& wire_key, const std::vector<ColumnWrite>& cols) override {
     Stmt& s = Cached(Signature('i', cols), [&] { return InsertSql(cols); });
     int n = 0;
-    for (const Value& v : key) s.Bind(++n, v);
-    for (const ColumnWrite& c : cols) s.Bind(++n, *c.value);
+    for (const Value& v : repr_.KeyToLocal(wire_key)) s.Bind(++n, v);
+    for (const ColumnWrite& c : cols) s.Bind(++n, repr_.ToLocal(c.column, *c.value));
     RunWrite(s);
   }
 
-  void WriteShadow(const std::vector<Value>& key, int64_t cl, int64_t ver, const RowClocks& clocks) override {
+  void WriteShadow(const std::vector<Value>& wire_key, int64_t cl, int64_t ver, const RowClocks& clocks) override {
+    const std::vector<Value>& key = repr_.KeyToLocal(wire_key);
     std::string extras = clocks.EncodeExtras();
     for (int k = 0; k < nk_; ++k) put_meta_.Bind(k + 1, key[k]);
     put_meta_.BindInt(nk_ + 1, cl);
@@ -157,6 +161,7 @@ class SqliteApplyTable : public ApplyTable {
   Stmt get_meta_, put_meta_;
   std::optional<Stmt> delete_;
   std::map<std::string, Stmt> writes_;  // by signature: i/u and the columns
+  SqliteRepr repr_;  // keys and values arrive in wire form; the table and shadow keys hold local form
 };
 
 // The apply loop's port on one SQLite connection.

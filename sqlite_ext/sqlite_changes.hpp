@@ -12,7 +12,9 @@ namespace deltasync {
 
 namespace sqlite {
 // This site's changes newer than `since` (common/collect_loop), leaving out `exclude`.
-Payload CollectChanges(Conn& conn, int64_t since, const VersionRanges& exclude = {});
+// Keys and values are in wire form (sqlite_repr), unless `as_stored` (for counting only: a
+// value a representation refuses then does not make deltasync_status fail).
+Payload CollectChanges(Conn& conn, int64_t since, const VersionRanges& exclude = {}, bool as_stored = false);
 }  // namespace sqlite
 using sqlite::CollectChanges;
 

@@ -3,6 +3,7 @@
 #include "common/scoped_flag.hpp"
 #include "common/utf8.hpp"
 #include "sqlite_ext/sqlite_functions.hpp"
+#include "sqlite_ext/sqlite_repr.hpp"
 #include "sqlite_ext/sqlite_txn.hpp"
 
 #include <algorithm>
@@ -88,7 +89,9 @@ void Conn::EnsureSchema() {
        " pull_cursor INTEGER NOT NULL DEFAULT 0, last_sync_ms INTEGER, hub_id TEXT) WITHOUT ROWID;"
        "CREATE TABLE IF NOT EXISTS deltasync_hub_echo(hub TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL);"
        "CREATE TABLE IF NOT EXISTS deltasync_hub_health(hub TEXT PRIMARY KEY, last_error TEXT, last_error_ms INTEGER,"
-       " failing_since_ms INTEGER, last_success_ms INTEGER, failures INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;");
+       " failing_since_ms INTEGER, last_success_ms INTEGER, failures INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+       "CREATE TABLE IF NOT EXISTS deltasync_columns(table_id INTEGER NOT NULL, name TEXT NOT NULL,"
+       " options TEXT NOT NULL, PRIMARY KEY (table_id, name)) WITHOUT ROWID;");
   int64_t v = SettingInt("schema_version", 0);
   if (v > kSchemaVersion)
     throw Error(ErrorCode::kInvalidArgument, "this database was set up by a newer deltasync (schema version " +
@@ -250,7 +253,8 @@ std::vector<TableInfo> Conn::LoadTables() {
          "   (SELECT name, pk FROM pragma_table_xinfo(d.name) WHERE hidden = 0 ORDER BY cid)),"
          // ALTER TABLE ... RENAME TO moves the triggers (under their old names) to the new name.
          " (SELECT tbl_name FROM sqlite_schema WHERE type = 'trigger' AND name = d.name || '__deltasync_ins'"
-         "   AND tbl_name <> d.name)"
+         "   AND tbl_name <> d.name),"
+         " (SELECT json_group_object(name, json(options)) FROM deltasync_columns WHERE table_id = d.id)"
          " FROM deltasync_tables AS d ORDER BY d.id");
   while (s.Step()) {
     TableInfo t;
@@ -260,6 +264,7 @@ std::vector<TableInfo> Conn::LoadTables() {
     t.cols = nlohmann::json::parse(s.Text(3)).get<std::vector<std::string>>();
     t.q_name = QuoteIdent(t.name);
     t.q_meta = QuoteIdent(MetaTableName(t.name));
+    t.reprs = TableReprsFromJson(s.IsNull(8) ? "" : s.Text(8), t.pk, t.cols);  // by stored name, before renames
     int64_t want_triggers = t.cols.empty() ? 3 : 4;
     size_t now_cols = 0;
     if (s.Int(4) != 0) {

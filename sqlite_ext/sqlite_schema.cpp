@@ -7,6 +7,7 @@
 #include "common/update_masks.hpp"
 #include "common/schema_rules.hpp"
 #include "sqlite_ext/sqlite_functions.hpp"
+#include "sqlite_ext/sqlite_repr.hpp"
 
 namespace deltasync {
 
@@ -279,6 +280,7 @@ void FnEnable(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     LastRowidGuard rowid(db);
     Savepoint sp(db, "deltasync_enable");
     Json result = {{"table", cat->name}};
+    TableReprs reprs;
     if (auto known = conn.FindTable(cat->name)) {
       bool prefix = known->pk == cat->pk && known->cols.size() <= cat->cols.size() &&
                     std::equal(known->cols.begin(), known->cols.end(), cat->cols.begin());
@@ -295,7 +297,9 @@ void FnEnable(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
         up.BindText(2, cols);
         up.BindInt(3, known->id);
         up.Run();
+        SaveTableReprs(db, known->id, cat->pk, cat->cols, known->reprs);  // under the new names
       }
+      reprs = EnableTableReprs(db, cat->name, cat->pk, cat->cols, &*known, options.columns);
       // Re-creating the triggers also repairs a table whose triggers were dropped; rows
       // that vanished while nothing was capturing become deletes.
       DropTriggers(db, cat->name);
@@ -312,6 +316,7 @@ void FnEnable(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
       ins.BindText(2, pk);
       ins.BindText(3, cols);
       ins.Run();
+      reprs = EnableTableReprs(db, cat->name, cat->pk, cat->cols, nullptr, options.columns);
       CreateShadowTable(db, *cat);
       CreateTriggers(db, *cat);
       result["changed"] = true;
@@ -320,6 +325,7 @@ void FnEnable(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     sp.Release();
     result["pk"] = cat->pk;
     result["columns"] = cat->cols;
+    if (reprs.any) result["column_options"] = ColumnOptionsJson(cat->pk, cat->cols, reprs);
     ResultText(ctx, result.dump());
   });
 }
@@ -341,6 +347,7 @@ void FnDisable(sqlite3_context* ctx, int, sqlite3_value** argv) {
     Savepoint sp(db, "deltasync_disable");
     DropTriggers(db, known->name);
     Exec(db, "DROP TABLE IF EXISTS " + known->q_meta);
+    DropTableReprs(db, known->id);
     Stmt del(db, "DELETE FROM deltasync_tables WHERE id = ?1");
     del.BindInt(1, known->id);
     del.Run();
@@ -376,6 +383,11 @@ bool RepairRebuiltTable(Conn& conn, const TableInfo& known) {
     up.BindText(1, cols);
     up.BindInt(2, known.id);
     up.Run();
+    TableReprs moved_reprs = known.reprs;  // representations follow their columns
+    moved_reprs.cols.assign(cat->cols.size(), ReprForm::kNone);
+    for (size_t i = 0; i < to.size(); ++i)
+      if (to[i] >= 0) moved_reprs.cols[static_cast<size_t>(to[i])] = known.reprs.Col(i);
+    SaveTableReprs(db, known.id, cat->pk, cat->cols, moved_reprs);
   }
   DropTriggers(db, cat->name);
   CreateTriggers(db, *cat);

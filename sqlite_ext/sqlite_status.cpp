@@ -5,6 +5,7 @@
 #include "common/version.hpp"
 #include "sqlite_ext/sqlite_changes.hpp"
 #include "sqlite_ext/sqlite_functions.hpp"
+#include "sqlite_ext/sqlite_repr.hpp"
 
 namespace deltasync {
 
@@ -30,7 +31,8 @@ class SqliteStatus : public StatusPort {
   std::vector<Table> Tables() override {
     infos_ = conn_.LoadTables();
     std::vector<Table> out;
-    for (const TableInfo& t : infos_) out.push_back(Table{t.name, t.state, t.pk, t.cols});
+    for (const TableInfo& t : infos_)
+      out.push_back(Table{t.name, t.state, t.pk, t.cols, ColumnOptionsJson(t.pk, t.cols, t.reprs)});
     return out;
   }
 
@@ -60,7 +62,7 @@ class SqliteStatus : public StatusPort {
 
   uint64_t CountChangesSince(int64_t since) override {
     uint64_t n = 0;
-    for (const TableChanges& t : CollectChanges(conn_, since).tables) n += CountChanges(t);
+    for (const TableChanges& t : CollectChanges(conn_, since, {}, true).tables) n += CountChanges(t);
     return n;
   }
 
