@@ -3,7 +3,7 @@
 -- through SQLite and back is tests/pg_e2e.)
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(4);
+SELECT plan(5);
 SELECT dblink_connect('b', :'other');
 
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -47,6 +47,11 @@ SELECT is((SELECT count(*)::int FROM tm_b), 3, 'B holds the three rows');
 SELECT is_empty($$SELECT a.id FROM tm a JOIN tm_b b ON a.id = b.id WHERE NOT (a *= row(b.*)::tm)$$,
   'every value is identical, byte for byte, under its column type');
 SELECT is((SELECT j::text FROM tm_b WHERE id = 1), '{"b": 1,  "a": [1, 2]}', 'json keeps its text exactly; jsonb its value');
+
+-- Column representations are SQLite's (docs/types.md): PostgreSQL's types already give the canonical form.
+SELECT throws_like($$SELECT deltasync_enable('tm', '{"columns": {"u": {"uuid": "hex32"}}}')$$,
+  'deltasync: column representations ("columns": {"u": …}) are for SQLite columns%',
+  'a representation option is refused on PostgreSQL');
 
 SELECT dblink_exec('b', 'DROP TABLE IF EXISTS tm; DROP TYPE IF EXISTS mood');
 SELECT * FROM finish();
