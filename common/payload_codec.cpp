@@ -1,7 +1,5 @@
 #include "common/payload_codec.hpp"
 
-#include "common/utf8.hpp"
-
 #include <string>
 
 #include "common/compress.hpp"
@@ -27,18 +25,30 @@ std::string Quoted(std::string_view s) {
 
 }  // namespace
 
+std::string HeaderToken(std::string_view value) {
+  std::string t(Trim(value.substr(0, value.find(';'))));
+  for (char& c : t)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return t;
+}
+
+bool IsDecodableEncoding(std::string_view value) {
+  std::string e = HeaderToken(value);
+  return e.empty() || e == kContentEncodingIdentity || e == kContentEncodingZstd;
+}
+
 Payload DecodeAny(std::string_view body, std::string_view content_type, std::string_view content_encoding,
                   size_t max_size) {
-  std::string_view type = Trim(content_type.substr(0, content_type.find(';')));
-  const bool json = EqualsIgnoreAsciiCase(type, kContentTypeJson);
-  const bool binary = EqualsIgnoreAsciiCase(type, kContentTypeBinary);
+  const std::string type = HeaderToken(content_type);
+  const bool json = type == kContentTypeJson;
+  const bool binary = type == kContentTypeBinary;
   if (!json && !binary) throw Error(ErrorCode::kInvalidPayload, "unsupported content type " + Quoted(content_type));
-  std::string_view encoding = Trim(content_encoding);
+  const std::string encoding = HeaderToken(content_encoding);
   std::string decompressed;
-  if (EqualsIgnoreAsciiCase(encoding, kContentEncodingZstd)) {
+  if (encoding == kContentEncodingZstd) {
     decompressed = ZstdDecompress(body, max_size);
     body = decompressed;
-  } else if (encoding.empty() || EqualsIgnoreAsciiCase(encoding, kContentEncodingIdentity)) {
+  } else if (encoding.empty() || encoding == kContentEncodingIdentity) {
     if (body.size() > max_size)
       throw Error(ErrorCode::kInvalidPayload,
                   "invalid payload: larger than the limit of " + std::to_string(max_size) + " bytes");

@@ -6,23 +6,14 @@
 
 namespace deltasync::hub {
 
-namespace {
-std::string MediaType(const std::string& header) {
-  std::string t = header.substr(0, header.find(';'));
-  while (!t.empty() && t.back() == ' ') t.pop_back();
-  for (char& c : t) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
-  return t;
-}
-}  // namespace
-
 Payload DecodeRequestBody(std::string_view body, const std::string& content_type, const std::string& content_encoding,
                           size_t max_decoded_bytes) {
-  std::string type = MediaType(content_type);
+  std::string type = HeaderToken(content_type);
   if (type != kContentTypeJson && type != kContentTypeBinary)
     throw UnsupportedMediaType("unsupported content type \"" + type + "\"; send " + std::string(kContentTypeBinary) +
                                " or " + std::string(kContentTypeJson));
-  std::string encoding = MediaType(content_encoding);
-  if (!encoding.empty() && encoding != kContentEncodingIdentity && encoding != kContentEncodingZstd)
+  std::string encoding = HeaderToken(content_encoding);
+  if (!IsDecodableEncoding(encoding))
     throw UnsupportedMediaType("unsupported content encoding \"" + content_encoding + "\"; send zstd or identity");
   // The encoding as judged here: DecodeAny reading the raw header differently would refuse
   // what passed this check with a 400 rather than the 415 above.

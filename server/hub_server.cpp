@@ -12,6 +12,7 @@
 
 #include "common/error.hpp"
 #include "common/payload.hpp"
+#include "common/payload_codec.hpp"
 #include "common/version.hpp"
 #include "server/hub_codec.hpp"
 #include "server/hub_news.hpp"
@@ -289,9 +290,8 @@ struct Hub::Impl {
     if (req.method != "GET" && req.method != "POST") return refuse(405, "deltasync: method not allowed");
     if (req.has_header("Transfer-Encoding"))
       return refuse(411, "deltasync: chunked request bodies are not accepted; send Content-Length");
-    std::string encoding = req.get_header_value("Content-Encoding");
     if (req.get_header_value_count("Content-Encoding") > 1 ||
-        (!encoding.empty() && encoding != "identity" && encoding != "zstd"))
+        !IsDecodableEncoding(req.get_header_value("Content-Encoding")))
       return refuse(415, "deltasync: unsupported content encoding; send zstd or identity");
     size_t lengths = req.get_header_value_count("Content-Length");
     if (lengths > 1) return refuse(400, "deltasync: more than one Content-Length header");
