@@ -13,6 +13,15 @@ namespace deltasync::hub {
 
 namespace {
 
+// What a row and each of its cells count toward a page's byte budget: the stored bytes of the
+// key or value, plus about what the row's and the cell's clocks and ordinals take.
+size_t StoredRowOverhead(size_t key_bytes) { return key_bytes + 16; }
+size_t StoredCellBytes(size_t value_bytes) { return value_bytes + 24; }
+// A value's bytes as stored: text and blob as they are, a number in 8.
+size_t ValueBytes(const Value& v) {
+  return v.type == ValueType::kText || v.type == ValueType::kBlob ? v.s.size() : 8;
+}
+
 Value DecodeStoredValue(std::string_view bytes) {
   ByteReader in(bytes, "stored value");
   Value v = DecodeValue(in);
@@ -49,6 +58,19 @@ void CheckIdentifiers(const Payload& p) {
 
 
 }  // namespace
+
+size_t LargestRowBytes(const Payload& p) {
+  size_t largest = 0;
+  for (const TableChanges& t : p.tables)
+    for (const RowChanges& row : t.rows) {
+      size_t key = 0;
+      for (const Value& v : row.key) key += ValueBytes(v);
+      size_t bytes = StoredRowOverhead(key);
+      for (const ColumnChange& c : row.changes) bytes += StoredCellBytes(ValueBytes(c.value));
+      largest = std::max(largest, bytes);
+    }
+  return largest;
+}
 
 std::vector<SiteId> SitesToRegister(const Payload& p) {
   std::vector<bool> used(p.sites.size(), false);
@@ -163,7 +185,7 @@ PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_
     RowChanges r;
     r.key = DecodeKey(row.key);
     r.cl = row.cl;
-    size_t row_bytes = row.key.size() + 16;
+    size_t row_bytes = StoredRowOverhead(row.key.size());
     // Every cell of the row, not only those newer than `since`: a row moves to the end of the
     // sequence when it changes, so a client at `since` may never have been sent its older
     // cells (they were at seq <= since, but the row had already moved on when it pulled).
@@ -188,7 +210,7 @@ PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_
       c.site = si->second;
       c.cl = cell.cl;
       r.changes.push_back(std::move(c));
-      row_bytes += cell.value.size() + 24;
+      row_bytes += StoredCellBytes(cell.value.size());
     }
     // A page ends at its byte budget, never inside a row; a row larger than the budget
     // travels alone.

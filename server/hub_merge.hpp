@@ -92,6 +92,9 @@ PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_
                      const std::vector<std::string>& tables, const std::optional<SiteId>& requester,
                      size_t max_bytes = kMaxPageBytes);
 
+// The size of p's largest row as a pull page counts it (key, values and their clocks).
+size_t LargestRowBytes(const Payload& p);
+
 // The distinct sites of p that a push may have to register: those some change uses, and the
 // pusher (p.site). Never a site only listed.
 std::vector<SiteId> SitesToRegister(const Payload& p);

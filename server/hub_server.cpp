@@ -190,6 +190,10 @@ HubConfig HubConfig::Load(const std::string& path) {
         c.max_decoded_bytes = v.get<size_t>();
       } else if (k == "max_header_bytes") {
         c.max_header_bytes = v.get<size_t>();
+      } else if (k == "max_page_bytes") {
+        c.max_page_bytes = v.get<size_t>();
+      } else if (k == "max_row_bytes") {
+        c.max_row_bytes = v.get<size_t>();
       } else if (k == "max_pull_rows") {
         c.max_pull_rows = v.get<size_t>();
       } else if (k == "worker_threads") {
@@ -226,6 +230,10 @@ HubConfig HubConfig::Load(const std::string& path) {
   if (c.max_waiters >= c.worker_threads)
     throw Error(ErrorCode::kInvalidArgument, "config: max_waiters must be less than worker_threads");
   if (c.max_wait_ms < 0) throw Error(ErrorCode::kInvalidArgument, "config: max_wait_ms must not be negative");
+  if (c.max_page_bytes == 0 || c.max_row_bytes == 0)
+    throw Error(ErrorCode::kInvalidArgument, "config: max_page_bytes and max_row_bytes must be positive");
+  if (c.max_row_bytes > c.max_decoded_bytes)
+    throw Error(ErrorCode::kInvalidArgument, "config: max_row_bytes must be at most max_decoded_bytes");
   if (c.max_decoded_bytes < c.max_body_bytes)
     throw Error(ErrorCode::kInvalidArgument, "config: max_decoded_bytes must be at least max_body_bytes");
   if (c.tls_cert.empty() != c.tls_key.empty())
@@ -350,6 +358,9 @@ struct Hub::Impl {
                                       req.get_header_value("Content-Encoding"), config.max_decoded_bytes);
         if (grant.site && p.site != *grant.site)
           return SendError(res, 403, "deltasync: this token pushes only as site " + grant.site->ToString());
+        if (size_t big = LargestRowBytes(p); big > config.max_row_bytes)
+          return SendError(res, 413, "deltasync: a row of " + std::to_string(big) + " bytes is larger than max_row_bytes (" +
+                                         std::to_string(config.max_row_bytes) + ")");
         std::string over = storage.Admit(*store, node, node_name, Policy()->QuotasOf(node_name), p);
         if (!over.empty()) return SendError(res, 507, over);
         PushResult r = store->Push(node, p, config.max_clock_drift_ms);
@@ -475,7 +486,7 @@ struct Hub::Impl {
                         const std::optional<SiteId>& requester, int64_t wait_ms) {
     auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
     uint64_t seen = news->Generation(node);
-    PullResult r = store->Pull(node, since, limit, tables, requester);
+    PullResult r = store->Pull(node, since, limit, tables, requester, config.max_page_bytes);
     if (wait_ms <= 0 || r.changes > 0 || r.more) return r;
     NodeNews::Slot slot(*news, node);
     if (!slot.Admitted()) return r;
@@ -485,7 +496,7 @@ struct Hub::Impl {
     while (std::chrono::steady_clock::now() < until && !stopping) {
       if (news->Wait(node, seen, until, kRecheck)) seen = news->Generation(node);
       if (stopping) break;
-      r = store->Pull(node, since, limit, tables, requester);
+      r = store->Pull(node, since, limit, tables, requester, config.max_page_bytes);
       if (r.changes > 0 || r.more) break;
     }
     return r;

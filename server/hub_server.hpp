@@ -12,6 +12,7 @@
 
 #include "common/hlc.hpp"
 #include "server/hub_auth.hpp"
+#include "server/hub_merge.hpp"
 #include "server/hub_store.hpp"
 
 namespace deltasync::hub {
@@ -39,6 +40,12 @@ struct HubConfig {
   size_t max_decoded_bytes = 32u << 20;   // the body once decompressed, checked while decoding
   size_t max_header_bytes = 16u << 10;    // request line and headers together
   size_t max_pull_rows = 10000;
+  // A pull page ends at about this many bytes of stored rows, never inside a row.
+  size_t max_page_bytes = kMaxPageBytes;
+  // The hard maximum of one pushed row (key and values, as a page counts them): a larger one
+  // is refused (413), so that no stored row outgrows what a client accepts in one page
+  // (its max_page_bytes, 32 MiB by default).
+  size_t max_row_bytes = size_t{16} << 20;
   size_t worker_threads = 64;             // requests served at once (slow clients each hold one)
   int64_t max_wait_ms = 30000;            // the longest a long-poll pull (wait_ms) waits for news
   size_t max_waiters = 32;                // long-poll pulls waiting at once, in all (fewer than workers)

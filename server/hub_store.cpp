@@ -291,13 +291,13 @@ PushResult SqliteHubStore::Push(int64_t node, const Payload& p, uint64_t max_clo
 }
 
 PullResult SqliteHubStore::Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,
-                                const std::optional<SiteId>& requester) {
+                                const std::optional<SiteId>& requester, size_t max_bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   PullResult out;
   Exec(db_, "BEGIN");  // one snapshot for the whole page
   try {
     Snapshot snap(*this, node);
-    out = BuildPage(snap, hub_id_, since, max_rows, tables, requester);
+    out = BuildPage(snap, hub_id_, since, max_rows, tables, requester, max_bytes);
     Exec(db_, "COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);

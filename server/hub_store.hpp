@@ -45,11 +45,11 @@ class HubStore {
   virtual std::optional<int64_t> Node(const std::string& name, bool create) = 0;
   // Merges a payload into a node, in one transaction that is durable when this returns.
   virtual PushResult Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) = 0;
-  // Rows whose sequence is > since, oldest first, whole rows only, at most max_rows rows;
-  // only the listed tables (all when empty); never column changes that originate at
-  // `requester`.
+  // Rows whose sequence is > since, oldest first, whole rows only, at most max_rows rows and
+  // about max_bytes of stored rows (a larger row alone: BuildPage); only the listed tables
+  // (all when empty); never column changes that `requester` pushed.
   virtual PullResult Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,
-                          const std::optional<SiteId>& requester) = 0;
+                          const std::optional<SiteId>& requester, size_t max_bytes) = 0;
   virtual nlohmann::json Status(int64_t node, const std::string& name) = 0;
   // Per-node counts for the metrics endpoint: name -> (rows, seq).
   virtual std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> NodeCounts() = 0;
@@ -72,7 +72,7 @@ class SqliteHubStore : public HubStore {
   std::optional<int64_t> Node(const std::string& name, bool create) override;
   PushResult Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) override;
   PullResult Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,
-                  const std::optional<SiteId>& requester) override;
+                  const std::optional<SiteId>& requester, size_t max_bytes) override;
   nlohmann::json Status(int64_t node, const std::string& name) override;
   std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> NodeCounts() override;
   NodeUsage Usage(int64_t node) override;

@@ -566,11 +566,11 @@ class PgHubStore::Snapshot : public PullSource {
 };
 
 PullResult PgHubStore::Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,
-                            const std::optional<SiteId>& requester) {
+                            const std::optional<SiteId>& requester, size_t max_bytes) {
   return WithConn([&](Conn& c) {
     c.Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");  // one snapshot for the page
     Snapshot snap(*this, c, node);
-    PullResult out = BuildPage(snap, hub_id_, since, max_rows, tables, requester);
+    PullResult out = BuildPage(snap, hub_id_, since, max_rows, tables, requester, max_bytes);
     c.Run("COMMIT");
     return out;
   });

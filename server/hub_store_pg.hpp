@@ -26,7 +26,7 @@ class PgHubStore : public HubStore {
   std::optional<int64_t> Node(const std::string& name, bool create) override;
   PushResult Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) override;
   PullResult Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,
-                  const std::optional<SiteId>& requester) override;
+                  const std::optional<SiteId>& requester, size_t max_bytes) override;
   nlohmann::json Status(int64_t node, const std::string& name) override;
   std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> NodeCounts() override;
   NodeUsage Usage(int64_t node) override;

@@ -418,3 +418,56 @@ TEST(HubLimits, PullPagesEndAtAByteBudget) {
   EXPECT_EQ(b.Int("SELECT count(*) FROM w"), 13);
   EXPECT_EQ(b.Rows("SELECT id, hex(v) FROM w ORDER BY id"), a.Rows("SELECT id, hex(v) FROM w ORDER BY id"));
 }
+
+// The page budget and the hard maximum of one row are config keys: with max_page_bytes of
+// 100 KB, 20 rows of 30 KB take at least five pages; a pushed row over max_row_bytes is
+// refused with 413 before it is stored, the push fails with a deltasync error naming the
+// limit, and the rows that fit still sync once the large row is made smaller.
+TEST(HubLimits, PageBudgetAndRowMaximumAreConfigKeys) {
+  HubProcess::Options o;
+  o.config_json = R"({"max_page_bytes": 100000, "max_row_bytes": 200000})";
+  HubProcess hub(o);
+  Site a, b;
+  for (Site* s : {&a, &b}) s->Exec("CREATE TABLE w(id INTEGER PRIMARY KEY, v BLOB); SELECT deltasync_enable('w');");
+  a.Exec("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20)"
+         " INSERT INTO w SELECT x, randomblob(30000) FROM c");
+  a.Text("SELECT deltasync_push(?1)", {Value::Text(hub.url("n"))});
+  Json r = Json::parse(b.Text("SELECT deltasync_pull(?1)", {Value::Text(hub.url("n"))}));
+  EXPECT_GE(r["pages"].get<int64_t>(), 5) << r.dump();
+  EXPECT_EQ(b.Int("SELECT count(*) FROM w"), 20);
+
+  a.Exec("INSERT INTO w VALUES (100, randomblob(300000))");
+  try {
+    a.Text("SELECT deltasync_push(?1)", {Value::Text(hub.url("n"))});
+    ADD_FAILURE() << "a row over max_row_bytes was accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("max_row_bytes"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("413"), std::string::npos) << e.what();
+  }
+  b.Text("SELECT deltasync_pull(?1)", {Value::Text(hub.url("n"))});
+  EXPECT_EQ(b.Int("SELECT count(*) FROM w WHERE id = 100"), 0) << "the refused row was stored";
+  a.Exec("UPDATE w SET v = randomblob(1000) WHERE id = 100");
+  a.Text("SELECT deltasync_push(?1)", {Value::Text(hub.url("n"))});
+  b.Text("SELECT deltasync_pull(?1)", {Value::Text(hub.url("n"))});
+  EXPECT_EQ(b.Rows("SELECT id, hex(v) FROM w ORDER BY id"), a.Rows("SELECT id, hex(v) FROM w ORDER BY id"));
+}
+
+TEST(HubLimits, BadPageLimitsAreRefusedAtStart) {
+  for (const char* config : {R"({"max_page_bytes": 0})", R"({"max_row_bytes": 40000000})"}) {
+    SCOPED_TRACE(config);
+    std::string file = testing::TempDir() + "/deltasync_bad_limits.json";
+    std::FILE* f = std::fopen(file.c_str(), "w");
+    ASSERT_TRUE(f);
+    std::fputs(config, f);
+    std::fclose(f);
+    std::string cmd = std::string(DELTASYNC_CLI) + " serve --db :memory: --listen 127.0.0.1:0 --config " + file + " 2>&1";
+    std::FILE* p = ::popen(cmd.c_str(), "r");
+    ASSERT_TRUE(p);
+    std::string out;
+    char buf[512];
+    while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    int rc = ::pclose(p);
+    EXPECT_NE(rc, 0) << out;
+    EXPECT_NE(out.find("deltasync: config: max_"), std::string::npos) << out;
+  }
+}
