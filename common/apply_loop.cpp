@@ -1,6 +1,7 @@
 #include "common/apply_loop.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <optional>
 #include <utility>
 
@@ -91,6 +92,9 @@ std::optional<TableChanges> KnownColumnsOnly(const TableChanges& tc, const std::
 
 }  // namespace
 
+// The ordinal slot of a listed site no change uses: never read.
+constexpr uint32_t kUnusedSite = UINT32_MAX;
+
 ApplyResult ApplyPayload(ApplyPort& port, const Payload& p) {
   uint64_t max_hlc = CheckPayloadClock(p, port.MaxClockDriftSetting());
   ApplyResult counts;
@@ -101,8 +105,14 @@ ApplyResult ApplyPayload(ApplyPort& port, const Payload& p) {
     else work.emplace_back(&tc, handle);
   }
   port.Atomically([&] {
-    std::vector<uint32_t> site_ords;
-    for (const SiteId& s : p.sites) site_ords.push_back(port.SiteOrdinal(s));
+    // Only sites a change of a tracked table names are registered: a payload may list any
+    // number of others (a direct deltasync_apply is not screened as network input is).
+    std::vector<uint32_t> site_ords(p.sites.size(), kUnusedSite);
+    for (const auto& [tc, handle] : work)
+      for (const RowChanges& row : tc->rows)
+        for (const ColumnChange& c : row.changes)
+          if (c.site < site_ords.size() && site_ords[c.site] == kUnusedSite)
+            site_ords[c.site] = port.SiteOrdinal(p.sites[c.site]);
     std::function<const SiteId&(uint32_t)> site_of = [&](uint32_t ord) -> const SiteId& { return port.SiteOf(ord); };
     for (const auto& [tc, handle] : work) {
       std::unique_ptr<ApplyTable> table = port.OpenTable(handle);

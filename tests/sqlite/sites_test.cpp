@@ -70,4 +70,17 @@ TEST(SqliteSites, RegisteringManyNewSitesReadsRowsLinearInTheirNumber) {
   EXPECT_LT(again, 20 * kSites) << again << " rows read";
 }
 
+// A payload applied directly (deltasync_apply, not screened as network input is) may list
+// any number of sites no change uses: none of them is registered.
+TEST(SqliteSites, ListedSitesNoChangeUsesAreNotRegistered) {
+  Site s;
+  s.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER); SELECT deltasync_enable('t');");
+  s.Exec("INSERT INTO t VALUES (-1, 0)");
+  deltasync::Payload p = deltasync::DecodeJson(FromManySites(3));
+  for (int k = 0; k < 2000; ++k) p.sites.push_back(deltasync::SiteId::Random());
+  s.Apply(deltasync::EncodeJson(p));
+  EXPECT_EQ(s.Int("SELECT count(*) FROM deltasync_sites"), 3 + 1);
+  EXPECT_EQ(s.Int("SELECT count(*) FROM t"), 3 + 1);
+}
+
 }  // namespace
