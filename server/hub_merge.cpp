@@ -124,7 +124,9 @@ PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
       if (m.applied == 0) continue;
       if (writer < 0) writer = txn.SiteOrdinal(p.site);
       ++seq;
-      if (!m.exists) txn.DropCells(tbl, key);
+      // A delete drops the row's values; so does a new life of a row the node held (its
+      // older values can never win again, and would only travel as dead weight).
+      if (!m.exists || (m.cl_advanced && local_cl != 0)) txn.DropCells(tbl, key);
       for (size_t k = 0; k < r.changes.size(); ++k) {
         if (!m.col_wins[k]) continue;
         const ColumnChange& c = r.changes[k];
