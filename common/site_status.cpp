@@ -10,6 +10,7 @@ const char* TableStateName(TableState state) {
     case TableState::kTracked: return "tracked";
     case TableState::kDropped: return "dropped";
     case TableState::kNeedsEnable: return "needs_enable";
+    case TableState::kBroken: return "broken";
   }
   return "?";
 }
@@ -42,6 +43,7 @@ nlohmann::json StatusDocument(StatusPort& port) {
     tables.push_back({{"table", t.name}, {"state", TableStateName(t.state)}, {"pk", t.pk}, {"columns", t.cols},
                       {"rows", live}, {"deleted", deleted}});
     if (!t.column_options.empty()) tables.back()["column_options"] = t.column_options;
+    if (!t.error.empty()) tables.back()["error"] = t.error;
   }
   // Per hub: cursors, last sync and health as stored.
   Json hubs = Json::array();

@@ -16,8 +16,9 @@ namespace deltasync {
 // A tracked table's state. kDropped: the base table is gone; its changes are no longer
 // served or applied. kNeedsEnable: the base table exists but its capture triggers do not
 // (it was dropped and created again): writes escape capture until deltasync_enable.
-enum class TableState { kTracked, kDropped, kNeedsEnable };
-// The state's name in the status document: tracked, dropped, needs_enable.
+enum class TableState { kTracked, kDropped, kNeedsEnable, kBroken };
+// The state's name in the status document: tracked, dropped, needs_enable, broken (changed
+// in a way deltasync cannot serve; its "error" says how).
 const char* TableStateName(TableState state);
 
 // A hub's health as the site stores it (persisted, so every connection sees it): the
@@ -38,6 +39,7 @@ class StatusPort {
     TableState state = TableState::kTracked;
     std::vector<std::string> pk, cols;
     nlohmann::json column_options = nlohmann::json::object();  // {"<column>": {"uuid": "hex32"}}: shown when not empty
+    std::string error = std::string();  // kBroken: why
   };
   struct Hub {
     std::string hub;

@@ -238,6 +238,7 @@ class PgApply : public ApplyPort {
       if (EqualsIgnoreAsciiCase(tables_[k].name, name)) found = static_cast<int>(k);
     if (found < 0 || tables_[found].dropped) return -1;
     const TableInfo* t = &tables_[found];
+    if (t->Unservable()) throw Error(ErrorCode::kInvalidArgument, BrokenMessage(*t));
     CheckAccess(*t, Access::kWrite);
     RefuseForeignReplicaCode(*t);
     if (std::find(touched_.begin(), touched_.end(), t) == touched_.end()) touched_.push_back(t);

@@ -236,6 +236,7 @@ DELTASYNC_PG_FUNCTION(deltasync_capture) {
   }
   if (e->table.dropped)
     throw Error(ErrorCode::kInternal, "tracked table " + std::to_string(relid) + " is gone");
+  if (!e->table.broken.empty()) throw Error(ErrorCode::kInvalidArgument, BrokenMessage(e->table));
   uint64_t hlc = b.BeginWrite();
   AsRole as(b.ExtensionOwner(), false);
   Args args;

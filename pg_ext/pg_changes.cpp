@@ -78,9 +78,12 @@ class PgCollect : public CollectPort {
     std::vector<TableInfo> tables = b_.LoadTables();
     for (const TableInfo& t : tables)
       if (!t.dropped) CheckAccess(t, Access::kRead);
+    // A table deltasync cannot serve any more is left out, by name, so the others still sync.
+    for (const TableInfo& t : tables)
+      if (!t.dropped && t.Unservable()) WarnBroken(t);
     AsOwner as;
     for (const TableInfo& t : tables) {
-      if (t.dropped) continue;
+      if (t.dropped || t.Unservable()) continue;
       PgChangeCursor cur(t, since, until);
       table(cur);
     }

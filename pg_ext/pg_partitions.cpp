@@ -147,8 +147,11 @@ void RefuseUncoverable(Oid relid, const std::string& name) {
 void InstallTriggers(const TableInfo& t, Oid top) {
   for (const TreeMember& m : TreeMembers(top)) {
     bool tracked = m.relid == t.relid;
-    DropOwnTriggers(m);
-    CreateCaptureTriggers(m, tracked);
+    {
+      QuietDdl quiet;
+      DropOwnTriggers(m);
+      CreateCaptureTriggers(m, tracked);
+    }
     if (!tracked) {
       Args a;
       a.Add(OIDOID, ObjectIdGetDatum(m.relid));
@@ -163,7 +166,10 @@ void InstallTriggers(const TableInfo& t, Oid top) {
 
 void RemoveTriggers(Oid top) {
   for (const TreeMember& m : TreeMembers(top)) {
-    DropOwnTriggers(m);
+    {
+      QuietDdl quiet;
+      DropOwnTriggers(m);
+    }
     Args a;
     a.Add(OIDOID, ObjectIdGetDatum(m.relid));
     RunSql("DELETE FROM deltasync.members WHERE relid = $1", a);

@@ -105,6 +105,7 @@ CatalogTable LookUpCatalog(const std::string& requested) {
 }
 
 void CreateShadowTable(const TableInfo& t) {
+  QuietDdl quiet;
   std::string cols;
   for (size_t k = 0; k < t.pk.size(); ++k) {
     Oid coll = InvalidOid;
@@ -126,6 +127,7 @@ void CreateShadowTable(const TableInfo& t) {
 }
 
 void DropShadowTable(const std::string& q_meta) {
+  QuietDdl quiet;
   RunSql("DO $$BEGIN IF to_regclass('" + q_meta + "') IS NOT NULL THEN ALTER EXTENSION deltasync DROP TABLE " + q_meta +
          "; DROP TABLE " + q_meta + "; END IF; END$$");
 }
@@ -248,6 +250,8 @@ DELTASYNC_PG_FUNCTION(deltasync_enable) {
     }
     std::optional<TableInfo> t = b.TableByRelid(cat.relid);
     if (!t) throw Error(ErrorCode::kInternal, "table \"" + cat.name + "\" vanished while being enabled");
+    // (A new table has no triggers yet: they come next.)
+    if (!t->broken.empty() || (known && t->capture_off)) throw Error(ErrorCode::kInvalidArgument, BrokenMessage(*t));
     if (!known) CreateShadowTable(*t);
     InstallTriggers(*t, t->relid);
     result["backfilled"] = Backfill(*t, hlc);
@@ -357,7 +361,7 @@ DELTASYNC_PG_FUNCTION(deltasync_on_sql_drop) {
       FollowDroppedColumns(d.id, d.relid, d.cols, d.columns);
   for (Oid relid : shrunk) {
     std::optional<TableInfo> t = Backend::Get().TableByRelid(relid);
-    if (t && !t->dropped) ReconcileRows(*t, Backend::Get().BeginWrite());
+    if (t && !t->dropped && t->broken.empty()) ReconcileRows(*t, Backend::Get().BeginWrite());
   }
   InvalidateCapture(InvalidOid);
   spi.Finish();

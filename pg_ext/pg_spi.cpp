@@ -34,6 +34,18 @@ AsRole::~AsRole() {
   if (guc_level_ != 0 && std::uncaught_exceptions() == exceptions_) AtEOXact_GUC(true, guc_level_);
 }
 
+QuietDdl::QuietDdl() : exceptions_(std::uncaught_exceptions()) {
+  PgTry([&] {
+    guc_level_ = NewGUCNestLevel();
+    (void)set_config_option("session_replication_role", "replica", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                            false);
+  });
+}
+
+QuietDdl::~QuietDdl() {
+  if (guc_level_ != 0 && std::uncaught_exceptions() == exceptions_) AtEOXact_GUC(true, guc_level_);
+}
+
 AsTableOwner::AsTableOwner(Oid owner) : exceptions_(std::uncaught_exceptions()) {
   GetUserIdAndSecContext(&saved_user_, &saved_context_);
   PgTry([&] { guc_level_ = NewGUCNestLevel(); });

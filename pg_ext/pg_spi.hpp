@@ -42,6 +42,21 @@ class AsRole {
   int exceptions_ = 0;
 };
 
+// Runs deltasync's own DDL (shadow tables, capture triggers) with session_replication_role =
+// replica, so event triggers enabled for origin (users' ones, by default) do not fire for it.
+// The setting is restored when the scope ends (by the abort after an error).
+class QuietDdl {
+ public:
+  QuietDdl();
+  ~QuietDdl();
+  QuietDdl(const QuietDdl&) = delete;
+  QuietDdl& operator=(const QuietDdl&) = delete;
+
+ private:
+  int guc_level_ = 0;
+  int exceptions_ = 0;
+};
+
 // Runs its scope as a table's owner for statements that may run that owner's code (a
 // domain's CHECK, index expressions, an ENABLE ALWAYS trigger): as PostgreSQL does for
 // REFRESH MATERIALIZED VIEW, a security-restricted operation whose settings changes are

@@ -264,6 +264,7 @@ std::vector<std::string> JsonNames(const std::string& text) {
 
 std::vector<TableInfo> ReadTables(const char* where, const Args& args) {
   std::vector<TableInfo> out;
+  std::vector<std::vector<std::pair<Oid, int32>>> shadow_keys;  // per table: the shadow's (type, typmod) of k0, k1, ...
   {
     AsOwner as;
     RunSql(std::string("SELECT t.id, t.relid, t.name, t.pk, t.columns, c.oid IS NULL, n.nspname, c.relowner,"
@@ -286,8 +287,38 @@ std::vector<TableInfo> ReadTables(const char* where, const Args& args) {
       t.q_meta = "deltasync." + QuoteIdent("meta_" + std::to_string(t.id));
       out.push_back(std::move(t));
     }
+    // The key as the catalog has it now, and the shadow table's key types.
+    RunSql(std::string("SELECT (SELECT coalesce(json_agg(a.attname ORDER BY k.pos), '[]') FROM pg_index AS i"
+                       " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, pos)"
+                       " JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+                       " WHERE i.indrelid = t.relid AND i.indisprimary AND k.pos <= i.indnkeyatts)::text,"
+                       " (SELECT coalesce(json_agg(json_build_array(a.atttypid::int8, a.atttypmod) ORDER BY a.attnum), '[]')"
+                       " FROM pg_attribute AS a WHERE a.attrelid = to_regclass('deltasync.meta_' || t.id)"
+                       " AND a.attnum > 0 AND a.attname ~ '^k[0-9]+$')::text,"
+                       // Capture triggers dropped or disabled (under replica role, unseen): four on the
+                       // table, three on each partition.
+                       " (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = t.relid AND g.tgenabled = 'O'"
+                       " AND g.tgname LIKE 'deltasync\\_capture\\_%') < 4 OR EXISTS (SELECT 1 FROM deltasync.members AS m"
+                       " WHERE m.table_id = t.id AND (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = m.relid"
+                       " AND g.tgenabled = 'O' AND g.tgname IN ('deltasync_capture_ins', 'deltasync_capture_del',"
+                       " 'deltasync_capture_upd')) < 3) FROM deltasync.tables AS t ") +
+               where + " ORDER BY t.id",
+           args);
+    Rows keys;
+    shadow_keys.resize(out.size());
+    for (uint64_t r = 0; r < keys.size() && r < out.size(); ++r) {
+      TableInfo& t = out[r];
+      if (t.dropped) continue;
+      t.capture_off = keys.Int(r, 2) != 0;
+      if (JsonNames(keys.Text(r, 0)) != t.pk) {
+        t.broken = "its primary key is no longer (" + nlohmann::json(t.pk).dump() + ")";
+        continue;
+      }
+      for (const auto& kt : nlohmann::json::parse(keys.Text(r, 1))) shadow_keys[r].emplace_back(kt[0].get<Oid>(), kt[1].get<int32>());
+    }
   }
-  for (TableInfo& t : out) {
+  for (size_t n = 0; n < out.size(); ++n) {
+    TableInfo& t = out[n];
     if (t.dropped) continue;
     auto type_of = [&](const std::string& col) {
       Oid type = InvalidOid, coll = InvalidOid;
@@ -296,13 +327,18 @@ std::vector<TableInfo> ReadTables(const char* where, const Args& args) {
         AttrNumber att = get_attnum(t.relid, col.c_str());
         if (att != InvalidAttrNumber) get_atttypetypmodcoll(t.relid, att, &type, &typmod, &coll);
       });
-      if (!OidIsValid(type))
-        throw Error(ErrorCode::kInvalidArgument, "column \"" + col + "\" of tracked table \"" + t.name +
-                                                     "\" is gone; call deltasync_disable and deltasync_enable again");
+      if (!OidIsValid(type)) {
+        if (t.broken.empty()) t.broken = "its column \"" + col + "\" is gone";
+        return ColType{};
+      }
       return MakeColType(type, typmod);
     };
+    if (!t.broken.empty()) continue;
     for (const auto& c : t.pk) t.pk_types.push_back(type_of(c));
     for (const auto& c : t.cols) t.col_types.push_back(type_of(c));
+    for (size_t k = 0; t.broken.empty() && k < t.pk.size() && k < shadow_keys[n].size(); ++k)
+      if (t.pk_types[k].type != shadow_keys[n][k].first || t.pk_types[k].typmod != shadow_keys[n][k].second)
+        t.broken = "the type of its key column \"" + t.pk[k] + "\" changed";
   }
   return out;
 }
@@ -322,6 +358,19 @@ std::optional<TableInfo> Backend::TableByRelid(Oid relid) {
   auto v = ReadTables("WHERE t.relid = $1", a);
   if (v.empty()) return std::nullopt;
   return std::move(v.front());
+}
+
+std::string BrokenMessage(const TableInfo& t) {
+  std::string why = !t.broken.empty() ? t.broken
+                                      : "some of its capture triggers are disabled or gone, so writes may have escaped capture";
+  return "table \"" + t.name + "\" cannot be served by deltasync any more: " + why +
+         " (a change its event triggers did not see, e.g. under session_replication_role = replica); call "
+         "deltasync_disable('" + t.name + "') and deltasync_enable('" + t.name + "') again";
+}
+
+void WarnBroken(const TableInfo& t) {
+  std::string message = "deltasync: " + BrokenMessage(t) + "; its changes are left out";
+  PgTry([&] { ereport(WARNING, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("%s", message.c_str()))); });
 }
 
 void CheckAccess(const TableInfo& t, Access access) {

@@ -40,6 +40,13 @@ struct TableInfo {
   std::string q_meta;  // deltasync."meta_<id>"
   Oid owner = InvalidOid;
   bool dropped = false;  // the base table is gone (the drop event trigger removes it)
+  // Why deltasync cannot serve the table any more (empty: it can): DDL its event triggers
+  // did not see (they do not fire under session_replication_role = replica) changed its key
+  // or removed a tracked column.
+  std::string broken;
+  // Some member's capture triggers are disabled or gone (dropped or disabled unseen, as above).
+  bool capture_off = false;
+  bool Unservable() const { return !broken.empty() || capture_off; }
   bool rls = false, force_rls = false;
 };
 }  // namespace pg
@@ -121,6 +128,12 @@ class AsOwner : public AsRole {
  public:
   AsOwner() : AsRole(Backend::Get().ExtensionOwner()) {}
 };
+
+// "table "t" cannot be served by deltasync any more: <why>; call deltasync_disable('t') and
+// deltasync_enable('t') again" for a table that is Unservable().
+std::string BrokenMessage(const TableInfo& t);
+// Raises that as a WARNING (a reader that leaves the table out says so).
+void WarnBroken(const TableInfo& t);
 
 // Checks the current user's privilege on a tracked table; throws 42501 otherwise.
 enum class Access { kRead, kWrite };

@@ -35,8 +35,13 @@ class PgStatus : public StatusPort {
     // tracked table (as deltasync_changes is), not for anyone who can connect.
     for (const TableInfo& t : infos_)
       if (!t.dropped) CheckAccess(t, Access::kRead);
-    for (const TableInfo& t : infos_)
+    for (const TableInfo& t : infos_) {
       out.push_back(Table{t.name, t.dropped ? TableState::kDropped : TableState::kTracked, t.pk, t.cols});
+      if (!t.dropped && t.Unservable()) {
+        out.back().state = TableState::kBroken;
+        out.back().error = BrokenMessage(t);
+      }
+    }
     return out;
   }
 

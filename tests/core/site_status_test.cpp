@@ -48,6 +48,18 @@ TEST(SiteStatus, StateNamesAreTheDocumentedOnes) {
   EXPECT_STREQ(TableStateName(TableState::kTracked), "tracked");
   EXPECT_STREQ(TableStateName(TableState::kDropped), "dropped");
   EXPECT_STREQ(TableStateName(TableState::kNeedsEnable), "needs_enable");
+  EXPECT_STREQ(TableStateName(TableState::kBroken), "broken");
+}
+
+TEST(SiteStatus, ABrokenTableIsListedWithItsError) {
+  FakeStatus port;
+  port.tables = {{"t", TableState::kBroken, {"id"}, {"a"}}, {"u", TableState::kTracked, {"id"}, {"b"}}};
+  port.tables[0].error = "its column \"a\" is gone";
+  port.shadow = {{Live(1)}, {Live(1)}};
+  auto doc = StatusDocument(port);
+  EXPECT_EQ(doc["tables"][0]["state"], "broken");
+  EXPECT_EQ(doc["tables"][0]["error"], "its column \"a\" is gone");
+  EXPECT_FALSE(doc["tables"][1].contains("error"));
 }
 
 TEST(SiteStatus, CountsRowsAndPendingChangesWithNoHub) {

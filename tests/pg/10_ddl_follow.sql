@@ -1,11 +1,12 @@
 -- DDL deltasync follows on PostgreSQL (issue 12): DROP COLUMN of tracked columns (the
 -- tracked list shrinks, every other column keeps its clock, other sites' changes to the
 -- dropped column are ignored), on ordinary and partitioned tables; a key column cannot be
--- dropped; a key column's rename is followed. Each step is checked by an audit (the rows
+-- dropped; a key column's rename is followed; a table changed where deltasync could not see
+-- it is reported and left out, and never stops the others. Each step is checked by an audit (the rows
 -- deltasync_changes(0) describes are the rows the table holds) and against site ds_b.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(25);
+SELECT plan(42);
 SELECT dblink_connect('b', :'other');
 
 CREATE FUNCTION pg_temp.audit(tbl text) RETURNS boolean LANGUAGE plpgsql AS $$
@@ -110,6 +111,72 @@ SELECT ok(pg_temp.audit('dcol'), 'audit after the key rename');
 ALTER TABLE dcol RENAME COLUMN c TO cc;
 SELECT is((SELECT columns::jsonb FROM deltasync.tables WHERE name = 'dcol'), '["cc", "e"]'::jsonb, 'a renamed column is followed');
 SELECT ok(pg_temp.audit('dcol'), 'audit after the column rename');
+
+-- A table changed behind deltasync's back (event triggers do not fire under
+-- session_replication_role = replica): status names it, deltasync_changes leaves it out and
+-- serves the others, writes to it and payloads for it are refused naming it, and
+-- disable + enable repairs it.
+CREATE TABLE brk (id int PRIMARY KEY, v text NOT NULL, w text);
+CREATE TABLE brk_key (id int PRIMARY KEY, v text NOT NULL);
+CREATE TABLE brk_fine (id int PRIMARY KEY, v text NOT NULL);
+SELECT deltasync_enable('brk'), deltasync_enable('brk_key'), deltasync_enable('brk_fine');
+INSERT INTO brk VALUES (1, 'x', 'y');
+INSERT INTO brk_key VALUES (1, 'x');
+INSERT INTO brk_fine VALUES (1, 'fine');
+SET LOCAL session_replication_role = replica;
+ALTER TABLE brk DROP COLUMN w;
+ALTER TABLE brk_key ALTER COLUMN id TYPE bigint;
+SET LOCAL session_replication_role = origin;
+CREATE FUNCTION pg_temp.status_of(tbl text) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT t FROM jsonb_array_elements(deltasync_status()->'tables') AS t WHERE t->>'table' = tbl $$;
+SELECT is(pg_temp.status_of('brk')->>'state', 'broken', 'status reports a table whose tracked column vanished unseen as broken');
+SELECT matches(pg_temp.status_of('brk')->>'error', 'its column "w" is gone.*deltasync_disable\(''brk''\)', '... saying why and what to do');
+SELECT is(pg_temp.status_of('brk_key')->>'error' LIKE '%the type of its key column "id" changed%', true, 'a key retyped unseen too');
+SELECT is(pg_temp.status_of('brk_fine')->>'state', 'tracked', 'the other tables stay tracked');
+SELECT is((SELECT array_agg(t->>'name' ORDER BY t->>'name') FROM jsonb_array_elements(deltasync_changes(0)::jsonb->'tables') AS t
+           WHERE t->>'name' LIKE 'brk%'), ARRAY['brk_fine'], 'deltasync_changes leaves the broken tables out and serves the others');
+SELECT throws_like($$INSERT INTO brk VALUES (2, 'z')$$,
+  'deltasync: table "brk" cannot be served by deltasync any more: its column "w" is gone%', 'a write to a broken table is refused, naming it');
+SELECT throws_like(format($$SELECT deltasync_apply(%L)$$, '{"format":"deltasync","version":1,"site":"00000000-0000-4000-8000-000000000002",'
+  '"since":0,"until":1,"sites":["00000000-0000-4000-8000-000000000002"],"tables":[{"name":"brk","pk":["id"],"columns":["v"],'
+  '"rows":[{"key":[5],"cl":1,"changes":[[0,"remote",' || ((extract(epoch from now())::bigint * 1000) << 16) || ',0,1]]}]}]}'),
+  'deltasync: table "brk" cannot be served by deltasync any more%', 'a payload for it is refused, naming it');
+SELECT lives_ok($$SELECT deltasync_disable('brk'), deltasync_enable('brk')$$, 'disable and enable repair it');
+SELECT is(pg_temp.status_of('brk')->>'state', 'tracked', '... it is tracked again');
+SELECT ok(pg_temp.audit('brk'), 'audit of the repaired table');
+SELECT lives_ok($$INSERT INTO brk VALUES (2, 'z')$$, 'and written again');
+
+-- Capture triggers disabled where deltasync could not see it.
+CREATE TABLE brk_trig (id int PRIMARY KEY, v text NOT NULL);
+SELECT deltasync_enable('brk_trig');
+SET LOCAL session_replication_role = replica;
+ALTER TABLE brk_trig DISABLE TRIGGER deltasync_capture_upd;
+SET LOCAL session_replication_role = origin;
+SELECT matches(pg_temp.status_of('brk_trig')->>'error', 'capture triggers are disabled or gone',
+  'status reports a table whose capture trigger was disabled unseen');
+SELECT throws_like($$SELECT deltasync_enable('brk_trig')$$, 'deltasync: table "brk_trig" cannot be served by deltasync any more%',
+  'enable alone does not paper over writes that may have escaped');
+SELECT lives_ok($$SELECT deltasync_disable('brk_trig'), deltasync_enable('brk_trig')$$, 'disable and enable do');
+SELECT is(pg_temp.status_of('brk_trig')->>'state', 'tracked', '... it is tracked again');
+
+-- deltasync's own DDL (shadow tables, triggers) does not fire users' event triggers.
+CREATE TABLE ddl_seen (what text);
+CREATE FUNCTION public.ddl_seen_log() RETURNS event_trigger LANGUAGE plpgsql AS $$
+  BEGIN INSERT INTO ddl_seen SELECT object_identity FROM pg_event_trigger_ddl_commands(); END $$;
+CREATE EVENT TRIGGER ddl_seen_log ON ddl_command_end EXECUTE FUNCTION public.ddl_seen_log();
+CREATE FUNCTION public.ddl_seen_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$
+  BEGIN INSERT INTO ddl_seen SELECT 'dropped ' || object_identity FROM pg_event_trigger_dropped_objects(); END $$;
+CREATE EVENT TRIGGER ddl_seen_drop ON sql_drop EXECUTE FUNCTION public.ddl_seen_drop();
+CREATE TABLE quiet (id int PRIMARY KEY) PARTITION BY RANGE (id);
+CREATE TABLE quiet_1 PARTITION OF quiet FOR VALUES FROM (0) TO (10);
+DELETE FROM ddl_seen;
+SELECT deltasync_enable('quiet');
+CREATE TABLE quiet_2 PARTITION OF quiet FOR VALUES FROM (10) TO (20);
+SELECT deltasync_disable('quiet');
+SELECT ok((SELECT count(*) FROM ddl_seen WHERE what = 'public.quiet_2') = 1, 'users'' event triggers see the user''s own DDL');
+SELECT is((SELECT array_agg(what) FROM ddl_seen WHERE what LIKE '%deltasync%'), NULL, '... and none of deltasync''s');
+DROP EVENT TRIGGER ddl_seen_log;
+DROP EVENT TRIGGER ddl_seen_drop;
 
 SELECT pg_temp.on_b('DROP TABLE dcol');
 SELECT * FROM finish();
