@@ -66,8 +66,12 @@ nlohmann::json StatusDocument(StatusPort& port) {
   // pending_changes: what the least advanced hub has not received yet (every change when
   // no hub is known).
   if (min_push > 0) pending = port.CountChangesSince(min_push);
+  Json schedules = Json::array();
+  for (const StatusPort::Schedule& s : port.Schedules())
+    schedules.push_back({{"hub", s.hub}, {"url", s.url}, {"interval_ms", s.interval_ms}});
   return Json{{"version", kVersion},   {"site_id", port.SiteIdText()}, {"db_version", port.DbVersion()},
-              {"tables", tables},      {"pending_changes", pending},   {"hubs", hubs}};
+              {"tables", tables},      {"pending_changes", pending},   {"hubs", hubs},
+              {"schedules", schedules}};
 }
 
 }  // namespace deltasync

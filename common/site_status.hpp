@@ -47,6 +47,11 @@ class StatusPort {
     std::optional<int64_t> last_sync_ms;
     HubHealth health;
   };
+  // A stored schedule (deltasync_schedule): never its options, which hold the token.
+  struct Schedule {
+    std::string hub, url;
+    int64_t interval_ms = 0;
+  };
   virtual ~StatusPort() = default;
   // The tracked tables, in catalog order.
   virtual std::vector<Table> Tables() = 0;
@@ -54,6 +59,8 @@ class StatusPort {
   virtual void ScanShadowRows(size_t table, const std::function<void(const ShadowRow&)>& row) = 0;
   // The hubs this site has synced with, ordered by URL.
   virtual std::vector<Hub> Hubs() = 0;
+  // The stored schedules, ordered by hub; none on an engine that does not keep them yet.
+  virtual std::vector<Schedule> Schedules() { return {}; }
   // Changes newer than `since`, counted as deltasync_apply counts them.
   virtual uint64_t CountChangesSince(int64_t since) = 0;
   virtual std::string SiteIdText() = 0;

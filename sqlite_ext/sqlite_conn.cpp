@@ -91,7 +91,10 @@ void Conn::EnsureSchema() {
        "CREATE TABLE IF NOT EXISTS deltasync_hub_health(hub TEXT PRIMARY KEY, last_error TEXT, last_error_ms INTEGER,"
        " failing_since_ms INTEGER, last_success_ms INTEGER, failures INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
        "CREATE TABLE IF NOT EXISTS deltasync_columns(table_id INTEGER NOT NULL, name TEXT NOT NULL,"
-       " options TEXT NOT NULL, PRIMARY KEY (table_id, name)) WITHOUT ROWID;");
+       " options TEXT NOT NULL, PRIMARY KEY (table_id, name)) WITHOUT ROWID;"
+       // deltasync_schedule (sqlite_schedule.cpp): options hold the token, as given.
+       "CREATE TABLE IF NOT EXISTS deltasync_schedules(hub TEXT PRIMARY KEY, url TEXT NOT NULL,"
+       " options TEXT NOT NULL, interval_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;");
   int64_t v = SettingInt("schema_version", 0);
   if (v > kSchemaVersion)
     throw Error(ErrorCode::kInvalidArgument, "this database was set up by a newer deltasync (schema version " +

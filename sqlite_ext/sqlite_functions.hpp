@@ -59,6 +59,9 @@ void FnPush(sqlite3_context*, int, sqlite3_value**);
 void FnForget(sqlite3_context*, int, sqlite3_value**);
 void FnPull(sqlite3_context*, int, sqlite3_value**);
 void FnSync(sqlite3_context*, int, sqlite3_value**);
+// The schedules `deltasync agent` runs (sqlite_schedule.cpp).
+void FnSchedule(sqlite3_context*, int, sqlite3_value**);
+void FnUnschedule(sqlite3_context*, int, sqlite3_value**);
 
 // Called only from the triggers deltasync_enable installs.
 void FnCapturing(sqlite3_context*, int, sqlite3_value**);

@@ -60,6 +60,13 @@ class SqliteStatus : public StatusPort {
     return out;
   }
 
+  std::vector<Schedule> Schedules() override {
+    std::vector<Schedule> out;
+    Stmt s(conn_.db(), "SELECT hub, url, interval_ms FROM deltasync_schedules ORDER BY hub");
+    while (s.Step()) out.push_back(Schedule{std::string(s.Text(0)), std::string(s.Text(1)), s.Int(2)});
+    return out;
+  }
+
   uint64_t CountChangesSince(int64_t since) override {
     uint64_t n = 0;
     for (const TableChanges& t : CollectChanges(conn_, since, {}, true).tables) n += CountChanges(t);

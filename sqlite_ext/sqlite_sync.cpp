@@ -162,13 +162,26 @@ SyncOptions OptionsArg(int argc, sqlite3_value** argv) {
       std::string_view(reinterpret_cast<const char*>(sqlite3_value_text(argv[1])), sqlite3_value_bytes(argv[1])));
 }
 
-// Runs one network operation; HubLink records its outcome in deltasync_hub_health.
+// True once sqlite3_interrupt was called on the connection during this call (from any
+// thread, e.g. `deltasync agent` stopping): a statement started now fails with
+// SQLITE_INTERRUPT. sqlite3_is_interrupted is 3.41+, this works on every version we support.
+bool Interrupted(sqlite3* db) {
+  sqlite3_stmt* probe = nullptr;
+  if (sqlite3_prepare_v2(db, "SELECT 1", -1, &probe, nullptr) != SQLITE_OK) return false;
+  int rc = sqlite3_step(probe);
+  sqlite3_finalize(probe);
+  return rc == SQLITE_INTERRUPT;
+}
+
+// Runs one network operation; HubLink records its outcome in deltasync_hub_health. A
+// request in flight is cancelled by sqlite3_interrupt on the connection.
 template <typename Body>
 void RunSync(sqlite3_context* ctx, int argc, sqlite3_value** argv, const char* fn, Body&& body) {
   Guarded(ctx, [&] {
     Conn& conn = ConnOf(ctx);
     std::string url = UrlArg(argv[0], fn);
     SyncOptions options = OptionsArg(argc, argv);
+    options.http.should_abort = [db = conn.db()] { return Interrupted(db); };
     SqliteSyncSite site(conn);
     HubLink link(site, url, std::move(options));
     ResultText(ctx, body(link).dump());
