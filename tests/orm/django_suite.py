@@ -20,6 +20,10 @@ in a fresh interpreter, because a phase after a model edit needs the edited mode
           site, then new rows through the ORM on every site and the delete of a row made
           before the rename, sync, identical dumpdata. (An edit of a row made before the
           rename does not sync yet: the hub still sends its cells under the old name.)
+  repr    UUIDField and DateTimeField values across engines (every SQLite site enables its
+          tables with representations, docs/types.md): a Coupon (UUID primary key) made on
+          PostgreSQL is found on SQLite by filter(pk=…), a Product made there by
+          filter(created_at=…); updates and a delete from either side reach the one row.
   sqlalchemy  SQLAlchemy sessions on a SQLite site and the PostgreSQL site write the same
           tables (reflected), sync through their own connections; identical dumpdata.
 
@@ -143,13 +147,30 @@ def shop_tables():
     return sorted(tables)
 
 
+def tracking_options(model):
+    """deltasync_enable's options on SQLite for a model: its UUIDField and DateTimeField
+    columns as Django spells them there (docs/applications.md "Values across engines")."""
+    from django.db import models
+    columns = {}
+    for f in model._meta.concrete_fields:
+        if isinstance(f, models.UUIDField):
+            columns[f.column] = {"uuid": "hex32"}
+        elif isinstance(f, models.DateTimeField):  # USE_TZ = True: naive UTC text
+            columns[f.column] = {"timestamp": "naive_utc"}
+    return json.dumps({"columns": columns}) if columns else None
+
+
 def enable_tracking():
     """deltasync_enable for every shop table on every site, and for nothing else: Django's
     bookkeeping (django_migrations, django_content_type, auth_*) is made per site by migrate
-    and never tracked (docs/applications.md says why)."""
+    and never tracked (docs/applications.md says why). SQLite sites declare how Django spells
+    uuids and datetimes; PostgreSQL's column types already give the canonical form."""
+    from django.apps import apps
+    models = list(apps.get_app_config("shop").get_models(include_auto_created=True))
     for site in SITES:
-        for table in shop_tables():
-            sql(site, "SELECT deltasync_enable(%s)", (table,))
+        for model in models:
+            options = tracking_options(model) if site in SQLITE_SITES else None
+            sql(site, "SELECT deltasync_enable(%s, %s)", (model._meta.db_table, options))
         status = as_json(sql(site, "SELECT deltasync_status()"))
         tracked = sorted(t["table"] for t in status["tables"])
         check(tracked == shop_tables(), f"{site} tracks {tracked}")
@@ -346,6 +367,58 @@ def phase_v1(config):
         check(tags == ["site_b-new"], f"{site}: SKU-2-1 tags {tags}")
 
 
+def phase_repr(config):
+    """Values of PostgreSQL's uuid and timestamptz found by the ORM on SQLite, one row per key."""
+    import uuid
+    from shop.models import Coupon, Product, Store
+    print("scenario: a UUID-keyed row and a DateTimeField made on PostgreSQL, looked up on SQLite")
+    for site in SQLITE_SITES:
+        status = as_json(sql(site, "SELECT deltasync_status()"))
+        options = {t["table"]: t.get("column_options") for t in status["tables"]}
+        check(options["shop_coupon"] == {"id": {"uuid": "hex32"}}, f"{site}: coupon options {options}")
+        check(options["shop_product"] == {"created_at": {"timestamp": "naive_utc"},
+                                          "updated_at": {"timestamp": "naive_utc"}},
+              f"{site}: product options {options['shop_product']}")
+    coupon = Coupon.objects.using(PG_SITE).create(code="PG-REPR", percent_off=15)
+    store = Store.objects.using(PG_SITE).first()
+    product = Product.objects.using(PG_SITE).create(
+        store=store, sku="SKU-REPR", name="Made on PostgreSQL", price=Decimal("1.50"), stock=7, attrs={})
+    product.refresh_from_db(using=PG_SITE)
+    sync_all(config)
+    for site in SQLITE_SITES:
+        check(Coupon.objects.using(site).filter(pk=coupon.pk).count() == 1,
+              f"{site}: Coupon {coupon.pk} made on PostgreSQL not found by pk")
+        got = Coupon.objects.using(site).get(pk=coupon.pk)
+        check(got.code == "PG-REPR", f"{site}: coupon code {got.code}")
+        check(Product.objects.using(site).filter(created_at=product.created_at, sku="SKU-REPR").count() == 1,
+              f"{site}: Product not found by created_at={product.created_at}")
+        stored = sql(site, "SELECT id FROM shop_coupon WHERE code = 'PG-REPR'")
+        check(stored == coupon.pk.hex, f"{site}: the coupon's key is stored as {stored!r}")
+    print("scenario: the PostgreSQL-origin coupon saved through the ORM on SQLite, a SQLite-origin one on PostgreSQL")
+    c = Coupon.objects.using("site_a").get(pk=coupon.pk)
+    c.percent_off = 20
+    c.save()
+    local = Coupon.objects.using("site_b").create(code="B-REPR", percent_off=3)
+    sync_all(config)
+    c = Coupon.objects.using(PG_SITE).get(pk=local.pk)
+    c.percent_off = 4
+    c.save()
+    sync_all(config)
+    compare_sites("repr")
+    for site in SITES:
+        check(count(site, "Coupon", code="PG-REPR") == 1, f"{site}: {count(site, 'Coupon', code='PG-REPR')} PG-REPR coupons")
+        check(Coupon.objects.using(site).get(pk=coupon.pk).percent_off == 20, f"{site}: update from site_a lost")
+        check(Coupon.objects.using(site).get(pk=local.pk).percent_off == 4, f"{site}: update from PostgreSQL lost")
+    print("scenario: the ORM on SQLite deletes the PostgreSQL-origin coupon: the one row goes everywhere")
+    Coupon.objects.using("site_b").filter(pk=coupon.pk).delete()
+    sync_all(config)
+    compare_sites("repr delete")
+    for site in SITES:
+        check(count(site, "Coupon", code="PG-REPR") == 0, f"{site}: the deleted coupon is still there")
+        check(count(site, "Coupon", pk=local.pk) == 1, f"{site}: the other coupon went too")
+    check(isinstance(coupon.pk, uuid.UUID), "a UUID primary key")
+
+
 def phase_rename(config):
     """Product.name renamed to title on every site (RenameField), then new rows on every site
     and a delete of a row made before the rename."""
@@ -451,10 +524,11 @@ def phase_addfield(config):
         check(count(site, "Product", weight_g=100) == count(site, "Product") - 1, f"{site}: default weight_g")
 
 
-PHASES = {"v1": phase_v1, "rename": phase_rename, "sqlalchemy": phase_sqlalchemy, "addfield": phase_addfield}
+PHASES = {"v1": phase_v1, "repr": phase_repr, "rename": phase_rename, "sqlalchemy": phase_sqlalchemy, "addfield": phase_addfield}
 # What the suite runs: phases, and between them the edits a developer makes to models.py.
 PLAN = [
     ("phase", "v1"),
+    ("phase", "repr"),
     ("edit", "    name = models.CharField(max_length=200)\n",
      "    title = models.CharField(max_length=200)\n"),
     ("phase", "rename"),

@@ -4,8 +4,9 @@
 // - PgConcurrency (label pg): concurrent writers committing out of order while a reader
 //   and a pusher run all along; nothing is skipped.
 // - MixedTypes / MixedConvergence (label e2e): every SPEC section 4 type from PostgreSQL
-//   through SQLite and back; random operations on two SQLite and two PostgreSQL sites, one of
-//   which holds t partitioned (writes naming partitions, rows moving between them, TRUNCATE).
+//   through SQLite and back, and a uuid key and timestamptz with SQLite representations;
+//   random operations on two SQLite and two PostgreSQL sites, one of which holds t
+//   partitioned (writes naming partitions, rows moving between them, TRUNCATE).
 //
 // DELTASYNC_E2E_CASES (default 4) sets the number of mixed property cases and
 // DELTASYNC_PROPERTY_SEED the first seed; a failure prints the seed that reproduces it.
@@ -273,6 +274,104 @@ TEST(MixedTypes, EveryTypeThroughSqliteAndBack) {
   }
   EXPECT_NE(err.find("deltasync: cannot apply a change to column \"i2\" of table \"tm\""), std::string::npos) << err;
   EXPECT_EQ(RowsAsText(*b)[0], want[0]) << "nothing of the refused page was applied";
+}
+
+// A uuid key and a timestamptz column, represented on SQLite as Django spells them (32 hex
+// digits, naive UTC text; docs/types.md "Representations"): PostgreSQL -> hub -> SQLite ->
+// hub -> PostgreSQL is equal, SQLite holds (and the ORM finds) its own spelling, PostgreSQL
+// writes SQLite-origin rows and sends back the same bytes, and one key written on both
+// engines is one row everywhere.
+TEST(MixedTypes, RepresentedColumnsThroughPostgresql) {
+  HubProcess hub;
+  std::string url = hub.url("repr");
+  PgSite a, b;
+  for (PgSite* p : {&a, &b})
+    (*p)->Exec("CREATE TABLE cp (id uuid PRIMARY KEY, code text NOT NULL, created timestamptz);"
+               "SELECT deltasync_enable('cp')");
+  Site s;
+  s.Exec("CREATE TABLE cp (id char(32) NOT NULL PRIMARY KEY, code varchar(20) NOT NULL, created datetime);");
+  s.Text("SELECT deltasync_enable('cp', ?1)",
+         {Value::Text(R"({"columns": {"id": {"uuid": "hex32"}, "created": {"timestamp": "naive_utc"}}})")});
+  a->Exec("SET TimeZone = 'Asia/Kolkata';"
+          "INSERT INTO cp VALUES ('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', 'P1', '2026-12-01 21:39:58.037039+00'),"
+          " ('{efbecc1f-dd13-488d-80fa-90d6e48aedea}', 'P2', '2024-06-01 12:00:00.5+02'),"
+          " ('00000000-0000-0000-0000-000000000000', 'P3', '1970-01-01 00:00:00+00'),"
+          " ('ffffffff-ffff-4fff-bfff-ffffffffffff', 'P4', NULL);"
+          "RESET TimeZone");
+  PgCall(*a, "deltasync_sync", url);
+  SqliteCall(s, "deltasync_sync", url);
+  auto rows = s.Rows("SELECT code, id, created FROM cp ORDER BY code");
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_EQ(rows[0][1].s, "a0eebc999c0b4ef8bb6d6bb9bd380a11");
+  EXPECT_EQ(rows[0][2].s, "2026-12-01 21:39:58.037039");
+  EXPECT_EQ(rows[1][1].s, "efbecc1fdd13488d80fa90d6e48aedea");
+  EXPECT_EQ(rows[1][2].s, "2024-06-01 10:00:00.500000");
+  EXPECT_EQ(rows[2][2].s, "1970-01-01 00:00:00");
+  EXPECT_EQ(rows[3][2].type, ValueType::kNull);
+  // What Django on SQLite queries with finds the rows: filter(pk=…), filter(created=…).
+  EXPECT_EQ(s.Text("SELECT code FROM cp WHERE id = 'a0eebc999c0b4ef8bb6d6bb9bd380a11'"), "P1");
+  EXPECT_EQ(s.Text("SELECT code FROM cp WHERE created = '2024-06-01 10:00:00.500000'"), "P2");
+
+  // SQLite writes in its spelling: an update of a PostgreSQL-origin row, a new row.
+  s.Exec("UPDATE cp SET code = 'P1s' WHERE id = 'a0eebc999c0b4ef8bb6d6bb9bd380a11';"
+         "INSERT INTO cp VALUES ('39feeb81ec324caa846fb2edcd854cce', 'S1', '2026-12-01 21:39:57.064800')");
+  SqliteCall(s, "deltasync_sync", url);
+  PgCall(*a, "deltasync_sync", url);
+  PgCall(*b, "deltasync_sync", url);
+  const char* q = "SELECT id::text, code, created::text FROM cp ORDER BY id";
+  for (PgSite* p : {&a, &b}) (*p)->Exec("SET TimeZone = 'UTC'");
+  std::vector<std::vector<std::string>> want = {
+      {"00000000-0000-0000-0000-000000000000", "P3", "1970-01-01 00:00:00+00"},
+      {"39feeb81-ec32-4caa-846f-b2edcd854cce", "S1", "2026-12-01 21:39:57.0648+00"},
+      {"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "P1s", "2026-12-01 21:39:58.037039+00"},
+      {"efbecc1f-dd13-488d-80fa-90d6e48aedea", "P2", "2024-06-01 10:00:00.5+00"},
+      {"ffffffff-ffff-4fff-bfff-ffffffffffff", "P4", "\\N"}};
+  EXPECT_EQ(a->Rows(q), want);
+  EXPECT_EQ(b->Rows(q), want);
+  // PostgreSQL serves the SQLite-origin row in exactly the bytes SQLite sent.
+  Json from_b = Json::parse(b->Text("SELECT deltasync_changes(0)"));
+  Json from_s = Json::parse(s.Text("SELECT deltasync_changes(0)"));
+  auto cells = [](const Json& p, const std::string& key) {
+    std::map<std::string, Json> out;
+    for (const auto& t : p["tables"])
+      for (const auto& r : t["rows"])
+        if (r["key"][0] == key)
+          for (const auto& c : r["changes"]) out[t["columns"][c[0].get<size_t>()].get<std::string>()] = c[1];
+    return out;
+  };
+  auto s1 = cells(from_s, "39feeb81-ec32-4caa-846f-b2edcd854cce");
+  ASSERT_EQ(s1.size(), 2u) << from_s.dump();
+  EXPECT_EQ(s1["created"], "2026-12-01 21:39:57.0648+00");
+  EXPECT_EQ(cells(from_b, "39feeb81-ec32-4caa-846f-b2edcd854cce"), s1);
+
+  // The same key written on both engines before either saw the other: one row everywhere.
+  a->Exec("INSERT INTO cp VALUES ('5d0c4a3e-7f1b-4c2a-9e8d-1a2b3c4d5e6f', 'from pg', '2026-12-02 00:00:00+00')");
+  s.Exec("INSERT INTO cp VALUES ('5d0c4a3e7f1b4c2a9e8d1a2b3c4d5e6f', 'from sqlite', '2026-12-02 00:00:01')");
+  for (int round = 0; round < 2; ++round) {
+    PgCall(*a, "deltasync_sync", url);
+    SqliteCall(s, "deltasync_sync", url);
+    PgCall(*b, "deltasync_sync", url);
+  }
+  EXPECT_EQ(s.Int("SELECT count(*) FROM cp"), 6);
+  std::string winner = s.Text("SELECT code FROM cp WHERE id = '5d0c4a3e7f1b4c2a9e8d1a2b3c4d5e6f'");
+  EXPECT_TRUE(winner == "from pg" || winner == "from sqlite") << winner;
+  for (PgSite* p : {&a, &b}) {
+    EXPECT_EQ((*p)->Text("SELECT count(*) FROM cp"), "6");
+    EXPECT_EQ((*p)->Text("SELECT code FROM cp WHERE id = '5d0c4a3e-7f1b-4c2a-9e8d-1a2b3c4d5e6f'"), winner);
+  }
+  // A delete on PostgreSQL of the SQLite-origin row removes it on SQLite; the ORM's delete of
+  // a PostgreSQL-origin row removes that one on PostgreSQL (no phantom left to delete).
+  b->Exec("DELETE FROM cp WHERE code = 'S1'");
+  s.Exec("DELETE FROM cp WHERE id = 'efbecc1fdd13488d80fa90d6e48aedea'");
+  for (int round = 0; round < 2; ++round) {
+    PgCall(*b, "deltasync_sync", url);
+    SqliteCall(s, "deltasync_sync", url);
+    PgCall(*a, "deltasync_sync", url);
+  }
+  EXPECT_EQ(s.Int("SELECT count(*) FROM cp"), 4);
+  EXPECT_EQ(s.Int("SELECT count(*) FROM cp WHERE code IN ('S1', 'P2')"), 0);
+  for (PgSite* p : {&a, &b}) EXPECT_EQ((*p)->Text("SELECT count(*) FROM cp WHERE code IN ('S1', 'P2')"), "0");
+  EXPECT_EQ(a->Text("SELECT count(*) FROM cp"), "4");
 }
 
 // ---------------------------------------------------------------------------------------
