@@ -1,4 +1,4 @@
-// The deltasync command: `deltasync serve` runs a hub.
+// The deltasync command: `deltasync serve` runs a hub, `deltasync agent` keeps SQLite files in sync.
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
@@ -7,6 +7,7 @@
 
 #include "common/error.hpp"
 #include "common/version.hpp"
+#include "server/agent.hpp"
 #include "server/hub_server.hpp"
 
 using namespace deltasync;
@@ -157,9 +158,37 @@ int main(int argc, char** argv) {
   serve->add_option("--log-level", a.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
+  agent::AgentArgs g;
+  std::string agent_log_level = "info";
+  CLI::App* agent_cmd = app.add_subcommand("agent", "keep SQLite files in sync with their hubs (docs/live-sync.md)");
+  agent_cmd->add_option("--db", g.dbs, "a SQLite file whose schedules to run (repeatable)")->required();
+  agent_cmd->add_option("--url", g.url, "one hub for every file instead of their stored schedules");
+  agent_cmd->add_option("--token", g.token, "bearer token for --url");
+  agent_cmd->add_option("--extension", g.extension,
+                        "deltasync.so to load (default: ../sqlite_ext/ or ../lib/deltasync/ next to this binary)");
+  agent_cmd->add_option("--wait-ms", g.wait_ms, "long-poll wait (default: the schedule's wait_ms, else min(interval_ms, 20000))")
+      ->check(CLI::Range(100L, 600000L));
+  agent_cmd->add_option("--poll-ms", g.poll_ms, "how often PRAGMA data_version is read for local commits")
+      ->check(CLI::Range(1L, 10000L))
+      ->capture_default_str();
+  agent_cmd->add_option("--max-backoff-ms", g.max_backoff_ms, "longest wait between retries while a hub is unreachable")
+      ->check(CLI::Range(250L, 3600000L))
+      ->capture_default_str();
+  agent_cmd->add_option("--rescan-ms", g.rescan_ms, "how often each file's schedules are read again")
+      ->check(CLI::Range(100L, 3600000L))
+      ->capture_default_str();
+  agent_cmd->add_option("--log-level", agent_log_level, "debug (every sync), info (syncs that moved rows), warn or error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     if (*serve) return Serve(a);
+    if (*agent_cmd) {
+      SetLogLevel(agent_log_level == "debug" ? LogLevel::kDebug : agent_log_level == "warn" ? LogLevel::kWarn
+                  : agent_log_level == "error"                  ? LogLevel::kError
+                                                                : LogLevel::kInfo);
+      return agent::RunAgent(g);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;

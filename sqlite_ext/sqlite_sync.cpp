@@ -167,8 +167,9 @@ SyncOptions OptionsArg(int argc, sqlite3_value** argv) {
 // SQLITE_INTERRUPT. sqlite3_is_interrupted is 3.41+, this works on every version we support.
 bool Interrupted(sqlite3* db) {
   sqlite3_stmt* probe = nullptr;
-  if (sqlite3_prepare_v2(db, "SELECT 1", -1, &probe, nullptr) != SQLITE_OK) return false;
-  int rc = sqlite3_step(probe);
+  int rc = sqlite3_prepare_v2(db, "SELECT 1", -1, &probe, nullptr);
+  if (rc != SQLITE_OK) return rc == SQLITE_INTERRUPT;
+  rc = sqlite3_step(probe);
   sqlite3_finalize(probe);
   return rc == SQLITE_INTERRUPT;
 }
