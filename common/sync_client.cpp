@@ -62,14 +62,6 @@ T IntegerOption(const Json& v, const std::string& name) {
   throw Error(ErrorCode::kInvalidArgument, "option " + name + " is out of range");
 }
 
-Payload Header(const Payload& all) {
-  Payload p;
-  p.site = all.site;
-  p.since = all.since;
-  p.until = all.until;
-  p.sites = all.sites;
-  return p;
-}
 
 }  // namespace
 
@@ -219,37 +211,41 @@ Json HubLink::PushAll() {
 }
 
 Json HubLink::PushOnce() {
-  int64_t since = site_.LoadHub(key_).push_cursor;
-  Payload all = site_.Collect(since, site_.EchoRanges(key_, since));
+  HubRecord h = site_.LoadHub(key_);
+  const int64_t since = h.push_cursor;
+  // A pass interrupted after some acknowledged batches goes on after the last of them.
+  const bool resumed = h.progress.until > since && !h.progress.at.table.empty();
+  const int64_t pass_until = resumed ? h.progress.until : 0;
+  const CollectPosition from = resumed ? h.progress.at : CollectPosition{};
   uint64_t changes = 0, rows = 0, batches = 0;
   int64_t hub_seq = 0;
-  // Batches of whole rows; the cursor moves only once the hub has acknowledged them all
-  // (a batch sent twice is harmless: merging is idempotent).
-  Payload batch = Header(all);
-  size_t in_batch = 0;
-  auto flush = [&] {
-    if (in_batch == 0) return;
-    PushAnswer ack = Send(batch);
-    hub_seq = ack.seq;
-    if (!ack.hub_id.empty() && CheckHubIdentity(ack.hub_id)) reset_ = true;
-    ++batches;
-    batch = Header(all);
-    in_batch = 0;
-  };
-  for (const TableChanges& t : all.tables) {
-    for (const RowChanges& row : t.rows) {
-      if (batch.tables.empty() || batch.tables.back().name != t.name)
-        batch.tables.push_back(TableChanges{t.name, t.pk, t.columns, {}});
-      batch.tables.back().rows.push_back(row);
-      changes += row.changes.empty() ? 1 : row.changes.size();
-      ++rows;
-      if (++in_batch == opt_.batch_rows) flush();
-    }
-  }
-  flush();
+  BatchLimits limits;
+  limits.max_rows = opt_.batch_rows;
+  limits.max_bytes = kPushBatchBytes;
+  // One batch at a time, in catalog then key order; each acknowledged batch is recorded, and
+  // the cursor moves once the pass is done (a batch sent twice is harmless: merging is
+  // idempotent).
+  const int64_t until = site_.CollectBatches(
+      since, pass_until, from, site_.EchoRanges(key_, since), limits,
+      [&](Payload& batch, const CollectPosition& after) {
+        PushAnswer ack = Send(batch);
+        hub_seq = ack.seq;
+        ++batches;
+        for (const TableChanges& t : batch.tables) {
+          rows += t.rows.size();
+          changes += CountChanges(t);
+        }
+        if (!ack.hub_id.empty() && CheckHubIdentity(ack.hub_id)) {
+          reset_ = true;  // a new store: its cursors start over, and so does this pass
+          return false;
+        }
+        site_.PushProgressed(key_, batch.until, after);
+        return true;
+      });
   if (reset_) return {{"pushed", changes}, {"rows", rows}, {"batches", batches}, {"hub_replaced", true}};
-  site_.PushDone(key_, all.until);
-  return {{"pushed", changes}, {"rows", rows}, {"batches", batches}, {"cursor", all.until}, {"hub_seq", hub_seq}};
+  site_.PushDone(key_, until);
+  return {{"pushed", changes}, {"rows", rows},       {"batches", batches},
+          {"cursor", until},   {"hub_seq", hub_seq}, {"resumed", resumed}};
 }
 
 Json HubLink::PullAll() {

@@ -4,6 +4,7 @@
 // page apply, each atomic in its own transaction machinery); HubLink does the HTTP, the
 // batching, the paging and the cursor rules (docs/protocol.md, "The hub over HTTP").
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -11,11 +12,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/collect_loop.hpp"
 #include "common/http_client.hpp"
 #include "common/payload.hpp"
 #include "common/row_apply.hpp"
 
 namespace deltasync {
+
+// About how many bytes of values one push batch carries at most (a larger row travels alone):
+// well under the hub's default decoded-payload limit.
+inline constexpr size_t kPushBatchBytes = size_t{4} << 20;
 
 struct SyncOptions {
   HttpOptions http;
@@ -55,11 +61,19 @@ struct PullAnswer {
 PullAnswer ReadPullAnswer(const HttpResponse& res, const std::string& url, int64_t cursor,
                           size_t max_page_bytes = SyncOptions{}.max_page_bytes);
 
+// A push pass that was interrupted: every change up to `until` at or before position `at`
+// was acknowledged by the hub. until 0: none.
+struct PushProgress {
+  int64_t until = 0;
+  CollectPosition at;
+};
+
 // One hub as a site stores it.
 struct HubRecord {
   std::string hub_id;  // empty until the hub first told its identity
   int64_t push_cursor = 0;
   int64_t pull_cursor = 0;
+  PushProgress progress;
 };
 
 // The engine's side. Every method that writes is atomic on its own.
@@ -73,10 +87,18 @@ class SyncSite {
   // echo ranges (the hub is a new store).
   virtual void SetHubId(const std::string& key, const std::string& id, bool reset) = 0;
   virtual VersionRanges EchoRanges(const std::string& key, int64_t above) = 0;
-  // Every change with db_version > since, leaving out column changes in `exclude`.
-  virtual Payload Collect(int64_t since, const VersionRanges& exclude) = 0;
-  // After the hub acknowledged everything up to `until`: the push cursor moves there and
-  // echo ranges at or below it are dropped.
+  // Every change with db_version > since, leaving out column changes in `exclude`, from
+  // position `from` on, in batches (common/collect_loop CollectInBatches) handed to `batch`
+  // one at a time; `until` <= since starts a new pass up to the current horizon. Returns
+  // the pass's until.
+  virtual int64_t CollectBatches(int64_t since, int64_t until, const CollectPosition& from,
+                                 const VersionRanges& exclude, const BatchLimits& limits,
+                                 const std::function<bool(Payload&, const CollectPosition&)>& batch) = 0;
+  // After the hub acknowledged a batch: the pass up to `until` has been sent up to `at`.
+  // Durable at once where the engine can (an interrupted push resumes there).
+  virtual void PushProgressed(const std::string& key, int64_t until, const CollectPosition& at) = 0;
+  // After the hub acknowledged a whole pass up to `until`: the push cursor moves there (never
+  // back), the pass's progress and echo ranges at or below it are dropped.
   virtual void PushDone(const std::string& key, int64_t until) = 0;
   // Applies one pull page and, in the same transaction, records the versions it gave as an
   // echo range and, when move_cursor, sets the pull cursor to page.until.
@@ -101,7 +123,8 @@ class HubLink {
   HubLink(SyncSite& site, const std::string& url, SyncOptions options);
   // Each call records its outcome in the site's hub health (SyncSite::RecordOutcome): any
   // failure, and a success in which the hub answered (an empty push asks it nothing).
-  // {pushed, rows, batches, cursor, hub_seq}
+  // {pushed, rows, batches, cursor, hub_seq, resumed}: batch by batch, each acknowledged
+  // batch recorded as progress; an interrupted push resumes after its last one.
   nlohmann::json Push();
   // {pulled, applied, ignored, untracked, pages, cursor}
   nlohmann::json Pull();

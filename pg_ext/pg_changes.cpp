@@ -1,5 +1,7 @@
 // deltasync_changes(since): shadow rows by version, joined to the current values they
 // stand for; the loop that builds the payload model is common/collect_loop's.
+#include <algorithm>
+
 #include "common/collect_loop.hpp"
 #include "pg_ext/pg_capture.hpp"
 #include "pg_ext/pg_changes.hpp"
@@ -8,15 +10,19 @@
 extern "C" {
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "utils/memutils.h"
+#include "utils/portal.h"
 }
 
 namespace deltasync {
 
 namespace {
 
-// The changed shadow rows of one table joined to its base rows, read by one statement.
-// Columns: the shadow key, the shadow columns, whether the base row is there, the base
-// row's non-key columns.
+// The changed shadow rows of one table joined to its base rows, read by one statement
+// through a cursor, a chunk at a time: each chunk's rows become Values, then its tuples and
+// whatever converting them allocated are freed, so memory holds one chunk however many rows
+// the table has. Columns: the shadow key, the shadow columns, whether the base row is there,
+// the base row's non-key columns.
 class PgChangeCursor : public ChangeCursor {
  public:
   PgChangeCursor(const TableInfo& t, int64_t since, int64_t until) : t_(t), nk_(static_cast<int>(t.pk.size())) {
@@ -29,38 +35,108 @@ class PgChangeCursor : public ChangeCursor {
     Args a;
     a.AddInt8(since);
     a.AddInt8(until);
-    RunSql(sql, a);
-    rows_ = Rows();
+    std::vector<char> nulls = a.nulls;
+    nulls.push_back('\0');
+    Portal portal = nullptr;
+    MemoryContext* cxt = &cxt_;
+    PgTry([&] {
+      portal = SPI_cursor_open_with_args(nullptr, sql.c_str(), static_cast<int>(a.types.size()), a.types.data(),
+                                         a.values.data(), nulls.data(), false, 0);
+      *cxt = AllocSetContextCreate(CurrentMemoryContext, "deltasync collect chunk", ALLOCSET_DEFAULT_SIZES);
+    });
+    portal_ = portal;
   }
 
+  ~PgChangeCursor() override {
+    Portal portal = portal_;
+    MemoryContext cxt = cxt_;
+    try {
+      PgTry([&] {
+        if (portal) SPI_cursor_close(portal);
+        if (cxt) MemoryContextDelete(cxt);
+      });
+    } catch (...) {
+    }
+  }
+  PgChangeCursor(const PgChangeCursor&) = delete;
+  PgChangeCursor& operator=(const PgChangeCursor&) = delete;
+
   TableNames Names() const override { return TableNames{t_.name, t_.pk, t_.cols}; }
-  size_t RowCountHint() const override { return rows_.size(); }
 
   bool Next(std::vector<Value>& key, ShadowRow& shadow) override {
-    if (next_ >= rows_.size()) return false;
-    row_ = next_++;
-    bool isnull = false;
-    for (int k = 0; k < nk_; ++k) {
-      Datum d = rows_.Get(row_, k, &isnull);
-      key.push_back(ToValue(t_.pk_types[k], d, isnull));
+    if (pos_ >= chunk_.size()) {
+      if (done_ || !Fill()) return false;
     }
-    shadow = ReadShadowRow(rows_, row_, nk_);
+    cur_ = &chunk_[pos_++];
+    key = std::move(cur_->key);
+    shadow = cur_->shadow;
     return true;
   }
 
-  bool ReadBase() override { return rows_.Int(row_, nk_ + 5) != 0; }
-
-  Value Column(uint32_t column) override {
-    bool isnull = false;
-    Datum d = rows_.Get(row_, nk_ + 6 + static_cast<int>(column), &isnull);
-    return ToValue(t_.col_types[column], d, isnull);
-  }
+  bool ReadBase() override { return cur_->base; }
+  Value Column(uint32_t column) override { return cur_->cols[column]; }
 
  private:
+  struct Row {
+    std::vector<Value> key;
+    ShadowRow shadow;
+    bool base = false;
+    std::vector<Value> cols;
+  };
+  static constexpr long kChunkRows = 1000;
+
+  // Fetches and converts the next chunk; false when there is none.
+  bool Fill() {
+    chunk_.clear();
+    pos_ = 0;
+    Portal portal = portal_;
+    MemoryContext cxt = cxt_;
+    MemoryContext old = nullptr;
+    PgTry([&] {
+      SPI_cursor_fetch(portal, true, kChunkRows);
+      old = MemoryContextSwitchTo(cxt);
+    });
+    try {
+      Rows rows;
+      const int ncols = static_cast<int>(t_.cols.size());
+      for (uint64_t r = 0; r < rows.size(); ++r) {
+        Row row;
+        bool isnull = false;
+        for (int k = 0; k < nk_; ++k) {
+          Datum d = rows.Get(r, k, &isnull);
+          row.key.push_back(ToValue(t_.pk_types[k], d, isnull));
+        }
+        row.shadow = ReadShadowRow(rows, r, nk_);
+        row.base = rows.Int(r, nk_ + 5) != 0;
+        if (row.base)
+          for (int c = 0; c < ncols; ++c) {
+            Datum d = rows.Get(r, nk_ + 6 + c, &isnull);
+            row.cols.push_back(ToValue(t_.col_types[c], d, isnull));
+          }
+        chunk_.push_back(std::move(row));
+      }
+    } catch (...) {
+      MemoryContextSwitchTo(old);
+      throw;
+    }
+    MemoryContextSwitchTo(old);
+    SPITupleTable* tt = SPI_tuptable;
+    PgTry([&] {
+      SPI_freetuptable(tt);
+      MemoryContextReset(cxt);
+    });
+    done_ = chunk_.size() < static_cast<size_t>(kChunkRows);
+    return !chunk_.empty();
+  }
+
   const TableInfo& t_;
   int nk_;
-  Rows rows_;
-  uint64_t next_ = 0, row_ = 0;
+  Portal portal_ = nullptr;
+  MemoryContext cxt_ = nullptr;
+  bool done_ = false;
+  std::vector<Row> chunk_;
+  size_t pos_ = 0;
+  Row* cur_ = nullptr;
 };
 
 // The collect loop's port on this backend. include_own: whether the calling transaction's
@@ -96,9 +172,11 @@ class PgCollect : public CollectPort {
 
 }  // namespace
 
-Payload pg::CollectChanges(int64_t since, const VersionRanges& exclude, bool include_own) {
-  // The horizon is computed now; an older transaction snapshot could miss what committed
-  // between the two (docs/postgresql.md, "Versions under concurrency").
+namespace {
+
+// Changes are read on a primary, in READ COMMITTED (docs/postgresql.md, "Versions under
+// concurrency").
+void CheckCanCollect() {
   // A standby has no writer locks to look at, and its copy of the counter runs ahead.
   if (RecoveryInProgress())
     throw Error(ErrorCode::kInvalidArgument, "changes cannot be read on a standby: read them on the primary");
@@ -106,6 +184,24 @@ Payload pg::CollectChanges(int64_t since, const VersionRanges& exclude, bool inc
     throw Error(ErrorCode::kInvalidArgument,
                 "reading changes needs READ COMMITTED isolation: a REPEATABLE READ or SERIALIZABLE snapshot "
                 "could miss changes committed after it was taken");
+}
+
+}  // namespace
+
+int64_t pg::CollectBatches(int64_t since, int64_t until, const CollectPosition& from, const VersionRanges& exclude,
+                           const BatchLimits& limits,
+                           const std::function<bool(Payload&, const CollectPosition&)>& batch) {
+  CheckCanCollect();
+  PgCollect port(/*include_own=*/false);
+  if (until <= since) until = std::max(since, port.Horizon());
+  deltasync::CollectInBatches(port, since, until, exclude, from, limits, batch);
+  return until;
+}
+
+Payload pg::CollectChanges(int64_t since, const VersionRanges& exclude, bool include_own) {
+  // The horizon is computed now; an older transaction snapshot could miss what committed
+  // between the two.
+  CheckCanCollect();
   PgCollect port(include_own);
   return deltasync::CollectChanges(port, since, exclude);
 }

@@ -68,9 +68,15 @@ class PgSyncSite : public SyncSite {
   }
 
   // Never this transaction's own uncommitted changes: a later push sends them once committed.
-  Payload Collect(int64_t since, const VersionRanges& exclude) override {
-    return CollectChanges(since, exclude, /*include_own=*/false);
+  int64_t CollectBatches(int64_t since, int64_t until, const CollectPosition& from, const VersionRanges& exclude,
+                         const BatchLimits& limits,
+                         const std::function<bool(Payload&, const CollectPosition&)>& batch) override {
+    return pg::CollectBatches(since, until, from, exclude, limits, batch);
   }
+
+  // A push is one transaction here (a function cannot commit): a failure rolls its progress
+  // back with it, so none is kept and an interrupted push starts its pass again.
+  void PushProgressed(const std::string&, int64_t, const CollectPosition&) override {}
 
   void PushDone(const std::string& key, int64_t until) override {
     AsOwner as;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/hlc.hpp"
+#include "common/key_codec.hpp"
 #include "common/sync_client.hpp"
 #include "sqlite_ext/sqlite_apply.hpp"
 #include "sqlite_ext/sqlite_changes.hpp"
@@ -42,6 +43,13 @@ class SqliteSyncSite : public SyncSite {
       h.push_cursor = get.Int(1);
       h.pull_cursor = get.Int(2);
     }
+    Stmt progress(conn_.db(), "SELECT until, tbl, key FROM deltasync_hub_push WHERE hub = ?1");
+    progress.BindText(1, key);
+    if (progress.Step()) {
+      h.progress.until = progress.Int(0);
+      h.progress.at.table = std::string(progress.Text(1));
+      h.progress.at.key = DecodeKey(progress.Blob(2));
+    }
     return h;
   }
 
@@ -53,9 +61,11 @@ class SqliteSyncSite : public SyncSite {
     set.BindText(2, id);
     set.Run();
     if (reset) {
-      Stmt drop(conn_.db(), "DELETE FROM deltasync_hub_echo WHERE hub = ?1");
-      drop.BindText(1, key);
-      drop.Run();
+      for (const char* sql : {"DELETE FROM deltasync_hub_echo WHERE hub = ?1", "DELETE FROM deltasync_hub_push WHERE hub = ?1"}) {
+        Stmt drop(conn_.db(), sql);
+        drop.BindText(1, key);
+        drop.Run();
+      }
     }
     sp.Release();
   }
@@ -69,13 +79,38 @@ class SqliteSyncSite : public SyncSite {
     return echo;
   }
 
-  Payload Collect(int64_t since, const VersionRanges& exclude) override {
-    return CollectChanges(conn_, since, exclude);
+  int64_t CollectBatches(int64_t since, int64_t until, const CollectPosition& from, const VersionRanges& exclude,
+                         const BatchLimits& limits,
+                         const std::function<bool(Payload&, const CollectPosition&)>& batch) override {
+    return sqlite::CollectBatches(conn_, since, until, from, exclude, limits, batch);
+  }
+
+  // Its own savepoint, no read open: in autocommit each acknowledged batch is durable at once.
+  void PushProgressed(const std::string& key, int64_t until, const CollectPosition& at) override {
+    Savepoint sp(conn_.db(), "deltasync_push_progress");
+    Stmt put(conn_.db(), "INSERT INTO deltasync_hub_push(hub, until, tbl, key) VALUES (?1, ?2, ?3, ?4)"
+                         " ON CONFLICT(hub) DO UPDATE SET until = excluded.until, tbl = excluded.tbl, key = excluded.key");
+    std::string k = EncodeKey(at.key);
+    put.BindText(1, key);
+    put.BindInt(2, until);
+    put.BindText(3, at.table);
+    put.BindBlob(4, k);
+    put.Run();
+    sp.Release();
   }
 
   void PushDone(const std::string& key, int64_t until) override {
     Savepoint sp(conn_.db(), "deltasync_push");
-    SetCursor(key, "push_cursor", until);
+    {
+      Stmt s(conn_.db(), "UPDATE deltasync_hubs SET push_cursor = max(push_cursor, ?2), last_sync_ms = ?3 WHERE hub = ?1");
+      s.BindText(1, key);
+      s.BindInt(2, until);
+      s.BindInt(3, static_cast<int64_t>(WallClockMillis()));
+      s.Run();
+      Stmt done(conn_.db(), "DELETE FROM deltasync_hub_push WHERE hub = ?1");
+      done.BindText(1, key);
+      done.Run();
+    }
     Stmt prune(conn_.db(), "DELETE FROM deltasync_hub_echo WHERE hub = ?1 AND hi <= ?2");
     prune.BindText(1, key);
     prune.BindInt(2, until);
@@ -126,7 +161,7 @@ class SqliteSyncSite : public SyncSite {
     Savepoint sp(conn_.db(), "deltasync_forget");
     bool known = false;
     for (const char* sql : {"DELETE FROM deltasync_hub_echo WHERE hub = ?1", "DELETE FROM deltasync_hub_health WHERE hub = ?1",
-                            "DELETE FROM deltasync_hubs WHERE hub = ?1"}) {
+                            "DELETE FROM deltasync_hub_push WHERE hub = ?1", "DELETE FROM deltasync_hubs WHERE hub = ?1"}) {
       Stmt d(conn_.db(), sql);
       d.BindText(1, key);
       d.Run();

@@ -105,7 +105,13 @@ class OneRowSite : public SyncSite {
   HubRecord LoadHub(const std::string&) override { return hub_; }
   void SetHubId(const std::string&, const std::string& id, bool) override { hub_.hub_id = id; }
   VersionRanges EchoRanges(const std::string&, int64_t) override { return {}; }
-  Payload Collect(int64_t, const VersionRanges&) override { return OneRow(); }
+  int64_t CollectBatches(int64_t, int64_t, const CollectPosition&, const VersionRanges&, const BatchLimits&,
+                         const std::function<bool(Payload&, const CollectPosition&)>& batch) override {
+    Payload p = OneRow();
+    batch(p, CollectPosition{p.tables[0].name, p.tables[0].rows.back().key});
+    return p.until;
+  }
+  void PushProgressed(const std::string&, int64_t, const CollectPosition&) override {}
   void PushDone(const std::string&, int64_t until) override { hub_.push_cursor = until; }
   ApplyResult ApplyPage(const std::string&, const Payload&, bool) override { return {}; }
   void RecordOutcome(const std::string&, const std::string&, int64_t) override {}

@@ -34,7 +34,8 @@ class FakeSite : public SyncSite {
     if (reset) h.push_cursor = h.pull_cursor = 0;
   }
   VersionRanges EchoRanges(const std::string&, int64_t) override { return {}; }
-  Payload Collect(int64_t since, const VersionRanges&) override {
+  int64_t CollectBatches(int64_t since, int64_t, const CollectPosition&, const VersionRanges&, const BatchLimits&,
+                         const std::function<bool(Payload&, const CollectPosition&)>& batch) override {
     Payload p;
     p.site = LocalSite();
     p.since = since;
@@ -44,8 +45,10 @@ class FakeSite : public SyncSite {
     for (int k = 0; k < 3; ++k)
       t.rows.push_back(RowChanges{{Value::Integer(k)}, 1, {ColumnChange{0, Value::Text("x"), uint64_t{1} << 40, 0, 1}}});
     p.tables.push_back(std::move(t));
-    return p;
+    batch(p, CollectPosition{"items", {Value::Integer(2)}});
+    return p.until;
   }
+  void PushProgressed(const std::string&, int64_t, const CollectPosition&) override {}
   void PushDone(const std::string& key, int64_t until) override { hubs_[key].push_cursor = until; }
   ApplyResult ApplyPage(const std::string& key, const Payload& page, bool move_cursor) override {
     ValidatePayload(page);  // the client hands on only decoded, validated pages
