@@ -95,7 +95,6 @@ void Conn::EnsureSchema() {
        // deltasync_schedule (sqlite_schedule.cpp): options hold the token, as given.
        "CREATE TABLE IF NOT EXISTS deltasync_schedules(hub TEXT PRIMARY KEY, url TEXT NOT NULL,"
        " options TEXT NOT NULL, interval_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
-
        "CREATE TABLE IF NOT EXISTS deltasync_hub_push(hub TEXT PRIMARY KEY, until INTEGER NOT NULL, tbl TEXT NOT NULL,"
        " key BLOB NOT NULL) WITHOUT ROWID;");
   int64_t v = SettingInt("schema_version", 0);
