@@ -264,3 +264,127 @@ TEST(Agent, RefusesAMissingFile) {
   EXPECT_EQ(WEXITSTATUS(status), 1);
   EXPECT_NE(a.log().find("cannot open /nonexistent/dir/site.db"), std::string::npos) << a.log();
 }
+
+// --url/--token runs one hub for a file with no stored schedule; a schedule stored while an
+// agent runs is picked up, and deltasync_unschedule stops it.
+TEST(Agent, UrlFlagAndSchedulesChangedWhileRunning) {
+  HubProcess::Options o;
+  o.auto_create_nodes = false;
+  o.config_json = R"({"nodes": {"shop": {"tokens": ["tok-shop"]}}})";
+  HubProcess hub(o);
+  std::string url = hub.url("shop");
+  std::vector<std::unique_ptr<SiteFile>> sites;
+  for (int k = 0; k < 2; ++k) sites.push_back(std::make_unique<SiteFile>(url));
+  for (auto& s : sites) s->db->Text("SELECT deltasync_unschedule(?1)", {Value::Text(url)});
+  std::vector<std::unique_ptr<AgentProcess>> agents;
+  // Site 0: the hub from the command line. Site 1: no schedule yet.
+  agents.push_back(std::make_unique<AgentProcess>(
+      std::vector<std::string>{"--db", sites[0]->path, "--url", url, "--token", "tok-shop"}));
+  agents.push_back(std::make_unique<AgentProcess>(std::vector<std::string>{"--db", sites[1]->path, "--rescan-ms", "200"}));
+  sites[0]->Write("x", "s0", 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(sites[1]->Count(), 0) << "a file without a schedule was synced";
+  sites[1]->db->Text("SELECT deltasync_schedule(?1, '{\"token\": \"tok-shop\"}')", {Value::Text(url)});
+  ASSERT_TRUE(Converged(sites, 1, std::chrono::seconds(20))) << Logs(agents, hub);
+  // Unscheduled: site 1 no longer receives.
+  sites[1]->db->Text("SELECT deltasync_unschedule(?1)", {Value::Text(url)});
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (agents[1]->log().find("unscheduled") == std::string::npos && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_NE(agents[1]->log().find("unscheduled"), std::string::npos) << agents[1]->log();
+  sites[0]->Write("y", "s0", 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(sites[1]->Count(), 1);
+  EXPECT_EQ(agents[0]->log().find("tok-shop"), std::string::npos) << "the token reached the log";
+  for (auto& a : agents) EXPECT_EQ(a->Signal(SIGTERM, std::chrono::seconds(10)), 0) << Logs(agents, hub);
+}
+
+// sqlite3_interrupt on a connection cancels its long-poll in flight: the pull fails at once
+// with a deltasync: error and its cursor stays where it was.
+TEST(Agent, InterruptCancelsALongPoll) {
+  HubProcess hub;
+  std::string url = hub.url("shop");
+  SiteFile site(url);
+  site.db->Text("SELECT deltasync_pull(?1)", {Value::Text(url)});
+  std::string before = site.db->Text("SELECT pull_cursor FROM deltasync_hubs");
+  std::thread interrupter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    sqlite3_interrupt(site.db->db());
+  });
+  auto t0 = Clock::now();
+  std::string err = site.db->ExecError("SELECT deltasync_pull('" + url + "', '{\"wait_ms\": 20000, \"timeout_ms\": 30000}')");
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  interrupter.join();
+  EXPECT_FALSE(err.empty());
+  EXPECT_LT(ms, 10000) << "the long-poll ran its whole wait";
+  EXPECT_EQ(site.db->Text("SELECT pull_cursor FROM deltasync_hubs"), before);
+  EXPECT_NE(site.db->Text("SELECT deltasync_status()"), "");  // the connection still works
+}
+
+// Property: random inserts, updates and deletes of a few shared keys on three agent-driven
+// files, with the hub killed and restarted and agents stopped and started at random
+// moments, end in identical rows on every file with nothing pending.
+TEST(Agent, RandomWritesHubKillsAndAgentRestartsConverge) {
+  for (unsigned seed : {11u, 12u}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    HubProcess::Options o;
+    o.db = "";
+    HubProcess hub(o);
+    std::string url = hub.url("prop");
+    std::vector<std::unique_ptr<SiteFile>> sites;
+    std::vector<std::unique_ptr<AgentProcess>> agents;
+    for (int k = 0; k < 3; ++k) {
+      sites.push_back(std::make_unique<SiteFile>(url));
+      agents.push_back(std::make_unique<AgentProcess>(
+          std::vector<std::string>{"--db", sites[k]->path, "--max-backoff-ms", "500", "--wait-ms", "2000"}));
+    }
+    std::vector<bool> agent_up(3, true);
+    int hub_kills = 0, agent_stops = 0;
+    for (int step = 0; step < 300; ++step) {
+      int k = static_cast<int>(rng() % 3);
+      std::string id = "k" + std::to_string(rng() % 12);
+      int op = static_cast<int>(rng() % 10);
+      if (op < 6) {
+        sites[k]->Write(id, "s" + std::to_string(k), static_cast<int64_t>(rng() % 1000));
+      } else if (op < 8) {
+        sites[k]->db->Rows("DELETE FROM t WHERE id = ?1", {Value::Text(id)});
+      } else if (op == 8 && rng() % 8 == 0) {
+        if (hub.running()) {
+          hub.Kill();
+          ++hub_kills;
+        } else {
+          hub.Restart();
+        }
+      } else if (op == 9 && rng() % 6 == 0) {
+        if (agent_up[k]) {
+          EXPECT_EQ(agents[k]->Signal(SIGTERM, std::chrono::seconds(10)), 0);
+          ++agent_stops;
+        } else {
+          agents[k]->Start();
+        }
+        agent_up[k] = !agent_up[k];
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 8));
+    }
+    EXPECT_GT(hub_kills + agent_stops, 0) << "the run had no fault in it";
+    std::printf("seed %u: %d hub kills, %d agent stops\n", seed, hub_kills, agent_stops);
+    if (!hub.running()) hub.Restart();
+    for (int k = 0; k < 3; ++k)
+      if (!agent_up[k]) agents[k]->Start();
+    auto deadline = Clock::now() + std::chrono::seconds(40);
+    bool done = false;
+    while (!done && Clock::now() < deadline) {
+      done = true;
+      std::string first = sites[0]->Rows();
+      for (auto& s : sites) {
+        std::string st = s->db->Text("SELECT deltasync_status()");
+        done = done && s->Rows() == first &&
+               s->db->Text("SELECT json_extract(?1, '$.pending_changes')", {Value::Text(st)}) == "0";
+      }
+      if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(done) << Logs(agents, hub);
+    for (auto& a : agents) EXPECT_EQ(a->Signal(SIGTERM, std::chrono::seconds(10)), 0) << Logs(agents, hub);
+  }
+}
