@@ -54,7 +54,7 @@ echo "push: $((t1 - t0)) ms  $result"
 echo "pushing sqlite3: peak RSS $((push_peak / 1024)) MB, baseline $((base / 1024)) MB, growth $(((push_peak - base) / 1024)) MB"
 echo "hub: RSS before $((hub_before / 1024)) MB, peak $((hub_peak / 1024)) MB, growth $(((hub_peak - hub_before) / 1024)) MB"
 
-if psql -XAtq -c "SELECT 1" >/dev/null 2>&1; then
+if [ -n "${PGHOST:-}" ] && psql -XAtq -c "SELECT 1" >/dev/null 2>&1; then
   psql -XAtq -c "DROP DATABASE IF EXISTS ds_push_mem" -c "CREATE DATABASE ds_push_mem" >/dev/null
   pg() { psql -XAtq -v ON_ERROR_STOP=1 -d ds_push_mem "$@"; }
   pg -c "CREATE EXTENSION deltasync" -c "CREATE TABLE t(id bigint PRIMARY KEY, a text NOT NULL, b bigint NOT NULL)" \

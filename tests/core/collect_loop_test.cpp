@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/collect_loop.hpp"
+#include "common/error.hpp"
 #include "common/hlc.hpp"
 
 namespace deltasync {
@@ -158,6 +159,67 @@ TEST(CollectLoop, ExcludedVersionsStayHomeAndEmptyTablesAreLeftOut) {
   ASSERT_EQ(p.tables.size(), 1u);
   ASSERT_EQ(p.tables[0].rows.size(), 1u);
   EXPECT_EQ(p.tables[0].rows[0].key[0], Value::Integer(3));
+}
+
+// Batches: whole rows within the row and byte limits, each with its own site list, in
+// order, together exactly what one collect gives; a stop ends the collect.
+TEST(CollectLoop, InBatchesIsTheWholeCollectCutIntoBoundedSelfContainedPieces) {
+  FakeCollect port;
+  FakeCollectTable a, b;
+  a.name = "a";
+  b.name = "b";
+  for (int64_t id = 1; id <= 23; ++id) a.rows.push_back(id % 5 == 0 ? Deleted(id, id) : Live(id, id, id % 3));
+  for (int64_t id = 1; id <= 7; ++id) b.rows.push_back(Live(id, 100 + id, 2));
+  b.rows[3].cols[0] = Value::Text(std::string(5000, 'x'));  // a row bigger than the byte budget
+  port.tables = {a, b};
+  Payload whole = CollectChanges(port, 0, {});
+  BatchLimits limits;
+  limits.max_rows = 4;
+  limits.max_bytes = 1000;
+  std::vector<Payload> batches;
+  std::vector<CollectPosition> after;
+  CollectInBatches(port, 0, 50, {}, CollectPosition{}, limits, [&](Payload& p, const CollectPosition& pos) {
+    batches.push_back(p);
+    after.push_back(pos);
+    return true;
+  });
+  std::vector<std::pair<std::string, int64_t>> seen, expected;
+  for (const TableChanges& t : whole.tables)
+    for (const RowChanges& r : t.rows) expected.emplace_back(t.name, r.key[0].i);
+  for (size_t k = 0; k < batches.size(); ++k) {
+    const Payload& p = batches[k];
+    EXPECT_EQ(p.since, 0);
+    EXPECT_EQ(p.until, 50);
+    size_t rows = 0;
+    for (const TableChanges& t : p.tables)
+      for (const RowChanges& r : t.rows) {
+        seen.emplace_back(t.name, r.key[0].i);
+        ++rows;
+        for (const ColumnChange& c : r.changes) EXPECT_LT(c.site, p.sites.size()) << "a batch names its own sites";
+      }
+    EXPECT_GE(rows, 1u);
+    EXPECT_LE(rows, 4u);
+    EXPECT_EQ(after[k].table, seen.back().first);
+    EXPECT_EQ(after[k].key, std::vector<Value>{Value::Integer(seen.back().second)});
+  }
+  EXPECT_EQ(seen, expected);
+  // The 5,000-byte row travels alone.
+  bool alone = false;
+  for (const Payload& p : batches)
+    if (p.tables.size() == 1 && p.tables[0].rows.size() == 1 && p.tables[0].name == "b" && p.tables[0].rows[0].key[0].i == 4)
+      alone = true;
+  EXPECT_TRUE(alone);
+  // Stopping after the first batch sends nothing more.
+  int calls = 0;
+  CollectInBatches(port, 0, 50, {}, CollectPosition{}, limits, [&](Payload&, const CollectPosition&) {
+    ++calls;
+    return false;
+  });
+  EXPECT_EQ(calls, 1);
+  // An engine that cannot seek refuses a position.
+  EXPECT_THROW(CollectInBatches(port, 0, 50, {}, CollectPosition{"a", {Value::Integer(3)}}, limits,
+                                [](Payload&, const CollectPosition&) { return true; }),
+               Error);
 }
 
 }  // namespace

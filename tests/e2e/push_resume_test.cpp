@@ -165,6 +165,27 @@ TEST(PushResume, WritesDuringTheInterruptionAreSentToo) {
   (void)next;
 }
 
+// The position a resumed pass seeks to is a composite key with a collation: the rows after
+// it, in the table's own order, are exactly the ones not yet acknowledged.
+TEST(PushResume, ResumesInsideATableWithACompositeCaseInsensitiveKey) {
+  FlakyHub hub;
+  const Json opts = {{"batch_rows", 70}, {"timeout_ms", 30000}};
+  Site a;
+  a.Exec("CREATE TABLE c(a TEXT COLLATE NOCASE NOT NULL, b INTEGER NOT NULL, v TEXT NOT NULL, PRIMARY KEY (a, b))"
+         " WITHOUT ROWID; SELECT deltasync_enable('c');"
+         "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 600)"
+         " INSERT INTO c SELECT CASE x % 3 WHEN 0 THEN 'Alpha' WHEN 1 THEN 'beta' ELSE 'GAMMA' END || (x % 7), x, 'v' || x FROM n");
+  hub.FailAfter(4);
+  ASSERT_FALSE(a.ExecError("SELECT deltasync_push('" + hub.url() + "', '" + opts.dump() + "')").empty());
+  hub.FailAfter(-1);
+  Json r = Call(a, "deltasync_push", hub.url(), opts);
+  EXPECT_EQ(r["resumed"], true);
+  EXPECT_EQ(r["rows"], 600 - 4 * 70) << r.dump();
+  std::map<std::string, int> got = hub.received();
+  EXPECT_EQ(got.size(), 600u);
+  for (const auto& [key, times] : got) EXPECT_EQ(times, 1) << key;
+}
+
 // Against the real hub: SIGKILL after some batches, restart, push again: the push resumes,
 // sends only what was not acknowledged (plus at most the batch in flight), and a second
 // site pulling everything holds the same rows.
