@@ -274,6 +274,13 @@ DELTASYNC_PG_FUNCTION(deltasync_disable) {
   if (known) {
     AsOwner as;
     RemoveTriggers(known->relid);
+    // Tables that left the tree unseen (detached under replica role) keep triggers too.
+    Args m;
+    m.AddInt4(known->id);
+    RunSql("SELECT m.relid FROM deltasync.members AS m JOIN pg_class AS c ON c.oid = m.relid WHERE m.table_id = $1", m);
+    std::vector<Oid> strays;
+    for (uint64_t r = 0; r < SPI_processed; ++r) strays.push_back(static_cast<Oid>(ResultInt(r, 0)));
+    for (Oid relid : strays) RemoveTriggers(relid);
     DropShadowTable(known->q_meta);
     Args a;
     a.AddInt4(known->id);

@@ -296,12 +296,17 @@ std::vector<TableInfo> ReadTables(const char* where, const Args& args) {
                        " FROM pg_attribute AS a WHERE a.attrelid = to_regclass('deltasync.meta_' || t.id)"
                        " AND a.attnum > 0 AND a.attname ~ '^k[0-9]+$')::text,"
                        // Capture triggers dropped or disabled (under replica role, unseen): four on the
-                       // table, three on each partition.
+                       // table, three on each partition; partitions attached, created or detached unseen.
                        " (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = t.relid AND g.tgenabled = 'O'"
                        " AND g.tgname LIKE 'deltasync\\_capture\\_%') < 4 OR EXISTS (SELECT 1 FROM deltasync.members AS m"
                        " WHERE m.table_id = t.id AND (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = m.relid"
                        " AND g.tgenabled = 'O' AND g.tgname IN ('deltasync_capture_ins', 'deltasync_capture_del',"
-                       " 'deltasync_capture_upd')) < 3) FROM deltasync.tables AS t ") +
+                       " 'deltasync_capture_upd')) < 3)"
+                       " OR EXISTS (SELECT 1 FROM pg_partition_tree(t.relid::regclass) AS p WHERE p.level > 0 AND p.relid"
+                       " NOT IN (SELECT m.relid FROM deltasync.members AS m WHERE m.table_id = t.id))"
+                       " OR EXISTS (SELECT 1 FROM deltasync.members AS m WHERE m.table_id = t.id AND m.relid"
+                       " NOT IN (SELECT p.relid FROM pg_partition_tree(t.relid::regclass) AS p))"
+                       " FROM deltasync.tables AS t ") +
                where + " ORDER BY t.id",
            args);
     Rows keys;
@@ -362,7 +367,8 @@ std::optional<TableInfo> Backend::TableByRelid(Oid relid) {
 
 std::string BrokenMessage(const TableInfo& t) {
   std::string why = !t.broken.empty() ? t.broken
-                                      : "some of its capture triggers are disabled or gone, so writes may have escaped capture";
+                                      : "its capture triggers or partitions changed (a trigger disabled or gone, a "
+                                        "partition without them), so writes may have escaped capture";
   return "table \"" + t.name + "\" cannot be served by deltasync any more: " + why +
          " (a change its event triggers did not see, e.g. under session_replication_role = replica); call "
          "deltasync_disable('" + t.name + "') and deltasync_enable('" + t.name + "') again";

@@ -44,7 +44,8 @@ struct TableInfo {
   // did not see (they do not fire under session_replication_role = replica) changed its key
   // or removed a tracked column.
   std::string broken;
-  // Some member's capture triggers are disabled or gone (dropped or disabled unseen, as above).
+  // Some member's capture triggers are disabled or gone, or partitions were attached, created
+  // or detached unseen (as above).
   bool capture_off = false;
   bool Unservable() const { return !broken.empty() || capture_off; }
   bool rls = false, force_rls = false;

@@ -6,7 +6,7 @@
 -- deltasync_changes(0) describes are the rows the table holds) and against site ds_b.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(42);
+SELECT plan(48);
 SELECT dblink_connect('b', :'other');
 
 CREATE FUNCTION pg_temp.audit(tbl text) RETURNS boolean LANGUAGE plpgsql AS $$
@@ -152,12 +152,31 @@ SELECT deltasync_enable('brk_trig');
 SET LOCAL session_replication_role = replica;
 ALTER TABLE brk_trig DISABLE TRIGGER deltasync_capture_upd;
 SET LOCAL session_replication_role = origin;
-SELECT matches(pg_temp.status_of('brk_trig')->>'error', 'capture triggers are disabled or gone',
+SELECT matches(pg_temp.status_of('brk_trig')->>'error', 'a trigger disabled or gone',
   'status reports a table whose capture trigger was disabled unseen');
 SELECT throws_like($$SELECT deltasync_enable('brk_trig')$$, 'deltasync: table "brk_trig" cannot be served by deltasync any more%',
   'enable alone does not paper over writes that may have escaped');
 SELECT lives_ok($$SELECT deltasync_disable('brk_trig'), deltasync_enable('brk_trig')$$, 'disable and enable do');
 SELECT is(pg_temp.status_of('brk_trig')->>'state', 'tracked', '... it is tracked again');
+
+-- Partitions created, attached or detached where deltasync could not see it.
+CREATE TABLE brk_part (id int NOT NULL, r int NOT NULL, v text NOT NULL, PRIMARY KEY (id, r)) PARTITION BY RANGE (r);
+CREATE TABLE brk_part_1 PARTITION OF brk_part FOR VALUES FROM (0) TO (10);
+CREATE TABLE brk_part_2 PARTITION OF brk_part FOR VALUES FROM (10) TO (20);
+SELECT deltasync_enable('brk_part');
+SET LOCAL session_replication_role = replica;
+CREATE TABLE brk_part_3 PARTITION OF brk_part FOR VALUES FROM (20) TO (30);
+SET LOCAL session_replication_role = origin;
+SELECT is(pg_temp.status_of('brk_part')->>'state', 'broken', 'a partition created unseen, without capture triggers, is reported');
+SELECT lives_ok($$SELECT deltasync_disable('brk_part'), deltasync_enable('brk_part')$$, 'disable and enable cover it');
+SELECT is(pg_temp.status_of('brk_part')->>'state', 'tracked', '... it is tracked again');
+SET LOCAL session_replication_role = replica;
+ALTER TABLE brk_part DETACH PARTITION brk_part_2;
+SET LOCAL session_replication_role = origin;
+SELECT is(pg_temp.status_of('brk_part')->>'state', 'broken', 'a partition detached unseen is reported');
+SELECT lives_ok($$SELECT deltasync_disable('brk_part')$$, 'disable');
+SELECT is((SELECT count(*)::int FROM pg_trigger WHERE tgrelid = 'brk_part_2'::regclass AND tgname LIKE 'deltasync\_capture\_%'), 0,
+  '... removes the triggers of the table detached unseen too');
 
 -- deltasync's own DDL (shadow tables, triggers) does not fire users' event triggers.
 CREATE TABLE ddl_seen (what text);
