@@ -2,55 +2,19 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <set>
 #include <utility>
 
+#include "common/hlc.hpp"
+#include "common/key_codec.hpp"
+#include "common/merge.hpp"
 #include "common/utf8.hpp"
 
 namespace deltasync {
 
 namespace {
-
-// Applies the rows of one payload table into one local table through its writer.
-class TableApply {
- public:
-  TableApply(ApplyPort& port, ApplyTable& table, const TableMapping& map,
-             const std::function<const SiteId&(uint32_t)>& site_of)
-      : port_(port), table_(table), map_(map), site_of_(site_of), ncols_(table.Names().cols.size()) {}
-
-  // One row: local clocks, decision, base row, clocks, counts.
-  void Row(const RowChanges& r, ApplyResult& counts) {
-    ShadowRow shadow;  // cl 0, no clocks: this site never saw the row
-    table_.ReadShadow(r.key, shadow);
-    RowDecision d = DecideRow(shadow.cl, shadow.clocks, r, map_, site_of_);
-    const RowMerge& m = d.merge;
-    if (!CountRow(d, counts)) return;
-
-    if (m.existed && !m.exists) table_.DeleteRow(r.key);
-    // Exactly the winning columns are written. A row this site holds is UPDATEd, so columns
-    // that did not change are never needed (NOT NULL columns without a default stay as they
-    // are); a row new here is INSERTed, and an UPDATE that finds no base row (metadata ahead
-    // of the table) falls back to the insert.
-    if (m.exists && (!m.existed || !d.winners.empty())) {
-      writes_.clear();
-      for (size_t k : d.winners) writes_.push_back(ColumnWrite{map_.columns[r.changes[k].column], &r.changes[k].value});
-      if (!m.existed || !table_.UpdateRow(r.key, writes_)) table_.InsertRow(r.key, writes_);
-    }
-
-    int64_t ver = port_.NextVersion();
-    counts.AddVersion(ver);
-    AdoptWinners(shadow.clocks, d, r, map_, ncols_, ver);
-    table_.WriteShadow(r.key, m.cl, ver, shadow.clocks);
-  }
-
- private:
-  ApplyPort& port_;
-  ApplyTable& table_;
-  const TableMapping& map_;
-  const std::function<const SiteId&(uint32_t)>& site_of_;
-  size_t ncols_;
-  std::vector<ColumnWrite> writes_;  // reused from row to row
-};
 
 // The payload table without the columns `local_cols` lacks (nullopt when it has all of
 // them); adds the changes left out to `left_out`.
@@ -90,6 +54,318 @@ std::optional<TableChanges> KnownColumnsOnly(const TableChanges& tc, const std::
   return out;
 }
 
+using RowId = std::pair<int, std::string>;  // a table handle and EncodeKey of a row's key
+
+// Thrown inside Atomically to redo the apply: one row at a time (a refusal spoiled the
+// engine's transaction), or with more rows set aside from the start (children whose parent
+// is not here, found after the rows).
+struct Redo {
+  bool isolate = false;
+  std::map<RowId, std::string> hold;  // row -> why it is held
+};
+
+// A held row during one attempt of an apply.
+struct HeldEntry {
+  HeldRow row;
+  Payload payload;  // row.changes decoded, merged with what this apply adds
+  int handle = -1;  // -1: its table is not tracked here now (it stays held)
+  bool stored = false, dirty = false, released = false;
+};
+
+// One attempt of an apply inside the port's Atomically: the payload's rows, then the held
+// rows, then the foreign-key check of the children it wrote.
+class PageApply {
+ public:
+  PageApply(ApplyPort& port, const std::vector<ForeignKey>& fks, const std::map<RowId, std::string>& pre_held,
+            bool isolate, ApplyResult& counts)
+      : port_(port), fks_(fks), pre_held_(pre_held), isolate_(isolate), counts_(counts) {
+    site_of_ = [this](uint32_t ord) -> const SiteId& { return port_.SiteOf(ord); };
+    for (const ForeignKey& fk : fks_) {
+      parents_.insert(fk.parent);
+      children_.insert(fk.child);
+    }
+  }
+
+  // Applies one row of payload table `tc` (its columns known here, mapped by `map`); sets
+  // it aside when the engine refuses it. `from` is the held entry being retried, if any.
+  void ApplyRow(int handle, const TableChanges& tc, const TableMapping& map, const RowChanges& r,
+                const std::vector<SiteId>& sites, HeldEntry* from) {
+    if (!pre_held_.empty()) {
+      auto it = pre_held_.find(RowId(handle, EncodeKey(r.key)));
+      if (it != pre_held_.end()) return HoldRow(handle, tc, r, sites, it->second, from);
+    }
+    uint64_t applied = counts_.applied, ignored = counts_.ignored, rows = counts_.rows;
+    bool wrap = isolate_ || parents_.count(handle) != 0;  // a parent's delete also removes its children
+    try {
+      if (wrap) port_.RowAtomically([&] { WriteRow(handle, map, r); });
+      else WriteRow(handle, map, r);
+    } catch (const RowRefused& e) {
+      if (!wrap && port_.RefusalAbortsAtomically()) throw Redo{true, {}};
+      counts_.applied = applied;
+      counts_.ignored = ignored;
+      counts_.rows = rows;
+      return HoldRow(handle, tc, r, sites, e.what() + 11, from);
+    }
+    if (from) from->released = true;
+  }
+
+  // Retries every held row whose table is tracked; one whose parent row is still missing
+  // stays held without a try.
+  void RetryHeld(std::vector<HeldEntry>& held) {
+    for (size_t k = 0; k < held.size(); ++k) {
+      HeldEntry& h = held[k];
+      if (h.handle < 0 || h.released) continue;
+      std::vector<uint32_t> ords;
+      for (const SiteId& s : h.payload.sites) ords.push_back(port_.SiteOrdinal(s));
+      ApplyTable& table = Table(h.handle);
+      TableNames names = table.Names();
+      uint64_t left_out = 0;
+      std::optional<TableChanges> known = KnownColumnsOnly(h.payload.tables[0], names.cols, left_out);
+      const TableChanges& use = known ? *known : h.payload.tables[0];
+      TableMapping map = MapTable(names.name, names.pk, names.cols, use, ords);
+      const RowChanges& r = use.rows[0];
+      if (std::string why = MissingParent(h.handle, use, r); !why.empty()) {
+        h.row.error = why;
+        h.dirty = true;
+        continue;
+      }
+      ApplyRow(h.handle, use, map, r, h.payload.sites, &h);
+    }
+  }
+
+  // The children this apply wrote whose parent row is not here: a parent deleted here wins
+  // (the child is removed as a local change); a parent never seen here holds the child until
+  // it arrives (the apply is redone with the child set aside).
+  void CheckChildren() {
+    Redo redo;
+    std::set<std::string> seen;
+    for (const auto& [handle, key] : written_) {
+      if (!seen.insert(std::to_string(handle) + ":" + EncodeKey(key)).second) continue;
+      for (const ForeignKey& fk : fks_) {
+        if (fk.child != handle) continue;
+        ApplyTable& child = Table(handle);
+        ShadowRow shadow;
+        child.ReadShadow(key, shadow);
+        std::vector<Value> values;
+        if (!child.ReadColumns(key, fk.columns, values)) break;  // removed meanwhile
+        ParentState state = Parent(fk, values);
+        if (state == ParentState::kDeleted) {
+          visiting_.clear();
+          RemoveChild(fk, key);
+          break;
+        }
+        if (state == ParentState::kMissing) redo.hold[RowId(handle, EncodeKey(key))] = MissingText(fk, values);
+      }
+    }
+    if (!redo.hold.empty()) throw redo;
+  }
+
+  // Writes the held rows this attempt changed, drops those that applied; counts what is held.
+  void StoreHeld(std::vector<HeldEntry>& held) {
+    for (HeldEntry& h : held) {
+      if (h.released) {
+        if (h.stored) port_.Release(h.row.table, h.row.key);
+        ++counts_.released;
+        continue;
+      }
+      ++counts_.held;
+      if (h.dirty) {
+        h.row.changes = EncodeJson(h.payload);
+        port_.Hold(h.row);
+      }
+    }
+  }
+
+  ApplyTable& Table(int handle) {
+    auto it = tables_.find(handle);
+    if (it == tables_.end()) it = tables_.emplace(handle, port_.OpenTable(handle)).first;
+    return *it->second;
+  }
+
+  void SetHeld(std::vector<HeldEntry>* held) { held_ = held; }
+
+ private:
+  enum class ParentState { kPresent, kDeleted, kMissing };
+
+  // One row: local clocks, decision, base row, clocks, counts.
+  void WriteRow(int handle, const TableMapping& map, const RowChanges& r) {
+    ApplyTable& table = Table(handle);
+    ShadowRow shadow;  // cl 0, no clocks: this site never saw the row
+    table.ReadShadow(r.key, shadow);
+    RowDecision d = DecideRow(shadow.cl, shadow.clocks, r, map, site_of_);
+    const RowMerge& m = d.merge;
+    if (!CountRow(d, counts_)) return;
+
+    if (m.existed && !m.exists) {
+      if (parents_.count(handle)) {
+        // The delete wins over the rows that reference this one (docs/applications.md).
+        visiting_.clear();
+        RemoveChildren(handle, r.key);
+        ShadowRow again;
+        table.ReadShadow(r.key, again);  // the row's later calls follow a ReadShadow of its key
+      }
+      table.DeleteRow(r.key);
+    }
+    // Exactly the winning columns are written. A row this site holds is UPDATEd, so columns
+    // that did not change are never needed (NOT NULL columns without a default stay as they
+    // are); a row new here is INSERTed, and an UPDATE that finds no base row (metadata ahead
+    // of the table) falls back to the insert.
+    if (m.exists && (!m.existed || !d.winners.empty())) {
+      writes_.clear();
+      for (size_t k : d.winners) writes_.push_back(ColumnWrite{map.columns[r.changes[k].column], &r.changes[k].value});
+      if (!m.existed || !table.UpdateRow(r.key, writes_)) table.InsertRow(r.key, writes_);
+      if (children_.count(handle)) written_.emplace_back(handle, r.key);
+    }
+
+    int64_t ver = port_.NextVersion();
+    counts_.AddVersion(ver);
+    AdoptWinners(shadow.clocks, d, r, map, table.Names().cols.size(), ver);
+    table.WriteShadow(r.key, m.cl, ver, shadow.clocks);
+  }
+
+  // Sets row `r` aside: a new held entry, or merged into the one of its key.
+  void HoldRow(int handle, const TableChanges& tc, const RowChanges& r, const std::vector<SiteId>& sites,
+               const std::string& why, HeldEntry* from) {
+    if (from) {
+      from->row.error = why;
+      from->dirty = true;
+      return;
+    }
+    ++counts_.quarantined;
+    Payload one = HeldPayload(tc, r, sites);
+    std::string key = EncodeKey(r.key);
+    const std::string& table = Table(handle).Names().name;
+    for (HeldEntry& h : *held_) {
+      if (h.row.key != key || !EqualsIgnoreAsciiCase(h.row.table, table)) continue;
+      MergeHeld(h.payload, one);
+      h.row.error = why;
+      h.dirty = true;
+      h.released = false;
+      return;
+    }
+    HeldEntry h;
+    h.row = HeldRow{table, key, "", why, static_cast<int64_t>(WallClockMillis())};
+    h.payload = std::move(one);
+    h.payload.tables[0].name = table;
+    h.handle = handle;
+    h.dirty = true;
+    held_->push_back(std::move(h));
+  }
+
+  // Whether the parent of `values` (the child's columns of `fk`) is here, deleted here, or
+  // not here (never seen, or itself held).
+  ParentState Parent(const ForeignKey& fk, const std::vector<Value>& values) {
+    for (const Value& v : values)
+      if (v.type == ValueType::kNull) return ParentState::kPresent;  // no reference
+    ApplyTable& parent = Table(fk.parent);
+    ShadowRow shadow;
+    parent.ReadShadow(values, shadow);
+    std::vector<Value> none;
+    if (parent.ReadColumns(values, {}, none)) return ParentState::kPresent;
+    return shadow.cl != 0 && !RowExists(shadow.cl) ? ParentState::kDeleted : ParentState::kMissing;
+  }
+
+  std::string MissingText(const ForeignKey& fk, const std::vector<Value>& values) {
+    return "foreign key " + fk.name + ": the row " + KeyText(values) + " of table \"" + Table(fk.parent).Names().name +
+           "\" is not here";
+  }
+
+  // Why held row `r` of `tc` must wait for its parent ("" when it may be tried).
+  std::string MissingParent(int handle, const TableChanges& tc, const RowChanges& r) {
+    for (const ForeignKey& fk : fks_) {
+      if (fk.child != handle) continue;
+      ApplyTable& child = Table(handle);
+      TableNames names = child.Names();
+      std::vector<Value> values;
+      std::vector<std::string> from_base;
+      std::vector<size_t> slots;
+      for (const std::string& col : fk.columns) {
+        const Value* found = nullptr;
+        for (size_t k = 0; k < names.pk.size(); ++k)
+          if (EqualsIgnoreAsciiCase(names.pk[k], col)) found = &r.key[k];
+        for (const ColumnChange& c : r.changes)
+          if (EqualsIgnoreAsciiCase(tc.columns[c.column], col)) found = &c.value;
+        if (!found) {
+          slots.push_back(values.size());
+          from_base.push_back(col);
+        }
+        values.push_back(found ? *found : Value::Null());
+      }
+      if (!from_base.empty()) {
+        ShadowRow shadow;
+        child.ReadShadow(r.key, shadow);
+        std::vector<Value> base;
+        if (!child.ReadColumns(r.key, from_base, base)) continue;  // its insert brings them
+        for (size_t k = 0; k < slots.size(); ++k) values[slots[k]] = base[k];
+      }
+      if (Parent(fk, values) == ParentState::kMissing) return MissingText(fk, values);
+    }
+    return "";
+  }
+
+  // Removes (or sets NULL, per the foreign key) the rows referencing row `key` of table
+  // `handle`, as local changes, their own children first.
+  void RemoveChildren(int handle, const std::vector<Value>& key) {
+    for (const ForeignKey& fk : fks_) {
+      if (fk.parent != handle) continue;
+      for (const std::vector<Value>& child : Table(fk.child).FindRows(fk.columns, key)) {
+        if (!visiting_.insert(std::to_string(fk.child) + ":" + EncodeKey(child)).second) continue;
+        RemoveChild(fk, child);
+      }
+    }
+  }
+
+  // One child of a deleted parent, as a local change of this site: its clock is newer than
+  // every clock of the payload, and its version is not one of the apply's (so it is pushed
+  // to every hub, the one the payload came from included).
+  void RemoveChild(const ForeignKey& fk, const std::vector<Value>& key) {
+    ApplyTable& child = Table(fk.child);
+    TableNames names = child.Names();
+    std::vector<uint32_t> null_cols;
+    bool set_null = fk.set_null;
+    for (const std::string& col : fk.columns) {
+      uint32_t c = 0;
+      while (c < names.cols.size() && !EqualsIgnoreAsciiCase(names.cols[c], col)) ++c;
+      if (c == names.cols.size()) set_null = false;  // a key column cannot become NULL
+      null_cols.push_back(c);
+    }
+    if (!set_null && parents_.count(fk.child)) RemoveChildren(fk.child, key);
+    ShadowRow shadow;
+    child.ReadShadow(key, shadow);
+    if (set_null) {
+      Value null = Value::Null();
+      std::vector<ColumnWrite> writes;
+      for (uint32_t c : null_cols) writes.push_back(ColumnWrite{c, &null});
+      if (!child.UpdateRow(key, writes)) return;
+      int64_t ver = port_.NextVersion();
+      uint64_t hlc = port_.LocalHlc();
+      for (uint32_t c : null_cols)
+        shadow.clocks.Set(c, ColClock{std::max(hlc, shadow.clocks.Get(c).hlc + 1), 0, ver, shadow.cl});
+      shadow.clocks.Normalize(ver, shadow.cl);
+      child.WriteShadow(key, shadow.cl, ver, shadow.clocks);
+    } else {
+      child.DeleteRow(key);
+      int64_t ver = port_.NextVersion();
+      int64_t cl = RowExists(shadow.cl) ? shadow.cl + 1 : std::max<int64_t>(shadow.cl, 2);
+      child.WriteShadow(key, cl, ver, RowClocks(ColClock{port_.LocalHlc(), 0, 0, 0}));
+    }
+    ++counts_.orphans;
+  }
+
+  ApplyPort& port_;
+  const std::vector<ForeignKey>& fks_;
+  const std::map<RowId, std::string>& pre_held_;
+  bool isolate_;
+  ApplyResult& counts_;
+  std::function<const SiteId&(uint32_t)> site_of_;
+  std::set<int> parents_, children_;  // tables at either end of a foreign key
+  std::map<int, std::unique_ptr<ApplyTable>> tables_;
+  std::vector<HeldEntry>* held_ = nullptr;
+  std::vector<std::pair<int, std::vector<Value>>> written_;  // rows of child tables written
+  std::set<std::string> visiting_;  // children removed by one parent's delete (cycles stop)
+  std::vector<ColumnWrite> writes_;  // reused from row to row
+};
+
 }  // namespace
 
 // The ordinal slot of a listed site no change uses: never read.
@@ -97,44 +373,74 @@ constexpr uint32_t kUnusedSite = UINT32_MAX;
 
 ApplyResult ApplyPayload(ApplyPort& port, const Payload& p) {
   uint64_t max_hlc = CheckPayloadClock(p, port.MaxClockDriftSetting());
-  ApplyResult counts;
+  ApplyResult base;
   std::vector<std::pair<const TableChanges*, int>> work;
   for (const TableChanges& tc : p.tables) {
     int handle = port.FindTable(tc.name);
-    if (handle < 0) counts.untracked += CountChanges(tc);
+    if (handle < 0) base.untracked += CountChanges(tc);
     else work.emplace_back(&tc, handle);
   }
-  port.Atomically([&] {
-    // Only sites a change of a tracked table names are registered: a payload may list any
-    // number of others (a direct deltasync_apply is not screened as network input is).
-    std::vector<uint32_t> site_ords(p.sites.size(), kUnusedSite);
-    for (const auto& [tc, handle] : work)
-      for (const RowChanges& row : tc->rows)
-        for (const ColumnChange& c : row.changes)
-          if (c.site < site_ords.size() && site_ords[c.site] == kUnusedSite)
-            site_ords[c.site] = port.SiteOrdinal(p.sites[c.site]);
-    std::function<const SiteId&(uint32_t)> site_of = [&](uint32_t ord) -> const SiteId& { return port.SiteOf(ord); };
-    for (const auto& [tc, handle] : work) {
-      std::unique_ptr<ApplyTable> table = port.OpenTable(handle);
-      TableNames names = table->Names();
-      // Changes of columns this site does not track (a site a migration ahead or behind, a
-      // dropped column, an old name of a renamed one) are left out, counted as untracked:
-      // the rest of the table and of the payload still applies.
-      std::optional<TableChanges> known = KnownColumnsOnly(*tc, names.cols, counts.untracked);
-      const TableChanges& use = known ? *known : *tc;
-      // Payload names are matched against the local catalog; only local names reach SQL.
-      TableMapping map = MapTable(names.name, names.pk, names.cols, use, site_ords);
-      TableApply apply(port, *table, map, site_of);
-      for (const RowChanges& r : use.rows) apply.Row(r, counts);
+  // Rows set aside by earlier applies are retried by this one.
+  std::vector<HeldEntry> stored;
+  for (HeldRow& row : port.HeldRows()) {
+    HeldEntry h;
+    h.payload = DecodeJson(row.changes);
+    h.handle = port.FindTable(h.payload.tables[0].name);
+    h.row = std::move(row);
+    h.stored = true;
+    stored.push_back(std::move(h));
+  }
+  std::vector<ForeignKey> fks = port.ForeignKeys();
+
+  std::map<RowId, std::string> pre_held;
+  bool isolate = false;
+  for (;;) {
+    ApplyResult counts = base;
+    std::vector<HeldEntry> held = stored;
+    try {
+      port.Atomically([&] {
+        // Local changes this apply makes (foreign-key removals) are newer than its clocks.
+        port.ObserveClock(max_hlc);
+        // Only sites a change of a tracked table names are registered: a payload may list
+        // any number of others (a direct deltasync_apply is not screened as network input is).
+        std::vector<uint32_t> site_ords(p.sites.size(), kUnusedSite);
+        for (const auto& [tc, handle] : work)
+          for (const RowChanges& row : tc->rows)
+            for (const ColumnChange& c : row.changes)
+              if (c.site < site_ords.size() && site_ords[c.site] == kUnusedSite)
+                site_ords[c.site] = port.SiteOrdinal(p.sites[c.site]);
+        PageApply apply(port, fks, pre_held, isolate, counts);
+        apply.SetHeld(&held);
+        for (const auto& [tc, handle] : work) {
+          TableNames names = apply.Table(handle).Names();
+          // Changes of columns this site does not track (a site a migration ahead or behind,
+          // a dropped column, an old name of a renamed one) are left out, counted as
+          // untracked: the rest of the table and of the payload still applies.
+          std::optional<TableChanges> known = KnownColumnsOnly(*tc, names.cols, counts.untracked);
+          const TableChanges& use = known ? *known : *tc;
+          // Payload names are matched against the local catalog; only local names reach SQL.
+          TableMapping map = MapTable(names.name, names.pk, names.cols, use, site_ords);
+          for (const RowChanges& r : use.rows) apply.ApplyRow(handle, use, map, r, p.sites, nullptr);
+        }
+        apply.RetryHeld(held);
+        if (!fks.empty()) apply.CheckChildren();
+        apply.StoreHeld(held);
+      });
+      return counts;
+    } catch (const Redo& redo) {
+      // Each redo isolates the rows or holds at least one more row, so redos end.
+      bool progress = redo.isolate && !isolate;
+      if (redo.isolate) isolate = true;
+      for (const auto& [row, why] : redo.hold) progress |= pre_held.emplace(row, why).second;
+      if (!progress) throw Error(ErrorCode::kInternal, "apply: a redo made no progress");
     }
-    port.ObserveClock(max_hlc);
-  });
-  return counts;
+  }
 }
 
 nlohmann::json ApplyResultJson(const ApplyResult& r, int64_t db_version) {
-  return {{"applied", r.applied}, {"ignored", r.ignored}, {"untracked", r.untracked}, {"rows", r.rows},
-          {"db_version", db_version}};
+  return {{"applied", r.applied},         {"ignored", r.ignored},   {"untracked", r.untracked},
+          {"rows", r.rows},               {"quarantined", r.quarantined}, {"released", r.released},
+          {"held", r.held},               {"orphans", r.orphans},   {"db_version", db_version}};
 }
 
 }  // namespace deltasync

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/payload.hpp"
+#include "common/quarantine.hpp"
 #include "common/row_apply.hpp"
 #include "common/shadow_row.hpp"
 
@@ -30,8 +31,18 @@ struct ColumnWrite {
   const Value* value;
 };
 
+// A foreign key the apply follows (docs/applications.md, "Constraints"): from columns of a
+// tracked table onto the whole primary key of a tracked table.
+struct ForeignKey {
+  int child = -1, parent = -1;       // table handles (ApplyPort::FindTable)
+  std::vector<std::string> columns;  // the child's columns, in the order of the parent's key
+  bool set_null = false;             // ON DELETE SET NULL; any other action deletes the child
+  std::string name;                  // as reports name it: child(columns) -> parent
+};
+
 // One local table as an apply writes it. Each row starts with ReadShadow; the row's later
-// calls name the same key, so an engine may reuse what it prepared for it there.
+// calls (all but FindRows) name the same key, so an engine may reuse what it prepared there.
+// A base write the engine refuses on a constraint throws RowRefused.
 class ApplyTable {
  public:
   virtual ~ApplyTable() = default;
@@ -45,6 +56,13 @@ class ApplyTable {
   virtual void InsertRow(const std::vector<Value>& key, const std::vector<ColumnWrite>& cols) = 0;
   // Writes the row's shadow row: causal length, version and clocks in stored form.
   virtual void WriteShadow(const std::vector<Value>& key, int64_t cl, int64_t ver, const RowClocks& clocks) = 0;
+  // Reads the base row's `cols` (local column names, key columns allowed) into `out`;
+  // false when there is no base row.
+  virtual bool ReadColumns(const std::vector<Value>& key, const std::vector<std::string>& cols,
+                           std::vector<Value>& out) = 0;
+  // The keys of the base rows whose `cols` equal `values` (the children of a parent row).
+  virtual std::vector<std::vector<Value>> FindRows(const std::vector<std::string>& cols,
+                                                   const std::vector<Value>& values) = 0;
 };
 
 // What the apply loop asks of an engine.
@@ -57,14 +75,29 @@ class ApplyPort {
   // >= 0 for a tracked table this apply may write, -1 when its changes are untracked here
   // (no such tracked table, or its base table is gone). Throws to refuse the whole apply.
   virtual int FindTable(const std::string& name) = 0;
+  // After FindTable, before Atomically: the foreign keys between tracked tables the apply
+  // follows (none when the engine does not enforce them); may resolve more tables.
+  virtual std::vector<ForeignKey> ForeignKeys() = 0;
+  // The rows in quarantine (read before Atomically).
+  virtual std::vector<HeldRow> HeldRows() = 0;
   // Runs `body` all or nothing (the engine's savepoint or subtransaction); rethrows its error.
   virtual void Atomically(const std::function<void()>& body) = 0;
+  // True when a refused statement spoils the enclosing Atomically (PostgreSQL: the
+  // subtransaction is aborted), so a page with a refused row is redone one row at a time.
+  virtual bool RefusalAbortsAtomically() = 0;
+  // Inside Atomically: runs `body` all or nothing on its own (savepoint, subtransaction).
+  virtual void RowAtomically(const std::function<void()>& body) = 0;
+  // Inside Atomically: stores (insert or replace by table and key) or drops a held row.
+  virtual void Hold(const HeldRow& row) = 0;
+  virtual void Release(const std::string& table, const std::string& key) = 0;
+  // Inside Atomically, after ObserveClock: the clock of a local change the apply makes.
+  virtual uint64_t LocalHlc() = 0;
   // Inside Atomically: the writer of a table FindTable returned.
   virtual std::unique_ptr<ApplyTable> OpenTable(int handle) = 0;
   virtual uint32_t SiteOrdinal(const SiteId& site) = 0;  // registers unseen sites
   virtual const SiteId& SiteOf(uint32_t ordinal) = 0;
   virtual int64_t NextVersion() = 0;
-  // Inside Atomically, after the rows: later local writes must be newer than `max_hlc`,
+  // Inside Atomically, before the rows: later local writes must be newer than `max_hlc`,
   // the payload's newest clock (0 when it has none).
   virtual void ObserveClock(uint64_t max_hlc) = 0;
 };

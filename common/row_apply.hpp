@@ -22,6 +22,10 @@ bool InRanges(const VersionRanges& ranges, int64_t ver);
 // What one apply did, counted as deltasync_apply reports it (common/merge's RowMerge).
 struct ApplyResult {
   uint64_t applied = 0, ignored = 0, untracked = 0, rows = 0;
+  // The quarantine: rows of the payload set aside (their changes are counted here only),
+  // held rows that applied, rows held after the apply, and children the foreign-key policy
+  // removed (or set NULL) as local changes.
+  uint64_t quarantined = 0, released = 0, held = 0, orphans = 0;
   int64_t first_ver = 0, last_ver = 0;  // the versions this apply gave the rows it changed (0: none)
   // Those versions as contiguous ranges, where they need not be contiguous (PostgreSQL's
   // per-transaction blocks: versions between them belong to other transactions).

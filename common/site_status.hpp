@@ -63,6 +63,8 @@ class StatusPort {
   virtual std::vector<Schedule> Schedules() { return {}; }
   // Changes newer than `since`, counted as deltasync_apply counts them.
   virtual uint64_t CountChangesSince(int64_t since) = 0;
+  // Rows in quarantine (common/quarantine.hpp).
+  virtual uint64_t QuarantinedRows() = 0;
   virtual std::string SiteIdText() = 0;
   virtual int64_t DbVersion() = 0;
 };

@@ -9,8 +9,10 @@
 // depend on the order rows arrive in, and the application's ordinary triggers do not fire.
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 #include "common/apply_loop.hpp"
+#include "common/quarantine.hpp"
 #include "common/scoped_flag.hpp"
 #include "common/utf8.hpp"
 #include "pg_ext/pg_capture.hpp"
@@ -38,6 +40,7 @@ class PgApplyTable : public ApplyTable {
   // Converts the key once for the row's statements, then reads its shadow row.
   void ReadShadow(const std::vector<Value>& key, ShadowRow& out) override {
     if (!get_meta_.Ready()) PrepareMeta();
+    key_values_ = &key;
     key_ = Args();
     for (int k = 0; k < nk_; ++k) {
       bool isnull = false;
@@ -84,7 +87,82 @@ class PgApplyTable : public ApplyTable {
     put_meta_.Run(put);
   }
 
+  bool ReadColumns(const std::vector<Value>&, const std::vector<std::string>& cols, std::vector<Value>& out) override {
+    std::string sig;
+    for (const std::string& c : cols) sig += c + ",";
+    auto it = reads_.find(sig);
+    if (it == reads_.end()) {
+      std::vector<std::string> qpk;
+      for (const auto& c : t_.pk) qpk.push_back(QuoteIdent(c));
+      std::string list = "1";
+      for (const std::string& c : cols) list += ", " + QuoteIdent(c);
+      Plan p;
+      p.Prepare("SELECT " + list + " FROM " + t_.q_name + " WHERE " + KeyParamEquality(t_, qpk, 1), key_.types, false);
+      it = reads_.emplace(sig, std::move(p)).first;
+    }
+    uint64_t n = 0;
+    {
+      AsTableOwner as(t_.owner);
+      n = it->second.Run(key_, 1);
+    }
+    out.clear();
+    if (n == 0) return false;
+    Rows rows;
+    for (size_t c = 0; c < cols.size(); ++c) {
+      bool isnull = false;
+      Datum d = rows.Get(0, static_cast<int>(c + 1), &isnull);
+      out.push_back(ToValue(TypeOf(cols[c]), d, isnull));
+    }
+    return true;
+  }
+
+  std::vector<std::vector<Value>> FindRows(const std::vector<std::string>& cols,
+                                           const std::vector<Value>& values) override {
+    Args a;
+    std::string sig, where;
+    for (size_t k = 0; k < cols.size(); ++k) {
+      const ColType& type = TypeOf(cols[k]);
+      bool isnull = false;
+      Datum d = Convert(type, values[k], cols[k], &isnull);
+      a.Add(type.type, d, isnull);
+      sig += cols[k] + ",";
+      where += (k ? " AND " : "") + QuoteIdent(cols[k]) + " = $" + std::to_string(k + 1);
+    }
+    auto it = finds_.find(sig);
+    if (it == finds_.end()) {
+      Plan p;
+      p.Prepare("SELECT " + ColumnList(t_.pk, "") + " FROM " + t_.q_name + " WHERE " + where, a.types, false);
+      it = finds_.emplace(sig, std::move(p)).first;
+    }
+    uint64_t n = 0;
+    {
+      AsTableOwner as(t_.owner);
+      n = it->second.Run(a);
+    }
+    Rows rows;
+    std::vector<std::vector<Value>> keys;
+    for (uint64_t r = 0; r < n; ++r) {
+      std::vector<Value> key;
+      for (int k = 0; k < nk_; ++k) {
+        bool isnull = false;
+        Datum d = rows.Get(r, k, &isnull);
+        key.push_back(ToValue(t_.pk_types[k], d, isnull));
+      }
+      keys.push_back(std::move(key));
+    }
+    return keys;
+  }
+
  private:
+  // The type of a key or tracked column by name.
+  const ColType& TypeOf(const std::string& col) const {
+    for (size_t k = 0; k < t_.pk.size(); ++k)
+      if (t_.pk[k] == col) return t_.pk_types[k];
+    for (size_t k = 0; k < t_.cols.size(); ++k)
+      if (t_.cols[k] == col) return t_.col_types[k];
+    throw Error(ErrorCode::kInternal, "table \"" + t_.name + "\" has no tracked column \"" + col + "\"");
+  }
+
   void PrepareMeta() {
     std::vector<Oid> key_types;
     for (const ColType& c : t_.pk_types) key_types.push_back(c.type);
@@ -128,14 +206,18 @@ class PgApplyTable : public ApplyTable {
     }
   }
 
-  // Base-table statements run as the table's owner (the caller holds its privileges).
+  // Base-table statements run as the table's owner (the caller holds its privileges). An
+  // integrity constraint's refusal (SQLSTATE class 23) sets the row aside, naming its key.
   uint64_t RunAsTableOwner(const Plan& p, const Args& a) {
     AsTableOwner as(t_.owner);
     try {
       return p.Run(a);
     } catch (const PgError& e) {
-      throw PgError(e.sqlstate(), ErrorCode::kConstraint,
-                    "cannot apply a change to table \"" + t_.name + "\": " + e.message(), e.detail(), e.hint());
+      std::string what = "cannot apply a change to table \"" + t_.name + "\"";
+      if (ERRCODE_TO_CATEGORY(e.sqlstate()) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+        throw RowRefused(what + ", key " + (key_values_ ? KeyText(*key_values_) : "?") + ": " + e.message() +
+                         (e.detail().empty() ? "" : " (" + e.detail() + ")"));
+      throw PgError(e.sqlstate(), ErrorCode::kConstraint, what + ": " + e.message(), e.detail(), e.hint());
     }
   }
 
@@ -174,6 +256,8 @@ class PgApplyTable : public ApplyTable {
   int nk_;
   Plan get_meta_, put_meta_, delete_;
   std::map<std::string, Plan> updates_, inserts_;  // by the columns written
+  std::map<std::string, Plan> reads_, finds_;      // by the columns read or matched
+  const std::vector<Value>* key_values_ = nullptr;  // the current row's key
   Args key_, row_;     // the current row's key, and key plus written columns
   bool cols_ready_ = false;  // row_ and sig_ hold the current row's
   std::string sig_;
@@ -245,6 +329,102 @@ class PgApply : public ApplyPort {
     return found;
   }
 
+  // The foreign keys between tracked tables onto the parent's whole primary key. Both ends
+  // are resolved as FindTable does (checked, locked with the others).
+  std::vector<ForeignKey> ForeignKeys() override {
+    std::vector<ForeignKey> out;
+    if (!loaded_) return out;
+    std::string relids;
+    for (const TableInfo& t : tables_)
+      if (!t.dropped) relids += (relids.empty() ? "" : ",") + std::to_string(t.relid);
+    if (relids.empty()) return out;
+    Args a;
+    a.AddText("{" + relids + "}");
+    std::vector<std::tuple<std::string, Oid, Oid, std::string, std::string, std::string>> raw;
+    {
+      AsOwner as;
+      RunSql("SELECT c.conname::text, c.conrelid, c.confrelid, c.confdeltype::text,"
+             " (SELECT json_agg(a.attname::text ORDER BY k.i) FROM unnest(c.conkey) WITH ORDINALITY AS k(n, i)"
+             "  JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND a.attnum = k.n)::text,"
+             " (SELECT json_agg(a.attname::text ORDER BY k.i) FROM unnest(c.confkey) WITH ORDINALITY AS k(n, i)"
+             "  JOIN pg_attribute AS a ON a.attrelid = c.confrelid AND a.attnum = k.n)::text"
+             " FROM pg_constraint AS c WHERE c.contype = 'f' AND c.conrelid = ANY ($1::text::oid[])"
+             " AND c.confrelid = ANY ($1::text::oid[]) ORDER BY c.conrelid, c.conname",
+             a);
+      Rows rows;
+      for (uint64_t r = 0; r < rows.size(); ++r)
+        raw.emplace_back(rows.Text(r, 0), static_cast<Oid>(rows.Int(r, 1)), static_cast<Oid>(rows.Int(r, 2)),
+                         rows.Text(r, 3), rows.Text(r, 4), rows.Text(r, 5));
+    }
+    for (const auto& [name, child_rel, parent_rel, action, from_json, to_json] : raw) {
+      int child = -1, parent = -1;
+      for (size_t k = 0; k < tables_.size(); ++k) {
+        if (tables_[k].dropped) continue;
+        if (tables_[k].relid == child_rel) child = static_cast<int>(k);
+        if (tables_[k].relid == parent_rel) parent = static_cast<int>(k);
+      }
+      if (child < 0 || parent < 0) continue;
+      std::vector<std::string> from = nlohmann::json::parse(from_json).get<std::vector<std::string>>();
+      std::vector<std::string> to = nlohmann::json::parse(to_json).get<std::vector<std::string>>();
+      const std::vector<std::string>& pk = tables_[parent].pk;
+      if (to.size() != pk.size()) continue;  // not onto the parent's key
+      ForeignKey fk;
+      fk.child = FindTable(tables_[child].name);
+      fk.parent = FindTable(tables_[parent].name);
+      for (const std::string& p : pk)
+        for (size_t k = 0; k < to.size(); ++k)
+          if (to[k] == p) fk.columns.push_back(from[k]);
+      if (fk.columns.size() != pk.size() || fk.child < 0 || fk.parent < 0) continue;
+      fk.set_null = action == "n";
+      std::string cols;
+      for (const std::string& c : fk.columns) cols += (cols.empty() ? "" : ", ") + c;
+      fk.name = tables_[child].name + "(" + cols + ") -> " + tables_[parent].name + " (" + name + ")";
+      out.push_back(std::move(fk));
+    }
+    return out;
+  }
+
+  std::vector<HeldRow> HeldRows() override {
+    AsOwner as;
+    RunSql("SELECT tbl, key, changes, error, since_ms FROM deltasync.quarantine ORDER BY since_ms, tbl, key");
+    Rows rows;
+    std::vector<HeldRow> out;
+    for (uint64_t r = 0; r < rows.size(); ++r)
+      out.push_back(HeldRow{rows.Text(r, 0), rows.Text(r, 1), rows.Text(r, 2), rows.Text(r, 3), rows.Int(r, 4)});
+    return out;
+  }
+
+  // A failed statement aborts the apply's subtransaction: a page with a refused row is
+  // redone with one subtransaction per row.
+  bool RefusalAbortsAtomically() override { return true; }
+
+  void RowAtomically(const std::function<void()>& body) override {
+    SubTransaction sub;
+    body();
+    sub.Commit();
+  }
+
+  void Hold(const HeldRow& row) override {
+    Args a;
+    a.AddText(row.table);
+    a.AddBytea(row.key);
+    a.AddText(row.changes);
+    a.AddText(row.error);
+    a.AddInt8(row.since_ms);
+    RunSql("INSERT INTO deltasync.quarantine (tbl, key, changes, error, since_ms) VALUES ($1, $2, $3, $4, $5)"
+           " ON CONFLICT (tbl, key) DO UPDATE SET changes = excluded.changes, error = excluded.error",
+           a);
+  }
+
+  void Release(const std::string& table, const std::string& key) override {
+    Args a;
+    a.AddText(table);
+    a.AddBytea(key);
+    RunSql("DELETE FROM deltasync.quarantine WHERE tbl = $1 AND key = $2", a);
+  }
+
+  uint64_t LocalHlc() override { return b_.BeginWrite(); }
+
   // Takes the write state, then, in a subtransaction as the extension's owner with
   // replica role, locks the touched tables in catalog order (no lock-order deadlocks).
   void Atomically(const std::function<void()>& body) override {
@@ -308,6 +488,14 @@ DELTASYNC_PG_FUNCTION(deltasync_apply) {
   SpiSession spi;
   ApplyResult r = ApplyPayload(p);
   nlohmann::json result = ApplyResultJson(r, Backend::Get().SafeVersion());
+  spi.Finish();
+  return JsonbResult(result);
+}
+
+DELTASYNC_PG_FUNCTION(deltasync_quarantine) {
+  SpiSession spi;
+  PgApply port;
+  nlohmann::json result = QuarantineDocument(port.HeldRows());
   spi.Finish();
   return JsonbResult(result);
 }

@@ -77,6 +77,12 @@ class PgStatus : public StatusPort {
     return n;
   }
 
+  uint64_t QuarantinedRows() override {
+    AsOwner as;
+    RunSql("SELECT count(*) FROM deltasync.quarantine");
+    return static_cast<uint64_t>(ResultInt(0, 0));
+  }
+
   std::string SiteIdText() override { return Backend::Get().LocalSite().ToString(); }
   int64_t DbVersion() override { return Backend::Get().SafeVersion(); }
 

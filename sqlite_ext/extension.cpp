@@ -43,6 +43,7 @@ constexpr FunctionDef kFunctions[] = {
     {"deltasync_disable", 1, kDirect, FnDisable},
     {"deltasync_changes", 1, kDirect, FnChanges},
     {"deltasync_apply", 1, kDirect, FnApply},
+    {"deltasync_quarantine", 0, kDirect, FnQuarantine},
     {"deltasync_status", 0, kDirect, FnStatus},
     {"deltasync_forget", 1, kDirect, FnForget},
     {"deltasync_push", 1, kDirect, FnPush},

@@ -7,6 +7,7 @@
 #include "common/hlc.hpp"
 #include "common/scoped_flag.hpp"
 #include "common/payload.hpp"
+#include "common/quarantine.hpp"
 #include "common/utf8.hpp"
 #include "sqlite_ext/sqlite_apply.hpp"
 #include "sqlite_ext/sqlite_functions.hpp"
@@ -15,6 +16,12 @@
 namespace deltasync {
 
 namespace {
+
+#ifdef SQLITE_CONSTRAINT_DATATYPE
+constexpr int kConstraintDatatype = SQLITE_CONSTRAINT_DATATYPE;
+#else
+constexpr int kConstraintDatatype = SQLITE_CONSTRAINT | (12 << 8);
+#endif
 
 // Foreign keys between tracked tables are checked at commit, so rows may arrive in any order.
 class DeferForeignKeys {
@@ -60,7 +67,7 @@ class SqliteApplyTable : public ApplyTable {
       delete_.emplace(conn_.db(), "DELETE FROM " + t_.q_name + " WHERE " + w);
     }
     for (size_t k = 0; k < key.size(); ++k) delete_->Bind(static_cast<int>(k + 1), key[k]);
-    delete_->Run();
+    RunWrite(*delete_, wire_key);
   }
 
   // One cached statement per distinct set of columns.
@@ -69,7 +76,7 @@ class SqliteApplyTable : public ApplyTable {
     int n = 0;
     for (const ColumnWrite& c : cols) u.Bind(++n, repr_.ToLocal(c.column, *c.value));
     for (const Value& v : repr_.KeyToLocal(wire_key)) u.Bind(++n, v);
-    RunWrite(u);
+    RunWrite(u, wire_key);
     return sqlite3_changes(conn_.db()) > 0;
   }
 
@@ -78,7 +85,7 @@ class SqliteApplyTable : public ApplyTable {
     int n = 0;
     for (const Value& v : repr_.KeyToLocal(wire_key)) s.Bind(++n, v);
     for (const ColumnWrite& c : cols) s.Bind(++n, repr_.ToLocal(c.column, *c.value));
-    RunWrite(s);
+    RunWrite(s, wire_key);
   }
 
   void WriteShadow(const std::vector<Value>& wire_key, int64_t cl, int64_t ver, const RowClocks& clocks) override {
@@ -93,7 +100,87 @@ class SqliteApplyTable : public ApplyTable {
     put_meta_.Run();
   }
 
+  // Keys and values in wire form, as the loop has them; the base row holds local forms.
+  bool ReadColumns(const std::vector<Value>& wire_key, const std::vector<std::string>& cols,
+                   std::vector<Value>& out) override {
+    std::string sig = "r";
+    for (const std::string& c : cols) sig += c + ",";
+    Stmt& s = Cached(sig, [&] {
+      std::string list = "1";
+      for (const std::string& c : cols) list += ", " + QuoteIdent(c);
+      return "SELECT " + list + " FROM " + t_.q_name + " WHERE " + KeyWhere(t_.pk, 0);
+    });
+    const std::vector<Value>& key = repr_.KeyToLocal(wire_key);
+    for (size_t k = 0; k < key.size(); ++k) s.Bind(static_cast<int>(k + 1), key[k]);
+    bool found = s.Step();
+    out.clear();
+    for (size_t c = 0; found && c < cols.size(); ++c) {
+      int pk = KeyIndex(cols[c]);
+      if (pk >= 0) {
+        out.push_back(wire_key[pk]);
+        continue;
+      }
+      Value v = s.Val(static_cast<int>(c + 1));
+      repr_.ToWire(ColumnIndex(cols[c]), v);
+      out.push_back(std::move(v));
+    }
+    s.Reset();
+    return found;
+  }
+
+  std::vector<std::vector<Value>> FindRows(const std::vector<std::string>& cols,
+                                           const std::vector<Value>& values) override {
+    std::string sig = "f";
+    for (const std::string& c : cols) sig += c + ",";
+    Stmt& s = Cached(sig, [&] {
+      std::string list;
+      for (const std::string& c : t_.pk) list += (list.empty() ? "" : ", ") + QuoteIdent(c);
+      return "SELECT " + list + " FROM " + t_.q_name + " WHERE " + KeyWhere(cols, 0);
+    });
+    std::vector<Value> local;
+    for (size_t k = 0; k < values.size(); ++k) {
+      int pk = KeyIndex(cols[k]);
+      Value v;
+      if (pk >= 0) {
+        if (!ToLocalOrThrow(t_.reprs.Pk(static_cast<size_t>(pk)), values[k], v, t_.name, cols[k])) v = values[k];
+      } else {
+        v = repr_.ToLocal(ColumnIndex(cols[k]), values[k]);
+      }
+      local.push_back(std::move(v));
+    }
+    for (size_t k = 0; k < local.size(); ++k) s.Bind(static_cast<int>(k + 1), local[k]);
+    std::vector<std::vector<Value>> keys;
+    while (s.Step()) {
+      std::vector<Value> key;
+      for (int k = 0; k < nk_; ++k) key.push_back(s.Val(k));
+      keys.push_back(std::move(key));
+    }
+    s.Reset();
+    for (std::vector<Value>& key : keys) repr_.KeyToWire(key, true);
+    return keys;
+  }
+
  private:
+  // The position of a key column, or -1.
+  int KeyIndex(const std::string& col) const {
+    for (size_t k = 0; k < t_.pk.size(); ++k)
+      if (EqualsIgnoreAsciiCase(t_.pk[k], col)) return static_cast<int>(k);
+    return -1;
+  }
+  // The index of a non-key tracked column (the table's column count when it is none).
+  uint32_t ColumnIndex(const std::string& col) const {
+    uint32_t c = 0;
+    while (c < t_.cols.size() && !EqualsIgnoreAsciiCase(t_.cols[c], col)) ++c;
+    return c;
+  }
+
+  // "<c1> = ?<n+1> AND <c2> = ?<n+2> ..."
+  static std::string KeyWhere(const std::vector<std::string>& cols, int n) {
+    std::string w;
+    for (const std::string& c : cols) w += (w.empty() ? "" : " AND ") + QuoteIdent(c) + " = ?" + std::to_string(++n);
+    return w;
+  }
+
   static std::string PutMetaSql(const TableInfo& t) {
     std::string keys = ShadowKeyList(t.pk.size()), params;
     for (size_t k = 0; k < t.pk.size() + 5; ++k) params += (k ? ", ?" : "?") + std::to_string(k + 1);
@@ -146,12 +233,19 @@ class SqliteApplyTable : public ApplyTable {
            (set.empty() ? "NOTHING" : "UPDATE SET " + set);
   }
 
-  // Runs a base-table write, naming the table in its error.
-  void RunWrite(Stmt& s) {
+  // Runs a base-table write, naming the table in its error: a constraint's refusal (SQLite
+  // has rolled back only the failing statement) sets the row aside, naming its key too.
+  void RunWrite(Stmt& s, const std::vector<Value>& key) {
     try {
       s.Run();
     } catch (const Error& e) {
-      throw Error(e.code(), std::string("cannot apply a change to table \"") + t_.name + "\": " + e.message(), e.detail(), e.hint());
+      std::string what = std::string("cannot apply a change to table \"") + t_.name + "\"";
+      int code = sqlite3_extended_errcode(conn_.db());
+      // A value of the wrong type for a STRICT column does not fit its column: the whole
+      // apply is refused, as for any invalid input.
+      if ((code & 0xff) == SQLITE_CONSTRAINT && code != kConstraintDatatype)
+        throw RowRefused(what + ", key " + KeyText(key) + ": " + e.message());
+      throw Error(e.code(), what + ": " + e.message(), e.detail(), e.hint());
     }
   }
 
@@ -183,6 +277,90 @@ class SqliteApply : public ApplyPort {
       if (EqualsIgnoreAsciiCase(tables_[k].name, name)) found = static_cast<int>(k);
     return found >= 0 && tables_[found].state == TableState::kDropped ? -1 : found;
   }
+
+  // Foreign keys are followed only where SQLite enforces them (PRAGMA foreign_keys).
+  std::vector<ForeignKey> ForeignKeys() override {
+    std::vector<ForeignKey> out;
+    Stmt on(conn_.db(), "PRAGMA foreign_keys");
+    if (!on.Step() || on.Int(0) == 0) return out;
+    Stmt list(conn_.db(), "SELECT id, \"table\", \"from\", \"to\", on_delete FROM pragma_foreign_key_list(?1) ORDER BY id, seq");
+    for (size_t child = 0; child < tables_.size(); ++child) {
+      if (tables_[child].state != TableState::kTracked) continue;
+      list.BindText(1, tables_[child].name);
+      struct Raw {
+        std::string parent, on_delete;
+        std::vector<std::string> from, to;
+        bool implicit = false;
+      };
+      std::map<int64_t, Raw> raw;
+      while (list.Step()) {
+        Raw& r = raw[list.Int(0)];
+        r.parent = std::string(list.Text(1));
+        r.from.emplace_back(list.Text(2));
+        r.implicit |= list.IsNull(3);
+        r.to.emplace_back(list.Text(3));
+        r.on_delete = std::string(list.Text(4));
+      }
+      list.Reset();
+      for (auto& [id, r] : raw) {
+        int parent = FindTable(r.parent);
+        if (parent < 0) continue;
+        const std::vector<std::string>& pk = tables_[parent].pk;
+        if (r.implicit) r.to = pk;
+        if (r.to.size() != pk.size()) continue;  // not onto the parent's key: SQLite checks it
+        ForeignKey fk;
+        fk.child = static_cast<int>(child);
+        fk.parent = parent;
+        for (const std::string& p : pk)
+          for (size_t k = 0; k < r.to.size(); ++k)
+            if (EqualsIgnoreAsciiCase(r.to[k], p)) fk.columns.push_back(r.from[k]);
+        if (fk.columns.size() != pk.size()) continue;
+        fk.set_null = EqualsIgnoreAsciiCase(r.on_delete, "SET NULL");
+        std::string cols;
+        for (const std::string& c : fk.columns) cols += (cols.empty() ? "" : ", ") + c;
+        fk.name = tables_[child].name + "(" + cols + ") -> " + tables_[parent].name;
+        out.push_back(std::move(fk));
+      }
+    }
+    return out;
+  }
+
+  std::vector<HeldRow> HeldRows() override {
+    std::vector<HeldRow> rows;
+    Stmt s(conn_.db(), "SELECT tbl, key, changes, error, since_ms FROM deltasync_quarantine ORDER BY since_ms, tbl, key");
+    while (s.Step())
+      rows.push_back(HeldRow{std::string(s.Text(0)), std::string(s.Blob(1)), std::string(s.Text(2)),
+                             std::string(s.Text(3)), s.Int(4)});
+    return rows;
+  }
+
+  bool RefusalAbortsAtomically() override { return false; }  // SQLite undoes the failing statement only
+
+  void RowAtomically(const std::function<void()>& body) override {
+    Savepoint sp(conn_.db(), "deltasync_apply_row");
+    body();
+    sp.Release();
+  }
+
+  void Hold(const HeldRow& row) override {
+    Stmt s(conn_.db(), "INSERT OR REPLACE INTO deltasync_quarantine(tbl, key, changes, error, since_ms)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5)");
+    s.BindText(1, row.table);
+    s.BindBlob(2, row.key);
+    s.BindText(3, row.changes);
+    s.BindText(4, row.error);
+    s.BindInt(5, row.since_ms);
+    s.Run();
+  }
+
+  void Release(const std::string& table, const std::string& key) override {
+    Stmt s(conn_.db(), "DELETE FROM deltasync_quarantine WHERE tbl = ?1 AND key = ?2");
+    s.BindText(1, table);
+    s.BindBlob(2, key);
+    s.Run();
+  }
+
+  uint64_t LocalHlc() override { return conn_.TxnHlc(); }
 
   void Atomically(const std::function<void()>& body) override {
     sqlite3* db = conn_.db();
@@ -238,6 +416,16 @@ void FnApply(sqlite3_context* ctx, int, sqlite3_value** argv) {
     Payload p = DecodeJson(text);  // fully validated before anything is touched
     ApplyResult r = ApplyPayload(conn, p);
     ResultText(ctx, ApplyResultJson(r, conn.CurrentDbVersion()).dump());
+  });
+}
+
+// deltasync_quarantine(): the rows set aside because a constraint refused them.
+void FnQuarantine(sqlite3_context* ctx, int, sqlite3_value**) {
+  Guarded(ctx, [&] {
+    Conn& conn = ConnOf(ctx);
+    conn.EnsureSchema();
+    SqliteApply port(conn);
+    ResultText(ctx, QuarantineDocument(port.HeldRows()).dump());
   });
 }
 

@@ -54,6 +54,7 @@ bool FollowTableRename(Conn& conn, const TableInfo& known, const std::string& ne
 void FnDisable(sqlite3_context*, int, sqlite3_value**);
 void FnChanges(sqlite3_context*, int, sqlite3_value**);
 void FnApply(sqlite3_context*, int, sqlite3_value**);
+void FnQuarantine(sqlite3_context*, int, sqlite3_value**);
 void FnStatus(sqlite3_context*, int, sqlite3_value**);
 void FnPush(sqlite3_context*, int, sqlite3_value**);
 void FnForget(sqlite3_context*, int, sqlite3_value**);

@@ -122,12 +122,16 @@ class SqliteSyncSite : public SyncSite {
     // The page and the cursor that records it commit together.
     Savepoint sp(conn_.db(), "deltasync_pull");
     ApplyResult r = ApplyPayload(conn_, page);
-    if (r.first_ver != 0) {
+    // The apply's versions, as ranges: local changes it made in between (the foreign-key
+    // policy's removals) are pushed to this hub too.
+    if (!r.ranges.empty()) {
       Stmt echo(conn_.db(), "INSERT INTO deltasync_hub_echo(hub, lo, hi) VALUES (?1, ?2, ?3)");
-      echo.BindText(1, key);
-      echo.BindInt(2, r.first_ver);
-      echo.BindInt(3, r.last_ver);
-      echo.Run();
+      for (const auto& [lo, hi] : r.ranges) {
+        echo.BindText(1, key);
+        echo.BindInt(2, lo);
+        echo.BindInt(3, hi);
+        echo.Run();
+      }
     }
     if (move_cursor) SetCursor(key, "pull_cursor", page.until);
     sp.Release();

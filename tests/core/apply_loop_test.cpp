@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,9 +31,10 @@ struct FakeTable {
   };
   std::map<std::string, Stored> shadow;
   std::vector<std::string> log;
+  std::set<std::string> refuse;  // keys whose insert the fake engine refuses
 };
 
-std::string KeyText(const std::vector<Value>& key) {
+std::string KeyStr(const std::vector<Value>& key) {
   std::string out;
   for (const Value& v : key) out += DebugString(v) + "|";
   return out;
@@ -44,32 +46,39 @@ class FakeApplyTable : public ApplyTable {
   explicit FakeApplyTable(FakeTable& t) : t_(t) {}
   TableNames Names() const override { return TableNames{t_.name, t_.pk, t_.cols}; }
   void ReadShadow(const std::vector<Value>& key, ShadowRow& out) override {
-    t_.log.push_back("read " + KeyText(key));
-    auto it = t_.shadow.find(KeyText(key));
+    t_.log.push_back("read " + KeyStr(key));
+    auto it = t_.shadow.find(KeyStr(key));
     if (it == t_.shadow.end()) return;
     const FakeTable::Stored& s = it->second;
     out = ShadowRowFromStored(s.cl, s.ver, static_cast<int64_t>(s.hlc), s.site, s.extras);
   }
   void DeleteRow(const std::vector<Value>& key) override {
-    t_.log.push_back("delete " + KeyText(key));
-    t_.base.erase(KeyText(key));
+    t_.log.push_back("delete " + KeyStr(key));
+    t_.base.erase(KeyStr(key));
   }
   bool UpdateRow(const std::vector<Value>& key, const std::vector<ColumnWrite>& cols) override {
-    t_.log.push_back("update " + KeyText(key) + Columns(cols));
-    auto it = t_.base.find(KeyText(key));
+    t_.log.push_back("update " + KeyStr(key) + Columns(cols));
+    auto it = t_.base.find(KeyStr(key));
     if (it == t_.base.end()) return false;
     for (const ColumnWrite& c : cols) it->second[c.column] = *c.value;
     return true;
   }
   void InsertRow(const std::vector<Value>& key, const std::vector<ColumnWrite>& cols) override {
-    t_.log.push_back("insert " + KeyText(key) + Columns(cols));
-    auto [it, added] = t_.base.emplace(KeyText(key), std::vector<Value>(t_.cols.size()));
+    t_.log.push_back("insert " + KeyStr(key) + Columns(cols));
+    if (t_.refuse.count(KeyStr(key))) throw RowRefused("refused " + KeyStr(key));
+    auto [it, added] = t_.base.emplace(KeyStr(key), std::vector<Value>(t_.cols.size()));
     (void)added;
     for (const ColumnWrite& c : cols) it->second[c.column] = *c.value;
   }
   void WriteShadow(const std::vector<Value>& key, int64_t cl, int64_t ver, const RowClocks& clocks) override {
-    t_.log.push_back("shadow " + KeyText(key) + std::to_string(cl) + "@" + std::to_string(ver));
-    t_.shadow[KeyText(key)] = FakeTable::Stored{cl, ver, clocks.Base().hlc, clocks.Base().site, clocks.EncodeExtras()};
+    t_.log.push_back("shadow " + KeyStr(key) + std::to_string(cl) + "@" + std::to_string(ver));
+    t_.shadow[KeyStr(key)] = FakeTable::Stored{cl, ver, clocks.Base().hlc, clocks.Base().site, clocks.EncodeExtras()};
+  }
+  bool ReadColumns(const std::vector<Value>& key, const std::vector<std::string>&, std::vector<Value>&) override {
+    return t_.base.count(KeyStr(key)) != 0;
+  }
+  std::vector<std::vector<Value>> FindRows(const std::vector<std::string>&, const std::vector<Value>&) override {
+    return {};
   }
 
  private:
@@ -101,11 +110,13 @@ class FakeApply : public ApplyPort {
   void Atomically(const std::function<void()>& body) override {
     ++atomic_calls;
     std::vector<FakeTable> saved = tables;
+    std::map<std::string, HeldRow> saved_held = held;
     try {
       body();
       if (fail_inside) throw Error(ErrorCode::kInternal, "commit failed");
     } catch (...) {
       tables = saved;
+      held = saved_held;
       throw;
     }
   }
@@ -121,6 +132,30 @@ class FakeApply : public ApplyPort {
   const SiteId& SiteOf(uint32_t ordinal) override { return sites.at(ordinal); }
   int64_t NextVersion() override { return next_ver++; }
   void ObserveClock(uint64_t max_hlc) override { observed = max_hlc; }
+  std::vector<ForeignKey> ForeignKeys() override { return {}; }
+  std::vector<HeldRow> HeldRows() override {
+    std::vector<HeldRow> out;
+    for (const auto& [id, row] : held) out.push_back(row);
+    return out;
+  }
+  bool RefusalAbortsAtomically() override { return aborts; }
+  void RowAtomically(const std::function<void()>& body) override {
+    ++row_calls;
+    std::vector<FakeTable> saved = tables;
+    try {
+      body();
+    } catch (...) {
+      tables = saved;
+      throw;
+    }
+  }
+  void Hold(const HeldRow& row) override { held[row.table + "/" + row.key] = row; }
+  void Release(const std::string& table, const std::string& key) override { held.erase(table + "/" + key); }
+  uint64_t LocalHlc() override { return observed + 1; }
+
+  std::map<std::string, HeldRow> held;  // the quarantine, by table and key
+  bool aborts = false;                  // a refusal spoils Atomically (as on PostgreSQL)
+  int row_calls = 0;
 };
 
 const uint64_t kT1 = HlcFromMillis(WallClockMillis() - 60000);
@@ -302,8 +337,65 @@ TEST(ApplyLoop, TheResultDocument) {
   r.ignored = 1;
   r.untracked = 2;
   r.rows = 2;
+  r.quarantined = 1;
+  r.held = 4;
   EXPECT_EQ(ApplyResultJson(r, 77).dump(),
-            R"({"applied":3,"db_version":77,"ignored":1,"rows":2,"untracked":2})");
+            R"({"applied":3,"db_version":77,"held":4,"ignored":1,"orphans":0,"quarantined":1,"released":0,)"
+            R"("rows":2,"untracked":2})");
+}
+
+TEST(ApplyLoop, ARefusedRowIsHeldWithItsChangesAndTheRestApplies) {
+  FakeApply port;
+  port.tables = {Items()};
+  port.tables[0].refuse.insert(KeyStr({Value::Integer(1)}));
+  ApplyResult r = ApplyPayload(port, ItemsPayload({Row(1, 1, {Change(0, Value::Text("pen"), kT1)}),
+                                                   Row(2, 1, {Change(0, Value::Text("ink"), kT1)})}));
+  EXPECT_EQ(r.quarantined, 1u);
+  EXPECT_EQ(r.held, 1u);
+  EXPECT_EQ(r.applied, 1u);  // the held row's change is counted as held only
+  EXPECT_EQ(port.tables[0].base.count(KeyStr({Value::Integer(2)})), 1u);
+  EXPECT_EQ(port.tables[0].shadow.count(KeyStr({Value::Integer(1)})), 0u) << "a held row's clocks are not adopted";
+  ASSERT_EQ(port.held.size(), 1u);
+  EXPECT_NE(port.held.begin()->second.error.find("refused"), std::string::npos);
+
+  // The next apply (even an empty one) retries it: still refused, then accepted.
+  r = ApplyPayload(port, ItemsPayload({}));
+  EXPECT_EQ(r.held, 1u);
+  port.tables[0].refuse.clear();
+  r = ApplyPayload(port, ItemsPayload({}));
+  EXPECT_EQ(r.released, 1u);
+  EXPECT_EQ(r.held, 0u);
+  EXPECT_TRUE(port.held.empty());
+  EXPECT_EQ(port.tables[0].base.at(KeyStr({Value::Integer(1)}))[0], Value::Text("pen"));
+}
+
+TEST(ApplyLoop, HeldChangesOfOneRowMergeAndTheNewerWins) {
+  FakeApply port;
+  port.tables = {Items()};
+  port.tables[0].refuse.insert(KeyStr({Value::Integer(1)}));
+  ApplyPayload(port, ItemsPayload({Row(1, 1, {Change(0, Value::Text("new"), kT2)})}));
+  ApplyPayload(port, ItemsPayload({Row(1, 1, {Change(0, Value::Text("old"), kT1), Change(1, Value::Integer(5), kT1)})}));
+  ASSERT_EQ(port.held.size(), 1u);
+  port.tables[0].refuse.clear();
+  ApplyPayload(port, ItemsPayload({}));
+  const std::vector<Value>& row = port.tables[0].base.at(KeyStr({Value::Integer(1)}));
+  EXPECT_EQ(row[0], Value::Text("new"));
+  EXPECT_EQ(row[1], Value::Integer(5));
+}
+
+TEST(ApplyLoop, WhereARefusalSpoilsTheTransactionThePageIsRedoneRowByRow) {
+  FakeApply port;
+  port.aborts = true;
+  port.tables = {Items()};
+  port.tables[0].refuse.insert(KeyStr({Value::Integer(2)}));
+  ApplyResult r = ApplyPayload(port, ItemsPayload({Row(1, 1, {Change(0, Value::Text("pen"), kT1)}),
+                                                   Row(2, 1, {Change(0, Value::Text("ink"), kT1)}),
+                                                   Row(3, 1, {Change(0, Value::Text("cap"), kT1)})}));
+  EXPECT_EQ(port.atomic_calls, 2);
+  EXPECT_GE(port.row_calls, 3);
+  EXPECT_EQ(r.applied, 2u);
+  EXPECT_EQ(r.held, 1u);
+  EXPECT_EQ(port.tables[0].base.size(), 2u);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@ class FakeStatus : public StatusPort {
     counted_since = since;
     return 7;
   }
+  uint64_t QuarantinedRows() override { return 0; }
   std::string SiteIdText() override { return "site"; }
   int64_t DbVersion() override { return 42; }
 };
