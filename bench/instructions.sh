@@ -30,9 +30,15 @@ plain_ins=$(( $(count "" "$INSERT") - base ))
 tracked_ins=$(( $(count "SELECT deltasync_enable('t');" "$INSERT") - base ))
 plain_upd=$(( $(count "" "$UPDATE" "$INSERT") - base ))
 tracked_upd=$(( $(count "SELECT deltasync_enable('t');" "$UPDATE" "$INSERT") - base ))
+# apply: the payload of ROWS inserted rows merged into an empty tracked table (decode included),
+# against the same rows inserted into a plain table by SQL
+sqlite3 -cmd ".load $EXT" "$DIR/src" "CREATE TABLE t(id TEXT PRIMARY KEY, a TEXT, b INTEGER);
+  SELECT deltasync_enable('t'); $INSERT SELECT writefile('$DIR/payload.json', deltasync_changes(0));" >/dev/null
+tracked_apply=$(( $(count "SELECT deltasync_enable('t');" "SELECT length(deltasync_apply(readfile('$DIR/payload.json')));") - base ))
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 per_row() { awk -v a="$1" -v n="$ROWS" 'BEGIN { printf "%.0f", a / n }'; }
 printf 'instructions for %s rows into t(id TEXT PRIMARY KEY, a TEXT, b INTEGER), one transaction\n' "$ROWS"
 printf '%-28s %14s %14s %8s\n' measure plain tracked ratio
 printf '%-28s %14s %14s %8s\n' "insert (per row)" "$(per_row $plain_ins)" "$(per_row $tracked_ins)" "$(ratio $tracked_ins $plain_ins)"
 printf '%-28s %14s %14s %8s\n' "update one column (per row)" "$(per_row $plain_upd)" "$(per_row $tracked_upd)" "$(ratio $tracked_upd $plain_upd)"
+printf '%-28s %14s %14s %8s\n' "apply into empty (per row)" "$(per_row $plain_ins)" "$(per_row $tracked_apply)" "$(ratio $tracked_apply $plain_ins)"

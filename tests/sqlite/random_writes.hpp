@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,17 @@ inline constexpr const char* kRandomWriteSchema =
 inline constexpr const char* kRandomWriteTables[] = {"SELECT k1, k2, i, r, s, b, n FROM t ORDER BY k1, k2",
                                                  "SELECT tag FROM tags ORDER BY tag",
                                                  "SELECT * FROM nn ORDER BY id"};
+
+// Tables with constraints a concurrent history can break (docs/applications.md,
+// "Constraints"): a UNIQUE column, and a child with ON DELETE CASCADE, with foreign keys on.
+inline constexpr const char* kConstraintSchema =
+    "PRAGMA foreign_keys = ON;"
+    "CREATE TABLE prod(id INTEGER PRIMARY KEY, sku TEXT NOT NULL UNIQUE, qty INTEGER NOT NULL);"
+    "CREATE TABLE par(id INTEGER PRIMARY KEY, v TEXT NOT NULL);"
+    "CREATE TABLE kid(id INTEGER PRIMARY KEY, par_id INTEGER NOT NULL REFERENCES par(id) ON DELETE CASCADE, n INTEGER);"
+    "SELECT deltasync_enable('prod'), deltasync_enable('par'), deltasync_enable('kid');";
+inline constexpr const char* kConstraintTables[] = {"SELECT * FROM prod ORDER BY id", "SELECT * FROM par ORDER BY id",
+                                                    "SELECT * FROM kid ORDER BY id"};
 
 class RandomWriter {
  public:
@@ -113,6 +125,32 @@ class RandomWriter {
       }
     }
     if (txn) s.Exec(Pick(5) == 0 ? "ROLLBACK" : "COMMIT");
+  }
+
+  // One random write on kConstraintSchema. Writes the site's own constraints refuse (a taken
+  // sku, a line for an order it does not hold) fail as they would for the application.
+  void WriteConstrained(Site& s) {
+    static const char* skus[] = {"A", "B", "C"};
+    Value id = Value::Integer(static_cast<int64_t>(Pick(5)));
+    Value par = Value::Integer(static_cast<int64_t>(Pick(3)));
+    Value num = Value::Integer(static_cast<int64_t>(Pick(100)));
+    Value sku = Value::Text(skus[Pick(3)]);
+    try {
+      switch (Pick(10)) {
+        case 0: s.Rows("INSERT OR IGNORE INTO prod VALUES (?1, ?2, ?3)", {id, sku, num}); break;
+        case 1: s.Rows("UPDATE OR IGNORE prod SET sku = ?2 WHERE id = ?1", {id, sku}); break;
+        case 2: s.Rows("UPDATE prod SET qty = ?2 WHERE id = ?1", {id, num}); break;
+        case 3: s.Rows("DELETE FROM prod WHERE id = ?1", {id}); break;
+        case 4: s.Rows("INSERT OR IGNORE INTO par VALUES (?1, ?2)", {par, sku}); break;
+        case 5: s.Rows("DELETE FROM par WHERE id = ?1", {par}); break;  // cascades to its kids
+        case 6: s.Rows("UPDATE par SET v = ?2 WHERE id = ?1", {par, sku}); break;
+        case 7:
+        case 8: s.Rows("INSERT OR IGNORE INTO kid VALUES (?1, ?2, ?3)", {id, par, num}); break;
+        default: s.Rows("UPDATE kid SET par_id = ?2 WHERE id = ?1", {id, par}); break;
+      }
+    } catch (const std::runtime_error&) {
+      // FOREIGN KEY constraint failed: the site does not hold that parent.
+    }
   }
 
   // The current name of nn's first column (the property test renames it on every site).
