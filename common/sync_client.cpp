@@ -249,7 +249,7 @@ Json HubLink::PushOnce() {
 }
 
 Json HubLink::PullAll() {
-  uint64_t pulled = 0, applied = 0, ignored = 0, untracked = 0, pages = 0;
+  uint64_t pulled = 0, applied = 0, ignored = 0, untracked = 0, quarantined = 0, held = 0, pages = 0;
   int64_t cursor = site_.LoadHub(key_).pull_cursor;
   std::string tables;
   for (const auto& t : opt_.tables) tables += (tables.empty() ? "" : ",") + t;
@@ -289,10 +289,12 @@ Json HubLink::PullAll() {
     applied += r.applied;
     ignored += r.ignored;
     untracked += r.untracked;
+    quarantined += r.quarantined;  // every page, even an empty one, retries the held rows
+    held = r.held;
     if (!answer.more) break;
   }
   return {{"pulled", pulled}, {"applied", applied}, {"ignored", ignored}, {"untracked", untracked},
-          {"pages", pages},   {"cursor", cursor}};
+          {"quarantined", quarantined}, {"held", held}, {"pages", pages}, {"cursor", cursor}};
 }
 
 PushAnswer HubLink::Send(const Payload& batch) {

@@ -97,7 +97,6 @@ void Conn::EnsureSchema() {
        " options TEXT NOT NULL, interval_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
        "CREATE TABLE IF NOT EXISTS deltasync_hub_push(hub TEXT PRIMARY KEY, until INTEGER NOT NULL, tbl TEXT NOT NULL,"
        " key BLOB NOT NULL) WITHOUT ROWID;"
-
        "CREATE TABLE IF NOT EXISTS deltasync_quarantine(tbl TEXT NOT NULL, key BLOB NOT NULL, changes TEXT NOT NULL,"
        " error TEXT NOT NULL, since_ms INTEGER NOT NULL, PRIMARY KEY (tbl, key)) WITHOUT ROWID;");
   int64_t v = SettingInt("schema_version", 0);
