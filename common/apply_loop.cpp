@@ -95,10 +95,11 @@ class PageApply {
       if (it != pre_held_.end()) return HoldRow(handle, tc, r, sites, it->second, from);
     }
     uint64_t applied = counts_.applied, ignored = counts_.ignored, rows = counts_.rows;
-    bool wrap = isolate_ || parents_.count(handle) != 0;  // a parent's delete also removes its children
+    // A held row's retry may fail again, and must not spoil the page's fast path.
+    bool wrap = isolate_ || from;
     try {
-      if (wrap) port_.RowAtomically([&] { WriteRow(handle, map, r); });
-      else WriteRow(handle, map, r);
+      if (wrap) port_.RowAtomically([&] { WriteRow(handle, map, r, from == nullptr); });
+      else WriteRow(handle, map, r, true);
     } catch (const RowRefused& e) {
       if (!wrap && port_.RefusalAbortsAtomically()) throw Redo{true, {}};
       counts_.applied = applied;
@@ -187,8 +188,10 @@ class PageApply {
  private:
   enum class ParentState { kPresent, kDeleted, kMissing };
 
-  // One row: local clocks, decision, base row, clocks, counts.
-  void WriteRow(int handle, const TableMapping& map, const RowChanges& r) {
+  // One row: local clocks, decision, base row, clocks, counts. A held row's version is not
+  // one of the apply's (`echo` false): it may have come from another hub than this pull's,
+  // so it is pushed to every hub (where it merges to nothing if it is known).
+  void WriteRow(int handle, const TableMapping& map, const RowChanges& r, bool echo) {
     ApplyTable& table = Table(handle);
     ShadowRow shadow;  // cl 0, no clocks: this site never saw the row
     table.ReadShadow(r.key, shadow);
@@ -198,13 +201,18 @@ class PageApply {
 
     if (m.existed && !m.exists) {
       if (parents_.count(handle)) {
-        // The delete wins over the rows that reference this one (docs/applications.md).
-        visiting_.clear();
-        RemoveChildren(handle, r.key);
-        ShadowRow again;
-        table.ReadShadow(r.key, again);  // the row's later calls follow a ReadShadow of its key
+        // The delete wins over the rows that reference this one (docs/applications.md):
+        // they go first, as local changes, all or nothing with the parent's delete.
+        port_.RowAtomically([&] {
+          visiting_.clear();
+          RemoveChildren(handle, r.key);
+          ShadowRow again;
+          table.ReadShadow(r.key, again);  // the row's later calls follow a ReadShadow of its key
+          table.DeleteRow(r.key);
+        });
+      } else {
+        table.DeleteRow(r.key);
       }
-      table.DeleteRow(r.key);
     }
     // Exactly the winning columns are written. A row this site holds is UPDATEd, so columns
     // that did not change are never needed (NOT NULL columns without a default stay as they
@@ -218,7 +226,7 @@ class PageApply {
     }
 
     int64_t ver = port_.NextVersion();
-    counts_.AddVersion(ver);
+    if (echo) counts_.AddVersion(ver);
     AdoptWinners(shadow.clocks, d, r, map, table.Names().cols.size(), ver);
     table.WriteShadow(r.key, m.cl, ver, shadow.clocks);
   }

@@ -396,6 +396,13 @@ TEST(ApplyLoop, WhereARefusalSpoilsTheTransactionThePageIsRedoneRowByRow) {
   EXPECT_EQ(r.applied, 2u);
   EXPECT_EQ(r.held, 1u);
   EXPECT_EQ(port.tables[0].base.size(), 2u);
+
+  // A held row that fails again on retry is tried on its own: the next page keeps its fast path.
+  port.atomic_calls = 0;
+  r = ApplyPayload(port, ItemsPayload({Row(4, 1, {Change(0, Value::Text("nib"), kT1)})}));
+  EXPECT_EQ(port.atomic_calls, 1);
+  EXPECT_EQ(r.held, 1u);
+  EXPECT_EQ(r.ranges.size(), 1u);
 }
 
 }  // namespace

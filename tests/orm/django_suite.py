@@ -16,6 +16,9 @@ in a fresh interpreter, because a phase after a model edit needs the edited mode
           through the ORM on each site, sync, identical dumpdata everywhere; an update of one
           NOT NULL field; deletes that cascade (an order to its lines, a store to everything)
           and a many-to-many removal.
+  constraints  two sites create one sku: the rest syncs, each site holds the other's row
+          (deltasync_quarantine, status), a rename of one sku fixes every site; an order
+          deleted while another site adds a line to it: the delete wins, no orphan.
   rename  Product.name renamed to title (RenameField, makemigrations), migrated on every
           site, then new rows through the ORM on every site and the delete of a row made
           before the rename, sync, identical dumpdata. (An edit of a row made before the
@@ -419,6 +422,55 @@ def phase_repr(config):
     check(isinstance(coupon.pk, uuid.UUID), "a UUID primary key")
 
 
+def held(site):
+    """The rows a site holds in quarantine (deltasync_quarantine()['rows'])."""
+    return as_json(sql(site, "SELECT deltasync_quarantine()"))["rows"]
+
+
+def phase_constraints(config):
+    """Two sites create one sku (a UNIQUE conflict): the other rows keep syncing, each site
+    holds the row it cannot write, a rename of one sku fixes every site. A deleted order
+    while another site adds a line to it: the delete wins, no orphan anywhere."""
+    from shop.models import Order, OrderLine, Product, Store, Tag
+    print("scenario: two sites create a product with sku NEW-1, then sync")
+    for site in ("site_a", PG_SITE):
+        store = Store.objects.using(site).get(name="Store 1")
+        Product.objects.using(site).create(store=store, sku="NEW-1", name=f"New on {site}",
+                                           price=Decimal("1.00"), stock=1, attrs={})
+    Tag.objects.using(PG_SITE).create(label="made-meanwhile")
+    sync_all(config)
+    for site in SITES:
+        check(count(site, "Tag", label="made-meanwhile") == 1, f"{site}: the rest of the page did not sync")
+        check(count(site, "Product", sku="NEW-1") == 1, f"{site}: {count(site, 'Product', sku='NEW-1')} NEW-1")
+        rows = held(site)
+        check(len(rows) == 1 and rows[0]["table"] == "shop_product", f"{site}: held {rows}")
+        check("sku" in rows[0]["error"], f"{site}: the error names no constraint: {rows[0]['error']}")
+        status = as_json(sql(site, "SELECT deltasync_status()"))
+        check(status["quarantined"] == 1, f"{site}: status quarantined {status.get('quarantined')}")
+    print("scenario: site_a renames its sku (the fix), sync")
+    p = Product.objects.using("site_a").get(sku="NEW-1", name="New on site_a")
+    p.sku = "NEW-2"
+    p.save(update_fields=["sku", "updated_at"])
+    sync_all(config)
+    compare_sites("sku conflict fixed")
+    for site in SITES:
+        check(count(site, "Product", sku__in=["NEW-1", "NEW-2"]) == 2, f"{site}: the two new products")
+        check(not held(site), f"{site}: still holds {held(site)}")
+
+    print("scenario: site_a deletes an order while site_b adds a line to it, sync")
+    order = Order.objects.using("site_a").filter(store__name="Store 1").order_by("customer").first()
+    product = Product.objects.using("site_b").filter(store__name="Store 1").order_by("sku").first()
+    Order.objects.using("site_a").get(pk=order.pk).delete()  # Django deletes its lines first
+    OrderLine.objects.using("site_b").create(order=Order.objects.using("site_b").get(pk=order.pk),
+                                             product=product, quantity=7, unit_price=product.price)
+    sync_all(config)
+    compare_sites("order deleted while a line was added")
+    for site in SITES:
+        check(count(site, "Order", pk=order.pk) == 0, f"{site}: the deleted order is back")
+        check(count(site, "OrderLine", order_id=order.pk) == 0, f"{site}: a line of the deleted order is left")
+        check(not held(site), f"{site}: still holds {held(site)}")
+
+
 def phase_rename(config):
     """Product.name renamed to title on every site (RenameField), then new rows on every site
     and a delete of a row made before the rename."""
@@ -524,11 +576,13 @@ def phase_addfield(config):
         check(count(site, "Product", weight_g=100) == count(site, "Product") - 1, f"{site}: default weight_g")
 
 
-PHASES = {"v1": phase_v1, "repr": phase_repr, "rename": phase_rename, "sqlalchemy": phase_sqlalchemy, "addfield": phase_addfield}
+PHASES = {"v1": phase_v1, "repr": phase_repr, "constraints": phase_constraints, "rename": phase_rename,
+          "sqlalchemy": phase_sqlalchemy, "addfield": phase_addfield}
 # What the suite runs: phases, and between them the edits a developer makes to models.py.
 PLAN = [
     ("phase", "v1"),
     ("phase", "repr"),
+    ("phase", "constraints"),
     ("edit", "    name = models.CharField(max_length=200)\n",
      "    title = models.CharField(max_length=200)\n"),
     ("phase", "rename"),
