@@ -214,4 +214,27 @@ TEST_F(Constraints, ForeignKeysOffLeavesChildrenAlone) {
   for (Site* s : All()) EXPECT_EQ(s->Int("SELECT count(*) FROM line"), 1);
 }
 
+// Keys in another local spelling (a Django UUIDField on SQLite: 32 hex digits) follow the
+// policy too: the child's reference is compared with its parent's key in wire form.
+TEST_F(Constraints, TheDeleteWinsThroughColumnRepresentations) {
+  const char* schema =
+      "CREATE TABLE box(id TEXT PRIMARY KEY, label TEXT NOT NULL);"
+      "CREATE TABLE item(id INTEGER PRIMARY KEY, box_id TEXT NOT NULL REFERENCES box(id) ON DELETE CASCADE);"
+      "SELECT deltasync_enable('box', '{\"columns\": {\"id\": {\"uuid\": \"hex32\"}}}'),"
+      " deltasync_enable('item', '{\"columns\": {\"box_id\": {\"uuid\": \"hex32\"}}}');";
+  A.Exec(schema);
+  B.Exec(schema);
+  A.Exec("INSERT INTO box VALUES ('0123456789abcdef0123456789abcdef', 'b')");
+  Send(A, B);
+  Later();
+  A.Exec("DELETE FROM box");
+  B.Exec("INSERT INTO item VALUES (1, '0123456789abcdef0123456789abcdef')");
+  std::string r = Send(A, B);
+  EXPECT_EQ(Field(B, r, "$.orphans"), 1) << r;
+  r = Send(B, A);
+  EXPECT_EQ(A.Int("SELECT count(*) FROM item"), 0) << r;
+  EXPECT_EQ(B.Int("SELECT count(*) FROM item"), 0);
+  EXPECT_TRUE(A.Rows("PRAGMA foreign_key_check").empty());
+}
+
 }  // namespace
