@@ -6,12 +6,14 @@
 // - MixedTypes / MixedConvergence (label e2e): every SPEC section 4 type from PostgreSQL
 //   through SQLite and back, and a uuid key and timestamptz with SQLite representations;
 //   random operations on two SQLite and two PostgreSQL sites, one of which holds t
-//   partitioned (writes naming partitions, rows moving between them, TRUNCATE).
+//   partitioned (writes naming partitions, rows moving between them, TRUNCATE), and all of
+//   which write ev, a uuid-keyed table each SQLite site spells its own way.
 //
 // DELTASYNC_E2E_CASES (default 4) sets the number of mixed property cases and
 // DELTASYNC_PROPERTY_SEED the first seed; a failure prints the seed that reproduces it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -25,6 +27,7 @@
 #include <set>
 #include <thread>
 
+#include "common/value_repr.hpp"
 #include "e2e/hub_process.hpp"
 #include "pg_e2e/pg_site.hpp"
 #include "sqlite/sqlite_test_util.hpp"
@@ -399,6 +402,23 @@ constexpr const char* kMixedSqlite =
     "CREATE TABLE t (k1 INTEGER, k2 TEXT, i INTEGER, r REAL, s TEXT, b BLOB, PRIMARY KEY (k1, k2));"
     "CREATE TABLE tags (tag TEXT PRIMARY KEY);"
     "SELECT deltasync_enable('t'); SELECT deltasync_enable('tags');";
+// ev: a uuid key and a timestamptz, which each SQLite site spells its own way (docs/types.md
+// "Representations"): 32 hex digits and naive UTC text on the first, a 16-byte blob and
+// six-digit naive UTC on the second.
+constexpr const char* kMixedPgEv =
+    "CREATE TABLE ev (id uuid PRIMARY KEY, at timestamptz, n bigint); SELECT deltasync_enable('ev');";
+struct EvSpelling {
+  const char* ddl;
+  deltasync::ReprForm id, at;
+};
+const EvSpelling kMixedSqliteEv[] = {
+    {"CREATE TABLE ev (id char(32) PRIMARY KEY, at datetime, n INTEGER);"
+     "SELECT deltasync_enable('ev', '{\"columns\": {\"id\": {\"uuid\": \"hex32\"}, \"at\": {\"timestamp\": \"naive_utc\"}}}');",
+     deltasync::ReprForm::kUuidHex32, deltasync::ReprForm::kTimestampNaiveUtc},
+    {"CREATE TABLE ev (id BLOB PRIMARY KEY, at TEXT, n INTEGER);"
+     "SELECT deltasync_enable('ev', '{\"columns\": {\"id\": {\"uuid\": \"blob\"}, \"at\": {\"timestamp\": \"naive_utc_us\"}}}');",
+     deltasync::ReprForm::kUuidBlob, deltasync::ReprForm::kTimestampNaiveUtcUs},
+};
 
 class MixedWorld {
  public:
@@ -406,8 +426,11 @@ class MixedWorld {
     for (int k = 0; k < 2; ++k) {
       sqlite_.push_back(std::make_unique<Site>());
       sqlite_.back()->Exec(kMixedSqlite);
+      sqlite_.back()->Exec(kMixedSqliteEv[k].ddl);
       pg_.push_back(std::make_unique<PgSite>());
       (*pg_.back())->Exec(k == 0 ? kMixedPg : kMixedPgPartitioned);
+      (*pg_.back())->Exec(kMixedPgEv);
+      (*pg_.back())->Exec("SET TimeZone = 'Asia/Kolkata'");  // canonical text is UTC whatever the session says
     }
   }
 
@@ -433,6 +456,12 @@ class MixedWorld {
         out.push_back(line);
       }
       for (auto& r : sqlite_[k]->Rows("SELECT tag FROM tags ORDER BY tag")) out.push_back("tag " + r[0].s);
+      std::vector<std::string> ev;
+      for (auto& r : sqlite_[k]->Rows("SELECT id, at, n FROM ev"))
+        ev.push_back("ev " + Canon(Wire(kMixedSqliteEv[k].id, r[0])) + "|" + Canon(Wire(kMixedSqliteEv[k].at, r[1])) +
+                     "|" + Canon(r[2]));
+      std::sort(ev.begin(), ev.end());
+      out.insert(out.end(), ev.begin(), ev.end());
     } else {
       PgConn& c = **pg_[k - 2];
       for (auto& r : c.Rows("SELECT k1::text, k2, i::text, encode(float8send(r), 'hex'), s, encode(b, 'hex')"
@@ -442,6 +471,14 @@ class MixedWorld {
         out.push_back(line);
       }
       for (auto& r : c.Rows("SELECT tag FROM tags ORDER BY tag COLLATE \"C\"")) out.push_back("tag " + r[0]);
+      c.Exec("SET TimeZone = 'UTC'");
+      std::vector<std::string> ev;
+      for (auto& r : c.Rows("SELECT id::text, at::text, n::text FROM ev"))
+        ev.push_back("ev " + (r[0] == "\\N" ? "NULL" : r[0]) + "|" + (r[1] == "\\N" ? "NULL" : r[1]) + "|" +
+                     (r[2] == "\\N" ? "NULL" : r[2]));
+      c.Exec("SET TimeZone = 'Asia/Kolkata'");
+      std::sort(ev.begin(), ev.end());
+      out.insert(out.end(), ev.begin(), ev.end());
     }
     return out;
   }
@@ -456,6 +493,42 @@ class MixedWorld {
       case ValueType::kBlob: return "x" + Hex(v.s);
     }
     return "?";
+  }
+
+  // A SQLite site's stored value in canonical form (as its representation sends it).
+  static Value Wire(deltasync::ReprForm f, const Value& local) {
+    Value out;
+    return deltasync::LocalToWire(f, local, out) == deltasync::ReprOutcome::kConverted ? out : local;
+  }
+  static Value Local(deltasync::ReprForm f, const Value& canonical) {
+    Value out;
+    return deltasync::WireToLocal(f, canonical, out) == deltasync::ReprOutcome::kConverted ? out : canonical;
+  }
+
+  // A write of ev on either engine, a SQLite site binding its own spelling of a shared key.
+  std::string EvWrite(size_t site) {
+    static const char* kIds[] = {"efbecc1f-dd13-488d-80fa-90d6e48aedea", "0a0eebc9-9c0b-4ef8-bb6d-6bb9bd380a11",
+                                 "ffffffff-ffff-4fff-bfff-ffffffffffff"};
+    static const char* kAts[] = {"2026-12-01 21:39:58.037039+00", "2024-02-29 23:59:59.5+00", "1970-01-01 00:00:00+00"};
+    std::string id = kIds[Pick(3)];
+    std::pair<Value, std::string> key = {Value::Text(id), "'" + id + "'"};
+    std::pair<Value, std::string> at = {Value::Text(kAts[Pick(3)]), ""};
+    at.second = "'" + at.first.s + "'";
+    if (Pick(5) == 0) at = {Value::Null(), "NULL"};
+    if (site < 2) {
+      key.first = Local(kMixedSqliteEv[site].id, key.first);
+      at.first = Local(kMixedSqliteEv[site].at, at.first);
+    }
+    std::string n;
+    switch (Pick(3)) {
+      case 0: return Sql(site, "INSERT INTO ev VALUES (", {key, at, Int()}) + ") ON CONFLICT (id) DO UPDATE SET at = excluded.at";
+      case 1:
+        n = std::to_string(Pick(100));
+        bound_.push_back(site < 2 ? std::vector<Value>{at.first, key.first} : std::vector<Value>{});
+        return "UPDATE ev SET n = " + n + ", at = " + (site < 2 ? std::string("?1") : at.second) +
+               " WHERE id = " + (site < 2 ? std::string("?2") : key.second);
+      default: return Sql(site, "DELETE FROM ev WHERE id = ", {key});
+    }
   }
 
   size_t Pick(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng_); }
@@ -530,7 +603,10 @@ class MixedWorld {
     bool txn = Pick(4) == 0;
     int writes = txn ? 1 + static_cast<int>(Pick(3)) : 1;
     for (int w = 0; w < writes; ++w) {
-      switch (Pick(8)) {
+      switch (Pick(9)) {
+        case 7:
+          stmts.push_back(EvWrite(site));
+          break;
         case 0:
         case 1: {
           auto i = Int(), r = Real(), s = Str(), b = Blob();
@@ -628,6 +704,7 @@ TEST(MixedConvergence, TwoSqliteAndTwoPostgresSitesConvergeThroughTheHub) {
   HubProcess hub;
   int64_t cases = EnvInt("DELTASYNC_E2E_CASES", 4);
   auto seed = static_cast<uint64_t>(EnvInt("DELTASYNC_PROPERTY_SEED", 20261201));
+  int64_t ev_rows = 0;
   for (int64_t c = 0; c < cases; ++c) {
     uint64_t s = seed + static_cast<uint64_t>(c);
     SCOPED_TRACE("DELTASYNC_PROPERTY_SEED=" + std::to_string(s));
@@ -637,5 +714,7 @@ TEST(MixedConvergence, TwoSqliteAndTwoPostgresSitesConvergeThroughTheHub) {
     std::vector<std::string> first = world.Canonical(0);
     for (size_t k = 1; k < 4; ++k) ASSERT_EQ(world.Canonical(k), first) << "site " << k << " differs";
     if (HasFatalFailure()) return;
+    ev_rows += std::count_if(first.begin(), first.end(), [](const std::string& l) { return l.rfind("ev ", 0) == 0; });
   }
+  EXPECT_GT(ev_rows, 0) << "no represented row survived to be compared";
 }
