@@ -76,7 +76,8 @@ SH
   touch "$DIR/pg.on"
   result=$(pg <<SQL
 SELECT pg_backend_pid() AS pid \gset
-\! sh $DIR/sample.sh :pid $DIR/pg > /dev/null 2>&1 &
+\setenv BACKEND :pid
+\! sh $DIR/sample.sh \$BACKEND $DIR/pg > /dev/null 2>&1 &
 SELECT pg_sleep(0.3);
 SELECT deltasync_push('${URL}_pg', '{"batch_rows": $BATCH, "timeout_ms": 600000}');
 SQL
@@ -86,6 +87,7 @@ SQL
   read -r before after < "$DIR/pg"
   hub_peak=$(kb VmHWM)
   echo "push from PostgreSQL: $(echo "$result" | tail -1)"
+  [ "${after:-0}" -gt 0 ] || { echo "could not sample the backend's memory"; exit 1; }
   echo "PostgreSQL backend: private RSS (RssAnon) before $((before / 1024)) MB, peak $((after / 1024)) MB, growth $(((after - before) / 1024)) MB"
   echo "hub: peak since start $((hub_peak / 1024)) MB, growth $(((hub_peak - hub_before) / 1024)) MB over its RSS before this push"
   psql -XAtq -c "DROP DATABASE ds_push_mem" > /dev/null
