@@ -1,0 +1,37 @@
+-- deltasync 0.1.0 -> 0.2.0 (ALTER EXTENSION deltasync UPDATE). Every change to the install
+-- script since 0.1.0 is here too: tests/pg/upgrade.sh checks that an upgraded database has
+-- exactly the objects of a fresh install.
+\echo Use "ALTER EXTENSION deltasync UPDATE TO '0.2.0'" to load this file. \quit
+
+-- The partitions, at any depth, of tracked partitioned tables: each carries capture
+-- triggers that write its tracked table's shadow table.
+CREATE TABLE deltasync.members (
+  relid oid PRIMARY KEY,
+  table_id integer NOT NULL REFERENCES deltasync.tables (id) ON DELETE CASCADE
+);
+
+-- Per hub, its health: the current failure streak and the last success.
+ALTER TABLE deltasync.hubs
+  ADD COLUMN last_error text,
+  ADD COLUMN last_error_ms bigint,
+  ADD COLUMN failing_since_ms bigint,
+  ADD COLUMN last_success_ms bigint,
+  ADD COLUMN failures bigint NOT NULL DEFAULT 0;
+
+CREATE FUNCTION deltasync.clk_remap(bigint, integer, bytea, integer[]) RETURNS bytea
+  AS 'MODULE_PATHNAME', 'deltasync_clk_remap' LANGUAGE C IMMUTABLE;
+COMMENT ON FUNCTION deltasync.clk_remap(bigint, integer, bytea, integer[]) IS
+  'deltasync: the clock extras of a shadow row after its tracked columns moved or were dropped';
+COMMENT ON FUNCTION deltasync.on_sql_drop() IS 'deltasync: forgets dropped tracked tables and partitions, follows dropped columns';
+COMMENT ON FUNCTION deltasync.on_ddl_end() IS
+  'deltasync: follows renames, added columns and partitions of tracked tables, refuses DDL capture cannot follow';
+-- The DDL event trigger now also sees CREATE TABLE (a new partition of a tracked table).
+DROP EVENT TRIGGER deltasync_on_ddl_end;
+CREATE EVENT TRIGGER deltasync_on_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
+  EXECUTE FUNCTION deltasync.on_ddl_end();
+
+CREATE FUNCTION deltasync_forget(url text) RETURNS jsonb
+  AS 'MODULE_PATHNAME', 'deltasync_forget' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION deltasync_forget(text) IS 'deltasync: forget a hub: its cursors, echo ranges and health';
+-- Forgetting a hub makes the next push to it start over: for the same roles.
+REVOKE EXECUTE ON FUNCTION deltasync_forget(text) FROM PUBLIC;
