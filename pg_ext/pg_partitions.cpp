@@ -68,6 +68,7 @@ void CreateCaptureTriggers(const TreeMember& m, bool tracked) {
 
 // Whether `relid` is a member (below the root) of a tracked table's tree.
 bool IsMember(Oid relid) {
+  if (!CatalogHasMembers()) return false;
   Args a;
   a.Add(OIDOID, ObjectIdGetDatum(relid));
   return RunSql("SELECT 1 FROM deltasync.members WHERE relid = $1", a) > 0;
@@ -153,6 +154,7 @@ void InstallTriggers(const TableInfo& t, Oid top) {
       CreateCaptureTriggers(m, tracked);
     }
     if (!tracked) {
+      RequireCurrentCatalog("tracking a partitioned table");
       Args a;
       a.Add(OIDOID, ObjectIdGetDatum(m.relid));
       a.AddInt4(t.id);
@@ -170,9 +172,11 @@ void RemoveTriggers(Oid top) {
       QuietDdl quiet;
       DropOwnTriggers(m);
     }
-    Args a;
-    a.Add(OIDOID, ObjectIdGetDatum(m.relid));
-    RunSql("DELETE FROM deltasync.members WHERE relid = $1", a);
+    if (CatalogHasMembers()) {
+      Args a;
+      a.Add(OIDOID, ObjectIdGetDatum(m.relid));
+      RunSql("DELETE FROM deltasync.members WHERE relid = $1", a);
+    }
     InvalidateCapture(m.relid);
   }
 }

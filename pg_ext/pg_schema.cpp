@@ -277,9 +277,11 @@ DELTASYNC_PG_FUNCTION(deltasync_disable) {
     // Tables that left the tree unseen (detached under replica role) keep triggers too.
     Args m;
     m.AddInt4(known->id);
-    RunSql("SELECT m.relid FROM deltasync.members AS m JOIN pg_class AS c ON c.oid = m.relid WHERE m.table_id = $1", m);
     std::vector<Oid> strays;
-    for (uint64_t r = 0; r < SPI_processed; ++r) strays.push_back(static_cast<Oid>(ResultInt(r, 0)));
+    if (CatalogHasMembers()) {
+      RunSql("SELECT m.relid FROM deltasync.members AS m JOIN pg_class AS c ON c.oid = m.relid WHERE m.table_id = $1", m);
+      for (uint64_t r = 0; r < SPI_processed; ++r) strays.push_back(static_cast<Oid>(ResultInt(r, 0)));
+    }
     for (Oid relid : strays) RemoveTriggers(relid);
     DropShadowTable(known->q_meta);
     Args a;
@@ -350,13 +352,15 @@ DELTASYNC_PG_FUNCTION(deltasync_on_sql_drop) {
     }
   }
   // Partitions dropped from a tracked table's tree: their rows left the tracked table.
-  RunSql("SELECT DISTINCT t.relid FROM pg_event_trigger_dropped_objects() AS d JOIN deltasync.members AS m"
-         " ON m.relid = d.objid JOIN deltasync.tables AS t ON t.id = m.table_id"
-         " WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0");
   std::vector<Oid> shrunk;
-  for (uint64_t r = 0; r < SPI_processed; ++r) shrunk.push_back(static_cast<Oid>(ResultInt(r, 0)));
-  RunSql("DELETE FROM deltasync.members WHERE relid IN (SELECT objid FROM pg_event_trigger_dropped_objects()"
-         " WHERE classid = 'pg_class'::regclass AND objsubid = 0)");
+  if (CatalogHasMembers()) {
+    RunSql("SELECT DISTINCT t.relid FROM pg_event_trigger_dropped_objects() AS d JOIN deltasync.members AS m"
+           " ON m.relid = d.objid JOIN deltasync.tables AS t ON t.id = m.table_id"
+           " WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0");
+    for (uint64_t r = 0; r < SPI_processed; ++r) shrunk.push_back(static_cast<Oid>(ResultInt(r, 0)));
+    RunSql("DELETE FROM deltasync.members WHERE relid IN (SELECT objid FROM pg_event_trigger_dropped_objects()"
+           " WHERE classid = 'pg_class'::regclass AND objsubid = 0)");
+  }
   for (const Dropped& d : gone) {
     DropShadowTable("deltasync." + QuoteIdent("meta_" + std::to_string(d.id)));
     Args a;
@@ -429,9 +433,10 @@ void AuditAlteredTable(Oid relid) {
   tree.AddInt4(id);
   // On the table and on every partition below it; ENABLE REPLICA or ALWAYS counts too (a
   // REPLICA trigger does not fire for ordinary writes).
-  RunSql("SELECT g.tgname, c.relname FROM pg_trigger AS g JOIN pg_class AS c ON c.oid = g.tgrelid"
-         " WHERE (g.tgrelid = $1 OR g.tgrelid IN (SELECT relid FROM deltasync.members WHERE table_id = $2))"
-         " AND g.tgname LIKE 'deltasync\\_capture\\_%' AND g.tgenabled <> 'O'",
+  RunSql(std::string("SELECT g.tgname, c.relname FROM pg_trigger AS g JOIN pg_class AS c ON c.oid = g.tgrelid"
+                     " WHERE (g.tgrelid = $1") +
+             (CatalogHasMembers() ? " OR g.tgrelid IN (SELECT relid FROM deltasync.members WHERE table_id = $2)" : "") +
+             ") AND g.tgname LIKE 'deltasync\\_capture\\_%' AND g.tgenabled <> 'O'",
          tree);
   if (SPI_processed > 0)
     refuse("disabling the capture trigger " + ResultText(0, 0) +

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/merge.hpp"
+#include "common/version.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -288,6 +289,7 @@ std::vector<TableInfo> ReadTables(const char* where, const Args& args) {
       out.push_back(std::move(t));
     }
     // The key as the catalog has it now, and the shadow table's key types.
+    const bool members = CatalogHasMembers();
     RunSql(std::string("SELECT (SELECT coalesce(json_agg(a.attname ORDER BY k.pos), '[]') FROM pg_index AS i"
                        " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, pos)"
                        " JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
@@ -298,15 +300,17 @@ std::vector<TableInfo> ReadTables(const char* where, const Args& args) {
                        // Capture triggers dropped or disabled (under replica role, unseen): four on the
                        // table, three on each partition; partitions attached, created or detached unseen.
                        " (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = t.relid AND g.tgenabled = 'O'"
-                       " AND g.tgname LIKE 'deltasync\\_capture\\_%') < 4 OR EXISTS (SELECT 1 FROM deltasync.members AS m"
-                       " WHERE m.table_id = t.id AND (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = m.relid"
-                       " AND g.tgenabled = 'O' AND g.tgname IN ('deltasync_capture_ins', 'deltasync_capture_del',"
-                       " 'deltasync_capture_upd')) < 3)"
-                       " OR EXISTS (SELECT 1 FROM pg_partition_tree(t.relid::regclass) AS p WHERE p.level > 0 AND p.relid"
-                       " NOT IN (SELECT m.relid FROM deltasync.members AS m WHERE m.table_id = t.id))"
-                       " OR EXISTS (SELECT 1 FROM deltasync.members AS m WHERE m.table_id = t.id AND m.relid"
-                       " NOT IN (SELECT p.relid FROM pg_partition_tree(t.relid::regclass) AS p))"
-                       " FROM deltasync.tables AS t ") +
+                       " AND g.tgname LIKE 'deltasync\\_capture\\_%') < 4") +
+                       std::string(members ? " OR EXISTS (SELECT 1 FROM deltasync.members AS m"
+                                             " WHERE m.table_id = t.id AND (SELECT count(*) FROM pg_trigger AS g WHERE g.tgrelid = m.relid"
+                                             " AND g.tgenabled = 'O' AND g.tgname IN ('deltasync_capture_ins', 'deltasync_capture_del',"
+                                             " 'deltasync_capture_upd')) < 3)"
+                                             " OR EXISTS (SELECT 1 FROM pg_partition_tree(t.relid::regclass) AS p WHERE p.level > 0 AND p.relid"
+                                             " NOT IN (SELECT m.relid FROM deltasync.members AS m WHERE m.table_id = t.id))"
+                                             " OR EXISTS (SELECT 1 FROM deltasync.members AS m WHERE m.table_id = t.id AND m.relid"
+                                             " NOT IN (SELECT p.relid FROM pg_partition_tree(t.relid::regclass) AS p))"
+                                           : "") +
+                       " FROM deltasync.tables AS t " +
                where + " ORDER BY t.id",
            args);
     Rows keys;
@@ -372,6 +376,18 @@ std::string BrokenMessage(const TableInfo& t) {
   return "table \"" + t.name + "\" cannot be served by deltasync any more: " + why +
          " (a change its event triggers did not see, e.g. under session_replication_role = replica); call "
          "deltasync_disable('" + t.name + "') and deltasync_enable('" + t.name + "') again";
+}
+
+bool CatalogHasMembers() {
+  RunSql("SELECT 1 WHERE to_regclass('deltasync.members') IS NOT NULL");
+  return SPI_processed > 0;
+}
+
+void RequireCurrentCatalog(const char* what) {
+  if (CatalogHasMembers()) return;
+  throw Error(ErrorCode::kInvalidArgument,
+              std::string(what) + " needs the catalog of deltasync " + kVersion +
+                  ", and this database still has an older one; run ALTER EXTENSION deltasync UPDATE");
 }
 
 void WarnBroken(const TableInfo& t) {

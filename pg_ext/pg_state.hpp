@@ -136,6 +136,13 @@ std::string BrokenMessage(const TableInfo& t);
 // Raises that as a WARNING (a reader that leaves the table out says so).
 void WarnBroken(const TableInfo& t);
 
+// Whether deltasync.members exists: it does from 0.2.0 on. Between installing a newer module
+// and ALTER EXTENSION deltasync UPDATE, the module serves the older catalog: capture and DDL
+// on ordinary tables keep working there (docs/upgrades.md).
+bool CatalogHasMembers();
+// Throws, naming the command, when the catalog is older than what `what` needs.
+void RequireCurrentCatalog(const char* what);
+
 // Checks the current user's privilege on a tracked table; throws 42501 otherwise.
 enum class Access { kRead, kWrite };
 void CheckAccess(const TableInfo& t, Access access);

@@ -94,6 +94,7 @@ class PgStatus : public StatusPort {
 
 DELTASYNC_PG_FUNCTION(deltasync_status) {
   SpiSession spi;
+  RequireCurrentCatalog("deltasync_status");
   nlohmann::json status;
   {
     PgStatus port;

@@ -148,6 +148,7 @@ Datum RunSync(FunctionCallInfo fcinfo, const char* fn, Body&& body) {
   // libcurl polls this; a cancel or statement_timeout sets QueryCancelPending.
   options.http.should_abort = [] { return QueryCancelPending || ProcDiePending; };
   SpiSession spi;
+  RequireCurrentCatalog(fn);  // the hubs table's health columns came with 0.2.0
   PgSyncSite site;
   HubLink link(site, url, std::move(options));
   Json result = body(link);
@@ -172,6 +173,7 @@ DELTASYNC_PG_FUNCTION(deltasync_pull) {
 DELTASYNC_PG_FUNCTION(deltasync_forget) {
   std::string url = TextArg(fcinfo, 0, "deltasync_forget(url)");
   SpiSession spi;
+  RequireCurrentCatalog("deltasync_forget");
   Json result;
   {
     PgSyncSite site;

@@ -36,6 +36,13 @@ DELETE FROM line WHERE n = 2;
 DELETE FROM product WHERE id = 3;
 INSERT INTO product VALUES (3, 'C-3', 'cranberry', 2.00, 7);
 SQL
+  # That ran in the window between installing the new module and updating the catalog: the
+  # application's writes and DDL keep working there; functions that need the new catalog say
+  # what to run.
+  q -d "$db" -c "CREATE TABLE scratch (id int PRIMARY KEY); ALTER TABLE scratch ADD COLUMN v text; DROP TABLE scratch"
+  if out=$(q -d "$db" -c "SELECT deltasync_status()" 2>&1); then echo "not ok: status on the old catalog: $out"; fail=1;
+  elif [[ "$out" == *"run ALTER EXTENSION deltasync UPDATE"* ]]; then echo "ok: status on the old catalog says to update";
+  else echo "not ok: status on the old catalog failed with: $out"; fail=1; fi
   before=$(q -d "$db" -c "SELECT deltasync_changes(0)")
   q -d "$db" -c "ALTER EXTENSION deltasync UPDATE"
   got=$(q -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'deltasync'")
