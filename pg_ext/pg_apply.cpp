@@ -486,6 +486,7 @@ DELTASYNC_PG_FUNCTION(deltasync_apply) {
   std::string text = TextArg(fcinfo, 0, "deltasync_apply(payload)");
   Payload p = DecodeJson(text);  // fully validated before anything is touched
   SpiSession spi;
+  RequireCurrentCatalog("deltasync_apply");  // the quarantine came with 0.2.0
   ApplyResult r = ApplyPayload(p);
   nlohmann::json result = ApplyResultJson(r, Backend::Get().SafeVersion());
   spi.Finish();
@@ -494,6 +495,7 @@ DELTASYNC_PG_FUNCTION(deltasync_apply) {
 
 DELTASYNC_PG_FUNCTION(deltasync_quarantine) {
   SpiSession spi;
+  RequireCurrentCatalog("deltasync_quarantine");
   PgApply port;
   nlohmann::json result = QuarantineDocument(port.HeldRows());
   spi.Finish();

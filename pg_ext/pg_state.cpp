@@ -379,7 +379,9 @@ std::string BrokenMessage(const TableInfo& t) {
 }
 
 bool CatalogHasMembers() {
-  RunSql("SELECT 1 WHERE to_regclass('deltasync.members') IS NOT NULL");
+  // From the catalog itself: to_regclass would answer NULL to a role without USAGE on the schema.
+  RunSql("SELECT 1 FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+         " WHERE n.nspname = 'deltasync' AND c.relname = 'members'");
   return SPI_processed > 0;
 }
 

@@ -10,6 +10,17 @@ CREATE TABLE deltasync.members (
   table_id integer NOT NULL REFERENCES deltasync.tables (id) ON DELETE CASCADE
 );
 
+-- Rows an apply could not write because a constraint refused them, with their changes (a
+-- one-row payload), retried by every later apply (docs/applications.md, "Constraints").
+CREATE TABLE deltasync.quarantine (
+  tbl text NOT NULL,
+  key bytea NOT NULL,     -- the row's key in the canonical key encoding
+  changes text NOT NULL,
+  error text NOT NULL,
+  since_ms bigint NOT NULL,
+  PRIMARY KEY (tbl, key)
+);
+
 -- Per hub, its health: the current failure streak and the last success.
 ALTER TABLE deltasync.hubs
   ADD COLUMN last_error text,
@@ -29,6 +40,10 @@ COMMENT ON FUNCTION deltasync.on_ddl_end() IS
 DROP EVENT TRIGGER deltasync_on_ddl_end;
 CREATE EVENT TRIGGER deltasync_on_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
   EXECUTE FUNCTION deltasync.on_ddl_end();
+
+CREATE FUNCTION deltasync_quarantine() RETURNS jsonb
+  AS 'MODULE_PATHNAME', 'deltasync_quarantine' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION deltasync_quarantine() IS 'deltasync: the rows set aside because a constraint refused them';
 
 CREATE FUNCTION deltasync_forget(url text) RETURNS jsonb
   AS 'MODULE_PATHNAME', 'deltasync_forget' LANGUAGE C VOLATILE PARALLEL UNSAFE;

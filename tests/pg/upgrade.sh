@@ -40,9 +40,11 @@ SQL
   # application's writes and DDL keep working there; functions that need the new catalog say
   # what to run.
   q -d "$db" -c "CREATE TABLE scratch (id int PRIMARY KEY); ALTER TABLE scratch ADD COLUMN v text; DROP TABLE scratch"
-  if out=$(q -d "$db" -c "SELECT deltasync_status()" 2>&1); then echo "not ok: status on the old catalog: $out"; fail=1;
-  elif [[ "$out" == *"run ALTER EXTENSION deltasync UPDATE"* ]]; then echo "ok: status on the old catalog says to update";
-  else echo "not ok: status on the old catalog failed with: $out"; fail=1; fi
+  for f in "deltasync_status()" "deltasync_apply(deltasync_changes(0))"; do
+    if out=$(q -d "$db" -c "SELECT $f" 2>&1); then echo "not ok: $f on the old catalog: $out"; fail=1;
+    elif [[ "$out" == *"run ALTER EXTENSION deltasync UPDATE"* ]]; then echo "ok: $f on the old catalog says to update";
+    else echo "not ok: $f on the old catalog failed with: $out"; fail=1; fi
+  done
   before=$(q -d "$db" -c "SELECT deltasync_changes(0)")
   q -d "$db" -c "ALTER EXTENSION deltasync UPDATE"
   got=$(q -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'deltasync'")
