@@ -90,8 +90,10 @@ void deltasync_health_worker(Datum arg) {
   HealthTarget target;
   memcpy(&target, MyBgworkerEntry->bgw_extra, sizeof(target));
   BackgroundWorkerUnblockSignals();
-  BackgroundWorkerInitializeConnectionByOid(target.database, target.role, 0);
 
+  // The note is copied and its segment unpinned before connecting: a connection that fails
+  // (a NOLOGIN owner, a database that refuses connections) exits the process, and must not
+  // leave the segment pinned until the server restarts.
   dsm_handle handle = DatumGetUInt32(arg);
   dsm_segment* seg = dsm_attach(handle);
   if (seg == nullptr) proc_exit(0);
@@ -103,13 +105,16 @@ void deltasync_health_worker(Datum arg) {
   dsm_unpin_segment(handle);
   dsm_detach(seg);
 
+  BackgroundWorkerInitializeConnectionByOid(target.database, target.role, 0);
+
   SetCurrentStatementStartTimestamp();
   StartTransactionCommand();
   SPI_connect();
   PushActiveSnapshot(GetTransactionSnapshot());
   pgstat_report_activity(STATE_RUNNING, "deltasync: recording a hub failure");
   // The failing call's transaction may still hold the hub's row for a moment.
-  SPI_execute("SET LOCAL lock_timeout = '60s'", false, 0);
+  // Not for long: a worker waiting holds one of max_worker_processes' slots.
+  SPI_execute("SET LOCAL lock_timeout = '5s'", false, 0);
   // A success recorded after this failure happened wins: the failure is older news.
   Oid types[3] = {TEXTOID, TEXTOID, INT8OID};
   Datum values[3] = {PointerGetDatum(key), PointerGetDatum(msg), Int64GetDatum(at_ms)};
