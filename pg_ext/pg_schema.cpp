@@ -607,6 +607,33 @@ void OnAlteredTable(const AlterTableStmt& stmt, Oid relid, const ResolvedNames& 
   if (t) AuditAlteredTable(t->relid);
 }
 
+// CREATE SCHEMA s CREATE TABLE ... PARTITION OF / INHERITS ...: each such element as the
+// CREATE TABLE it is (the statement's tag is CREATE SCHEMA, so nothing else sees them).
+void OnCreatedSchema(const CreateSchemaStmt& schema) {
+  std::vector<const CreateStmt*> creates;
+  ListCell* lc = nullptr;
+  foreach (lc, schema.schemaElts) {
+    Node* elt = static_cast<Node*>(lfirst(lc));
+    if (IsA(elt, CreateStmt) && reinterpret_cast<const CreateStmt*>(elt)->inhRelations != NIL)
+      creates.push_back(reinterpret_cast<const CreateStmt*>(elt));
+  }
+  if (creates.empty()) return;
+  SpiSession spi;
+  AsOwner as;
+  RunSql("SELECT to_regclass('deltasync.tables') IS NULL");
+  if (ResultInt(0, 0) == 0) {
+    for (const CreateStmt* create : creates) {
+      RangeVar rv = *create->relation;
+      // Elements without a schema name were created in the new schema.
+      if (rv.schemaname == nullptr) rv.schemaname = schema.schemaname;
+      Oid relid = InvalidOid;
+      PgTry([&] { relid = RangeVarGetRelid(&rv, NoLock, true); });
+      if (OidIsValid(relid)) OnCreatedTable(*create, relid, ResolveNames(create, nullptr));
+    }
+  }
+  spi.Finish();
+}
+
 }  // namespace
 
 // On ddl_command_end of ALTER TABLE and CREATE TABLE, in the same transaction as the
@@ -617,6 +644,10 @@ DELTASYNC_PG_FUNCTION(deltasync_on_ddl_end) {
   if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) throw Error(ErrorCode::kInvalidArgument, "deltasync.on_ddl_end() is an event trigger");
   auto* ev = reinterpret_cast<EventTriggerData*>(fcinfo->context);
   Node* tree = ev->parsetree;
+  if (tree != nullptr && IsA(tree, CreateSchemaStmt)) {
+    OnCreatedSchema(*reinterpret_cast<const CreateSchemaStmt*>(tree));
+    return PointerGetDatum(nullptr);
+  }
   const RangeVar* relation = nullptr;
   const RenameStmt* rename = nullptr;
   const AlterTableStmt* alter = nullptr;

@@ -36,9 +36,10 @@ COMMENT ON FUNCTION deltasync.clk_remap(bigint, integer, bytea, integer[]) IS
 COMMENT ON FUNCTION deltasync.on_sql_drop() IS 'deltasync: forgets dropped tracked tables and partitions, follows dropped columns';
 COMMENT ON FUNCTION deltasync.on_ddl_end() IS
   'deltasync: follows renames, added columns and partitions of tracked tables, refuses DDL capture cannot follow';
--- The DDL event trigger now also sees CREATE TABLE (a new partition of a tracked table).
+-- The DDL event trigger now also sees CREATE TABLE and CREATE SCHEMA (a new partition of a
+-- tracked table, also as an element of CREATE SCHEMA).
 DROP EVENT TRIGGER deltasync_on_ddl_end;
-CREATE EVENT TRIGGER deltasync_on_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
+CREATE EVENT TRIGGER deltasync_on_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE SCHEMA')
   EXECUTE FUNCTION deltasync.on_ddl_end();
 
 CREATE FUNCTION deltasync_quarantine() RETURNS jsonb
