@@ -1,6 +1,7 @@
-X=${BUILD:-$(cd "$(dirname "$0")/../.." && pwd)/build}/sqlite_ext/deltasync
+X=$BUILD/sqlite_ext/deltasync
 q() { db=$1; shift; sqlite3 -cmd ".load $X" $db "$@" 2>&1 | cut -c1-300; }
-${BUILD:-$(cd "$(dirname "$0")/../.." && pwd)/build}/server/deltasync serve --db /tmp/rv/lim/hub.db --listen 127.0.0.1:0 --auto-create-nodes > hub.log 2>&1 &
+ROOT=$(cd "$(dirname "$0")/../.." && pwd); BUILD=${BUILD:-$ROOT/build}
+$BUILD/server/deltasync serve --db /tmp/rv/lim/hub.db --listen 127.0.0.1:0 --auto-create-nodes > hub.log 2>&1 &
 HP=$!; sleep 1
 PORT=$(grep -o '127.0.0.1:[0-9]*' hub.log | head -1); URL="http://$PORT/nodes/lag"
 for d in a b; do q $d.db "create table t (id integer primary key, v text)"; q $d.db "select deltasync_enable('t')" >/dev/null; done
