@@ -1,6 +1,6 @@
 #!/bin/sh
-# REVIEW REPRODUCTION (not for main): a row grows past every site's page limit over several
 ROOT=$(cd "$(dirname "$0")/../.." && pwd); BUILD=${BUILD:-$ROOT/build}
+# REVIEW REPRODUCTION (not for main): a row grows past every site's page limit over several
 # pushes, each under max_row_bytes; afterwards no site with default options can pull.
 X=$BUILD/sqlite_ext/deltasync
 D=$(mktemp -d); cd "$D"

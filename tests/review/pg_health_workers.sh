@@ -1,6 +1,7 @@
+#!/bin/sh
+ROOT=$(cd "$(dirname "$0")/../.." && pwd); BUILD=${BUILD:-$ROOT/build}
 createdb a; createdb x
 psql -X -d a -c "CREATE ROLE dsowner SUPERUSER NOLOGIN"
-ROOT=$(cd "$(dirname "$0")/../.." && pwd); BUILD=${BUILD:-$ROOT/build}
 cd /tmp/rv && rm -f hub.db*
 $BUILD/server/deltasync serve --db /tmp/rv/hub.db --listen 127.0.0.1:0 --auto-create-nodes > /tmp/rv/hub.log 2>&1 &
 echo $! > /tmp/rv/hub.pid

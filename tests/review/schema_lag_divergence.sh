@@ -1,6 +1,7 @@
+#!/bin/sh
+ROOT=$(cd "$(dirname "$0")/../.." && pwd); BUILD=${BUILD:-$ROOT/build}
 X=$BUILD/sqlite_ext/deltasync
 q() { db=$1; shift; sqlite3 -cmd ".load $X" $db "$@" 2>&1 | cut -c1-300; }
-ROOT=$(cd "$(dirname "$0")/../.." && pwd); BUILD=${BUILD:-$ROOT/build}
 $BUILD/server/deltasync serve --db /tmp/rv/lim/hub.db --listen 127.0.0.1:0 --auto-create-nodes > hub.log 2>&1 &
 HP=$!; sleep 1
 PORT=$(grep -o '127.0.0.1:[0-9]*' hub.log | head -1); URL="http://$PORT/nodes/lag"
