@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <unordered_map>
 #include <utility>
 
 #include "common/hlc.hpp"
@@ -105,7 +106,7 @@ class PageApply {
       counts_.applied = applied;
       counts_.ignored = ignored;
       counts_.rows = rows;
-      return HoldRow(handle, tc, r, sites, e.what() + 11, from);
+      return HoldRow(handle, tc, r, sites, e.message(), from);
     }
     if (from) from->released = true;
   }
@@ -183,10 +184,24 @@ class PageApply {
     return *it->second;
   }
 
-  void SetHeld(std::vector<HeldEntry>* held) { held_ = held; }
+  void SetHeld(std::vector<HeldEntry>* held) {
+    held_ = held;
+    held_index_.clear();
+    for (size_t k = 0; k < held->size(); ++k) held_index_.emplace(HeldId((*held)[k].row.table, (*held)[k].row.key), k);
+  }
 
  private:
   enum class ParentState { kPresent, kDeleted, kMissing };
+
+  // A held row's identity: its table, compared ignoring ASCII case as SQLite names are, and
+  // its encoded key.
+  static std::string HeldId(const std::string& table, const std::string& key) {
+    std::string id = table;
+    for (char& c : id)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    id.push_back('\0');
+    return id + key;
+  }
 
   // One row: local clocks, decision, base row, clocks, counts. A held row's version is not
   // one of the apply's (`echo` false): it may have come from another hub than this pull's,
@@ -243,8 +258,8 @@ class PageApply {
     Payload one = HeldPayload(tc, r, sites);
     std::string key = EncodeKey(r.key);
     const std::string& table = Table(handle).Names().name;
-    for (HeldEntry& h : *held_) {
-      if (h.row.key != key || !EqualsIgnoreAsciiCase(h.row.table, table)) continue;
+    if (auto it = held_index_.find(HeldId(table, key)); it != held_index_.end()) {
+      HeldEntry& h = (*held_)[it->second];
       MergeHeld(h.payload, one);
       h.row.error = why;
       h.dirty = true;
@@ -257,6 +272,7 @@ class PageApply {
     h.payload.tables[0].name = table;
     h.handle = handle;
     h.dirty = true;
+    held_index_.emplace(HeldId(table, key), held_->size());
     held_->push_back(std::move(h));
   }
 
@@ -369,6 +385,7 @@ class PageApply {
   std::set<int> parents_, children_;  // tables at either end of a foreign key
   std::map<int, std::unique_ptr<ApplyTable>> tables_;
   std::vector<HeldEntry>* held_ = nullptr;
+  std::unordered_map<std::string, size_t> held_index_;  // HeldId -> index in *held_
   std::vector<std::pair<int, std::vector<Value>>> written_;  // rows of child tables written
   std::set<std::string> visiting_;  // children removed by one parent's delete (cycles stop)
   std::vector<ColumnWrite> writes_;  // reused from row to row
