@@ -150,7 +150,6 @@ PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_
   Payload& p = out.payload;
   p.site = hub_id;
   p.since = since;
-  int64_t node_seq = src.NodeSeq();
   std::map<int64_t, size_t> table_index;  // hub table id -> index in p.tables
   std::map<int64_t, bool> wanted;          // hub table id -> asked for
   std::vector<std::map<std::string, uint32_t>> col_index;
@@ -227,7 +226,7 @@ PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_
     out.changes += r.changes.empty() ? 1 : r.changes.size();
     t.rows.push_back(std::move(r));
   }
-  p.until = out.more ? until : std::max(until, node_seq);
+  p.until = until;  // what this page read, never more (see BuildPage in the header)
   return out;
 }
 

@@ -68,11 +68,11 @@ struct StoredCell {
   int64_t pusher = kUnknownPusher;  // the site whose push brought the value
 };
 
-// One consistent snapshot of one node.
+// One consistent snapshot of one node. It has no node counter on purpose: a page's cursor is
+// the sequence of the last row it read (docs/scaling.md, "The pull gap").
 class PullSource {
  public:
   virtual ~PullSource() = default;
-  virtual int64_t NodeSeq() = 0;
   // Rows with seq > since, by seq, at most `limit`.
   virtual std::vector<StoredRow> Rows(int64_t since, size_t limit) = 0;
   virtual void Table(int64_t tbl, std::string& name, std::vector<std::string>& pk) = 0;
@@ -87,6 +87,9 @@ class PullSource {
 // spoofed origin, or the requester's own change relayed) is served to it.
 // A page also ends before a row that would take it past max_bytes (the rows' stored size,
 // about their size on the wire); a row larger than that travels alone.
+// The page's `until` is the sequence of the last row it read (sent or skipped), `since` when
+// it read none: never a counter read apart from the rows, which a distributed store may show
+// ahead of them (the rows it counts not visible yet), so a cursor never passes a row unread.
 inline constexpr size_t kMaxPageBytes = size_t{4} << 20;
 PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_t max_rows,
                      const std::vector<std::string>& tables, const std::optional<SiteId>& requester,

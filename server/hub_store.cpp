@@ -216,11 +216,6 @@ class SqliteHubStore::Snapshot : public PullSource {
   Snapshot(SqliteHubStore& store, int64_t node)
       : store_(store), db_(store.db_), node_(node),
         cells_(db_, "SELECT col, value, hlc, site, cl, pusher FROM hub_cells WHERE tbl = ?1 AND key = ?2") {}
-  int64_t NodeSeq() override {
-    Stmt head(db_, "SELECT seq FROM hub_nodes WHERE id = ?1");
-    head.BindInt(1, node_);
-    return head.Step() ? head.Int(0) : 0;
-  }
   std::vector<StoredRow> Rows(int64_t since, size_t limit) override {
     Stmt rows(db_, "SELECT tbl, key, cl, seq, writer FROM hub_rows WHERE node = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
     rows.BindInt(1, node_);

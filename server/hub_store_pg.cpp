@@ -6,7 +6,8 @@
 // (SELECT ... FOR UPDATE) for its whole transaction, so pushes to one node commit one after
 // another and in the order of the sequence numbers they hand out; a pull page reads one
 // snapshot (REPEATABLE READ), which therefore holds a prefix of the node's sequence, never a
-// later push without an earlier one. Pushes to different nodes run in parallel.
+// later push without an earlier one, and its cursor is the last row it read (BuildPage).
+// Pushes to different nodes run in parallel.
 #include "server/hub_store_pg.hpp"
 
 #include <libpq-fe.h>
@@ -524,10 +525,6 @@ PushResult PgHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_d
 class PgHubStore::Snapshot : public PullSource {
  public:
   Snapshot(PgHubStore& store, Conn& c, int64_t node) : store_(store), c_(c), node_(node) {}
-  int64_t NodeSeq() override {
-    auto r = c_.Run("SELECT seq FROM hub_nodes WHERE id = $1", Params().Int(node_));
-    return r->rows() ? r->Int(0, 0) : 0;
-  }
   std::vector<StoredRow> Rows(int64_t since, size_t limit) override {
     auto r = c_.Run("SELECT tbl, key, cl, seq, writer FROM hub_rows WHERE node = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                     Params().Int(node_).Int(since).Int(static_cast<int64_t>(limit)));

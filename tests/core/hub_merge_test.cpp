@@ -94,12 +94,17 @@ class FakeNode : public PushTxn, public PullSource {
     r.writer = writer;
   }
 
+  // The node's sequence (what a push hands out last).
+  int64_t Seq() const { return seq_; }
+  // Rows above `seq` stay invisible to pulls (committed in part: a distributed store's
+  // counter may be seen ahead of its rows); -1 shows everything.
+  void HideAbove(int64_t seq) { hide_above_ = seq; }
+
   // PullSource
-  int64_t NodeSeq() override { return seq_; }
   std::vector<StoredRow> Rows(int64_t since, size_t limit) override {
     std::vector<StoredRow> out;
     for (const auto& [id, row] : rows_)
-      if (row.seq > since) out.push_back(StoredRow{id.first, id.second, row.cl, row.seq, row.writer});
+      if (row.seq > since && (hide_above_ < 0 || row.seq <= hide_above_)) out.push_back(StoredRow{id.first, id.second, row.cl, row.seq, row.writer});
     std::sort(out.begin(), out.end(), [](const StoredRow& a, const StoredRow& b) { return a.seq < b.seq; });
     if (out.size() > limit) out.resize(limit);
     return out;
@@ -121,6 +126,7 @@ class FakeNode : public PushTxn, public PullSource {
  private:
   SiteId hub_id_ = SiteId::Random();
   int64_t seq_ = 0;
+  int64_t hide_above_ = -1;
   std::vector<std::pair<std::string, std::vector<std::string>>> tables_;
   std::vector<SiteId> sites_;
   std::map<std::pair<int64_t, std::string>, Row> rows_;
@@ -252,7 +258,7 @@ TEST(HubMerge, PagesEndAtTheRowLimitOrTheByteBudgetNeverInsideARow) {
     if (!p.more) break;
   }
   EXPECT_EQ(sizes, (std::vector<size_t>{2, 2, 2, 2, 2, 1}));
-  EXPECT_EQ(since, node.NodeSeq());
+  EXPECT_EQ(since, node.Seq());
 }
 
 TEST(HubMerge, OnlyTheTablesAskedForAndTheCursorMovesPastOthers) {
@@ -270,8 +276,30 @@ TEST(HubMerge, OnlyTheTablesAskedForAndTheCursorMovesPastOthers) {
   PullResult page = node.Pull(0, std::nullopt, 1000, kMaxPageBytes, {"u"});
   ASSERT_EQ(page.payload.tables.size(), 1u);
   EXPECT_EQ(page.payload.tables[0].name, "u");
-  EXPECT_EQ(page.payload.until, node.NodeSeq());
+  EXPECT_EQ(page.payload.until, node.Seq());
   EXPECT_FALSE(page.more);
+}
+
+// The cursor of a page is the last row it read, never the node's counter: rows the counter
+// already counts but the snapshot does not show yet are pulled by the next page.
+TEST(HubMerge, TheCursorIsTheLastRowReadNotTheNodeCounter) {
+  FakeNode node;
+  SiteId a = SiteId::Random();
+  node.Push(PushOf(a, {{1, 1, {{0, "x", 1}}}}));
+  node.Push(PushOf(a, {{2, 1, {{0, "y", 1}}}, {3, 1, {{0, "z", 1}}}}));
+  ASSERT_EQ(node.Seq(), 3);
+  node.HideAbove(1);  // the second push: counted, its rows not visible yet
+  PullResult first = node.Pull(0, std::nullopt);
+  EXPECT_EQ(RowsIn(first.payload), 1u);
+  EXPECT_EQ(first.payload.until, 1) << "the cursor passed rows the page did not read";
+  PullResult empty = node.Pull(first.payload.until, std::nullopt);
+  EXPECT_EQ(RowsIn(empty.payload), 0u);
+  EXPECT_EQ(empty.payload.until, 1) << "an empty page keeps the cursor";
+  node.HideAbove(-1);
+  PullResult second = node.Pull(empty.payload.until, std::nullopt);
+  EXPECT_EQ(RowsIn(second.payload), 2u);
+  EXPECT_EQ(ValueIn(second.payload, 3, "a"), "z");
+  EXPECT_EQ(second.payload.until, 3);
 }
 
 TEST(HubMerge, LargestRowBytesCountsAsAPageDoes) {
