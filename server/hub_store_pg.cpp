@@ -1,18 +1,22 @@
 // The hub's store on PostgreSQL. Schema (docs/scaling.md): every hot table carries the node
-// as the first column of its key, so Citus can distribute hub_nodes, hub_tables, hub_rows
-// and hub_cells on it; hub_sites and hub_settings are small reference tables.
+// as the first column of its key, so Citus distributes hub_seqs, hub_tables, hub_rows and
+// hub_cells on it, co-located (one node's rows and its sequence on one worker); hub_nodes
+// (the name -> id map, UNIQUE (name)), hub_sites and hub_settings are small reference
+// tables, written only when a node or a site is first seen.
 //
-// No lost or skipped change with several hubs: a push locks its node's row
-// (SELECT ... FOR UPDATE) for its whole transaction, so pushes to one node commit one after
-// another and in the order of the sequence numbers they hand out; a pull page reads one
-// snapshot (REPEATABLE READ), which therefore holds a prefix of the node's sequence, never a
-// later push without an earlier one, and its cursor is the last row it read (BuildPage).
-// Pushes to different nodes run in parallel.
+// No lost or skipped change with several hubs: a push locks its node's hub_seqs row
+// (SELECT ... FOR UPDATE NOWAIT, retried by the hub within a bound) for its whole
+// transaction, so pushes to one node commit one after another and in the order of the
+// sequence numbers they hand out; a pull page reads one snapshot (REPEATABLE READ), which
+// therefore holds a prefix of the node's sequence, and its cursor is the last row it read
+// (hub_merge's BuildPage), never a counter read apart. Pushes to different nodes share no
+// row, lock or sequence, and a request for a node that exists writes nothing.
 #include "server/hub_store_pg.hpp"
 
 #include <libpq-fe.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <algorithm>
 #include <iterator>
@@ -30,7 +34,8 @@ namespace {
 
 // 2: hub_cells.pusher, the site whose push brought each value (-1 in cells a version 1
 // store holds: sent to every site, as version 1 did not know who pushed them).
-constexpr int64_t kSchemaVersion = 2;
+// 3: each node's sequence in hub_seqs (keyed by node, beside its rows), not in hub_nodes.
+constexpr int64_t kSchemaVersion = 3;
 
 // A failure of the connection or of a server that is shutting down or starting: retried.
 bool IsConnectionState(const char* sqlstate) {
@@ -154,6 +159,7 @@ class PgHubStore::Conn {
 };
 
 PgHubStore::PgHubStore(const std::string& conninfo, size_t pool) : conninfo_(conninfo), pool_size_(pool) {
+  if (const char* delay = std::getenv("DELTASYNC_TEST_PUSH_COMMIT_DELAY_MS")) push_commit_delay_ms_ = std::atoi(delay);
   WithConn([&](Conn& c) {
     CreateSchema(c);
     return 0;
@@ -256,7 +262,16 @@ void PgHubStore::CreateSchema(Conn& c) {
   if (v > kSchemaVersion)
     throw Error(ErrorCode::kInternal, "hub store has schema version " + std::to_string(v) + ", newer than this deltasync (" +
                                           std::to_string(kSchemaVersion) + ")");
-  c.Run("CREATE TABLE IF NOT EXISTS hub_nodes (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, seq bigint NOT NULL DEFAULT 0)");
+  c.Run("CREATE TABLE IF NOT EXISTS hub_nodes (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE)");
+  c.Run("CREATE TABLE IF NOT EXISTS hub_seqs (node bigint PRIMARY KEY, seq bigint NOT NULL)");
+  // A version 1 or 2 store kept the sequence in hub_nodes: moved, and the column dropped, so
+  // an older hub still running on this store fails loudly instead of handing out numbers.
+  auto old_seq = c.Run("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+                       " AND table_name = 'hub_nodes' AND column_name = 'seq'");
+  if (old_seq->rows() > 0) {
+    c.Run("INSERT INTO hub_seqs (node, seq) SELECT id, seq FROM hub_nodes ON CONFLICT (node) DO NOTHING");
+    c.Run("ALTER TABLE hub_nodes DROP COLUMN seq");
+  }
   c.Run("CREATE TABLE IF NOT EXISTS hub_sites (ord integer PRIMARY KEY, site_id bytea NOT NULL UNIQUE)");
   c.Run("CREATE SEQUENCE IF NOT EXISTS hub_site_ord MINVALUE 0 START 0");
   c.Run("CREATE TABLE IF NOT EXISTS hub_tables (node bigint NOT NULL, id bigserial, name text NOT NULL, pk text NOT NULL,"
@@ -313,7 +328,10 @@ SiteId PgHubStore::SiteOf(Conn& c, int64_t ord) {
   }
   // Registered through another hub process since this one started: one indexed lookup.
   auto r = c.Run("SELECT site_id FROM hub_sites WHERE ord = $1", Params().Int(ord));
-  if (r->rows() == 0) throw Error(ErrorCode::kInternal, "hub store: unknown site ordinal " + std::to_string(ord));
+  // Not visible here yet: on Citus, a site's registration commits on each copy of hub_sites
+  // in turn (two-phase commit), and a copy may lag behind the rows using it until Citus's
+  // recovery finishes it. Retried, then a 503; the client comes back.
+  if (r->rows() == 0) throw Retry("hub store: site ordinal " + std::to_string(ord) + " is not visible yet");
   SiteId site = SiteId::FromBytes(r->Bytes(0, 0));
   std::lock_guard<std::mutex> lock(sites_mu_);
   CacheSite(static_cast<uint32_t>(ord), site);
@@ -354,13 +372,33 @@ PgHubStore::SiteOrds PgHubStore::RegisterSites(Conn& c, const std::vector<SiteId
   return ords;
 }
 
+// A node's id: from this process's map, else one read; only a node seen for the first time
+// is written (its name and its sequence row, in one transaction). Ids never change, so the map
+// is never stale; a request for a node that exists writes nothing and takes no number.
 std::optional<int64_t> PgHubStore::Node(const std::string& name, bool create) {
-  return WithConn([&](Conn& c) -> std::optional<int64_t> {
-    if (create) c.Run("INSERT INTO hub_nodes (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", Params().Text(name));
+  {
+    std::lock_guard<std::mutex> lock(nodes_mu_);
+    auto it = node_ids_.find(name);
+    if (it != node_ids_.end()) return it->second;
+  }
+  std::optional<int64_t> id = WithConn([&](Conn& c) -> std::optional<int64_t> {
     auto r = c.Run("SELECT id FROM hub_nodes WHERE name = $1", Params().Text(name));
-    if (r->rows() == 0) return std::nullopt;
-    return r->Int(0, 0);
+    if (r->rows() > 0) return r->Int(0, 0);
+    if (!create) return std::nullopt;
+    c.Run("BEGIN");
+    c.Run("SET LOCAL lock_timeout = '20s'");  // another hub creating the same node at once
+    c.Run("INSERT INTO hub_nodes (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", Params().Text(name));
+    auto made = c.Run("SELECT id FROM hub_nodes WHERE name = $1", Params().Text(name));
+    int64_t node = made->Int(0, 0);
+    c.Run("INSERT INTO hub_seqs (node, seq) VALUES ($1, 0) ON CONFLICT (node) DO NOTHING", Params().Int(node));
+    c.Run("COMMIT");
+    return node;
   });
+  if (id) {
+    std::lock_guard<std::mutex> lock(nodes_mu_);
+    node_ids_[name] = *id;
+  }
+  return id;
 }
 
 // One push's reads and writes, batched per payload table: the rows and cells of all its keys
@@ -372,9 +410,12 @@ class PgHubStore::Txn : public PushTxn {
   Txn(PgHubStore& store, Conn& c, int64_t node, const SiteOrds& ords) : store_(store), c_(c), node_(node), ords_(ords) {}
   int64_t TableId(const TableChanges& t) override {
     std::string pk = nlohmann::json(t.pk).dump();
-    c_.Run("INSERT INTO hub_tables (node, name, pk) VALUES ($1, $2, $3) ON CONFLICT (node, name) DO NOTHING",
-           Params().Int(node_).Text(t.name).Text(pk));
     auto r = c_.Run("SELECT id, pk FROM hub_tables WHERE node = $1 AND name = $2", Params().Int(node_).Text(t.name));
+    if (r->rows() == 0) {  // a new table: the only write here (the node's lock is held)
+      c_.Run("INSERT INTO hub_tables (node, name, pk) VALUES ($1, $2, $3) ON CONFLICT (node, name) DO NOTHING",
+             Params().Int(node_).Text(t.name).Text(pk));
+      r = c_.Run("SELECT id, pk FROM hub_tables WHERE node = $1 AND name = $2", Params().Int(node_).Text(t.name));
+    }
     if (r->Text(0, 1) != pk)
       throw Error(ErrorCode::kInvalidPayload, "table \"" + t.name + "\": key columns " + pk +
                                                   " differ from those this node holds, " + r->Text(0, 1));
@@ -501,6 +542,33 @@ class PgHubStore::Txn : public PushTxn {
   std::map<std::string, RowWrite> put_rows_;
 };
 
+// Opens the push's transaction holding the node's sequence row, and returns the sequence.
+// NOWAIT: the database never queues this lock (on Citus the wait would happen in a worker's
+// session, where this session's lock_timeout does not reach); the hub waits between
+// attempts instead, 2 ms doubling to 50 ms, for at most 20 s, then answers 503.
+int64_t PgHubStore::LockNode(Conn& c, int64_t node) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  int pause_ms = 2;
+  for (;;) {
+    c.Run("BEGIN ISOLATION LEVEL READ COMMITTED");
+    c.Run("SET LOCAL lock_timeout = '20s'");  // any other wait is bounded too (a 503, not a hang)
+    try {
+      auto head = c.Run("SELECT seq FROM hub_seqs WHERE node = $1 FOR UPDATE NOWAIT", Params().Int(node));
+      if (head->rows() > 0) return head->Int(0, 0);
+    } catch (const Busy&) {
+      c.Run("ROLLBACK");
+      if (std::chrono::steady_clock::now() + std::chrono::milliseconds(pause_ms) > deadline) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+      pause_ms = std::min(pause_ms * 2, 50);
+      continue;
+    }
+    // A node without its sequence row (never written by Node(); a store edited by hand):
+    // given one, then locked as any other.
+    c.Run("INSERT INTO hub_seqs (node, seq) VALUES ($1, 0) ON CONFLICT (node) DO NOTHING", Params().Int(node));
+    c.Run("COMMIT");
+  }
+}
+
 PushResult PgHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) {
   CheckPush(p, max_clock_drift_ms);
   std::vector<SiteId> sites = SitesToRegister(p);
@@ -509,14 +577,13 @@ PushResult PgHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_d
   std::unique_lock<std::mutex> node_turn(NodeMutex(node));
   return WithConn([&](Conn& c) {
     SiteOrds ords = RegisterSites(c, sites);
-    c.Run("BEGIN ISOLATION LEVEL READ COMMITTED");
-    c.Run("SET LOCAL lock_timeout = '20s'");  // a node held longer (by another hub) is a 503, not a hang
     // The node's row lock orders pushes to one node by commit (see the top of this file).
-    auto head = c.Run("SELECT seq FROM hub_nodes WHERE id = $1 FOR UPDATE", Params().Int(node));
-    int64_t seq = head->rows() ? head->Int(0, 0) : 0;
+    int64_t seq = LockNode(c, node);
     Txn txn(*this, c, node, ords);
     PushResult result = MergePush(txn, p, seq);
-    c.Run("UPDATE hub_nodes SET seq = $1 WHERE id = $2", Params().Int(result.seq).Int(node));
+    if (result.seq != seq) c.Run("UPDATE hub_seqs SET seq = $1 WHERE node = $2", Params().Int(result.seq).Int(node));
+    // Tests only: numbers taken, not committed yet (what the node's lock must keep from pullers).
+    if (push_commit_delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(push_commit_delay_ms_));
     c.Run("COMMIT");  // synchronous_commit as the server has it (on by default): durable when it returns
     return result;
   });
@@ -583,17 +650,28 @@ nlohmann::json PgHubStore::Status(int64_t node, const std::string& name) {
                    Params().Int(node));
     for (int k = 0; k < r->rows(); ++k)
       tables.push_back({{"table", r->Text(k, 0)}, {"rows", r->Int(k, 1)}, {"deleted", r->Int(k, 2)}, {"cells", r->Int(k, 3)}});
-    auto s = c.Run("SELECT seq FROM hub_nodes WHERE id = $1", Params().Int(node));
+    auto s = c.Run("SELECT seq FROM hub_seqs WHERE node = $1", Params().Int(node));
     int64_t n = s->rows() ? s->Int(0, 0) : 0;
     return nlohmann::json{{"node", name}, {"seq", n}, {"hub_id", hub_id_.ToString()}, {"tables", tables}};
   });
 }
 
+// Three plain statements joined here, not one with a subquery per node: on Citus, hub_nodes
+// is a reference table, and a correlated subquery beside one is refused; each statement
+// below is a reference-table read or a GROUP BY on the distribution column (run per shard).
 std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> PgHubStore::NodeCounts() {
   return WithConn([&](Conn& c) {
+    std::map<int64_t, int64_t> rows, seqs;
+    auto counted = c.Run("SELECT node, count(*) FROM hub_rows GROUP BY node");
+    for (int k = 0; k < counted->rows(); ++k) rows[counted->Int(k, 0)] = counted->Int(k, 1);
+    auto heads = c.Run("SELECT node, seq FROM hub_seqs");
+    for (int k = 0; k < heads->rows(); ++k) seqs[heads->Int(k, 0)] = heads->Int(k, 1);
     std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> out;
-    auto r = c.Run("SELECT n.name, (SELECT count(*) FROM hub_rows r WHERE r.node = n.id), n.seq FROM hub_nodes n ORDER BY n.name");
-    for (int k = 0; k < r->rows(); ++k) out.push_back({r->Text(k, 0), {r->Int(k, 1), r->Int(k, 2)}});
+    auto names = c.Run("SELECT id, name FROM hub_nodes ORDER BY name");
+    for (int k = 0; k < names->rows(); ++k) {
+      int64_t id = names->Int(k, 0);
+      out.push_back({names->Text(k, 1), {rows.count(id) ? rows[id] : 0, seqs.count(id) ? seqs[id] : 0}});
+    }
     return out;
   });
 }
@@ -607,10 +685,10 @@ NodeUsage PgHubStore::Usage(int64_t node) {
                       Params().Int(node));
     u.rows = static_cast<uint64_t>(size->Int(0, 0));
     u.bytes = static_cast<uint64_t>(size->Int(0, 1));
-    auto sites = c.Run("SELECT s.site_id FROM hub_sites s WHERE s.ord IN (SELECT site FROM hub_cells WHERE node = $1"
-                       " UNION SELECT writer FROM hub_rows WHERE node = $1)",
-                       Params().Int(node));
-    for (int k = 0; k < sites->rows(); ++k) u.sites.push_back(SiteId::FromBytes(sites->Bytes(k, 0)));
+    // Ordinals from the node's shards, ids from the site map (no join with a reference table).
+    auto ords = c.Run("SELECT site FROM hub_cells WHERE node = $1 UNION SELECT writer FROM hub_rows WHERE node = $1",
+                      Params().Int(node));
+    for (int k = 0; k < ords->rows(); ++k) u.sites.push_back(SiteOf(c, ords->Int(k, 0)));
     return u;
   });
 }

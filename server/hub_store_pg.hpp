@@ -45,6 +45,7 @@ class PgHubStore : public HubStore {
   void DropIdle();
   void RollbackAndRelease(std::unique_ptr<Conn> c);
   std::mutex& NodeMutex(int64_t node);
+  int64_t LockNode(Conn& c, int64_t node);
   void CreateSchema(Conn& c);
   using SiteOrds = std::unordered_map<SiteId, uint32_t, SiteIdHash>;
   SiteOrds RegisterSites(Conn& c, const std::vector<SiteId>& sites);
@@ -60,6 +61,9 @@ class PgHubStore : public HubStore {
   std::vector<std::unique_ptr<Conn>> idle_;
   size_t open_ = 0;
   std::map<int64_t, std::unique_ptr<std::mutex>> node_mutexes_;
+  std::mutex nodes_mu_;
+  std::unordered_map<std::string, int64_t> node_ids_;  // node name -> id, as committed
+  int push_commit_delay_ms_ = 0;  // tests only: DELTASYNC_TEST_PUSH_COMMIT_DELAY_MS
   SiteId hub_id_;
   std::mutex sites_mu_;
   std::vector<std::optional<SiteId>> sites_;  // by ordinal; a gap: not seen committed yet

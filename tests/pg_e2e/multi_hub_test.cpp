@@ -2,6 +2,7 @@
 // split between two `deltasync serve` processes on the same database, write and sync
 // concurrently; PostgreSQL is restarted in the middle; after a full sync every site holds
 // the same rows. Runs under pg_virtualenv (ctest e2e_pg_hubs).
+#include <httplib.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "e2e/hub_process.hpp"
+#include "pg_e2e/pg_site.hpp"
 #include "sqlite/random_writes.hpp"
 #include "sqlite/sqlite_test_util.hpp"
 
@@ -99,13 +101,18 @@ TEST(PgHubs, TwoHubsOneDatabaseEightSitesAndARestart) {
   std::cout << "calls that failed during the restart: " << failures << "\n";
 }
 
-// Concurrent pushes to one node through two hubs commit out of order; a puller paging all
-// along never skips a row (the node row lock makes commits follow the sequence).
-TEST(PgHubs, ConcurrentPushesThroughTwoHubsAreNeverSkippedByAPuller) {
+// Pushes to one node through two hubs, each held for a while between taking its sequence
+// numbers and committing them (DELTASYNC_TEST_PUSH_COMMIT_DELAY_MS): a puller paging all
+// along never skips a row. Without the node's lock, two pushes take the same numbers (or a
+// later push commits first), a page shows one of them, its cursor passes the other's
+// numbers, and the reader ends short: this test fails then.
+TEST(PgHubs, PushesHeldBeforeTheirCommitAreNeverSkippedByAPuller) {
   HubProcess::Options opts;
   opts.db = FreshDatabase("ds_gap_hub");
+  setenv("DELTASYNC_TEST_PUSH_COMMIT_DELAY_MS", "30", 1);
   HubProcess hub1(opts), hub2(opts);
-  const int kWriters = 6, kRows = 200, kPerPush = 10;
+  unsetenv("DELTASYNC_TEST_PUSH_COMMIT_DELAY_MS");
+  const int kWriters = 6, kRows = 120, kPerPush = 6;
   std::atomic<int> running{kWriters};
   std::vector<std::thread> threads;
   std::vector<std::unique_ptr<Site>> writers;
@@ -125,17 +132,123 @@ TEST(PgHubs, ConcurrentPushesThroughTwoHubsAreNeverSkippedByAPuller) {
   }
   Site reader;
   reader.Exec("CREATE TABLE g(id INTEGER PRIMARY KEY, w INTEGER); SELECT deltasync_enable('g');");
-  for (bool last = false; !last;) {
+  int pulls = 0;
+  for (bool last = false; !last; ++pulls) {
     last = running == 0;
-    Sync(reader, "deltasync_pull", hub1.url("gap"), 3);
+    Sync(reader, "deltasync_pull", (pulls % 2 ? hub2 : hub1).url("gap"), 4);
   }
   for (auto& t : threads) t.join();
   Sync(reader, "deltasync_pull", hub2.url("gap"), 1000);  // a no-op if nothing was skipped ...
-  EXPECT_EQ(reader.Int("SELECT count(*) FROM g"), kWriters * kRows);
+  EXPECT_EQ(reader.Int("SELECT count(*) FROM g"), kWriters * kRows) << "after " << pulls << " pulls";
   Site fresh;  // ... and a fresh site sees the same through either hub
   fresh.Exec("CREATE TABLE g(id INTEGER PRIMARY KEY, w INTEGER); SELECT deltasync_enable('g');");
-  Sync(fresh, "deltasync_pull", hub2.url("gap"), 1000);
+  Sync(fresh, "deltasync_pull", hub1.url("gap"), 1000);
   EXPECT_EQ(fresh.Int("SELECT count(*) FROM g"), kWriters * kRows);
+}
+
+// Requests for a node that exists write nothing: many pushes and pulls through two hubs (one
+// started after the node was made, so it knows nothing in memory) take no node id and no
+// table id; only the first request for each node and table does.
+TEST(PgHubs, ARequestForAnExistingNodeWritesNothing) {
+  HubProcess::Options opts;
+  opts.db = FreshDatabase("ds_quiet_hub");
+  HubProcess hub1(opts);
+  Site s;
+  s.Exec("CREATE TABLE q(id INTEGER PRIMARY KEY, v TEXT); SELECT deltasync_enable('q');");
+  s.Exec("INSERT INTO q VALUES (0, 'first')");
+  Sync(s, "deltasync_push", hub1.url("quiet"));
+  HubProcess hub2(opts);
+  deltasync::test::PgConn db("ds_quiet_hub");
+  std::string nodes_before = db.Text("SELECT last_value FROM hub_nodes_id_seq");
+  std::string tables_before = db.Text("SELECT last_value FROM hub_tables_id_seq");
+  std::string node_row = db.Text("SELECT xmin::text || ':' || id FROM hub_nodes WHERE name = 'quiet'");
+  for (int k = 1; k <= 10; ++k) {
+    s.Exec("INSERT INTO q VALUES (" + std::to_string(k) + ", 'v')");
+    Sync(s, "deltasync_sync", (k % 2 ? hub2 : hub1).url("quiet"));
+  }
+  Site other;
+  other.Exec("CREATE TABLE q(id INTEGER PRIMARY KEY, v TEXT); SELECT deltasync_enable('q');");
+  for (int k = 0; k < 5; ++k) Sync(other, "deltasync_pull", (k % 2 ? hub2 : hub1).url("quiet"));
+  EXPECT_EQ(other.Int("SELECT count(*) FROM q"), 11);
+  EXPECT_EQ(db.Text("SELECT last_value FROM hub_nodes_id_seq"), nodes_before) << "a request took a node id";
+  EXPECT_EQ(db.Text("SELECT last_value FROM hub_tables_id_seq"), tables_before) << "a push took a table id";
+  EXPECT_EQ(db.Text("SELECT xmin::text || ':' || id FROM hub_nodes WHERE name = 'quiet'"), node_row);
+  EXPECT_EQ(db.Text("SELECT count(*) FROM hub_nodes"), "1");
+  EXPECT_EQ(db.Text("SELECT seq FROM hub_seqs s JOIN hub_nodes n ON n.id = s.node WHERE n.name = 'quiet'"), "11");
+}
+
+// One node's lock, held by someone else, stops no other node: a push to another node and a
+// pull of the held node go through at once, /metrics answers, and a push to the held node
+// gets a 503 after the hub's bound (20 s), not a hang; it goes through once the lock is gone.
+TEST(PgHubs, NodesNeverWaitForEachOtherAndALockWaitIsBounded) {
+  HubProcess::Options opts;
+  opts.db = FreshDatabase("ds_apart_hub");
+  opts.config_json = R"({"admin_token": "adm"})";  // per-node series in /metrics
+  HubProcess hub(opts);
+  Site a, b;
+  for (Site* s : {&a, &b}) s->Exec("CREATE TABLE p(id INTEGER PRIMARY KEY, v TEXT); SELECT deltasync_enable('p');");
+  a.Exec("INSERT INTO p VALUES (1, 'a')");
+  b.Exec("INSERT INTO p VALUES (1, 'b')");
+  Sync(a, "deltasync_push", hub.url("held"));
+  Sync(b, "deltasync_push", hub.url("free"));
+  deltasync::test::PgConn holder("ds_apart_hub");
+  holder.Exec("BEGIN");
+  holder.Exec("SELECT seq FROM hub_seqs WHERE node = (SELECT id FROM hub_nodes WHERE name = 'held') FOR UPDATE");
+  b.Exec("INSERT INTO p VALUES (2, 'b')");
+  auto t0 = std::chrono::steady_clock::now();
+  Sync(b, "deltasync_push", hub.url("free"));
+  Site reader;
+  reader.Exec("CREATE TABLE p(id INTEGER PRIMARY KEY, v TEXT); SELECT deltasync_enable('p');");
+  Sync(reader, "deltasync_pull", hub.url("held"));
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(ms, 3000) << "another node's push or a pull waited for the held node";
+  EXPECT_EQ(reader.Int("SELECT count(*) FROM p"), 1);
+  httplib::Client cli("127.0.0.1", hub.port());
+  auto metrics = cli.Get("/metrics", httplib::Headers{{"Authorization", "Bearer adm"}});
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->status, 200) << metrics->body;
+  EXPECT_NE(metrics->body.find("deltasync_node_seq{node=\"free\"} 2"), std::string::npos) << metrics->body;
+  EXPECT_NE(metrics->body.find("deltasync_node_rows{node=\"held\"} 1"), std::string::npos) << metrics->body;
+  a.Exec("INSERT INTO p VALUES (2, 'a')");
+  t0 = std::chrono::steady_clock::now();
+  std::string err;
+  try {
+    Json o = {{"timeout_ms", 60000}, {"connect_timeout_ms", 5000}};
+    a.Text("SELECT deltasync_push(?1, ?2)", {Value::Text(hub.url("held")), Value::Text(o.dump())});
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(err.find("503"), std::string::npos) << err;
+  EXPECT_GE(ms, 15000);
+  EXPECT_LT(ms, 40000);
+  holder.Exec("ROLLBACK");
+  EXPECT_EQ(Json::parse(Sync(a, "deltasync_push", hub.url("held")))["rows"], 1);
+}
+
+// A version 2 store (the node's sequence in hub_nodes) opened by this hub: the sequence moves
+// to hub_seqs, the old column goes (a version 2 hub left running fails instead of handing
+// out numbers), and the node's next push continues from where it was.
+TEST(PgHubs, AVersion2StoreKeepsEachNodesSequence) {
+  std::string url = FreshDatabase("ds_v2_hub");
+  {
+    deltasync::test::PgConn db("ds_v2_hub");
+    db.Exec("CREATE TABLE hub_settings (name text PRIMARY KEY, value text NOT NULL);"
+            "INSERT INTO hub_settings VALUES ('schema_version', '2'), ('hub_id', 'a1000000-0000-4000-8000-000000000001');"
+            "CREATE TABLE hub_nodes (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, seq bigint NOT NULL DEFAULT 0);"
+            "INSERT INTO hub_nodes (name, seq) VALUES ('old', 7);");
+  }
+  HubProcess::Options opts;
+  opts.db = url;
+  HubProcess hub(opts);
+  deltasync::test::PgConn db("ds_v2_hub");
+  EXPECT_EQ(db.Text("SELECT value FROM hub_settings WHERE name = 'schema_version'"), "3");
+  EXPECT_EQ(db.Text("SELECT count(*) FROM information_schema.columns WHERE table_name = 'hub_nodes' AND column_name = 'seq'"), "0");
+  EXPECT_EQ(db.Text("SELECT seq FROM hub_seqs JOIN hub_nodes ON id = node WHERE name = 'old'"), "7");
+  Site s;
+  s.Exec("CREATE TABLE o(id INTEGER PRIMARY KEY, v TEXT); SELECT deltasync_enable('o'); INSERT INTO o VALUES (1, 'x');");
+  Sync(s, "deltasync_push", hub.url("old"));
+  EXPECT_EQ(db.Text("SELECT seq FROM hub_seqs JOIN hub_nodes ON id = node WHERE name = 'old'"), "8");
 }
 
 // PostgreSQL down for longer than the hub's retries: the hub answers 503 (the site gets a
