@@ -2,13 +2,16 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "common/error.hpp"
 #include "common/payload.hpp"
@@ -57,7 +60,7 @@ const char* EndpointLabel(const std::string& path) {
   if (path == "/metrics") return "metrics";
   if (path.rfind("/nodes/", 0) == 0) {
     std::string last = path.substr(path.rfind('/') + 1);
-    for (const char* e : {"push", "pull", "status"})
+    for (const char* e : {"push", "pull", "status", "compact", "readmit"})
       if (last == e) return e;
   }
   return "other";
@@ -174,6 +177,11 @@ HubConfig HubConfig::Load(const std::string& path) {
           NodeConfig nc;
           if (n.value().contains("tokens")) nc.tokens = n.value().at("tokens").get<std::vector<std::string>>();
           if (n.value().contains("quotas")) nc.quotas = Quotas::Parse(n.value().at("quotas"));
+          if (n.value().contains("retention_days")) {
+            nc.retention_days = n.value().at("retention_days").get<double>();
+            if (!(*nc.retention_days >= 0))
+              throw Error(ErrorCode::kInvalidArgument, "config: retention_days must not be negative");
+          }
           c.nodes[n.key()] = nc;
         }
       } else if (k == "default_tokens") {
@@ -212,6 +220,14 @@ HubConfig HubConfig::Load(const std::string& path) {
         c.tls_key = v.get<std::string>();
       } else if (k == "jwt") {
         c.jwt = JwtConfig::Parse(v);
+      } else if (k == "default_retention_days") {
+        c.default_retention_days = v.get<double>();
+        if (!(c.default_retention_days >= 0))
+          throw Error(ErrorCode::kInvalidArgument, "config: default_retention_days must not be negative");
+      } else if (k == "compact_interval_s") {
+        c.compact_interval_s = v.get<int64_t>();
+        if (c.compact_interval_s < 0)
+          throw Error(ErrorCode::kInvalidArgument, "config: compact_interval_s must not be negative");
       } else if (k == "max_clock_drift_ms") {
         // Bounded, never "off": a clock from far ahead would win every future conflict.
         if (!v.is_number_unsigned())
@@ -241,6 +257,27 @@ HubConfig HubConfig::Load(const std::string& path) {
   return c;
 }
 
+int64_t HubConfig::RetentionMs(const std::string& node) const {
+  auto it = nodes.find(node);
+  double days = it != nodes.end() && it->second.retention_days ? *it->second.retention_days : default_retention_days;
+  return static_cast<int64_t>(std::min(days, 1e6) * 24 * 3600 * 1000);  // a fraction of a day is allowed (tests)
+}
+
+// A retention in days, as a config file would say it.
+static std::string FormatDays(int64_t ms) {
+  char out[32];
+  std::snprintf(out, sizeof out, "%g", static_cast<double>(ms) / (24.0 * 3600 * 1000));
+  return out;
+}
+
+// The answer to a site its node's retention retired (docs/operations.md).
+static void SendRetired(httplib::Response& res, const std::string& node, int64_t retention_ms) {
+  SendError(res, 410,
+            "deltasync: this site was retired from node \"" + node + "\" (not seen for more than its retention of " +
+                FormatDays(retention_ms) + " days): the hub may have dropped deletes it never saw; re-synchronise it (docs/operations.md, \"A site "
+                "that comes back\")");
+}
+
 struct Hub::Impl {
   HubConfig config;
   std::unique_ptr<HubStore> store;
@@ -254,6 +291,10 @@ struct Hub::Impl {
 
   RateLimiter rates;       // requests_per_second, per credential
   StorageQuotas storage;   // max_sites, max_rows, max_stored_bytes, per node
+
+  std::mutex compact_mu;   // the automatic compaction's wait (CompactLoop)
+  std::condition_variable compact_cv;
+  std::thread compactor;
 
   std::shared_ptr<const AccessPolicy> Policy() const {
     std::lock_guard<std::mutex> lock(policy_mu);
@@ -314,8 +355,14 @@ struct Hub::Impl {
     // A node's endpoints: the credentials are checked here for the request rate (and for a
     // push before its body); the handlers check them again for what they answer.
     static const std::regex kNodePath(R"(/nodes/([^/]+)/(push|pull|status))");
+    static const std::regex kAdminPath(R"(/nodes/[^/]+/(compact|sites/[^/]+/readmit))");
     std::smatch m;
     bool node_path = std::regex_match(req.path, m, kNodePath);
+    if (req.method == "POST" && !node_path && std::regex_match(req.path, kAdminPath)) {
+      // Admin endpoints take no body; the handler checks the admin token.
+      if (length > 0) return refuse(413, "deltasync: this endpoint takes no request body");
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
     std::optional<Grant> grant;
     if (node_path) grant = TokenGrants(req, m[1]);
     if (grant) {
@@ -361,6 +408,8 @@ struct Hub::Impl {
         if (size_t big = LargestRowBytes(p); big > config.max_row_bytes)
           return SendError(res, 413, "deltasync: a row of " + std::to_string(big) + " bytes is larger than max_row_bytes (" +
                                          std::to_string(config.max_row_bytes) + ")");
+        if (store->Contact(node, p.site, -1, static_cast<int64_t>(WallClockMillis())))
+          return SendRetired(res, node_name, config.RetentionMs(node_name));
         std::string over = storage.Admit(*store, node, node_name, Policy()->QuotasOf(node_name), p);
         if (!over.empty()) return SendError(res, 507, over);
         PushResult r = store->Push(node, p, config.max_clock_drift_ms);
@@ -409,12 +458,46 @@ struct Hub::Impl {
             if (!t.empty()) tables.push_back(t);
         }
         int64_t wait_ms = req.has_param("wait_ms") ? ParseCount(req.get_param_value("wait_ms"), "wait_ms") : 0;
+        // A full pull says the site applied everything up to `since` (the frontier's input).
+        if (requester &&
+            store->Contact(node, *requester, tables.empty() ? since : -1, static_cast<int64_t>(WallClockMillis())))
+          return SendRetired(res, node_name, config.RetentionMs(node_name));
         PullResult r = PullOrWait(node, since, limit, tables, requester, std::min(wait_ms, config.max_wait_ms));
         metrics.ChangesOut(node_name, r.changes);
         res.set_header("Deltasync-More", r.more ? "true" : "false");
+        res.set_header("Deltasync-Frontier", std::to_string(store->Frontier(node)));
         EncodeResponseBody(r.payload, req.get_header_value("Accept"), req.get_header_value("Accept-Encoding"), res);
       } catch (const Error& e) {
         SendError(res, e.code() == ErrorCode::kInternal ? 500 : 400, e.what());
+      }
+    });
+
+    server.Post(R"(/nodes/([^/]+)/compact)", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!Policy()->Admin(req.get_header_value("Authorization"))) return SendError(res, 401, "deltasync: unauthorized");
+      std::string node_name = req.matches[1];
+      auto node = store->Node(node_name, /*create=*/false);
+      if (!node) return SendError(res, 404, "deltasync: no such node");
+      CompactResult r = CompactNode(*node, node_name);
+      res.set_content(Json({{"node", node_name},
+                            {"frontier", r.frontier},
+                            {"sites", r.sites},
+                            {"retired", r.retired},
+                            {"dropped", r.dropped}})
+                          .dump(),
+                      "application/json");
+    });
+
+    server.Post(R"(/nodes/([^/]+)/sites/([^/]+)/readmit)", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!Policy()->Admin(req.get_header_value("Authorization"))) return SendError(res, 401, "deltasync: unauthorized");
+      std::string node_name = req.matches[1];
+      auto node = store->Node(node_name, /*create=*/false);
+      if (!node) return SendError(res, 404, "deltasync: no such node");
+      try {
+        bool readmitted = store->Readmit(*node, SiteId::Parse(std::string(req.matches[2])));
+        res.set_content(Json({{"node", node_name}, {"site", std::string(req.matches[2])}, {"readmitted", readmitted}}).dump(),
+                        "application/json");
+      } catch (const Error& e) {
+        SendError(res, 400, e.what());
       }
     });
 
@@ -502,6 +585,32 @@ struct Hub::Impl {
     return r;
   }
 
+  // Compacts one node with its retention (docs/operations.md), 1,000 tombstones a transaction.
+  CompactResult CompactNode(int64_t node, const std::string& name) {
+    CompactResult r = store->Compact(node, config.RetentionMs(name), static_cast<int64_t>(WallClockMillis()), 1000);
+    if (r.dropped > 0 || r.retired > 0)
+      Log(LogLevel::kInfo, "compact " + name + ": frontier " + std::to_string(r.frontier) + ", dropped " +
+                               std::to_string(r.dropped) + ", retired " + std::to_string(r.retired));
+    return r;
+  }
+
+  // The automatic compaction: every compact_interval_s, each node in turn, until Stop().
+  void CompactLoop() {
+    std::unique_lock<std::mutex> lock(compact_mu);
+    while (!stopping) {
+      compact_cv.wait_for(lock, std::chrono::seconds(config.compact_interval_s), [this] { return stopping.load(); });
+      if (stopping) break;
+      lock.unlock();
+      try {
+        for (const auto& [name, counts] : store->NodeCounts())
+          if (auto node = store->Node(name, /*create=*/false)) CompactNode(*node, name);
+      } catch (const std::exception& e) {
+        Log(LogLevel::kWarn, std::string("compaction: ") + Printable(e.what()));
+      }
+      lock.lock();
+    }
+  }
+
   static int64_t ParseCount(const std::string& s, const char* what) {
     if (s.empty() || s.size() > 18 || s.find_first_not_of("0123456789") != std::string::npos)
       throw Error(ErrorCode::kInvalidArgument, std::string("query parameter ") + what + " must be a non-negative integer");
@@ -524,9 +633,17 @@ Hub::Hub(HubConfig config, std::unique_ptr<HubStore> store) : impl_(new Impl) {
     impl_->server = std::make_unique<httplib::Server>();
   }
   impl_->Routes();
+  if (impl_->config.compact_interval_s > 0) impl_->compactor = std::thread([this] { impl_->CompactLoop(); });
 }
 
-Hub::~Hub() = default;
+Hub::~Hub() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->compact_mu);
+    impl_->stopping = true;
+  }
+  impl_->compact_cv.notify_all();
+  if (impl_->compactor.joinable()) impl_->compactor.join();
+}
 
 bool Hub::Listen(const std::string& host, int port) {
   impl_->host = host;
@@ -546,7 +663,11 @@ int Hub::BindToAnyPort(const std::string& host) {
 bool Hub::ListenAfterBind() { return impl_->server->listen_after_bind(); }
 
 void Hub::Stop() {
-  impl_->stopping = true;
+  {
+    std::lock_guard<std::mutex> lock(impl_->compact_mu);
+    impl_->stopping = true;
+  }
+  impl_->compact_cv.notify_all();
   impl_->news->Shutdown();  // waiting pulls answer now, so the server's workers can finish
   impl_->server->stop();
 }

@@ -26,6 +26,7 @@ void SetLogLevel(LogLevel level);
 struct NodeConfig {
   std::vector<std::string> tokens;  // empty: the node is open (loopback or --allow-unauthenticated only)
   std::optional<Quotas> quotas;     // else default_quotas
+  std::optional<double> retention_days;   // else default_retention_days (docs/operations.md)
 };
 
 // Limits and settings; docs/security.md lists each with its default and config key.
@@ -54,6 +55,11 @@ struct HubConfig {
   uint64_t max_clock_drift_ms = kDefaultMaxClockDriftMs;
   std::string tls_cert, tls_key;          // PEM files: serve https
   JwtConfig jwt;                          // JSON Web Tokens besides static tokens (hub_auth)
+  double default_retention_days = 0;      // sites not seen for this long are retired (0: never)
+  int64_t compact_interval_s = 60;        // automatic compaction of every node (0: off)
+
+  // The retention of a node in milliseconds (0: none).
+  int64_t RetentionMs(const std::string& node) const;
 
   // Reads a JSON config file; throws Error(kInvalidArgument) naming the problem.
   static HubConfig Load(const std::string& path);

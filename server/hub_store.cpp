@@ -16,7 +16,8 @@ namespace {
 
 // 2: hub_cells.pusher, the site whose push brought each value (-1 in cells a version 1
 // store holds: sent to every site, as version 1 did not know who pushed them).
-constexpr int64_t kSchemaVersion = 2;
+// 3: hub_site_contacts, each site's pull cursor and last contact per node (hub_compact.cpp).
+constexpr int64_t kSchemaVersion = 3;
 
 }  // namespace
 
@@ -50,6 +51,7 @@ SqliteHubStore::SqliteHubStore(const std::string& path) {
     throw Error(ErrorCode::kInternal, "hub store " + path + " has schema version " + std::to_string(v) +
                                           ", newer than this deltasync (" + std::to_string(kSchemaVersion) + ")");
   if (v != 0 && v < kSchemaVersion) Upgrade(v);
+  EnsureContacts();
   Stmt id(db_, "SELECT value FROM hub_settings WHERE name = 'hub_id'");
   if (id.Step()) {
     hub_id_ = SiteId::FromBytes(id.Blob(0));

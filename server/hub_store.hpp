@@ -5,6 +5,7 @@
 // (hub_store_pg), shared by several hub processes. Merging and page assembly are
 // hub_merge's, the same for both; merging uses common/merge, as the extensions do.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -36,6 +37,14 @@ struct NodeUsage {
   std::vector<SiteId> sites;    // distinct sites whose changes it holds, or whose push last wrote a row
 };
 
+// What one compaction of a node did (docs/operations.md, "Compaction").
+struct CompactResult {
+  int64_t frontier = 0;   // the node sequence every active site has applied
+  uint64_t sites = 0;     // active sites holding the frontier
+  uint64_t retired = 0;   // sites this compaction retired (not seen within the retention)
+  uint64_t dropped = 0;   // tombstones dropped
+};
+
 class HubStore {
  public:
   virtual ~HubStore() = default;
@@ -55,6 +64,21 @@ class HubStore {
   virtual std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> NodeCounts() = 0;
   // What a node holds now, for its quotas (one pass over its rows and values).
   virtual NodeUsage Usage(int64_t node) = 0;
+
+  // The frontier and compaction (docs/operations.md). A store that does not implement them
+  // records no contact and compacts nothing, which is always safe.
+  // Records that a site reached a node at now_ms; pulled: the since of a full pull (-1 for a
+  // push or a pull of some tables only). Larger values win. True when the site is retired.
+  virtual bool Contact(int64_t /*node*/, const SiteId& /*site*/, int64_t /*pulled*/, int64_t /*now_ms*/) { return false; }
+  // The smallest pull cursor of the node's active sites (the node's sequence when none).
+  virtual int64_t Frontier(int64_t /*node*/) { return 0; }
+  // Retires sites not seen for retention_ms (0: never), then drops the node's tombstones at
+  // or below the frontier, `batch` rows per transaction.
+  virtual CompactResult Compact(int64_t /*node*/, int64_t /*retention_ms*/, int64_t /*now_ms*/, size_t /*batch*/) {
+    return {};
+  }
+  // Lets a retired site sync again (an admin's decision); false when it was not retired.
+  virtual bool Readmit(int64_t /*node*/, const SiteId& /*site*/) { return false; }
 };
 
 // Opens the store --db names: postgresql://... or postgres://... (PostgreSQL), else a SQLite
@@ -76,11 +100,17 @@ class SqliteHubStore : public HubStore {
   nlohmann::json Status(int64_t node, const std::string& name) override;
   std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> NodeCounts() override;
   NodeUsage Usage(int64_t node) override;
+  // hub_compact.cpp
+  bool Contact(int64_t node, const SiteId& site, int64_t pulled, int64_t now_ms) override;
+  int64_t Frontier(int64_t node) override;
+  CompactResult Compact(int64_t node, int64_t retention_ms, int64_t now_ms, size_t batch) override;
+  bool Readmit(int64_t node, const SiteId& site) override;
 
  private:
   class Txn;
   class Snapshot;
   void Upgrade(int64_t from);
+  void EnsureContacts();  // hub_compact.cpp
   uint32_t SiteOrdinal(const SiteId& site);
   const SiteId& SiteOf(int64_t ord);
 
@@ -89,6 +119,12 @@ class SqliteHubStore : public HubStore {
   SiteId hub_id_;
   std::vector<SiteId> sites_;                                     // by ordinal
   std::unordered_map<SiteId, uint32_t, SiteIdHash> site_ords_;  // and back
+  // Contacts as last written, to skip writes that would change nothing (hub_compact.cpp).
+  struct ContactState {
+    int64_t pulled = 0, last_seen_ms = 0;
+    bool retired = false;
+  };
+  std::map<std::pair<int64_t, SiteId>, ContactState> contacts_;
 };
 
 }  // namespace deltasync::hub

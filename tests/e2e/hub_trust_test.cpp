@@ -321,7 +321,10 @@ TEST(HubOrigins, AStoreOfSchemaVersionOneIsUpgradedInPlace) {
     hub.Stop();
   }
   Site db(path, false);
-  EXPECT_EQ(db.Text("SELECT value FROM hub_settings WHERE name = 'schema_version'"), "2");
+  EXPECT_EQ(db.Text("SELECT value FROM hub_settings WHERE name = 'schema_version'"), "3");
+  // The old store's writer holds the frontier until it is seen again (docs/operations.md).
+  EXPECT_EQ(db.Rows("SELECT pulled FROM hub_site_contacts WHERE site = ?1", {Value::Blob(std::string(old_site.View()))}),
+            (std::vector<std::vector<Value>>{{Value::Integer(0)}}));
   EXPECT_EQ(db.Text("SELECT count(*) FROM hub_cells WHERE pusher = -1"), "1");  // the old cell
   EXPECT_EQ(db.Text("SELECT count(*) FROM hub_cells WHERE pusher >= 0"), "1");  // row 10, pushed by a
   for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
