@@ -4,8 +4,14 @@
 # the embedded SQLite store, one hub on a PostgreSQL store, and two hubs sharing that
 # PostgreSQL store (clients alternate between them). Every client writes ROWS rows per round
 # into its own keys and syncs, ROUNDS rounds, then all sync once more and must converge.
+# All clients share one node, except in the "8 nodes" lines (issue 16): the same clients
+# spread over 8 nodes (client c on node c % 8), on one hub over PostgreSQL and on the SQLite
+# store — nodes share no lock, so 8 nodes should not be slower than 1.
 # Starts a throwaway cluster with pg_virtualenv. Fails only if the data does not arrive.
 # Usage: bench/hub_scale_bench.sh [ROWS] [ROUNDS]   (defaults 200 and 3)
+# SETUPS (environment) picks lines: any of sqlite pg pg2 sqlite8 pg8 (default: all);
+# CLIENTS the client counts (default "16 64"); BASELINE_16 an earlier 16-client SQLite-store
+# "in" figure to print ratios against (default: this run's own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${DELTASYNC_SCALE_BENCH_INSIDE:-}" ]; then
@@ -37,21 +43,21 @@ start_hub() {
 }
 stop_hubs() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; PIDS=(); }
 
-# run CLIENTS PORT...: prints "in/s out/s"
+# run CLIENTS NODES PORT...: prints "in/s out/s"
 run() {
-  local clients=$1; shift
+  local clients=$1 nodes=$2; shift 2
   local ports=("$@") d="$DIR/run$RANDOM"
   mkdir -p "$d"
   for c in $(seq "$clients"); do site "$d/c$c.db" "$SCHEMA" >/dev/null; done
   local t0 t1
   t0=$(ms)
   for c in $(seq "$clients"); do
-    local port=${ports[$((c % ${#ports[@]}))]}
+    local port=${ports[$((c % ${#ports[@]}))]} node="load$((c % nodes))"
     (
       for r in $(seq "$ROUNDS"); do
         site "$d/c$c.db" "BEGIN; WITH RECURSIVE k(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM k WHERE x<$ROWS)
           INSERT INTO t SELECT printf('c%03d-r%02d-%05d', $c, $r, x), 'v' || x, x FROM k; COMMIT;
-          SELECT deltasync_sync('http://127.0.0.1:$port/nodes/load', '{\"batch_rows\": 5000, \"timeout_ms\": 120000}');" >/dev/null
+          SELECT deltasync_sync('http://127.0.0.1:$port/nodes/$node', '{\"batch_rows\": 5000, \"timeout_ms\": 120000}');" >/dev/null
       done
     ) &
   done
@@ -59,36 +65,66 @@ run() {
   t1=$(ms)
   for c in $(seq "$clients"); do
     local port=${ports[$((c % ${#ports[@]}))]}
-    site "$d/c$c.db" "SELECT deltasync_sync('http://127.0.0.1:$port/nodes/load', '{\"batch_rows\": 5000, \"timeout_ms\": 120000}');" >/dev/null
+    site "$d/c$c.db" "SELECT deltasync_sync('http://127.0.0.1:$port/nodes/load$((c % nodes))', '{\"batch_rows\": 5000, \"timeout_ms\": 120000}');" >/dev/null
   done
-  local expected=$((clients * ROUNDS * ROWS))
-  for c in 1 "$clients"; do
+  local total=$((clients * ROUNDS * ROWS))
+  for c in 1 "$clients"; do  # a client holds the rows of every client on its node
+    local peers=0
+    for o in $(seq "$clients"); do [ $((o % nodes)) = $((c % nodes)) ] && peers=$((peers + 1)); done
+    local expected=$((peers * ROUNDS * ROWS))
     n=$(site "$d/c$c.db" "SELECT count(*) FROM t;")
     [ "$n" = "$expected" ] || { echo "client $c holds $n rows, expected $expected" >&2; exit 1; }
   done
-  awk -v ms=$((t1 - t0)) -v n=$((expected * 2)) -v c="$clients" 'BEGIN { printf "%9.0f %9.0f", n / (ms / 1000), n * (c - 1) / (ms / 1000) }'
+  # out: each change reaches the other clients of its node
+  awk -v ms=$((t1 - t0)) -v n=$((total * 2)) -v c="$clients" -v k="$nodes" \
+    'BEGIN { printf "%9.0f %9.0f", n / (ms / 1000), n * (c / k - 1) / (ms / 1000) }'
   rm -rf "$d"
 }
 
 echo "deltasync hub throughput: $ROWS rows x $ROUNDS rounds per client, column changes/s (in = pushed into the hub, out = pulled from it)"
-printf '%-34s %-8s %9s %9s\n' setup clients "in/s" "out/s"
-line() {  # setup clients ports...: one row of the table; a failed run stops the benchmark
-  local name=$1 clients=$2 result
-  shift 2
-  result=$(run "$clients" "$@") || exit 1
-  printf '%-34s %-8s %s\n' "$name" "$clients" "$result"
+printf '%-34s %-8s %9s %9s %s\n' setup clients "in/s" "out/s" "in ÷ 16-client SQLite baseline"
+BASE=${BASELINE_16:-}
+line() {  # setup clients nodes ports...: one row of the table; a failed run stops the benchmark
+  local name=$1 clients=$2 nodes=$3 result
+  shift 3
+  result=$(run "$clients" "$nodes" "$@") || exit 1
+  local in
+  read -r in _ <<<"$result"
+  if [ -z "$BASE" ] && [ "$name" = "SQLite store, 1 hub" ] && [ "$clients" = 16 ]; then BASE=$in; fi
+  local ratio="-"
+  [ -n "$BASE" ] && ratio=$(awk -v a="$in" -v b="$BASE" 'BEGIN { printf "%.2f", a / b }')
+  printf '%-34s %-8s %s %s\n' "$name" "$clients" "$result" "$ratio"
 }
-for clients in 16 64; do
-  port=$(start_hub "$DIR/hub_$clients.db")
-  line "SQLite store, 1 hub" "$clients" "$port"
-  stop_hubs
-  createdb "bench_hub_$clients"
-  port=$(start_hub "postgresql:///bench_hub_$clients")
-  line "PostgreSQL store, 1 hub" "$clients" "$port"
-  stop_hubs
-  createdb "bench_hub2_$clients"
-  p1=$(start_hub "postgresql:///bench_hub2_$clients")
-  p2=$(start_hub "postgresql:///bench_hub2_$clients")
-  line "PostgreSQL store, 2 hubs" "$clients" "$p1" "$p2"
-  stop_hubs
+SETUPS=${SETUPS:-sqlite pg pg2 sqlite8 pg8}
+want() { [[ " $SETUPS " == *" $1 "* ]]; }
+for clients in ${CLIENTS:-16 64}; do
+  if want sqlite; then
+    port=$(start_hub "$DIR/hub_$clients.db")
+    line "SQLite store, 1 hub" "$clients" 1 "$port"
+    stop_hubs
+  fi
+  if want sqlite8; then
+    port=$(start_hub "$DIR/hub8_$clients.db")
+    line "SQLite store, 1 hub, 8 nodes" "$clients" 8 "$port"
+    stop_hubs
+  fi
+  if want pg; then
+    createdb "bench_hub_$clients"
+    port=$(start_hub "postgresql:///bench_hub_$clients")
+    line "PostgreSQL store, 1 hub" "$clients" 1 "$port"
+    stop_hubs
+  fi
+  if want pg8; then
+    createdb "bench_hub8_$clients"
+    port=$(start_hub "postgresql:///bench_hub8_$clients")
+    line "PostgreSQL store, 1 hub, 8 nodes" "$clients" 8 "$port"
+    stop_hubs
+  fi
+  if want pg2; then
+    createdb "bench_hub2_$clients"
+    p1=$(start_hub "postgresql:///bench_hub2_$clients")
+    p2=$(start_hub "postgresql:///bench_hub2_$clients")
+    line "PostgreSQL store, 2 hubs" "$clients" 1 "$p1" "$p2"
+    stop_hubs
+  fi
 done
