@@ -2,6 +2,7 @@
 
 
 #include <algorithm>
+#include <exception>
 #include <map>
 #include <unordered_map>
 
@@ -258,33 +259,88 @@ class SqliteHubStore::Snapshot : public PullSource {
   Stmt cells_;
 };
 
+// One push waiting for its group's commit.
+struct SqliteHubStore::PendingPush {
+  int64_t node;
+  const Payload* payload;
+  PushResult result;
+  std::exception_ptr error;
+  bool done = false;
+};
+
+// Group commit, leader and followers: a push queues itself; if no group is committing, it
+// takes the whole queue (its own push and any that arrived meanwhile) and commits it;
+// otherwise it waits, and the next free push leads the next group. Decoding and checks
+// happened before, outside any lock.
 PushResult SqliteHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) {
   CheckPush(p, max_clock_drift_ms);
+  PendingPush me{node, &p, {}, nullptr};
+  std::unique_lock<std::mutex> queue(queue_mu_);
+  queue_.push_back(&me);
+  while (!me.done) {
+    if (committing_) {
+      queue_cv_.wait(queue);
+      continue;
+    }
+    committing_ = true;
+    std::vector<PendingPush*> group;
+    group.swap(queue_);
+    queue.unlock();
+    CommitGroup(group);  // never throws: every push of the group gets its result or error
+    queue.lock();
+    for (PendingPush* push : group) push->done = true;  // under the queue's lock: followers read it
+    committing_ = false;
+    queue_cv_.notify_all();
+  }
+  if (me.error) std::rethrow_exception(me.error);
+  return me.result;
+}
+
+void SqliteHubStore::CommitGroup(const std::vector<PendingPush*>& group) {
   std::lock_guard<std::mutex> lock(mu_);
   size_t sites_before = sites_.size();
-  PushResult result;
+  // A push's registrations of new sites, undone when its savepoint is (or the group's commit
+  // fails): the caches never hold an ordinal the file does not.
+  auto forget_sites = [&](size_t from) {
+    for (size_t k = from; k < sites_.size(); ++k) site_ords_.erase(sites_[k]);
+    sites_.resize(from);
+  };
+  std::exception_ptr group_error;
   try {
     Exec(db_, "BEGIN IMMEDIATE");
-    Stmt node_seq(db_, "SELECT seq FROM hub_nodes WHERE id = ?1");
-    node_seq.BindInt(1, node);
-    int64_t seq = node_seq.Step() ? node_seq.Int(0) : 0;
-    node_seq.Reset();
-    {
-      Txn txn(*this, node);
-      result = MergePush(txn, p, seq);
+    for (PendingPush* push : group) {
+      size_t push_sites = sites_.size();
+      Exec(db_, "SAVEPOINT push");
+      try {
+        Stmt node_seq(db_, "SELECT seq FROM hub_nodes WHERE id = ?1");
+        node_seq.BindInt(1, push->node);
+        int64_t seq = node_seq.Step() ? node_seq.Int(0) : 0;
+        node_seq.Reset();
+        {
+          Txn txn(*this, push->node);
+          push->result = MergePush(txn, *push->payload, seq);
+        }
+        if (push->result.seq != seq) {
+          Stmt set_seq(db_, "UPDATE hub_nodes SET seq = ?1 WHERE id = ?2");
+          set_seq.BindInt(1, push->result.seq);
+          set_seq.BindInt(2, push->node);
+          set_seq.Run();
+        }
+        Exec(db_, "RELEASE push");
+      } catch (...) {
+        push->error = std::current_exception();
+        sqlite3_exec(db_, "ROLLBACK TO push; RELEASE push", nullptr, nullptr, nullptr);
+        forget_sites(push_sites);
+      }
     }
-    Stmt set_seq(db_, "UPDATE hub_nodes SET seq = ?1 WHERE id = ?2");
-    set_seq.BindInt(1, result.seq);
-    set_seq.BindInt(2, node);
-    set_seq.Run();
-    Exec(db_, "COMMIT");
+    Exec(db_, "COMMIT");  // WAL, synchronous = FULL: on disk when this returns
   } catch (...) {
+    group_error = std::current_exception();
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    for (size_t k = sites_before; k < sites_.size(); ++k) site_ords_.erase(sites_[k]);
-    sites_.resize(sites_before);  // registrations were rolled back with the rest
-    throw;
+    forget_sites(sites_before);
   }
-  return result;
+  if (group_error)
+    for (PendingPush* push : group) push->error = group_error;
 }
 
 PullResult SqliteHubStore::Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,

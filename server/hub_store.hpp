@@ -4,6 +4,7 @@
 // implementations: the embedded SQLite file (this file's SqliteHubStore) and PostgreSQL
 // (hub_store_pg), shared by several hub processes. Merging and page assembly are
 // hub_merge's, the same for both; merging uses common/merge, as the extensions do.
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -109,6 +110,10 @@ class SqliteHubStore : public HubStore {
  private:
   class Txn;
   class Snapshot;
+  struct PendingPush;
+  // Merges every push of `group` in one transaction (a savepoint each: a refused push leaves
+  // the others whole), commits once, and hands each its result or its error.
+  void CommitGroup(const std::vector<PendingPush*>& group);
   void Upgrade(int64_t from);
   void EnsureContacts();  // hub_compact.cpp
   uint32_t SiteOrdinal(const SiteId& site);
@@ -116,6 +121,12 @@ class SqliteHubStore : public HubStore {
 
   sqlite3* db_ = nullptr;
   std::mutex mu_;  // one writer (and reader) at a time on the one connection
+  // Group commit: pushes that arrive while a group is committing wait here and go together
+  // in the next one (one transaction, one fsync); each is acknowledged after that commit.
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<PendingPush*> queue_;
+  bool committing_ = false;
   SiteId hub_id_;
   std::vector<SiteId> sites_;                                     // by ordinal
   std::unordered_map<SiteId, uint32_t, SiteIdHash> site_ords_;  // and back
