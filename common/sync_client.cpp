@@ -89,6 +89,7 @@ SyncOptions ParseSyncOptions(std::string_view text) {
       else if (k == "batch_rows") o.batch_rows = IntegerOption<size_t>(v, k);
       else if (k == "max_page_bytes") o.max_page_bytes = IntegerOption<size_t>(v, k);
       else if (k == "wait_ms") o.wait_ms = IntegerOption<long>(v, k);
+      else if (k == "resync") o.resync = v.get<bool>();
       else if (k == "codec") {
         std::string c = v.get<std::string>();
         if (c != "binary" && c != "json") throw Error(ErrorCode::kInvalidArgument, "option codec must be \"binary\" or \"json\"");
@@ -188,11 +189,15 @@ Json HubLink::Push() {
 }
 
 Json HubLink::Pull() {
-  return Recorded([&] { return PullAll(); });
+  return Recorded([&] { return opt_.resync ? Resync() : PullAll(); });
 }
 
 Json HubLink::Sync() {
   return Recorded([&] {
+    if (opt_.resync) {  // the hub refuses a retired site's push until the resync is done
+      Json pull = Resync();
+      return Json{{"pull", pull}, {"push", PushAll()}};
+    }
     Json push = PushAll();
     Json pull = PullAll();
     if (reset_) {  // after a pull found a new store, what this site holds goes to it again
@@ -248,6 +253,42 @@ Json HubLink::PushOnce() {
           {"cursor", until},   {"hub_seq", hub_seq}, {"resumed", resumed}};
 }
 
+// The node's whole state from sequence 0, every row (also those this site pushed: the hub
+// is asked not to leave them out), then what the hub no longer holds removed here, then an
+// ordinary pull whose first request tells the hub the site is back.
+Json HubLink::Resync() {
+  if (!opt_.tables.empty())
+    throw Error(ErrorCode::kInvalidArgument, "resync pulls every table; leave out \"tables\"");
+  site_.BeginResync();
+  uint64_t pages = 0;
+  int64_t cursor = 0;
+  std::string local = site_.LocalSite().ToString();
+  for (;;) {
+    std::string url = url_.base + "/nodes/" + url_.node + "/pull?since=" + std::to_string(cursor) +
+                      "&limit=" + std::to_string(opt_.batch_rows) + "&site=" + local + "&resync=1";
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (opt_.binary) {
+      headers.emplace_back("Accept", std::string(kContentTypeBinary));
+      headers.emplace_back("Accept-Encoding", std::string(kContentEncodingZstd));
+    } else {
+      headers.emplace_back("Accept", std::string(kContentTypeJson));
+    }
+    PullAnswer answer = ReadPullAnswer(HttpRequest("GET", url, headers, {}, opt_.http), url, cursor, opt_.max_page_bytes);
+    answered_ = true;
+    CheckHubIdentity(answer.page.site.ToString());
+    site_.NoteSeen(answer.page);
+    site_.ApplyPage(key_, answer.page, true);
+    cursor = answer.page.until;
+    ++pages;
+    if (!answer.more) break;
+  }
+  uint64_t removed = site_.RemoveUnseen(key_);
+  resync_done_ = true;
+  Json pull = PullAll();
+  pull["resync"] = {{"pages", pages}, {"removed", removed}};
+  return pull;
+}
+
 Json HubLink::PullAll() {
   uint64_t pulled = 0, applied = 0, ignored = 0, untracked = 0, quarantined = 0, held = 0, pages = 0;
   int64_t cursor = site_.LoadHub(key_).pull_cursor;
@@ -258,6 +299,10 @@ Json HubLink::PullAll() {
     std::string url = url_.base + "/nodes/" + url_.node + "/pull?since=" + std::to_string(cursor) +
                       "&limit=" + std::to_string(opt_.batch_rows) + "&site=" + local;
     if (!tables.empty()) url += "&tables=" + UrlEncode(tables);
+    if (resync_done_) {
+      url += "&resync=done";
+      resync_done_ = false;
+    }
     // Long-poll (wait_ms): only the first page waits for news; the request may take that
     // much longer than timeout_ms.
     HttpOptions http = opt_.http;

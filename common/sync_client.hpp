@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/collect_loop.hpp"
+#include "common/error.hpp"
 #include "common/http_client.hpp"
 #include "common/payload.hpp"
 #include "common/row_apply.hpp"
@@ -28,6 +29,10 @@ struct SyncOptions {
   std::vector<std::string> tables;  // empty: every table
   size_t batch_rows = 1000;
   bool binary = true;  // binary + zstd on the wire; "codec": "json" for debugging
+  // A site its hub retired re-synchronises (docs/operations.md, "A site that comes back"):
+  // the pull reads the node's whole state, removes what the hub no longer holds, and then
+  // the hub takes the site back. "resync": true.
+  bool resync = false;
   // A pull page the client accepts from a hub, decompressed ("max_page_bytes"); the body as
   // sent is capped at the same size (HttpOptions::max_response_bytes). A decoded page costs
   // memory a few tens of times its bytes, so this bounds what a hostile hub can make a site hold.
@@ -109,6 +114,19 @@ class SyncSite {
   virtual void RecordOutcome(const std::string& key, const std::string& error, int64_t at_ms) = 0;
   // Forgets hub `key`: its record, cursors, echo ranges and health. False when unknown.
   virtual bool ForgetHub(const std::string& key) = 0;
+  // Re-synchronisation (docs/operations.md, "A site that comes back"): starts an empty set
+  // of keys seen, ...
+  virtual void BeginResync() {
+    throw Error(ErrorCode::kInvalidArgument, "resync is not available on this engine yet (docs/operations.md)");
+  }
+  // ... adds the rows of one page to it (applied by ApplyPage as usual), ...
+  virtual void NoteSeen(const Payload& /*page*/) {}
+  // ... and, after the last page, removes (without recording a change) every live local row
+  // the hub did not send whose life had reached hub `key` (its shared clock at or below the
+  // push cursor, or applied from that hub): those are rows deleted elsewhere whose tombstone
+  // the hub dropped. Rows written only here since (their whole row unsent) stay. Returns
+  // how many rows it removed.
+  virtual uint64_t RemoveUnseen(const std::string& /*key*/) { return 0; }
 };
 
 // The name a site keeps hub `url` under: its base + "/nodes/" + node.
@@ -146,7 +164,9 @@ class HubLink {
   HubUrl url_;
   std::string key_;
   SyncOptions opt_;
+  nlohmann::json Resync();
   bool reset_ = false;  // the hub turned out to be a new store during this call
+  bool resync_done_ = false;  // the next pull request tells the hub the resync is complete
   bool answered_ = false;  // the hub answered a request of this call
 };
 

@@ -458,10 +458,23 @@ struct Hub::Impl {
             if (!t.empty()) tables.push_back(t);
         }
         int64_t wait_ms = req.has_param("wait_ms") ? ParseCount(req.get_param_value("wait_ms"), "wait_ms") : 0;
-        // A full pull says the site applied everything up to `since` (the frontier's input).
-        if (requester &&
-            store->Contact(node, *requester, tables.empty() ? since : -1, static_cast<int64_t>(WallClockMillis())))
-          return SendRetired(res, node_name, config.RetentionMs(node_name));
+        // resync=1: a site re-reads the node's whole state (docs/operations.md, "A site that
+        // comes back"), also what it pushed itself; retired or not, it counts for nothing yet.
+        // resync=done: it has, and is back in the frontier from `since` on.
+        std::string resync = req.has_param("resync") ? req.get_param_value("resync") : "";
+        if (!resync.empty() && (resync != "1" && resync != "done"))
+          return SendError(res, 400, "deltasync: query parameter resync must be 1 or done");
+        if (!resync.empty() && (!requester || !tables.empty()))
+          return SendError(res, 400, "deltasync: a resync pull names its site and no tables");
+        if (resync == "1") {
+          requester.reset();
+        } else {
+          if (resync == "done") store->Readmit(node, *requester);
+          // A full pull says the site applied everything up to `since` (the frontier's input).
+          if (requester &&
+              store->Contact(node, *requester, tables.empty() ? since : -1, static_cast<int64_t>(WallClockMillis())))
+            return SendRetired(res, node_name, config.RetentionMs(node_name));
+        }
         PullResult r = PullOrWait(node, since, limit, tables, requester, std::min(wait_ms, config.max_wait_ms));
         metrics.ChangesOut(node_name, r.changes);
         res.set_header("Deltasync-More", r.more ? "true" : "false");

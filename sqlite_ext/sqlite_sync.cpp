@@ -12,6 +12,9 @@
 
 #include "common/hlc.hpp"
 #include "common/key_codec.hpp"
+#include "common/scoped_flag.hpp"
+#include "common/shadow_row.hpp"
+#include "common/value_repr.hpp"
 #include "common/sync_client.hpp"
 #include "sqlite_ext/sqlite_apply.hpp"
 #include "sqlite_ext/sqlite_changes.hpp"
@@ -161,6 +164,75 @@ class SqliteSyncSite : public SyncSite {
     sp.Release();
   }
 
+  // The keys a resync saw, by lower-case table name and canonical key encoding, in a
+  // temporary table of this connection.
+  void BeginResync() override {
+    Exec(conn_.db(),
+         "CREATE TEMP TABLE IF NOT EXISTS deltasync_resync_seen(tbl TEXT NOT NULL, key BLOB NOT NULL,"
+         " PRIMARY KEY (tbl, key)) WITHOUT ROWID; DELETE FROM temp.deltasync_resync_seen;");
+  }
+  void NoteSeen(const Payload& page) override {
+    Stmt put(conn_.db(), "INSERT OR IGNORE INTO temp.deltasync_resync_seen(tbl, key) VALUES (lower(?1), ?2)");
+    for (const TableChanges& t : page.tables)
+      for (const RowChanges& r : t.rows) {
+        put.BindText(1, t.name);
+        put.BindBlob(2, EncodeKey(r.key));
+        put.Run();
+      }
+  }
+  uint64_t RemoveUnseen(const std::string& key) override {
+    HubRecord h = LoadHub(key);
+    VersionRanges echo = EchoRanges(key, 0);
+    Savepoint sp(conn_.db(), "deltasync_resync");
+    uint64_t removed = 0;
+    {
+      ScopedFlag applying(conn_.applying);  // the triggers record nothing: no change to send
+      Stmt seen(conn_.db(), "SELECT 1 FROM temp.deltasync_resync_seen WHERE tbl = lower(?1) AND key = ?2");
+      for (const TableInfo& t : conn_.LoadTables()) {
+        if (t.state != TableState::kTracked) continue;
+        size_t n = t.pk.size();
+        std::vector<std::vector<Value>> gone;  // local key values of the rows to remove
+        Stmt rows(conn_.db(), "SELECT " + ShadowKeyList(n) + ", " + kShadowColumns + " FROM " + t.q_meta + " WHERE (cl & 1) = 1");
+        while (rows.Step()) {
+          ShadowRow sr = ReadShadowRow(rows, static_cast<int>(n));
+          sr.clocks.Resolve(sr.ver, sr.cl);
+          int64_t life = sr.clocks.Base().ver;  // where this life's whole row was written here
+          if (life > h.push_cursor && !InRanges(echo, life)) continue;  // a row of this site's own, unsent
+          std::vector<Value> local, wire;
+          for (size_t k = 0; k < n; ++k) {
+            local.push_back(rows.Val(static_cast<int>(k)));
+            Value v = local.back();
+            if (t.reprs.any) ToWireOrThrow(t.reprs.Pk(k), v, t.name, t.pk[k]);
+            wire.push_back(std::move(v));
+          }
+          seen.BindText(1, t.name);
+          seen.BindBlob(2, EncodeKey(wire));
+          bool was_seen = seen.Step();
+          seen.Reset();
+          if (!was_seen) gone.push_back(std::move(local));
+        }
+        rows.Reset();
+        if (gone.empty()) continue;
+        std::string where;
+        for (size_t k = 0; k < n; ++k)
+          where += (k ? " AND " : "") + QuoteIdent(t.pk[k]) + " = ?" + std::to_string(k + 1);
+        Stmt drop(conn_.db(), "DELETE FROM " + t.q_name + " WHERE " + where);
+        // Remembered as deleted (the causal length one past the life it ended), so a later
+        // re-insert here starts a newer life than any site still holding that delete.
+        Stmt bury(conn_.db(), "UPDATE " + t.q_meta + " SET cl = cl + 1, clk = NULL WHERE " + ShadowKeyWhere(n, 1));
+        for (const auto& k : gone) {
+          for (Stmt* st : {&drop, &bury}) {
+            for (size_t i = 0; i < n; ++i) st->Bind(static_cast<int>(i + 1), k[i]);
+            st->Run();
+          }
+          ++removed;
+        }
+      }
+    }
+    Exec(conn_.db(), "DELETE FROM temp.deltasync_resync_seen");
+    sp.Release();
+    return removed;
+  }
   bool ForgetHub(const std::string& key) override {
     Savepoint sp(conn_.db(), "deltasync_forget");
     bool known = false;

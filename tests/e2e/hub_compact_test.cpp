@@ -329,3 +329,68 @@ TEST(HubCompaction, TheFrontierIsTheSmallestFullPullCursorOfTheActiveSites) {
   // A new site joining holds it at 0 until it has pulled.
   EXPECT_EQ(frontier_after("since=0&site=00000000-0000-4000-8000-000000000003"), 0);
 }
+
+// A site back after its node's retention re-synchronises: refused (410) until it does, then
+// `"resync": true` reads the hub's whole state, removes the rows the hub dropped while it was
+// away, keeps and pushes its own unsent writes. What happens to each kind of offline write is
+// exactly what docs/operations.md promises.
+TEST(HubCompaction, AReturningSiteResynchronisesKeepingItsOwnWrites) {
+  HubProcess hub(HubOptions(", \"nodes\": {\"back\": {\"retention_days\": 0.00002}}"));
+  std::string url = hub.url("back");
+  Site a, away;
+  a.Exec(kSchema);
+  away.Exec(kSchema);
+  a.Exec("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 9)"
+         " INSERT INTO item SELECT x, 'v' || x, x FROM c");
+  Call(a, "deltasync_sync", url);
+  // A row only `away` ever wrote: a resync must not mistake it for one the hub dropped.
+  away.Exec("INSERT INTO item VALUES (12, 'by away', 12)");
+  Call(away, "deltasync_sync", url);
+  Call(a, "deltasync_sync", url);
+  ASSERT_EQ(away.Rows(kItems).size(), 10u);
+
+  // While `away` is offline: a deletes 1, 3 and 9, updates 4, inserts 7 again... and 10.
+  a.Exec("DELETE FROM item WHERE id IN (1, 3, 9); UPDATE item SET qty = 40 WHERE id = 4;"
+         "INSERT INTO item VALUES (10, 'new on a', 10)");
+  Call(a, "deltasync_sync", url);
+  Call(a, "deltasync_pull", url);
+  // Offline on `away`: an update of 1 (deleted elsewhere), an update of 5 (live), a delete of
+  // 6, a new row 11, an update of 2 (which a deletes later), and 9 deleted and inserted again.
+  away.Exec("UPDATE item SET qty = 100 WHERE id = 1; UPDATE item SET name = 'away' WHERE id = 5;"
+            "DELETE FROM item WHERE id = 6; INSERT INTO item VALUES (11, 'new on away', 11);"
+            "UPDATE item SET qty = 200 WHERE id = 2; DELETE FROM item WHERE id = 9;"
+            "INSERT INTO item VALUES (9, 'nine again', 9)");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  Call(a, "deltasync_pull", url);
+  Json r = Compact(hub, "back");
+  ASSERT_EQ(r.at("retired"), 1) << r.dump();
+  EXPECT_EQ(r.at("dropped"), 3) << r.dump();  // the tombstones of 1, 3 and 9
+  a.Exec("DELETE FROM item WHERE id = 2");   // this tombstone stays on the hub
+  Call(a, "deltasync_sync", url);
+
+  EXPECT_NE(CallError(away, "deltasync_sync", url).find("hub answered 410"), std::string::npos);
+  EXPECT_EQ(away.Text("SELECT qty FROM item WHERE id = 1"), "100") << "a refused call changed the site";
+  Json back = Call(away, "deltasync_sync", url, Opts({{"resync", true}}));
+  EXPECT_EQ(back["pull"]["resync"]["removed"], 2) << back.dump();  // 1 and 3
+  EXPECT_GT(back["push"]["pushed"].get<int64_t>(), 0) << back.dump();
+  Call(a, "deltasync_sync", url);
+  Call(away, "deltasync_sync", url);  // an ordinary sync works again
+  Site fresh;
+  fresh.Exec(kSchema);
+  Call(fresh, "deltasync_pull", url);
+  EXPECT_EQ(away.Rows(kItems), a.Rows(kItems));
+  EXPECT_EQ(fresh.Rows(kItems), a.Rows(kItems));
+  // 1: its offline update is lost (the delete wins; its tombstone was dropped); 2: the same,
+  // through the tombstone the hub still held; 3: deleted elsewhere, gone here too; 4: a's
+  // update; 5: away's update; 6: away's delete; 7, 8: untouched; 9: deleted and inserted again
+  // offline, a new life that wins; 10, 11: new rows from each side; 12: away's, kept.
+  EXPECT_EQ(a.Rows("SELECT id FROM item ORDER BY id"),
+            (std::vector<std::vector<Value>>{{Value::Integer(4)}, {Value::Integer(5)}, {Value::Integer(7)},
+                                             {Value::Integer(8)}, {Value::Integer(9)}, {Value::Integer(10)},
+                                             {Value::Integer(11)}, {Value::Integer(12)}}));
+  EXPECT_EQ(a.Text("SELECT qty FROM item WHERE id = 4"), "40");
+  EXPECT_EQ(a.Text("SELECT name FROM item WHERE id = 5"), "away");
+  EXPECT_EQ(a.Text("SELECT name FROM item WHERE id = 9"), "nine again");
+  // The removal recorded no change of its own: nothing more to push.
+  EXPECT_EQ(Call(away, "deltasync_push", url)["pushed"], 0);
+}
