@@ -1,6 +1,8 @@
 // The frontier and compaction of the SQLite hub store (docs/operations.md, "Compaction"):
 // each site's contact with a node, the smallest pull cursor of the active sites, and the
 // tombstones at or below it dropped in small transactions.
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,9 +13,6 @@
 namespace deltasync::hub {
 
 namespace {
-
-// A contact write is skipped when only the time moved, by less than this.
-constexpr int64_t kContactRefreshMs = 1000;
 
 // Runs body inside BEGIN IMMEDIATE ... COMMIT, rolled back on any exception.
 template <typename Body>
@@ -53,7 +52,11 @@ void SqliteHubStore::EnsureContacts() {
 }
 
 // Keyed by the site id itself, not an ordinal: a pull or a push that merges nothing
-// registers no site in hub_sites (the site-id flood rules, docs/security.md).
+// registers no site in hub_sites (the site-id flood rules, docs/security.md). A site's first
+// contact is written at once (a site the frontier did not know could hold anything); later
+// ones only move values up, so they wait in memory for the next compaction (FlushContacts):
+// a crash loses only values newer than the stored ones, which holds compaction back and
+// never makes it wrong, and a pull costs no write of its own.
 bool SqliteHubStore::Contact(int64_t node, const SiteId& site, int64_t pulled, int64_t now_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   std::pair<int64_t, SiteId> id{node, site};
@@ -67,44 +70,76 @@ bool SqliteHubStore::Contact(int64_t node, const SiteId& site, int64_t pulled, i
   if (it != contacts_.end()) {
     ContactState& c = it->second;
     if (c.retired) return true;
-    if (pulled <= c.pulled && now_ms < c.last_seen_ms + kContactRefreshMs) return false;  // nothing worth a write
+    if (pulled > c.pulled || now_ms > c.last_seen_ms) {
+      c.pulled = std::max(c.pulled, pulled);
+      c.last_seen_ms = std::max(c.last_seen_ms, now_ms);
+      c.dirty = true;
+    }
+    return false;
   }
-  ContactState now;
   InWriteTxn(db_, [&] {
     Stmt put(db_,
-             "INSERT INTO hub_site_contacts(node, site, pulled, last_seen_ms) VALUES (?1, ?2, max(?3, 0), ?4)"
-             " ON CONFLICT (node, site) DO UPDATE SET pulled = max(pulled, excluded.pulled),"
-             " last_seen_ms = max(last_seen_ms, excluded.last_seen_ms) RETURNING pulled, last_seen_ms, retired");
+             "INSERT INTO hub_site_contacts(node, site, pulled, last_seen_ms) VALUES (?1, ?2, ?3, ?4)"
+             " ON CONFLICT (node, site) DO NOTHING");
     put.BindInt(1, node);
     put.BindBlob(2, site.View());
-    put.BindInt(3, pulled);
+    put.BindInt(3, std::max<int64_t>(pulled, 0));
     put.BindInt(4, now_ms);
-    if (!put.Step()) throw Error(ErrorCode::kInternal, "hub store: a contact was not recorded");
-    now = ContactState{put.Int(0), put.Int(1), put.Int(2) != 0};
-    put.Reset();
+    put.Run();
   });
-  contacts_[id] = now;
-  return now.retired;
+  contacts_[id] = ContactState{std::max<int64_t>(pulled, 0), now_ms, false};
+  return false;
 }
 
-// The frontier as the locked store sees it.
-static int64_t FrontierLocked(sqlite3* db, int64_t node) {
-  Stmt f(db,
-         "SELECT coalesce((SELECT min(pulled) FROM hub_site_contacts WHERE node = ?1 AND retired = 0),"
-         " (SELECT seq FROM hub_nodes WHERE id = ?1), 0)");
+// Writes the contacts that moved since they were stored, in one transaction (under mu_).
+void SqliteHubStore::FlushContacts() {
+  bool any = false;
+  for (const auto& [id, c] : contacts_) any = any || c.dirty;
+  if (!any) return;
+  InWriteTxn(db_, [&] {
+    Stmt put(db_,
+             "UPDATE hub_site_contacts SET pulled = max(pulled, ?3), last_seen_ms = max(last_seen_ms, ?4)"
+             " WHERE node = ?1 AND site = ?2");
+    for (const auto& [id, c] : contacts_) {
+      if (!c.dirty) continue;
+      put.BindInt(1, id.first);
+      put.BindBlob(2, id.second.View());
+      put.BindInt(3, c.pulled);
+      put.BindInt(4, c.last_seen_ms);
+      put.Run();
+    }
+  });
+  for (auto& [id, c] : contacts_) c.dirty = false;
+}
+
+// The smallest cursor of the node's active sites, stored or newer in memory (under mu_);
+// the node's sequence when it has none.
+int64_t SqliteHubStore::FrontierLocked(int64_t node) {
+  Stmt f(db_, "SELECT site, pulled FROM hub_site_contacts WHERE node = ?1 AND retired = 0");
   f.BindInt(1, node);
-  return f.Step() ? f.Int(0) : 0;
+  std::optional<int64_t> least;
+  while (f.Step()) {
+    int64_t pulled = f.Int(1);
+    auto it = contacts_.find({node, SiteId::FromBytes(f.Blob(0))});
+    if (it != contacts_.end()) pulled = std::max(pulled, it->second.pulled);
+    least = least ? std::min(*least, pulled) : pulled;
+  }
+  if (least) return *least;
+  Stmt seq(db_, "SELECT seq FROM hub_nodes WHERE id = ?1");
+  seq.BindInt(1, node);
+  return seq.Step() ? seq.Int(0) : 0;
 }
 
 int64_t SqliteHubStore::Frontier(int64_t node) {
   std::lock_guard<std::mutex> lock(mu_);
-  return FrontierLocked(db_, node);
+  return FrontierLocked(node);
 }
 
 CompactResult SqliteHubStore::Compact(int64_t node, int64_t retention_ms, int64_t now_ms, size_t batch) {
   CompactResult out;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    FlushContacts();
     InWriteTxn(db_, [&] {
       if (retention_ms > 0) {
         Stmt retire(db_,
@@ -114,7 +149,7 @@ CompactResult SqliteHubStore::Compact(int64_t node, int64_t retention_ms, int64_
         retire.Run();
         out.retired = static_cast<uint64_t>(sqlite3_changes(db_));
       }
-      out.frontier = FrontierLocked(db_, node);
+      out.frontier = FrontierLocked(node);
       Stmt n(db_, "SELECT count(*) FROM hub_site_contacts WHERE node = ?1 AND retired = 0");
       n.BindInt(1, node);
       out.sites = n.Step() ? static_cast<uint64_t>(n.Int(0)) : 0;
@@ -160,6 +195,7 @@ CompactResult SqliteHubStore::Compact(int64_t node, int64_t retention_ms, int64_
 
 bool SqliteHubStore::Readmit(int64_t node, const SiteId& site) {
   std::lock_guard<std::mutex> lock(mu_);
+  FlushContacts();
   bool changed = false;
   InWriteTxn(db_, [&] {
     // Back in the frontier from its current cursor on, seen now.

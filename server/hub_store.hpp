@@ -130,11 +130,14 @@ class SqliteHubStore : public HubStore {
   SiteId hub_id_;
   std::vector<SiteId> sites_;                                     // by ordinal
   std::unordered_map<SiteId, uint32_t, SiteIdHash> site_ords_;  // and back
-  // Contacts as last written, to skip writes that would change nothing (hub_compact.cpp).
+  // Each site's contact as stored, or newer and not yet stored (dirty; hub_compact.cpp).
   struct ContactState {
     int64_t pulled = 0, last_seen_ms = 0;
     bool retired = false;
+    bool dirty = false;
   };
+  void FlushContacts();
+  int64_t FrontierLocked(int64_t node);
   std::map<std::pair<int64_t, SiteId>, ContactState> contacts_;
 };
 
