@@ -30,7 +30,7 @@ OPTS='{"batch_rows": 10000, "timeout_ms": 600000}'
 SCHEMA="CREATE TABLE t(id TEXT PRIMARY KEY, a TEXT, b INTEGER); SELECT deltasync_enable('t');"
 # Bytes of the b-tree pages of the named tables and indexes of a database file.
 pages() { sqlite3 "$1" "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN ($2);"; }
-HUB_META="'hub_rows', 'hub_rows_seq'"
+HUB_META="'hub_rows', 'hub_rows_seq', 'hub_graves'"
 SITE_META="'t__deltasync_meta'"
 
 echo "deltasync compaction benchmark: $ROWS inserts, $DELETED deletes ($LIVE live rows)"
@@ -56,18 +56,20 @@ t1=$(date +%s%3N)
 kill "$HUB_PID"; wait "$HUB_PID" 2>/dev/null || true; HUB_PID=
 sqlite3 "$DIR/hub.db" "VACUUM;"
 hub_after=$(pages "$DIR/hub.db" "$HUB_META")
+graves=$(pages "$DIR/hub.db" "'hub_graves'")
 site_meta=$(pages "$DIR/b.db" "$SITE_META")
 site "$DIR/b.db" "VACUUM;" >/dev/null
 site_meta=$(pages "$DIR/b.db" "$SITE_META")
 
 per() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }'; }
 echo "compact: $((t1 - t0)) ms  $answer"
-echo "hub metadata (hub_rows + its sequence index), bytes:"
+echo "hub metadata (hub_rows, its sequence index, hub_graves), bytes:"
 echo "  $LIVE live rows only (before the deletes):  $hub_live  = $(per "$hub_live" "$ROWS") per row of $ROWS"
 echo "  before compaction: $hub_before  = $(per "$hub_before" "$LIVE") per live row;" \
      "$(per "$((hub_before - hub_live * LIVE / ROWS))" "$DELETED") per deleted row"
 echo "  after compaction (VACUUM):  $hub_after  = $(per "$hub_after" "$LIVE") per live row;" \
      "$(per "$((hub_after - hub_live * LIVE / ROWS))" "$DELETED") per deleted row"
 echo "  after / before: $(awk -v a="$hub_after" -v b="$hub_before" 'BEGIN { printf "%.3f", a / b }')"
+echo "  of which graves (key and causal length of each dropped tombstone): $graves = $(per "$graves" "$DELETED") per deleted row"
 echo "site b metadata (t__deltasync_meta, VACUUMed; sites keep tombstones in this release):" \
      "$site_meta = $(per "$site_meta" "$LIVE") per live row, $(per "$site_meta" "$ROWS") per row ever"

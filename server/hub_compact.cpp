@@ -33,6 +33,13 @@ void InWriteTxn(sqlite3* db, Body&& body) {
 // that wrote a row or pushed a value of a node, with cursor 0: the frontier stays at 0 until
 // each of them has pulled again (or is retired), since what they saw is unknown.
 void SqliteHubStore::EnsureContacts() {
+  // A dropped tombstone's key and causal length (Compact): a late change for that key from a
+  // site that never received the delete still loses to it.
+  Exec(db_, "CREATE TABLE IF NOT EXISTS hub_graves(tbl INTEGER NOT NULL, key BLOB NOT NULL, cl INTEGER NOT NULL,"
+            " PRIMARY KEY (tbl, key)) WITHOUT ROWID");
+  Stmt tables(db_, "SELECT DISTINCT tbl FROM hub_graves");
+  while (tables.Step()) grave_tables_.insert(tables.Int(0));
+  tables.Reset();
   Stmt has(db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hub_site_contacts'");
   bool existed = has.Step();
   has.Reset();
@@ -49,6 +56,14 @@ void SqliteHubStore::EnsureContacts() {
     seed.BindInt(1, static_cast<int64_t>(WallClockMillis()));
     seed.Run();
   });
+}
+
+int64_t SqliteHubStore::GraveCl(int64_t tbl, const std::string& key) {
+  if (grave_tables_.count(tbl) == 0) return 0;
+  Stmt get(db_, "SELECT cl FROM hub_graves WHERE tbl = ?1 AND key = ?2");
+  get.BindInt(1, tbl);
+  get.BindBlob(2, key);
+  return get.Step() ? get.Int(0) : 0;
 }
 
 // Keyed by the site id itself, not an ordinal: a pull or a push that merges nothing
@@ -167,23 +182,34 @@ CompactResult SqliteHubStore::Compact(int64_t node, int64_t retention_ms, int64_
     size_t n = 0;
     InWriteTxn(db_, [&] {
       Stmt pick(db_,
-                "SELECT tbl, key, seq FROM hub_rows WHERE node = ?1 AND seq > ?2 AND seq <= ?3 AND (cl & 1) = 0"
+                "SELECT tbl, key, seq, cl FROM hub_rows WHERE node = ?1 AND seq > ?2 AND seq <= ?3 AND (cl & 1) = 0"
                 " ORDER BY seq LIMIT ?4");
       pick.BindInt(1, node);
       pick.BindInt(2, after);
       pick.BindInt(3, out.frontier);
       pick.BindInt(4, static_cast<int64_t>(batch));
       Stmt drop(db_, "DELETE FROM hub_rows WHERE tbl = ?1 AND key = ?2 AND (cl & 1) = 0");
-      std::vector<std::pair<int64_t, std::string>> keys;
+      Stmt bury(db_, "INSERT OR REPLACE INTO hub_graves(tbl, key, cl) VALUES (?1, ?2, ?3)");
+      struct Dropped {
+        int64_t tbl;
+        std::string key;
+        int64_t cl;
+      };
+      std::vector<Dropped> keys;
       while (pick.Step()) {
-        keys.emplace_back(pick.Int(0), std::string(pick.Blob(1)));
+        keys.push_back(Dropped{pick.Int(0), std::string(pick.Blob(1)), pick.Int(3)});
         after = pick.Int(2);
       }
       pick.Reset();
-      for (const auto& [tbl, key] : keys) {
-        drop.BindInt(1, tbl);
-        drop.BindBlob(2, key);
+      for (const Dropped& d : keys) {
+        drop.BindInt(1, d.tbl);
+        drop.BindBlob(2, d.key);
         drop.Run();
+        bury.BindInt(1, d.tbl);
+        bury.BindBlob(2, d.key);
+        bury.BindInt(3, d.cl);
+        bury.Run();
+        grave_tables_.insert(d.tbl);
       }
       n = keys.size();
     });

@@ -110,6 +110,8 @@ PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
       const RowChanges& r = t.rows[ri];
       const std::string& key = keys[ri];
       int64_t local_cl = txn.RowCl(tbl, key);
+      const int64_t grave = local_cl == 0 ? txn.GraveCl(tbl, key) : 0;
+      if (grave != 0) local_cl = grave;  // a dropped tombstone decides as it did before
       std::unordered_map<std::string, Clock> held = txn.CellClocks(tbl, key);
       std::vector<Clock> incoming, local;
       for (const ColumnChange& c : r.changes) {
@@ -121,7 +123,13 @@ PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
       result.applied += m.applied;
       result.ignored += m.changes - m.applied;
       result.rows++;
-      if (m.applied == 0) continue;
+      if (m.applied == 0) {
+        // A change older than a dropped tombstone, from a site that never received it (one
+        // that joined after the compaction): the tombstone is served again, by no pusher,
+        // so that site learns the delete as it would have without compaction.
+        if (grave != 0 && r.cl < grave) txn.PutRow(tbl, key, grave, ++seq, kUnknownPusher);
+        continue;
+      }
       if (writer < 0) writer = txn.SiteOrdinal(p.site);
       ++seq;
       // A delete drops the row's values; so does a new life of a row the node held (its

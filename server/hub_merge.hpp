@@ -34,6 +34,9 @@ class PushTxn {
   virtual uint32_t SiteOrdinal(const SiteId& site) = 0;
   virtual SiteId SiteOf(int64_t ord) = 0;  // by value: a store may grow its table meanwhile
   virtual int64_t RowCl(int64_t tbl, const std::string& key) = 0;  // 0: never seen
+  // For a row the store does not hold: the causal length of its tombstone if compaction
+  // dropped one (kept as a grave, docs/operations.md), else 0. Stores that do not compact: 0.
+  virtual int64_t GraveCl(int64_t /*tbl*/, const std::string& /*key*/) { return 0; }
   // The clocks of the row's cells, by column name.
   virtual std::unordered_map<std::string, Clock> CellClocks(int64_t tbl, const std::string& key) = 0;
   virtual void DropCells(int64_t tbl, const std::string& key) = 0;

@@ -168,6 +168,7 @@ class SqliteHubStore::Txn : public PushTxn {
     get_row_.Reset();
     return cl;
   }
+  int64_t GraveCl(int64_t tbl, const std::string& key) override { return store_.GraveCl(tbl, key); }
   std::unordered_map<std::string, Clock> CellClocks(int64_t tbl, const std::string& key) override {
     std::unordered_map<std::string, Clock> held;
     get_cells_.BindInt(1, tbl);
@@ -398,7 +399,7 @@ NodeUsage SqliteHubStore::Usage(int64_t node) {
   }
   Stmt sites(db_,
              "SELECT c.site FROM hub_tables t JOIN hub_cells c ON c.tbl = t.id WHERE t.node = ?1"
-             " UNION SELECT writer FROM hub_rows WHERE node = ?1");
+             " UNION SELECT writer FROM hub_rows WHERE node = ?1 AND writer >= 0");
   sites.BindInt(1, node);
   while (sites.Step()) u.sites.push_back(SiteOf(sites.Int(0)));
   return u;

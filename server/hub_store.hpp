@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -137,6 +138,8 @@ class SqliteHubStore : public HubStore {
     bool dirty = false;
   };
   void FlushContacts();
+  int64_t GraveCl(int64_t tbl, const std::string& key);  // under mu_
+  std::set<int64_t> grave_tables_;  // tables with graves: the others skip the lookup
   int64_t FrontierLocked(int64_t node);
   std::map<std::pair<int64_t, SiteId>, ContactState> contacts_;
 };

@@ -118,6 +118,24 @@ class FakeNode : public PushTxn, public PullSource {
     for (const auto& [col, c] : rows_.at({tbl, key}).cells) out.push_back(StoredCell{col, c.value, c.hlc, c.site, c.cl, c.pusher});
     return out;
   }
+  // Compaction as the stores do it: every tombstone becomes a grave (its causal length).
+  size_t DropTombstones() {
+    size_t n = 0;
+    for (auto it = rows_.begin(); it != rows_.end();) {
+      if (it->second.cl % 2 == 0) {
+        graves_[it->first] = it->second.cl;
+        it = rows_.erase(it);
+        ++n;
+      } else {
+        ++it;
+      }
+    }
+    return n;
+  }
+  int64_t GraveCl(int64_t tbl, const std::string& key) override {
+    auto it = graves_.find({tbl, key});
+    return it == graves_.end() ? 0 : it->second;
+  }
   int64_t KnownSite(const SiteId& site) override {
     auto it = std::find(sites_.begin(), sites_.end(), site);
     return it == sites_.end() ? -1 : it - sites_.begin();
@@ -130,6 +148,7 @@ class FakeNode : public PushTxn, public PullSource {
   std::vector<std::pair<std::string, std::vector<std::string>>> tables_;
   std::vector<SiteId> sites_;
   std::map<std::pair<int64_t, std::string>, Row> rows_;
+  std::map<std::pair<int64_t, std::string>, int64_t> graves_;
 };
 
 const uint64_t kNow = HlcFromMillis(WallClockMillis() - 1000);
@@ -171,6 +190,31 @@ size_t RowsIn(const Payload& page) {
   size_t n = 0;
   for (const TableChanges& t : page.tables) n += t.rows.size();
   return n;
+}
+
+// A dropped tombstone decides through its grave as it did itself: a change of the old life
+// loses and the tombstone is served again, to its pusher too (it never saw the delete); a
+// higher causal length starts a new life; the same delete again is nothing.
+TEST(HubMerge, AGraveDecidesAsTheTombstoneDid) {
+  FakeNode node;
+  SiteId a = SiteId::Random(), late = SiteId::Random();
+  node.Push(PushOf(a, {{1, 1, {{0, "a1", 10}, {1, "b1", 10}}}, {2, 1, {{0, "two", 10}}}}));
+  node.Push(PushOf(a, {{1, 2, {}}}));
+  ASSERT_EQ(node.DropTombstones(), 1u);
+  EXPECT_EQ(RowsIn(node.Pull(0, std::nullopt).payload), 1u) << "a dropped tombstone is not served";
+  EXPECT_EQ(node.Push(PushOf(a, {{1, 2, {}}})).seq, 3) << "the same delete again takes no sequence";
+  PushResult r = node.Push(PushOf(late, {{1, 1, {{0, "by a site that never saw the delete", 50}}}}));
+  EXPECT_EQ(r.applied, 0u);
+  EXPECT_EQ(r.seq, 4) << "the tombstone is served again";
+  PullResult page = node.Pull(3, late);
+  ASSERT_EQ(RowsIn(page.payload), 1u) << "its pusher must learn the delete";
+  EXPECT_EQ(page.payload.tables[0].rows[0].cl, 2);
+  EXPECT_TRUE(page.payload.tables[0].rows[0].changes.empty());
+  node.DropTombstones();
+  node.Push(PushOf(late, {{1, 3, {{1, "new life", 60}}}}));
+  page = node.Pull(0, std::nullopt);
+  EXPECT_EQ(ValueIn(page.payload, 1, "b"), "new life");
+  EXPECT_EQ(ValueIn(page.payload, 1, "a"), "-");
 }
 
 TEST(HubMerge, CountsWinnersAndLosersAndKeepsTheNewest) {
