@@ -5,53 +5,107 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
 #include "common/hlc.hpp"
 #include "common/key_codec.hpp"
 #include "common/merge.hpp"
+#include "common/pending_cells.hpp"
 #include "common/utf8.hpp"
 
 namespace deltasync {
 
 namespace {
 
-// The payload table without the columns `local_cols` lacks (nullopt when it has all of
-// them); adds the changes left out to `left_out`.
-std::optional<TableChanges> KnownColumnsOnly(const TableChanges& tc, const std::vector<std::string>& local_cols,
-                                             uint64_t& left_out) {
-  std::vector<int64_t> to(tc.columns.size(), -1);
-  bool all = true;
-  TableChanges out;
+// A payload table split by what this site has: `known` holds the changes of columns it
+// tracks, under their local names (nullopt: all of `tc` as it is); `keep` lists the changes
+// (row index, change index in `tc`) of columns it does not have (yet), which are kept as
+// pending cells; changes of columns it dropped are counted in `dropped` and left out.
+struct SplitTable {
+  std::optional<TableChanges> known;
+  std::vector<std::pair<size_t, size_t>> keep;
+};
+
+// Splits `tc` against the local columns; `gone` is read only when a payload column is not
+// one of them. Two payload columns landing in one local column (a column's old and new
+// name) keep, per row, the newer change by (cl, hlc, site).
+SplitTable SplitColumns(const TableChanges& tc, const std::vector<std::string>& local_cols,
+                        const std::function<std::vector<GoneColumn>()>& gone_of, const std::vector<SiteId>& sites,
+                        uint64_t& dropped) {
+  auto local_index = [&](const std::string& name) -> int64_t {
+    for (size_t c = 0; c < local_cols.size(); ++c)
+      if (EqualsIgnoreAsciiCase(local_cols[c], name)) return static_cast<int64_t>(c);
+    return -1;
+  };
+  constexpr int64_t kKeep = -1, kDrop = -2;
+  std::vector<int64_t> to(tc.columns.size(), kKeep);  // payload column -> column of `known`, or kKeep/kDrop
+  std::vector<std::string> out_cols;
+  std::vector<int64_t> out_of_local;  // local column -> column of `known` (-1: none yet)
+  bool all = true;  // every payload column is a local one, in place
+  std::optional<std::vector<GoneColumn>> gone;
   for (size_t k = 0; k < tc.columns.size(); ++k) {
-    bool found = std::any_of(local_cols.begin(), local_cols.end(),
-                             [&](const std::string& c) { return EqualsIgnoreAsciiCase(c, tc.columns[k]); });
-    if (found) {
-      to[k] = static_cast<int64_t>(out.columns.size());
-      out.columns.push_back(tc.columns[k]);
+    int64_t local = local_index(tc.columns[k]);
+    if (local < 0) {
+      all = false;
+      if (!gone) gone = gone_of();
+      std::string now = FollowGoneColumn(tc.columns[k], *gone);
+      if (now.empty()) {
+        to[k] = kDrop;
+        continue;
+      }
+      local = local_index(now);
+      if (local < 0) continue;  // kKeep
     }
-    all &= found;
+    if (out_of_local.size() <= static_cast<size_t>(local)) out_of_local.resize(local + 1, -1);
+    if (out_of_local[local] < 0) {
+      out_of_local[local] = static_cast<int64_t>(out_cols.size());
+      out_cols.push_back(local_cols[local]);
+    }
+    to[k] = out_of_local[local];
   }
-  if (all) return std::nullopt;
-  out.name = tc.name;
-  out.pk = tc.pk;
-  out.rows.reserve(tc.rows.size());
-  for (const RowChanges& r : tc.rows) {
+  for (size_t k = 0; all && k < tc.columns.size(); ++k)
+    all = to[k] == static_cast<int64_t>(k) && EqualsIgnoreAsciiCase(out_cols[k], tc.columns[k]);
+  SplitTable out;
+  if (all) return out;
+  TableChanges t;
+  t.name = tc.name;
+  t.pk = tc.pk;
+  t.columns = std::move(out_cols);
+  t.rows.reserve(tc.rows.size());
+  for (size_t ri = 0; ri < tc.rows.size(); ++ri) {
+    const RowChanges& r = tc.rows[ri];
     RowChanges kept;
     kept.key = r.key;
     kept.cl = r.cl;
-    for (const ColumnChange& c : r.changes) {
-      if (to[c.column] < 0) {
-        ++left_out;
+    for (size_t ci = 0; ci < r.changes.size(); ++ci) {
+      const ColumnChange& c = r.changes[ci];
+      if (to[c.column] == kDrop) {
+        ++dropped;
+        continue;
+      }
+      if (to[c.column] == kKeep) {
+        out.keep.emplace_back(ri, ci);
+        continue;
+      }
+      auto dest = static_cast<uint32_t>(to[c.column]);
+      auto same = std::find_if(kept.changes.begin(), kept.changes.end(),
+                               [&](const ColumnChange& e) { return e.column == dest; });
+      if (same != kept.changes.end()) {
+        if (CompareClocks(Clock{c.cl, c.hlc, sites[c.site]}, Clock{same->cl, same->hlc, sites[same->site]}) > 0) {
+          *same = c;
+          same->column = dest;
+        }
         continue;
       }
       ColumnChange moved = c;
-      moved.column = static_cast<uint32_t>(to[c.column]);
+      moved.column = dest;
       kept.changes.push_back(std::move(moved));
     }
-    out.rows.push_back(std::move(kept));
+    t.rows.push_back(std::move(kept));
   }
+  out.known = std::move(t);
   return out;
 }
 
@@ -89,8 +143,10 @@ class PageApply {
 
   // Applies one row of payload table `tc` (its columns known here, mapped by `map`); sets
   // it aside when the engine refuses it. `from` is the held entry being retried, if any.
+  // `echo` false: the row's version is not one of this pull's (a kept cell may have come
+  // from another hub).
   void ApplyRow(int handle, const TableChanges& tc, const TableMapping& map, const RowChanges& r,
-                const std::vector<SiteId>& sites, HeldEntry* from) {
+                const std::vector<SiteId>& sites, HeldEntry* from, bool echo = true) {
     if (!pre_held_.empty()) {
       auto it = pre_held_.find(RowId(handle, EncodeKey(r.key)));
       if (it != pre_held_.end()) return HoldRow(handle, tc, r, sites, it->second, from);
@@ -99,8 +155,8 @@ class PageApply {
     // A held row's retry may fail again, and must not spoil the page's fast path.
     bool wrap = isolate_ || from;
     try {
-      if (wrap) port_.RowAtomically([&] { WriteRow(handle, map, r, from == nullptr); });
-      else WriteRow(handle, map, r, true);
+      if (wrap) port_.RowAtomically([&] { WriteRow(handle, map, r, from == nullptr && echo); });
+      else WriteRow(handle, map, r, echo);
     } catch (const RowRefused& e) {
       if (!wrap && port_.RefusalAbortsAtomically()) throw Redo{true, {}};
       counts_.applied = applied;
@@ -121,9 +177,9 @@ class PageApply {
       for (const SiteId& s : h.payload.sites) ords.push_back(port_.SiteOrdinal(s));
       ApplyTable& table = Table(h.handle);
       TableNames names = table.Names();
-      uint64_t left_out = 0;
-      std::optional<TableChanges> known = KnownColumnsOnly(h.payload.tables[0], names.cols, left_out);
-      const TableChanges& use = known ? *known : h.payload.tables[0];
+      // Its changes of columns not here are kept as pending cells (they survive its release).
+      SplitTable split = SplitAndKeep(h.handle, h.payload.tables[0], h.payload.sites);
+      const TableChanges& use = split.known ? *split.known : h.payload.tables[0];
       TableMapping map = MapTable(names.name, names.pk, names.cols, use, ords);
       const RowChanges& r = use.rows[0];
       if (std::string why = MissingParent(h.handle, use, r); !why.empty()) {
@@ -132,6 +188,42 @@ class PageApply {
         continue;
       }
       ApplyRow(h.handle, use, map, r, h.payload.sites, &h);
+    }
+  }
+
+  // Splits payload table `tc` (of local table `handle`) by the columns this site has and
+  // keeps the changes of those it does not have (yet) as pending cells.
+  SplitTable SplitAndKeep(int handle, const TableChanges& tc, const std::vector<SiteId>& sites) {
+    TableNames names = Table(handle).Names();
+    SplitTable split = SplitColumns(
+        tc, names.cols, [&] { return port_.GoneColumns(handle); }, sites, counts_.untracked);
+    for (const auto& [ri, ci] : split.keep) KeepCell(names.name, tc, tc.rows[ri], tc.rows[ri].changes[ci], sites);
+    return split;
+  }
+
+  // Applies the kept cells of each (table handle, column) in `pending` whose column is
+  // tracked here now, by the normal merge rules, and forgets them; forgets those of a column
+  // dropped here. The versions they get are not this pull's: they are pushed to every hub.
+  void ApplyPending(const std::vector<std::tuple<int, std::string, std::string>>& pending) {
+    for (const auto& [handle, table, column] : pending) {
+      TableNames names = Table(handle).Names();
+      std::string now = FollowGoneColumn(column, port_.GoneColumns(handle));
+      bool here = std::any_of(names.cols.begin(), names.cols.end(),
+                              [&](const std::string& c) { return EqualsIgnoreAsciiCase(c, now); });
+      if (!now.empty() && !here) continue;  // still not here: they stay kept
+      if (here) {
+        for (const PendingCell& cell : port_.PendingCells(table, column)) {
+          Payload one = DecodeJson(cell.change);
+          std::vector<uint32_t> ords;
+          for (const SiteId& s : one.sites) ords.push_back(port_.SiteOrdinal(s));
+          SplitTable split = SplitAndKeep(handle, one.tables[0], one.sites);
+          const TableChanges& use = split.known ? *split.known : one.tables[0];
+          TableMapping map = MapTable(names.name, names.pk, names.cols, use, ords);
+          ApplyRow(handle, use, map, use.rows[0], one.sites, nullptr, false);
+          ++counts_.unkept;
+        }
+      }
+      port_.DropPending(table, column);
     }
   }
 
@@ -240,10 +332,44 @@ class PageApply {
       if (children_.count(handle)) written_.emplace_back(handle, r.key);
     }
 
+    // A new life of a row this site holds (deleted and inserted again elsewhere) whose
+    // changes do not cover every column (the writer lacked some): what the old life left
+    // there is reset to the default, without a version, as the writer's row has it.
+    std::vector<uint32_t> stale;
+    size_t ncols = table.Names().cols.size();
+    if (m.existed && m.exists && m.cl_advanced) {
+      std::vector<bool> won(ncols, false);
+      for (size_t k : d.winners) won[map.columns[r.changes[k].column]] = true;
+      for (uint32_t c = 0; c < ncols; ++c) {
+        const ColClock& lc = shadow.clocks.Get(c);
+        if (!won[c] && lc.Present() && lc.cl < m.cl) stale.push_back(c);
+      }
+      if (!stale.empty()) table.ResetColumns(r.key, stale);
+    }
+
     int64_t ver = port_.NextVersion();
     if (echo) counts_.AddVersion(ver);
-    AdoptWinners(shadow.clocks, d, r, map, table.Names().cols.size(), ver);
+    AdoptWinners(shadow.clocks, d, r, map, ncols, ver);
+    for (uint32_t c : stale) shadow.clocks.Set(c, ColClock{});
     table.WriteShadow(r.key, m.cl, ver, shadow.clocks);
+  }
+
+  // Keeps change `c` of row `r` of payload table `tc` as the pending cell of (table, column,
+  // key), or merges it into the one kept there: the newer change stays.
+  void KeepCell(const std::string& table, const TableChanges& tc, const RowChanges& r, const ColumnChange& c,
+                const std::vector<SiteId>& sites) {
+    Payload one = CellPayload(tc, r, c, sites);
+    one.tables[0].name = table;
+    PendingCell cell{table, tc.columns[c.column], EncodeKey(r.key), "", static_cast<int64_t>(WallClockMillis())};
+    if (std::optional<PendingCell> old = port_.FindPending(cell.table, cell.column, cell.key)) {
+      Payload merged = DecodeJson(old->change);
+      MergeHeld(merged, one);
+      one = std::move(merged);
+      cell.since_ms = old->since_ms;
+    }
+    cell.change = EncodeJson(one);
+    port_.Keep(cell);
+    ++counts_.kept;
   }
 
   // Sets row `r` aside: a new held entry, or merged into the one of its key.
@@ -415,6 +541,10 @@ ApplyResult ApplyPayload(ApplyPort& port, const Payload& p) {
     h.stored = true;
     stored.push_back(std::move(h));
   }
+  // Columns with kept changes, of tables tracked here now: applied once the column is.
+  std::vector<std::tuple<int, std::string, std::string>> pending;
+  for (auto& [table, column] : port.PendingColumns())
+    if (int handle = port.FindTable(table); handle >= 0) pending.emplace_back(handle, table, column);
   std::vector<ForeignKey> fks = port.ForeignKeys();
 
   std::map<RowId, std::string> pre_held;
@@ -436,13 +566,14 @@ ApplyResult ApplyPayload(ApplyPort& port, const Payload& p) {
                 site_ords[c.site] = port.SiteOrdinal(p.sites[c.site]);
         PageApply apply(port, fks, pre_held, isolate, counts);
         apply.SetHeld(&held);
+        apply.ApplyPending(pending);
         for (const auto& [tc, handle] : work) {
           TableNames names = apply.Table(handle).Names();
-          // Changes of columns this site does not track (a site a migration ahead or behind,
-          // a dropped column, an old name of a renamed one) are left out, counted as
-          // untracked: the rest of the table and of the payload still applies.
-          std::optional<TableChanges> known = KnownColumnsOnly(*tc, names.cols, counts.untracked);
-          const TableChanges& use = known ? *known : *tc;
+          // Changes of columns this site does not have (a site a migration behind) are kept
+          // as pending cells; an old name of a renamed column lands in the new one; a
+          // dropped column's changes are counted as untracked. The rest applies.
+          SplitTable split = apply.SplitAndKeep(handle, *tc, p.sites);
+          const TableChanges& use = split.known ? *split.known : *tc;
           // Payload names are matched against the local catalog; only local names reach SQL.
           TableMapping map = MapTable(names.name, names.pk, names.cols, use, site_ords);
           for (const RowChanges& r : use.rows) apply.ApplyRow(handle, use, map, r, p.sites, nullptr);
@@ -465,7 +596,8 @@ ApplyResult ApplyPayload(ApplyPort& port, const Payload& p) {
 nlohmann::json ApplyResultJson(const ApplyResult& r, int64_t db_version) {
   return {{"applied", r.applied},         {"ignored", r.ignored},   {"untracked", r.untracked},
           {"rows", r.rows},               {"quarantined", r.quarantined}, {"released", r.released},
-          {"held", r.held},               {"orphans", r.orphans},   {"db_version", db_version}};
+          {"held", r.held},               {"orphans", r.orphans},   {"kept", r.kept},
+          {"unkept", r.unkept},           {"db_version", db_version}};
 }
 
 }  // namespace deltasync

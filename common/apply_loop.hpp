@@ -6,12 +6,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "common/payload.hpp"
+#include "common/pending_cells.hpp"
 #include "common/quarantine.hpp"
 #include "common/row_apply.hpp"
 #include "common/shadow_row.hpp"
@@ -54,6 +56,9 @@ class ApplyTable {
   virtual bool UpdateRow(const std::vector<Value>& key, const std::vector<ColumnWrite>& cols) = 0;
   // INSERTs the row with its key and `cols` (ON CONFLICT of the key: sets `cols`).
   virtual void InsertRow(const std::vector<Value>& key, const std::vector<ColumnWrite>& cols) = 0;
+  // Sets `cols` of the row to what a new row gets there (the column's default, or NULL): the
+  // values of an older life of the row that the new life's changes do not replace.
+  virtual void ResetColumns(const std::vector<Value>& key, const std::vector<uint32_t>& cols) = 0;
   // Writes the row's shadow row: causal length, version and clocks in stored form.
   virtual void WriteShadow(const std::vector<Value>& key, int64_t cl, int64_t ver, const RowClocks& clocks) = 0;
   // Reads the base row's `cols` (local column names, key columns allowed) into `out`;
@@ -87,6 +92,18 @@ class ApplyPort {
   virtual bool RefusalAbortsAtomically() = 0;
   // Inside Atomically: runs `body` all or nothing on its own (savepoint, subtransaction).
   virtual void RowAtomically(const std::function<void()>& body) = 0;
+  // Kept changes of columns this site does not have (common/pending_cells). The columns
+  // with kept cells, as (local table name, column name) — read before Atomically ...
+  virtual std::vector<std::pair<std::string, std::string>> PendingColumns() = 0;
+  // ... and inside Atomically: the cells of one, the cell of (table, column, key) if any,
+  // storing one (insert or replace by its identity), forgetting a column's cells.
+  virtual std::vector<PendingCell> PendingCells(const std::string& table, const std::string& column) = 0;
+  virtual std::optional<PendingCell> FindPending(const std::string& table, const std::string& column,
+                                                 const std::string& key) = 0;
+  virtual void Keep(const PendingCell& cell) = 0;
+  virtual void DropPending(const std::string& table, const std::string& column) = 0;
+  // Inside Atomically: the columns of table `handle` this site dropped or renamed.
+  virtual std::vector<GoneColumn> GoneColumns(int handle) = 0;
   // Inside Atomically: stores (insert or replace by table and key) or drops a held row.
   virtual void Hold(const HeldRow& row) = 0;
   virtual void Release(const std::string& table, const std::string& key) = 0;

@@ -26,6 +26,9 @@ struct ApplyResult {
   // held rows that applied, rows held after the apply, and children the foreign-key policy
   // removed (or set NULL) as local changes.
   uint64_t quarantined = 0, released = 0, held = 0, orphans = 0;
+  // Changes of columns this site does not have, kept as pending cells, and kept cells
+  // applied because their column is here now (common/pending_cells).
+  uint64_t kept = 0, unkept = 0;
   int64_t first_ver = 0, last_ver = 0;  // the versions this apply gave the rows it changed (0: none)
   // Those versions as contiguous ranges, where they need not be contiguous (PostgreSQL's
   // per-transaction blocks: versions between them belong to other transactions).

@@ -109,4 +109,12 @@ RowClocks RowClocks::Decode(uint64_t base_hlc, uint32_t base_site, std::string_v
   return rc;
 }
 
+void MarkAddedColumns(RowClocks& clocks, const std::vector<uint32_t>& added) {
+  for (uint32_t c : added) {
+    bool own = std::any_of(clocks.Overrides().begin(), clocks.Overrides().end(),
+                           [&](const auto& e) { return e.first == c; });
+    if (!own) clocks.Set(c, ColClock{});
+  }
+}
+
 }  // namespace deltasync

@@ -56,4 +56,10 @@ class RowClocks {
   std::vector<std::pair<uint32_t, ColClock>> overrides_;  // sorted by column
 };
 
+// A live row's clocks after columns `added` (positions) were added to its table: the value
+// the row holds there (the column's default, or NULL) has no version — it loses to any real
+// write and merges the same everywhere — so each gets a clock with hlc 0, unless the row
+// already has a clock of its own for it.
+void MarkAddedColumns(RowClocks& clocks, const std::vector<uint32_t>& added);
+
 }  // namespace deltasync

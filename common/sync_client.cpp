@@ -290,7 +290,7 @@ Json HubLink::Resync() {
 }
 
 Json HubLink::PullAll() {
-  uint64_t pulled = 0, applied = 0, ignored = 0, untracked = 0, quarantined = 0, held = 0, pages = 0;
+  uint64_t pulled = 0, applied = 0, ignored = 0, untracked = 0, kept = 0, quarantined = 0, held = 0, pages = 0;
   int64_t cursor = site_.LoadHub(key_).pull_cursor;
   std::string tables;
   for (const auto& t : opt_.tables) tables += (tables.empty() ? "" : ",") + t;
@@ -334,11 +334,12 @@ Json HubLink::PullAll() {
     applied += r.applied;
     ignored += r.ignored;
     untracked += r.untracked;
+    kept += r.kept;
     quarantined += r.quarantined;  // every page, even an empty one, retries the held rows
     held = r.held;
     if (!answer.more) break;
   }
-  return {{"pulled", pulled}, {"applied", applied}, {"ignored", ignored}, {"untracked", untracked},
+  return {{"pulled", pulled}, {"applied", applied}, {"ignored", ignored}, {"untracked", untracked}, {"kept", kept},
           {"quarantined", quarantined}, {"held", held}, {"pages", pages}, {"cursor", cursor}};
 }
 

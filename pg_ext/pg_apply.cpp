@@ -75,6 +75,17 @@ class PgApplyTable : public ApplyTable {
     RunAsTableOwner(it->second, a);
   }
 
+  // Each column gets its default, as an INSERT without it would.
+  void ResetColumns(const std::vector<Value>&, const std::vector<uint32_t>& cols) override {
+    std::string set;
+    for (uint32_t c : cols) set += (set.empty() ? "" : ", ") + QuoteIdent(t_.cols[c]) + " = DEFAULT";
+    std::vector<std::string> qpk;
+    for (const auto& c : t_.pk) qpk.push_back(QuoteIdent(c));
+    Plan p;
+    p.Prepare("UPDATE " + t_.q_name + " SET " + set + " WHERE " + KeyParamEquality(t_, qpk, 1), key_.types, false);
+    RunAsTableOwner(p, key_);
+  }
+
   void WriteShadow(const std::vector<Value>&, int64_t cl, int64_t ver, const RowClocks& clocks) override {
     std::string extras = clocks.EncodeExtras();
     Args put = key_;
@@ -421,6 +432,68 @@ class PgApply : public ApplyPort {
     a.AddText(table);
     a.AddBytea(key);
     RunSql("DELETE FROM deltasync.quarantine WHERE tbl = $1 AND key = $2", a);
+  }
+
+  std::vector<std::pair<std::string, std::string>> PendingColumns() override {
+    AsOwner as;
+    RunSql("SELECT DISTINCT tbl, col FROM deltasync.pending");
+    Rows rows;
+    std::vector<std::pair<std::string, std::string>> out;
+    for (uint64_t r = 0; r < rows.size(); ++r) out.emplace_back(rows.Text(r, 0), rows.Text(r, 1));
+    return out;
+  }
+
+  std::vector<PendingCell> PendingCells(const std::string& table, const std::string& column) override {
+    Args a;
+    a.AddText(table);
+    a.AddText(column);
+    RunSql("SELECT key, change, since_ms FROM deltasync.pending WHERE tbl = $1 AND col = $2 ORDER BY key", a);
+    Rows rows;
+    std::vector<PendingCell> out;
+    for (uint64_t r = 0; r < rows.size(); ++r)
+      out.push_back(PendingCell{table, column, rows.Text(r, 0), rows.Text(r, 1), rows.Int(r, 2)});
+    return out;
+  }
+
+  std::optional<PendingCell> FindPending(const std::string& table, const std::string& column,
+                                         const std::string& key) override {
+    Args a;
+    a.AddText(table);
+    a.AddText(column);
+    a.AddBytea(key);
+    RunSql("SELECT change, since_ms FROM deltasync.pending WHERE tbl = $1 AND col = $2 AND key = $3", a);
+    if (SPI_processed == 0) return std::nullopt;
+    Rows rows;
+    return PendingCell{table, column, key, rows.Text(0, 0), rows.Int(0, 1)};
+  }
+
+  void Keep(const PendingCell& cell) override {
+    Args a;
+    a.AddText(cell.table);
+    a.AddText(cell.column);
+    a.AddBytea(cell.key);
+    a.AddText(cell.change);
+    a.AddInt8(cell.since_ms);
+    RunSql("INSERT INTO deltasync.pending (tbl, col, key, change, since_ms) VALUES ($1, $2, $3, $4, $5)"
+           " ON CONFLICT (tbl, col, key) DO UPDATE SET change = excluded.change",
+           a);
+  }
+
+  void DropPending(const std::string& table, const std::string& column) override {
+    Args a;
+    a.AddText(table);
+    a.AddText(column);
+    RunSql("DELETE FROM deltasync.pending WHERE tbl = $1 AND col = $2", a);
+  }
+
+  std::vector<GoneColumn> GoneColumns(int handle) override {
+    Args a;
+    a.AddInt4(tables_[handle].id);
+    RunSql("SELECT name, coalesce(now_named, '') FROM deltasync.gone_columns WHERE table_id = $1", a);
+    Rows rows;
+    std::vector<GoneColumn> out;
+    for (uint64_t r = 0; r < rows.size(); ++r) out.push_back(GoneColumn{rows.Text(r, 0), rows.Text(r, 1)});
+    return out;
   }
 
   uint64_t LocalHlc() override { return b_.BeginWrite(); }

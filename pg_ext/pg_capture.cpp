@@ -362,3 +362,34 @@ DELTASYNC_PG_FUNCTION(deltasync_clk_remap) {
   });
   PG_RETURN_BYTEA_P(result);
 }
+
+// deltasync.clk_added(hlc, site, clk, cols): the extras of a live shadow row after columns
+// were added to its table at positions `cols`: what the row holds there has no version
+// (common/row_clocks MarkAddedColumns).
+DELTASYNC_PG_FUNCTION(deltasync_clk_added) {
+  if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
+    throw Error(ErrorCode::kInvalidArgument, "deltasync.clk_added: NULL argument");
+  std::string extras = PG_ARGISNULL(2) ? std::string() : std::string(VarlenaBytes(PG_GETARG_DATUM(2)));
+  RowClocks clocks =
+      RowClocks::Decode(static_cast<uint64_t>(PG_GETARG_INT64(0)), static_cast<uint32_t>(PG_GETARG_INT32(1)), extras);
+  Datum* cols = nullptr;
+  bool* nulls = nullptr;
+  int n = 0;
+  PgTry([&] {
+    ArrayType* arr = PG_GETARG_ARRAYTYPE_P(3);
+    deconstruct_array(arr, INT4OID, 4, true, 'i', &cols, &nulls, &n);
+  });
+  std::vector<uint32_t> added;
+  for (int k = 0; k < n; ++k)
+    if (!nulls[k] && DatumGetInt32(cols[k]) >= 0) added.push_back(static_cast<uint32_t>(DatumGetInt32(cols[k])));
+  MarkAddedColumns(clocks, added);
+  std::string out = clocks.EncodeExtras();
+  if (out.empty()) PG_RETURN_NULL();
+  bytea* result = nullptr;
+  PgTry([&] {
+    result = static_cast<bytea*>(palloc(VARHDRSZ + out.size()));
+    SET_VARSIZE(result, VARHDRSZ + out.size());
+    memcpy(VARDATA(result), out.data(), out.size());
+  });
+  PG_RETURN_BYTEA_P(result);
+}

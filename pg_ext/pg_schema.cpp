@@ -158,7 +158,7 @@ uint64_t Restamp(const TableInfo& t, uint64_t hlc) {
 // DROP COLUMN of tracked columns `dropped` of table `id`: the tracked list loses them, and
 // every shadow row's per-column clocks move to the remaining columns' new positions (their
 // clocks were kept by position). Changes other sites send for a dropped column are ignored
-// from now on, as for any column this site does not track.
+// from now on (deltasync.gone_columns).
 void FollowDroppedColumns(int32 id, Oid relid, const std::vector<std::string>& cols,
                           const std::vector<std::string>& dropped) {
   std::vector<std::string> kept;
@@ -178,6 +178,14 @@ void FollowDroppedColumns(int32 id, Oid relid, const std::vector<std::string>& c
   a.AddText(Json(kept).dump());
   a.AddInt4(id);
   RunSql("UPDATE deltasync.tables SET columns = $1 WHERE id = $2", a);
+  // Remembered as dropped: changes other sites send for it are ignored, not kept.
+  Args g;
+  g.AddInt4(id);
+  g.AddText(Json(dropped).dump());
+  RunSql("INSERT INTO deltasync.gone_columns (table_id, name, now_named)"
+         " SELECT $1, value, NULL FROM json_array_elements_text($2::json)"
+         " ON CONFLICT (table_id, name) DO UPDATE SET now_named = NULL",
+         g);
   InvalidateCapture(relid);
 }
 
@@ -287,6 +295,10 @@ DELTASYNC_PG_FUNCTION(deltasync_disable) {
     Args a;
     a.AddInt4(known->id);
     RunSql("DELETE FROM deltasync.tables WHERE id = $1", a);
+    RunSql("DELETE FROM deltasync.gone_columns WHERE table_id = $1", a);
+    Args n;
+    n.AddText(known->name);
+    RunSql("DELETE FROM deltasync.pending WHERE tbl = $1", n);
   }
   InvalidateCapture(cat.relid);
   spi.Finish();
@@ -366,6 +378,10 @@ DELTASYNC_PG_FUNCTION(deltasync_on_sql_drop) {
     Args a;
     a.AddInt4(d.id);
     RunSql("DELETE FROM deltasync.tables WHERE id = $1", a);
+    RunSql("DELETE FROM deltasync.gone_columns WHERE table_id = $1", a);
+    Args n;
+    n.AddText(d.name);
+    RunSql("DELETE FROM deltasync.pending WHERE tbl = $1", n);
   }
   for (const Dropped& d : narrowed)
     if (!d.columns.empty() && std::none_of(gone.begin(), gone.end(), [&](const Dropped& g) { return g.id == d.id; }))
@@ -469,6 +485,24 @@ void AuditAlteredTable(Oid relid) {
   u.AddText(Json(now).dump());
   u.AddInt4(id);
   RunSql("UPDATE deltasync.tables SET columns = $1 WHERE id = $2", u);
+  // What existing rows hold in the added columns (their default, or NULL) has no version: it
+  // loses to any real write and does not tie with a value other sites hold under the row's
+  // clock. The added names are no longer gone.
+  std::string positions = "{", added;
+  for (size_t k = cols.size(); k < now.size(); ++k) {
+    positions += (k > cols.size() ? "," : "") + std::to_string(k);
+    added += (k > cols.size() ? "," : "") + Json(now[k]).dump();
+  }
+  Args c;
+  c.AddText(positions + "}");
+  RunSql("UPDATE deltasync." + QuoteIdent("meta_" + std::to_string(id)) +
+             " SET clk = deltasync.clk_added(hlc, site, clk, $1::text::integer[]) WHERE cl % 2 = 1",
+         c);
+  Args g;
+  g.AddInt4(id);
+  g.AddText("[" + added + "]");
+  RunSql("DELETE FROM deltasync.gone_columns WHERE table_id = $1 AND name IN (SELECT json_array_elements_text($2::json))",
+         g);
   InvalidateCapture(relid);
 }
 
@@ -505,6 +539,15 @@ void FollowRename(const RenameStmt& stmt, Oid relid) {
   u.AddText(Json(cols).dump());
   u.AddInt4(id);
   RunSql("UPDATE deltasync.tables SET pk = $1, columns = $2 WHERE id = $3", u);
+  // Changes other sites send under the old name land in the new one.
+  Args g;
+  g.AddInt4(id);
+  g.AddText(old_name);
+  g.AddText(new_name);
+  RunSql("DELETE FROM deltasync.gone_columns WHERE table_id = $1 AND name = $3", g);
+  RunSql("INSERT INTO deltasync.gone_columns (table_id, name, now_named) VALUES ($1, $2, $3)"
+         " ON CONFLICT (table_id, name) DO UPDATE SET now_named = excluded.now_named",
+         g);
   InvalidateCapture(relid);
 }
 

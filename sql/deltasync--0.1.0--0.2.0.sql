@@ -51,3 +51,28 @@ CREATE FUNCTION deltasync_forget(url text) RETURNS jsonb
 COMMENT ON FUNCTION deltasync_forget(text) IS 'deltasync: forget a hub: its cursors, echo ranges and health';
 -- Forgetting a hub makes the next push to it start over: for the same roles.
 REVOKE EXECUTE ON FUNCTION deltasync_forget(text) FROM PUBLIC;
+
+-- Changes of columns this site does not have yet, kept until the column appears: one per
+-- (table, column, key), the newest (a one-row, one-change payload) (common/pending_cells).
+CREATE TABLE deltasync.pending (
+  tbl text NOT NULL,
+  col text NOT NULL,
+  key bytea NOT NULL,     -- the row's key in the canonical key encoding
+  change text NOT NULL,
+  since_ms bigint NOT NULL,
+  PRIMARY KEY (tbl, col, key)
+);
+
+-- Columns of tracked tables this site dropped (now_named NULL: their changes are ignored)
+-- or renamed (changes under the old name land in now_named).
+CREATE TABLE deltasync.gone_columns (
+  table_id integer NOT NULL,
+  name text NOT NULL,
+  now_named text,
+  PRIMARY KEY (table_id, name)
+);
+
+CREATE FUNCTION deltasync.clk_added(bigint, integer, bytea, integer[]) RETURNS bytea
+  AS 'MODULE_PATHNAME', 'deltasync_clk_added' LANGUAGE C IMMUTABLE;
+COMMENT ON FUNCTION deltasync.clk_added(bigint, integer, bytea, integer[]) IS
+  'deltasync: the clock extras of a live shadow row after columns were added: their values have no version';

@@ -88,6 +88,23 @@ class SqliteApplyTable : public ApplyTable {
     RunWrite(s, wire_key);
   }
 
+  // Each column gets its declared default (the application's schema text), or NULL.
+  void ResetColumns(const std::vector<Value>& wire_key, const std::vector<uint32_t>& cols) override {
+    std::string set;
+    Stmt d(conn_.db(), "SELECT dflt_value FROM pragma_table_xinfo(?1) WHERE name = ?2");
+    for (uint32_t c : cols) {
+      d.BindText(1, t_.name);
+      d.BindText(2, t_.cols[c]);
+      std::string dflt = d.Step() && !d.IsNull(0) ? "(" + std::string(d.Text(0)) + ")" : "NULL";
+      d.Reset();
+      set += (set.empty() ? "" : ", ") + QuoteIdent(t_.cols[c]) + " = " + dflt;
+    }
+    Stmt u(conn_.db(), "UPDATE " + t_.q_name + " SET " + set + " WHERE " + KeyWhere(t_.pk, 0));
+    const std::vector<Value>& key = repr_.KeyToLocal(wire_key);
+    for (size_t k = 0; k < key.size(); ++k) u.Bind(static_cast<int>(k + 1), key[k]);
+    RunWrite(u, wire_key);
+  }
+
   void WriteShadow(const std::vector<Value>& wire_key, int64_t cl, int64_t ver, const RowClocks& clocks) override {
     const std::vector<Value>& key = repr_.KeyToLocal(wire_key);
     std::string extras = clocks.EncodeExtras();
@@ -360,6 +377,58 @@ class SqliteApply : public ApplyPort {
     s.Run();
   }
 
+  std::vector<std::pair<std::string, std::string>> PendingColumns() override {
+    std::vector<std::pair<std::string, std::string>> out;
+    Stmt s(conn_.db(), "SELECT DISTINCT tbl, col FROM deltasync_pending");
+    while (s.Step()) out.emplace_back(std::string(s.Text(0)), std::string(s.Text(1)));
+    return out;
+  }
+
+  std::vector<PendingCell> PendingCells(const std::string& table, const std::string& column) override {
+    std::vector<PendingCell> out;
+    Stmt s(conn_.db(), "SELECT key, change, since_ms FROM deltasync_pending WHERE tbl = ?1 AND col = ?2 ORDER BY key");
+    s.BindText(1, table);
+    s.BindText(2, column);
+    while (s.Step()) out.push_back(PendingCell{table, column, std::string(s.Blob(0)), std::string(s.Text(1)), s.Int(2)});
+    return out;
+  }
+
+  std::optional<PendingCell> FindPending(const std::string& table, const std::string& column,
+                                         const std::string& key) override {
+    if (!find_pending_)
+      find_pending_.emplace(conn_.db(), "SELECT change, since_ms FROM deltasync_pending WHERE tbl = ?1 AND col = ?2 AND key = ?3");
+    Stmt& s = *find_pending_;
+    s.BindText(1, table);
+    s.BindText(2, column);
+    s.BindBlob(3, key);
+    std::optional<PendingCell> out;
+    if (s.Step()) out = PendingCell{table, column, key, std::string(s.Text(0)), s.Int(1)};
+    s.Reset();
+    return out;
+  }
+
+  void Keep(const PendingCell& cell) override {
+    if (!keep_)
+      keep_.emplace(conn_.db(), "INSERT OR REPLACE INTO deltasync_pending(tbl, col, key, change, since_ms)"
+                                " VALUES (?1, ?2, ?3, ?4, ?5)");
+    Stmt& s = *keep_;
+    s.BindText(1, cell.table);
+    s.BindText(2, cell.column);
+    s.BindBlob(3, cell.key);
+    s.BindText(4, cell.change);
+    s.BindInt(5, cell.since_ms);
+    s.Run();
+  }
+
+  void DropPending(const std::string& table, const std::string& column) override {
+    Stmt s(conn_.db(), "DELETE FROM deltasync_pending WHERE tbl = ?1 AND col = ?2");
+    s.BindText(1, table);
+    s.BindText(2, column);
+    s.Run();
+  }
+
+  std::vector<GoneColumn> GoneColumns(int handle) override { return ReadGoneColumns(conn_.db(), tables_[handle].id); }
+
   uint64_t LocalHlc() override { return conn_.TxnHlc(); }
 
   void Atomically(const std::function<void()>& body) override {
@@ -396,6 +465,7 @@ class SqliteApply : public ApplyPort {
   Conn& conn_;
   bool loaded_ = false;
   std::vector<TableInfo> tables_;
+  std::optional<Stmt> find_pending_, keep_;  // per kept cell
 };
 
 }  // namespace

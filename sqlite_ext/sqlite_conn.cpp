@@ -40,8 +40,10 @@ void FollowRenames(TableInfo& t, const nlohmann::json& current) {
   };
   if (pk.size() != t.pk.size() || cols.size() < t.cols.size()) return;
   std::vector<std::string> new_pk = t.pk, new_cols = t.cols;
+  std::vector<std::pair<std::string, std::string>> renames;
   auto follow = [&](std::string& stored, const std::string& now) {
     if (stored == now || present(stored) || known(now)) return stored == now;
+    renames.emplace_back(stored, now);
     stored = now;
     return true;
   };
@@ -50,6 +52,7 @@ void FollowRenames(TableInfo& t, const nlohmann::json& current) {
   for (size_t k = 0; k < t.cols.size(); ++k)
     if (!follow(new_cols[k], cols[k])) return;
   t.renamed = new_pk != t.pk || new_cols != t.cols;
+  t.renames = std::move(renames);
   t.pk = std::move(new_pk);
   t.cols = std::move(new_cols);
 }
@@ -98,7 +101,13 @@ void Conn::EnsureSchema() {
        "CREATE TABLE IF NOT EXISTS deltasync_hub_push(hub TEXT PRIMARY KEY, until INTEGER NOT NULL, tbl TEXT NOT NULL,"
        " key BLOB NOT NULL) WITHOUT ROWID;"
        "CREATE TABLE IF NOT EXISTS deltasync_quarantine(tbl TEXT NOT NULL, key BLOB NOT NULL, changes TEXT NOT NULL,"
-       " error TEXT NOT NULL, since_ms INTEGER NOT NULL, PRIMARY KEY (tbl, key)) WITHOUT ROWID;");
+       " error TEXT NOT NULL, since_ms INTEGER NOT NULL, PRIMARY KEY (tbl, key)) WITHOUT ROWID;"
+       // Kept changes of columns this site does not have yet (common/pending_cells).
+       "CREATE TABLE IF NOT EXISTS deltasync_pending(tbl TEXT NOT NULL, col TEXT NOT NULL, key BLOB NOT NULL,"
+       " change TEXT NOT NULL, since_ms INTEGER NOT NULL, PRIMARY KEY (tbl, col, key)) WITHOUT ROWID;"
+       // Columns of tracked tables this site dropped (now_named NULL) or renamed.
+       "CREATE TABLE IF NOT EXISTS deltasync_gone_columns(table_id INTEGER NOT NULL, name TEXT NOT NULL COLLATE NOCASE,"
+       " now_named TEXT, PRIMARY KEY (table_id, name)) WITHOUT ROWID;");
   int64_t v = SettingInt("schema_version", 0);
   if (v > kSchemaVersion)
     throw Error(ErrorCode::kInvalidArgument, "this database was set up by a newer deltasync (schema version " +
@@ -291,10 +300,12 @@ std::vector<TableInfo> Conn::LoadTables() {
   }
   s.Reset();
   // Schema changes since the last call are followed here, before anything reads the table:
-  // a rebuild (triggers gone), ADD COLUMN, RENAME TO.
+  // RENAME COLUMN, a rebuild (triggers gone), ADD COLUMN, RENAME TO.
   if (repairing_) return out;
   ScopedFlag guard(repairing_);
   bool followed = false;
+  for (const TableInfo& t : out)
+    if (!t.renames.empty() && t.state != TableState::kDropped) followed |= PersistColumnRenames(*this, t);
   for (const TableInfo& t : out)
     if (t.state == TableState::kNeedsEnable) followed |= RepairRebuiltTable(*this, t);
   for (size_t k : added) followed |= RepairRebuiltTable(*this, out[k]);

@@ -26,6 +26,7 @@ struct TableInfo {
   std::vector<std::string> pk;
   std::vector<std::string> cols;  // non-key columns, in table order
   bool renamed = false;           // pk/cols follow a RENAME COLUMN the stored lists do not know yet
+  std::vector<std::pair<std::string, std::string>> renames;  // those renames: (stored name, name now)
   std::string q_name;             // quoted table name
   std::string q_meta;             // quoted shadow table name
   TableReprs reprs;               // column representations, by position of pk and cols (sqlite_repr)

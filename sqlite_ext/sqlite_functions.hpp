@@ -5,6 +5,7 @@
 #include <new>
 #include <string>
 
+#include "common/pending_cells.hpp"
 #include "sqlite_ext/sqlite_conn.hpp"
 
 namespace deltasync {
@@ -51,6 +52,12 @@ bool RepairRebuiltTable(Conn& conn, const TableInfo& known);
 // A tracked table renamed with ALTER TABLE ... RENAME TO: tracked, its shadow table and its
 // triggers under the new name. False when another tracked table has that name.
 bool FollowTableRename(Conn& conn, const TableInfo& known, const std::string& new_name);
+// A tracked table's RENAME COLUMNs (known.renames): the stored lists take the new names and
+// each old name is recorded as renamed, so changes other sites send under it land in the new
+// one (common/pending_cells). True when something was written.
+bool PersistColumnRenames(Conn& conn, const TableInfo& known);
+// The columns of tracked table `table_id` this site dropped or renamed (deltasync_gone_columns).
+std::vector<GoneColumn> ReadGoneColumns(sqlite3* db, int64_t table_id);
 void FnDisable(sqlite3_context*, int, sqlite3_value**);
 void FnChanges(sqlite3_context*, int, sqlite3_value**);
 void FnApply(sqlite3_context*, int, sqlite3_value**);

@@ -253,6 +253,111 @@ void RemapClocks(sqlite3* db, const CatalogTable& t, const std::vector<int>& to)
   }
 }
 
+// Records that this site no longer has column `name` of table `table_id`: dropped
+// (`now_named` empty) or renamed to `now_named`.
+void RecordGoneColumn(sqlite3* db, int64_t table_id, const std::string& name, const std::string& now_named) {
+  Stmt s(db, "INSERT OR REPLACE INTO deltasync_gone_columns(table_id, name, now_named) VALUES (?1, ?2, ?3)");
+  s.BindInt(1, table_id);
+  s.BindText(2, name);
+  if (!now_named.empty()) s.BindText(3, now_named);
+  s.Run();
+}
+
+// Column `name` of table `table_id` is here (again): it is no longer gone.
+void ForgetGoneColumn(sqlite3* db, int64_t table_id, const std::string& name) {
+  Stmt s(db, "DELETE FROM deltasync_gone_columns WHERE table_id = ?1 AND name = ?2");
+  s.BindInt(1, table_id);
+  s.BindText(2, name);
+  s.Run();
+}
+
+// The value a column added to `table` gives existing rows, read from its declared default
+// (nullopt: a default deltasync cannot evaluate alone, so every value counts as it).
+std::optional<Value> AddedColumnDefault(sqlite3* db, const std::string& table, const std::string& column) {
+  Stmt s(db, "SELECT dflt_value FROM pragma_table_xinfo(?1) WHERE name = ?2");
+  s.BindText(1, table);
+  s.BindText(2, column);
+  if (!s.Step() || s.IsNull(0)) return Value::Null();
+  std::string expr(s.Text(0));
+  try {
+    Stmt e(db, "SELECT (" + expr + ")");  // the application's own schema text, as its CREATE TABLE has it
+    if (e.Step()) return e.Val(0);
+  } catch (const Error&) {
+  }
+  return std::nullopt;
+}
+
+// Columns `added` (positions in t.cols) were added to tracked table `t`: in every live row
+// the value they hold gets no version (common/row_clocks MarkAddedColumns). After ALTER
+// TABLE ADD COLUMN (not `rebuilt`), a value other than the column's default can only come
+// from a local write made before deltasync saw the column: it becomes a local change now,
+// so it is not lost. After a rebuild the copy put whatever the migration chose there, so
+// every value is versionless (a new clock would overwrite other sites' later writes).
+void FollowAddedColumns(Conn& conn, const CatalogTable& t, const std::vector<uint32_t>& added, bool rebuilt) {
+  sqlite3* db = conn.db();
+  // A numeric value read back for a default written as text ('5' in an INTEGER column).
+  Stmt same(db, "SELECT typeof(?1) IN ('integer', 'real') AND typeof(?2) = 'text' AND ?1 = CAST(?2 AS NUMERIC)");
+  auto is_default = [&](const Value& v, const std::optional<Value>& d) {
+    if (rebuilt || !d || v == *d) return true;
+    same.Bind(1, v);
+    same.Bind(2, *d);
+    bool eq = same.Step() && same.Int(0) != 0;
+    same.Reset();
+    return eq;
+  };
+  std::vector<std::optional<Value>> dflt;
+  std::string select = "SELECT " + ShadowKeyList(t.pk.size()) + ", cl, ver, hlc, site, clk";
+  for (uint32_t c : added) {
+    dflt.push_back(AddedColumnDefault(db, t.name, t.cols[c]));
+    select += ", (SELECT b." + QuoteIdent(t.cols[c]) + " FROM " + QuoteIdent(t.name) + " AS b WHERE ";
+    for (size_t k = 0; k < t.pk.size(); ++k)
+      select += (k ? " AND b." : "b.") + QuoteIdent(t.pk[k]) + " = m." + ShadowKeyColumn(k);
+    select += ")";
+  }
+  select += " FROM " + QuoteIdent(MetaTableName(t.name)) + " AS m WHERE (m.cl & 1) = 1";
+  struct Rewrite {
+    std::vector<Value> key;
+    int64_t ver;
+    std::string extras;
+  };
+  std::vector<Rewrite> rewrites;
+  {
+    Stmt s(db, select);
+    int nk = static_cast<int>(t.pk.size());
+    while (s.Step()) {
+      int64_t cl = s.Int(nk), ver = s.Int(nk + 1);
+      RowClocks clocks = RowClocks::Decode(static_cast<uint64_t>(s.Int(nk + 2)), static_cast<uint32_t>(s.Int(nk + 3)),
+                                           s.Blob(nk + 4));
+      clocks.Resolve(ver, cl);
+      std::vector<uint32_t> versionless, written;
+      for (size_t a = 0; a < added.size(); ++a) {
+        Value v = s.Val(nk + 5 + static_cast<int>(a));
+        (is_default(v, dflt[a]) ? versionless : written).push_back(added[a]);
+      }
+      MarkAddedColumns(clocks, versionless);
+      int64_t new_ver = ver;
+      if (!written.empty()) {
+        new_ver = conn.NextVersion();
+        for (uint32_t c : written)
+          clocks.Set(c, ColClock{std::max<uint64_t>(conn.TxnHlc(), clocks.Get(c).hlc + 1), 0, new_ver, cl});
+      }
+      clocks.Normalize(new_ver, cl);
+      std::vector<Value> key;
+      for (int k = 0; k < nk; ++k) key.push_back(s.Val(k));
+      rewrites.push_back(Rewrite{std::move(key), new_ver, clocks.EncodeExtras()});
+    }
+  }
+  Stmt put(db, "UPDATE " + QuoteIdent(MetaTableName(t.name)) + " SET ver = ?1, clk = ?2 WHERE " +
+                   ShadowKeyWhere(t.pk.size(), 3));
+  for (Rewrite& r : rewrites) {
+    put.BindInt(1, r.ver);
+    if (r.extras.empty()) put.Bind(2, Value::Null());
+    else put.BindBlob(2, r.extras);
+    for (size_t k = 0; k < r.key.size(); ++k) put.Bind(static_cast<int>(k + 3), r.key[k]);
+    put.Run();
+  }
+}
+
 }  // namespace
 
 std::string TableArg(sqlite3_value* v, const char* fn) {
@@ -351,6 +456,12 @@ void FnDisable(sqlite3_context* ctx, int, sqlite3_value** argv) {
     Stmt del(db, "DELETE FROM deltasync_tables WHERE id = ?1");
     del.BindInt(1, known->id);
     del.Run();
+    Stmt gone(db, "DELETE FROM deltasync_gone_columns WHERE table_id = ?1");
+    gone.BindInt(1, known->id);
+    gone.Run();
+    Stmt kept(db, "DELETE FROM deltasync_pending WHERE tbl = ?1");
+    kept.BindText(1, known->name);
+    kept.Run();
     sp.Release();
     ResultText(ctx, Json({{"table", known->name}, {"changed", true}}).dump());
   });
@@ -378,6 +489,17 @@ bool RepairRebuiltTable(Conn& conn, const TableInfo& known) {
   Savepoint sp(db, "deltasync_repair");
   if (!same) {
     if (moved) RemapClocks(db, *cat, to);
+    // Dropped columns are remembered (their changes are ignored from now on, not kept);
+    // added ones are no longer gone, and what existing rows hold there has no version.
+    std::vector<uint32_t> added;
+    for (size_t i = 0; i < to.size(); ++i)
+      if (to[i] < 0) RecordGoneColumn(db, known.id, known.cols[i], "");
+    for (size_t j = 0; j < cat->cols.size(); ++j)
+      if (std::find(to.begin(), to.end(), static_cast<int>(j)) == to.end()) {
+        ForgetGoneColumn(db, known.id, cat->cols[j]);
+        added.push_back(static_cast<uint32_t>(j));
+      }
+    if (!added.empty()) FollowAddedColumns(conn, *cat, added, known.state == TableState::kNeedsEnable);
     Stmt up(db, "UPDATE deltasync_tables SET columns = ?1 WHERE id = ?2");
     std::string cols = Json(cat->cols).dump();
     up.BindText(1, cols);
@@ -425,6 +547,32 @@ bool FollowTableRename(Conn& conn, const TableInfo& known, const std::string& ne
   TableInfo moved = known;
   moved.name = cat->name;
   return RepairRebuiltTable(conn, moved);
+}
+
+std::vector<GoneColumn> ReadGoneColumns(sqlite3* db, int64_t table_id) {
+  std::vector<GoneColumn> out;
+  Stmt s(db, "SELECT name, coalesce(now_named, '') FROM deltasync_gone_columns WHERE table_id = ?1");
+  s.BindInt(1, table_id);
+  while (s.Step()) out.push_back(GoneColumn{std::string(s.Text(0)), std::string(s.Text(1))});
+  return out;
+}
+
+bool PersistColumnRenames(Conn& conn, const TableInfo& known) {
+  sqlite3* db = conn.db();
+  Savepoint sp(db, "deltasync_renames");
+  Stmt up(db, "UPDATE deltasync_tables SET pk = ?1, columns = ?2 WHERE id = ?3");
+  std::string pk = Json(known.pk).dump(), cols = Json(known.cols).dump();
+  up.BindText(1, pk);
+  up.BindText(2, cols);
+  up.BindInt(3, known.id);
+  up.Run();
+  SaveTableReprs(db, known.id, known.pk, known.cols, known.reprs);  // under the new names
+  for (const auto& [old_name, now] : known.renames) {
+    ForgetGoneColumn(db, known.id, now);
+    RecordGoneColumn(db, known.id, old_name, now);
+  }
+  sp.Release();
+  return true;
 }
 
 }  // namespace deltasync

@@ -70,6 +70,12 @@ class FakeApplyTable : public ApplyTable {
     (void)added;
     for (const ColumnWrite& c : cols) it->second[c.column] = *c.value;
   }
+  void ResetColumns(const std::vector<Value>& key, const std::vector<uint32_t>& cols) override {
+    std::string list;
+    for (uint32_t c : cols) list += std::to_string(c) + ";";
+    t_.log.push_back("reset " + KeyStr(key) + list);
+    for (uint32_t c : cols) t_.base.at(KeyStr(key))[c] = Value::Null();
+  }
   void WriteShadow(const std::vector<Value>& key, int64_t cl, int64_t ver, const RowClocks& clocks) override {
     t_.log.push_back("shadow " + KeyStr(key) + std::to_string(cl) + "@" + std::to_string(ver));
     t_.shadow[KeyStr(key)] = FakeTable::Stored{cl, ver, clocks.Base().hlc, clocks.Base().site, clocks.EncodeExtras()};
@@ -111,12 +117,14 @@ class FakeApply : public ApplyPort {
     ++atomic_calls;
     std::vector<FakeTable> saved = tables;
     std::map<std::string, HeldRow> saved_held = held;
+    std::map<std::string, PendingCell> saved_pending = pending;
     try {
       body();
       if (fail_inside) throw Error(ErrorCode::kInternal, "commit failed");
     } catch (...) {
       tables = saved;
       held = saved_held;
+      pending = saved_pending;
       throw;
     }
   }
@@ -152,7 +160,32 @@ class FakeApply : public ApplyPort {
   void Hold(const HeldRow& row) override { held[row.table + "/" + row.key] = row; }
   void Release(const std::string& table, const std::string& key) override { held.erase(table + "/" + key); }
   uint64_t LocalHlc() override { return observed + 1; }
+  std::vector<std::pair<std::string, std::string>> PendingColumns() override {
+    std::set<std::pair<std::string, std::string>> cols;
+    for (const auto& [id, cell] : pending) cols.emplace(cell.table, cell.column);
+    return {cols.begin(), cols.end()};
+  }
+  std::vector<PendingCell> PendingCells(const std::string& table, const std::string& column) override {
+    std::vector<PendingCell> out;
+    for (const auto& [id, cell] : pending)
+      if (cell.table == table && cell.column == column) out.push_back(cell);
+    return out;
+  }
+  std::optional<PendingCell> FindPending(const std::string& table, const std::string& column,
+                                         const std::string& key) override {
+    auto it = pending.find(table + "/" + column + "/" + key);
+    if (it == pending.end()) return std::nullopt;
+    return it->second;
+  }
+  void Keep(const PendingCell& cell) override { pending[cell.table + "/" + cell.column + "/" + cell.key] = cell; }
+  void DropPending(const std::string& table, const std::string& column) override {
+    for (auto it = pending.begin(); it != pending.end();)
+      it = it->second.table == table && it->second.column == column ? pending.erase(it) : std::next(it);
+  }
+  std::vector<GoneColumn> GoneColumns(int handle) override { return gone[handle]; }
 
+  std::map<std::string, PendingCell> pending;   // kept cells, by table, column and key
+  std::map<int, std::vector<GoneColumn>> gone;  // per table handle
   std::map<std::string, HeldRow> held;  // the quarantine, by table and key
   bool aborts = false;                  // a refusal spoils Atomically (as on PostgreSQL)
   int row_calls = 0;
@@ -298,13 +331,70 @@ TEST(ApplyLoop, PayloadNamesMapOntoLocalColumnsIgnoringCase) {
   p.tables[0].columns = {"QTY"};
   ApplyPayload(port, p);
   EXPECT_EQ(port.tables[0].log, (std::vector<std::string>{"read 1|", "insert 1|[1=5;]", "shadow 1|1@10"}));
-  // A column the site does not track is left out and counted; the row still applies.
+  // A column the site does not have is kept as a pending cell; the row still applies.
   p.tables[0].columns = {"price"};
   p.tables[0].rows[0].key = {Value::Integer(2)};
   ApplyResult r = ApplyPayload(port, p);
-  EXPECT_EQ(r.untracked, 1u);
+  EXPECT_EQ(r.untracked, 0u);
+  EXPECT_EQ(r.kept, 1u);
   EXPECT_EQ(r.rows, 1u);
   EXPECT_EQ(port.tables[0].log.back(), "shadow 2|1@11");
+  EXPECT_EQ(port.pending.size(), 1u);
+}
+
+// A payload from site 0x02 for table `items` with payload columns name, qty, price.
+Payload WithPrice(std::vector<RowChanges> rows) {
+  Payload p = ItemsPayload(std::move(rows));
+  p.tables[0].columns = {"name", "qty", "price"};
+  return p;
+}
+
+TEST(ApplyLoop, AChangeForAColumnNotHereIsKeptNewestOnlyAndAppliedWhenTheColumnAppears) {
+  FakeApply port;
+  port.tables = {Items()};
+  ApplyResult r = ApplyPayload(port, WithPrice({Row(1, 1, {Change(0, Value::Text("pen"), kT1),
+                                                           Change(2, Value::Integer(5), kT1)})}));
+  EXPECT_EQ(r.kept, 1u);
+  EXPECT_EQ(r.applied, 1u);
+  // An older change of the same cell is merged away; a newer one replaces it.
+  ApplyPayload(port, WithPrice({Row(1, 1, {Change(2, Value::Integer(4), kT1 - 5)})}));
+  ApplyPayload(port, WithPrice({Row(1, 1, {Change(2, Value::Integer(7), kT2)})}));
+  ASSERT_EQ(port.pending.size(), 1u);
+  Payload kept = DecodeJson(port.pending.begin()->second.change);
+  EXPECT_EQ(DebugString(kept.tables[0].rows[0].changes.at(0).value), DebugString(Value::Integer(7)));
+  // Nothing happens to the kept cell while the column is not here.
+  r = ApplyPayload(port, ItemsPayload({}));
+  EXPECT_EQ(r.unkept, 0u);
+  EXPECT_EQ(port.pending.size(), 1u);
+  // ADD COLUMN price: the next apply (even of an empty payload) merges it in.
+  port.tables[0].cols.push_back("price");
+  port.tables[0].base.at("1|").push_back(Value::Null());
+  r = ApplyPayload(port, ItemsPayload({}));
+  EXPECT_EQ(r.unkept, 1u);
+  EXPECT_EQ(r.applied, 1u);
+  EXPECT_TRUE(port.pending.empty());
+  EXPECT_EQ(port.tables[0].log.back(), "shadow 1|1@" + std::to_string(port.next_ver - 1));
+  EXPECT_EQ(DebugString(port.tables[0].base.at("1|")[2]), DebugString(Value::Integer(7)));
+}
+
+TEST(ApplyLoop, ADroppedColumnIsIgnoredAndARenamedOneLandsInItsNewName) {
+  FakeApply port;
+  port.tables = {Items()};
+  port.tables[0].cols = {"title", "qty"};
+  port.gone[0] = {GoneColumn{"price", ""}, GoneColumn{"name", "label"}, GoneColumn{"label", "title"}};
+  ApplyResult r = ApplyPayload(port, WithPrice({Row(1, 1, {Change(0, Value::Text("pen"), kT1),
+                                                           Change(2, Value::Integer(5), kT1)})}));
+  EXPECT_EQ(r.untracked, 1u);
+  EXPECT_EQ(r.kept, 0u);
+  EXPECT_TRUE(port.pending.empty());
+  EXPECT_EQ(DebugString(port.tables[0].base.at("1|")[0]), DebugString(Value::Text("pen")));
+  // The old and the new name in one payload: the newer change wins, whichever name it has.
+  Payload both = ItemsPayload({Row(1, 1, {Change(0, Value::Text("old name, newer"), kT2 + 1),
+                                          Change(1, Value::Text("new name, older"), kT2)})});
+  both.tables[0].columns = {"name", "title"};
+  r = ApplyPayload(port, both);
+  EXPECT_EQ(r.applied, 1u);
+  EXPECT_EQ(DebugString(port.tables[0].base.at("1|")[0]), DebugString(Value::Text("old name, newer")));
 }
 
 TEST(ApplyLoop, AClockTooFarAheadIsRefusedBeforeAnyTableIsLookedAt) {
@@ -340,8 +430,8 @@ TEST(ApplyLoop, TheResultDocument) {
   r.quarantined = 1;
   r.held = 4;
   EXPECT_EQ(ApplyResultJson(r, 77).dump(),
-            R"({"applied":3,"db_version":77,"held":4,"ignored":1,"orphans":0,"quarantined":1,"released":0,)"
-            R"("rows":2,"untracked":2})");
+            R"({"applied":3,"db_version":77,"held":4,"ignored":1,"kept":0,"orphans":0,"quarantined":1,"released":0,)"
+            R"("rows":2,"unkept":0,"untracked":2})");
 }
 
 TEST(ApplyLoop, ARefusedRowIsHeldWithItsChangesAndTheRestApplies) {

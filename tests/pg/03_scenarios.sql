@@ -96,8 +96,8 @@ SELECT throws_like(format('SELECT deltasync_apply(%L)', pg_temp.payload('sc', '[
   'deltasync: %clock%', 'a clock an hour ahead is refused');
 SELECT is((SELECT count(*)::int FROM sc WHERE id = 52), 0, '... whole');
 SELECT is((deltasync_apply(pg_temp.payload('sc', '["nope", "name"]',
-  format('[{"key":[53],"cl":1,"changes":[[0,"x",%1$s,0,1],[1,"known",%1$s,0,1]]}]', (extract(epoch from now())::bigint * 1000) << 16)))->>'untracked')::int,
-  1, 'a column this site does not track is left out, counted as untracked');
+  format('[{"key":[53],"cl":1,"changes":[[0,"x",%1$s,0,1],[1,"known",%1$s,0,1]]}]', (extract(epoch from now())::bigint * 1000) << 16)))->>'kept')::int,
+  1, 'a change for a column this site does not have is kept until the column appears');
 SELECT is((SELECT name FROM sc WHERE id = 53), 'known', '... and the rest of the row applies');
 SELECT throws_like(format('SELECT deltasync_apply(%L)', pg_temp.payload('sc', '["name"]', '[{"key":[null],"cl":1,"changes":[]}]')),
   'deltasync: %', 'a NULL key is refused');

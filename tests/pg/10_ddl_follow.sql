@@ -19,7 +19,9 @@ BEGIN
                  (SELECT string_agg(format('%I', c), ', ') FROM unnest(pk) AS c),
                  (SELECT string_agg(format('%I', c), ', ') FROM unnest(cols) AS c), tbl) INTO held;
   SELECT coalesce(string_agg(x, ' | ' ORDER BY x), '') INTO said FROM (
-    SELECT (r->'key')::text || ' ' || (SELECT jsonb_agg(c->1 ORDER BY (c->>0)::int) FROM jsonb_array_elements(r->'changes') AS c)::text AS x
+    -- A column the row has no change for holds a value without a version (ADD COLUMN): NULL here.
+    SELECT (r->'key')::text || ' ' || (SELECT jsonb_agg((SELECT c->1 FROM jsonb_array_elements(r->'changes') AS c
+      WHERE (c->>0)::int = i - 1) ORDER BY i) FROM generate_series(1, jsonb_array_length(t->'columns')) AS i)::text AS x
     FROM jsonb_array_elements(deltasync_changes(0)::jsonb->'tables') AS t, jsonb_array_elements(t->'rows') AS r
     WHERE t->>'name' = tbl AND (r->>'cl')::int % 2 = 1) AS s;
   IF held IS DISTINCT FROM said THEN RAISE WARNING 'audit of %: the table holds [%], its changes say [%]', tbl, held, said; END IF;

@@ -176,10 +176,10 @@ TEST(Apply, MalformedPayloadsAreRefusedAndChangeNothing) {
   EXPECT_EQ(b.Int("SELECT count(*) FROM t WHERE id = 8"), 0);
   EXPECT_NE(b.Text("SELECT json_extract(deltasync_quarantine(), '$.rows[0].error')").find("NOT NULL"), std::string::npos);
   b.Exec("DELETE FROM t WHERE id = 7");
-  // A column this site does not track (here one named to break out of quoting) is left out
-  // and counted as untracked; it never reaches SQL.
+  // A column this site does not have (here one named to break out of quoting) is kept as a
+  // pending cell until a column of that name appears; its name never reaches SQL.
   std::string r = b.Apply(head + "\"tables\":[{\"name\":\"t\",\"pk\":[\"id\"],\"columns\":[\"x\\\" = 1; DROP TABLE t; --\",\"x\"],\"rows\":[{\"key\":[9],\"cl\":1,\"changes\":[[0,\"v\",281474976710656,0,1],[1,\"ok\",281474976710656,0,1]]}]}]}");
-  EXPECT_NE(r.find("\"untracked\":1"), std::string::npos) << r;
+  EXPECT_NE(r.find("\"kept\":1"), std::string::npos) << r;
   EXPECT_EQ(b.Int("SELECT count(*) FROM sqlite_schema WHERE name = 't'"), 1);
   EXPECT_EQ(b.Text("SELECT x FROM t WHERE id = 9"), "ok");
   EXPECT_NE(b.ExecError("SELECT deltasync_apply(42)").find("deltasync: "), std::string::npos);
