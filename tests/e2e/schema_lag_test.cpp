@@ -1,0 +1,90 @@
+// End to end through a real hub: SQLite sites a migration apart (SPEC section 8). The hub
+// keeps every column's cells, so a site that has not migrated yet keeps what it cannot apply
+// and merges it in after its migration; a site that dropped a column keeps nothing of it,
+// however often the hub sends it.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "e2e/hub_process.hpp"
+#include "sqlite/sqlite_test_util.hpp"
+
+using deltasync::Value;
+using deltasync::test::HubProcess;
+using deltasync::test::Site;
+using Json = nlohmann::json;
+
+namespace {
+
+// deltasync_sync with generous limits (a loaded 2-core machine).
+Json Sync(Site& s, const std::string& url) {
+  Json o = {{"timeout_ms", 60000}, {"connect_timeout_ms", 10000}};
+  return Json::parse(s.Text("SELECT deltasync_sync(?1, ?2)", {Value::Text(url), Value::Text(o.dump())}));
+}
+
+std::string Rows(Site& s) {
+  return s.Text("SELECT group_concat(quote(id) || ' ' || quote(name) || ' ' || quote(w), char(10))"
+                " FROM (SELECT * FROM t ORDER BY id)");
+}
+
+}  // namespace
+
+// The review's reproduction: B migrates first (ADD COLUMN w, RENAME v TO name, writes to
+// both), A a day later; in between both keep syncing; afterwards both hold the same rows.
+TEST(HubSchemaLag, SitesOneMigrationApartConverge) {
+  HubProcess hub;
+  std::string url = hub.url("lag");
+  Site a, b;
+  for (Site* s : {&a, &b}) s->Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); SELECT deltasync_enable('t');");
+  a.Exec("INSERT INTO t VALUES (1, 'one')");
+  Sync(a, url);
+  Sync(b, url);
+  b.Exec("ALTER TABLE t ADD COLUMN w TEXT");
+  b.Exec("UPDATE t SET w = 'from B' WHERE id = 1");
+  b.Exec("ALTER TABLE t RENAME COLUMN v TO name");
+  b.Exec("UPDATE t SET name = 'renamed on B' WHERE id = 1");
+  b.Exec("INSERT INTO t VALUES (2, 'two', 'w2')");
+  Sync(b, url);
+  a.Exec("INSERT INTO t VALUES (3, 'A, not migrated')");
+  Json pulled = Sync(a, url);
+  // A has neither w nor name: B's changes of both are kept (rows 1 and 2), v keeps A's value.
+  EXPECT_EQ(pulled["pull"]["kept"], 4) << pulled.dump();
+  EXPECT_EQ(a.Text("SELECT v FROM t WHERE id = 1"), "one");
+  Sync(b, url);
+  EXPECT_EQ(b.Text("SELECT name FROM t WHERE id = 3"), "A, not migrated");
+
+  a.Exec("ALTER TABLE t ADD COLUMN w TEXT; ALTER TABLE t RENAME COLUMN v TO name");
+  Sync(a, url);
+  Sync(b, url);
+  Sync(a, url);
+  EXPECT_EQ(Rows(a), Rows(b));
+  EXPECT_EQ(Rows(a), "1 'renamed on B' 'from B'\n2 'two' 'w2'\n3 'A, not migrated' NULL");
+  EXPECT_EQ(a.Int("SELECT count(*) FROM deltasync_pending"), 0);
+}
+
+// The trap: a dropped column's cells stay on the hub forever; a site pulling from the
+// beginning again (a new hub node id, a reset) receives them every time and keeps none.
+TEST(HubSchemaLag, ADroppedColumnsCellsOnTheHubKeepNothing) {
+  HubProcess hub;
+  std::string url = hub.url("drop");
+  Site a, b;
+  for (Site* s : {&a, &b})
+    s->Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, w TEXT, old TEXT); SELECT deltasync_enable('t');");
+  for (int k = 0; k < 20; ++k)
+    a.Exec("INSERT INTO t VALUES (" + std::to_string(k) + ", 'n', 'w', 'old " + std::to_string(k) + "')");
+  Sync(a, url);
+  Sync(b, url);
+  b.Exec("BEGIN; CREATE TABLE new__t(id INTEGER PRIMARY KEY, name TEXT, w TEXT); INSERT INTO new__t SELECT id, name, w"
+         " FROM t; DROP TABLE t; ALTER TABLE new__t RENAME TO t; COMMIT; SELECT deltasync_status();");
+  a.Exec("UPDATE t SET old = 'later', name = 'n2'");
+  Sync(a, url);
+  for (int round = 0; round < 3; ++round) {
+    b.Exec("UPDATE deltasync_hubs SET pull_cursor = 0");  // pull everything the hub holds again
+    Json r = Sync(b, url);
+    EXPECT_EQ(r["pull"]["kept"], 0) << r.dump();
+    EXPECT_GE(r["pull"]["untracked"].get<int64_t>(), 1) << r.dump();
+  }
+  EXPECT_EQ(b.Int("SELECT count(*) FROM deltasync_pending"), 0);
+  EXPECT_EQ(b.Text("SELECT group_concat(DISTINCT name) FROM t"), "n2");
+}
