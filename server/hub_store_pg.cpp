@@ -35,7 +35,8 @@ namespace {
 // 2: hub_cells.pusher, the site whose push brought each value (-1 in cells a version 1
 // store holds: sent to every site, as version 1 did not know who pushed them).
 // 3: each node's sequence in hub_seqs (keyed by node, beside its rows), not in hub_nodes.
-constexpr int64_t kSchemaVersion = 3;
+// 4: hub_site_contacts and hub_graves, the frontier and compaction (docs/operations.md).
+constexpr int64_t kSchemaVersion = 4;
 
 // A failure of the connection or of a server that is shutting down or starting: retried.
 bool IsConnectionState(const char* sqlstate) {
@@ -284,6 +285,15 @@ void PgHubStore::CreateSchema(Conn& c) {
         " seq bigint NOT NULL, pusher integer NOT NULL DEFAULT -1, PRIMARY KEY (node, tbl, key, col))");
   // A version 1 store: a constant default adds the column without rewriting the table.
   c.Run("ALTER TABLE hub_cells ADD COLUMN IF NOT EXISTS pusher integer NOT NULL DEFAULT -1");
+  c.Run("CREATE TABLE IF NOT EXISTS hub_site_contacts (node bigint NOT NULL, site bytea NOT NULL, pulled bigint NOT NULL,"
+        " last_seen_ms bigint NOT NULL, retired boolean NOT NULL DEFAULT false, PRIMARY KEY (node, site))");
+  c.Run("CREATE TABLE IF NOT EXISTS hub_graves (node bigint NOT NULL, tbl bigint NOT NULL, key bytea NOT NULL,"
+        " cl bigint NOT NULL, PRIMARY KEY (node, tbl, key))");
+  if (v != 0 && v < 4)  // what the sites of an older store saw is unknown: they hold the frontier at 0
+    c.Run("INSERT INTO hub_site_contacts (node, site, pulled, last_seen_ms) SELECT w.node, s.site_id, 0, $1 FROM"
+          " (SELECT DISTINCT node, writer AS ord FROM hub_rows UNION SELECT node, pusher FROM hub_cells) w"
+          " JOIN hub_sites s ON s.ord = w.ord ON CONFLICT DO NOTHING",
+          Params().Int(static_cast<int64_t>(WallClockMillis())));
   c.Run("INSERT INTO hub_settings VALUES ('schema_version', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         Params().Int(kSchemaVersion));
   c.Run("INSERT INTO hub_settings VALUES ('hub_id', $1) ON CONFLICT DO NOTHING", Params().Text(SiteId::Random().ToString()));
@@ -432,6 +442,10 @@ class PgHubStore::Txn : public PushTxn {
     tbl_ = tbl;
     row_cl_.clear();
     cells_.clear();
+    grave_cl_.clear();
+    // Graves are read only for a table compaction left some in (one probe per table).
+    bool has_graves =
+        c_.Run("SELECT 1 FROM hub_graves WHERE node = $1 AND tbl = $2 LIMIT 1", Params().Int(node_).Int(tbl))->rows() > 0;
     for (size_t start = 0; start < keys.size(); start += kChunk) {
       size_t end = std::min(keys.size(), start + kChunk);
       Params p;
@@ -443,6 +457,10 @@ class PgHubStore::Txn : public PushTxn {
       }
       auto rows = c_.Run("SELECT key, cl FROM hub_rows WHERE node = $1 AND tbl = $2 AND key IN (" + in + ")", p);
       for (int i = 0; i < rows->rows(); ++i) row_cl_[rows->Bytes(i, 0)] = rows->Int(i, 1);
+      if (has_graves) {
+        auto graves = c_.Run("SELECT key, cl FROM hub_graves WHERE node = $1 AND tbl = $2 AND key IN (" + in + ")", p);
+        for (int i = 0; i < graves->rows(); ++i) grave_cl_[graves->Bytes(i, 0)] = graves->Int(i, 1);
+      }
       auto cells = c_.Run("SELECT key, col, hlc, site, cl FROM hub_cells WHERE node = $1 AND tbl = $2 AND key IN (" + in + ")", p);
       for (int i = 0; i < cells->rows(); ++i)
         cells_[cells->Bytes(i, 0)][cells->Text(i, 1)] =
@@ -452,6 +470,10 @@ class PgHubStore::Txn : public PushTxn {
   int64_t RowCl(int64_t, const std::string& key) override {
     auto it = row_cl_.find(key);
     return it == row_cl_.end() ? 0 : it->second;
+  }
+  int64_t GraveCl(int64_t, const std::string& key) override {
+    auto it = grave_cl_.find(key);
+    return it == grave_cl_.end() ? 0 : it->second;
   }
   std::unordered_map<std::string, Clock> CellClocks(int64_t, const std::string& key) override {
     auto it = cells_.find(key);
@@ -536,6 +558,7 @@ class PgHubStore::Txn : public PushTxn {
   const SiteOrds& ords_;
   int64_t tbl_ = 0;
   std::unordered_map<std::string, int64_t> row_cl_;
+  std::unordered_map<std::string, int64_t> grave_cl_;
   std::unordered_map<std::string, std::unordered_map<std::string, Clock>> cells_;
   std::vector<std::string> dropped_;
   std::map<std::pair<std::string, std::string>, CellWrite> put_cells_;
@@ -691,6 +714,96 @@ NodeUsage PgHubStore::Usage(int64_t node) {
     for (int k = 0; k < ords->rows(); ++k) u.sites.push_back(SiteOf(c, ords->Int(k, 0)));
     return u;
   });
+}
+
+// The frontier and compaction (docs/operations.md). Several hub processes share the
+// contacts, so each contact is written through: a site's first one durably, later ones with
+// synchronous_commit off (a value lost to a crash is an older, lower one: it holds
+// compaction back, never makes it wrong), and the answer says whether it is retired.
+bool PgHubStore::Contact(int64_t node, const SiteId& site, int64_t pulled, int64_t now_ms) {
+  bool known;
+  {
+    std::lock_guard<std::mutex> lock(contacts_mu_);
+    known = known_contacts_.count({node, site}) > 0;
+  }
+  bool retired = WithConn([&](Conn& c) {
+    c.Run("BEGIN");
+    if (known) c.Run("SET LOCAL synchronous_commit = off");
+    auto r = c.Run("INSERT INTO hub_site_contacts (node, site, pulled, last_seen_ms) VALUES ($1, $2, greatest($3, 0), $4)"
+                   " ON CONFLICT (node, site) DO UPDATE SET pulled = greatest(hub_site_contacts.pulled, excluded.pulled),"
+                   " last_seen_ms = greatest(hub_site_contacts.last_seen_ms, excluded.last_seen_ms) RETURNING retired",
+                   Params().Int(node).Bytes(std::string(site.View())).Int(pulled).Int(now_ms));
+    c.Run("COMMIT");
+    return r->Text(0, 0) == "t";
+  });
+  std::lock_guard<std::mutex> lock(contacts_mu_);
+  known_contacts_.insert({node, site});
+  return retired;
+}
+
+// The smallest cursor of the node's active sites; the node's sequence when it has none.
+static int64_t PgFrontier(PgHubStore::Conn& c, int64_t node);
+
+int64_t PgHubStore::Frontier(int64_t node) {
+  return WithConn([&](Conn& c) { return PgFrontier(c, node); });
+}
+
+CompactResult PgHubStore::Compact(int64_t node, int64_t retention_ms, int64_t now_ms, size_t batch) {
+  CompactResult out;
+  WithConn([&](Conn& c) {
+    c.Run("BEGIN");
+    if (retention_ms > 0)
+      out.retired = static_cast<uint64_t>(
+          c.Run("UPDATE hub_site_contacts SET retired = true WHERE node = $1 AND NOT retired AND last_seen_ms < $2"
+                " RETURNING 1",
+                Params().Int(node).Int(now_ms - retention_ms))
+              ->rows());
+    out.frontier = PgFrontier(c, node);
+    out.sites = static_cast<uint64_t>(
+        c.Run("SELECT count(*) FROM hub_site_contacts WHERE node = $1 AND NOT retired", Params().Int(node))->Int(0, 0));
+    c.Run("COMMIT");
+    return 0;
+  });
+  // Each batch under the node's lock, as a push: tombstones move to hub_graves; a row a push
+  // changed meanwhile has a sequence above the frontier and is left alone.
+  int64_t after = 0;
+  for (;;) {
+    std::unique_lock<std::mutex> node_turn(NodeMutex(node));
+    auto [n, last] = WithConn([&](Conn& c) {
+      LockNode(c, node);
+      auto r = c.Run(
+          "WITH picked AS (SELECT tbl, key FROM hub_rows WHERE node = $1 AND seq > $2 AND seq <= $3 AND cl % 2 = 0"
+          " ORDER BY seq LIMIT $4),"
+          " gone AS (DELETE FROM hub_rows h USING picked p WHERE h.node = $1 AND h.tbl = p.tbl AND h.key = p.key"
+          " RETURNING h.tbl, h.key, h.cl, h.seq),"
+          " buried AS (INSERT INTO hub_graves (node, tbl, key, cl) SELECT $1, tbl, key, cl FROM gone"
+          " ON CONFLICT (node, tbl, key) DO UPDATE SET cl = excluded.cl RETURNING 1)"
+          " SELECT (SELECT count(*) FROM buried), coalesce((SELECT max(seq) FROM gone), $2)",
+          Params().Int(node).Int(after).Int(out.frontier).Int(static_cast<int64_t>(batch)));
+      c.Run("COMMIT");
+      return std::make_pair(static_cast<size_t>(r->Int(0, 0)), r->Int(0, 1));
+    });
+    out.dropped += n;
+    after = last;
+    if (n < batch) break;
+  }
+  return out;
+}
+
+bool PgHubStore::Readmit(int64_t node, const SiteId& site) {
+  return WithConn([&](Conn& c) {
+    return c.Run("UPDATE hub_site_contacts SET retired = false, last_seen_ms = $3 WHERE node = $1 AND site = $2"
+                 " AND retired RETURNING 1",
+                 Params().Int(node).Bytes(std::string(site.View())).Int(static_cast<int64_t>(WallClockMillis())))
+               ->rows() > 0;
+  });
+}
+
+static int64_t PgFrontier(PgHubStore::Conn& c, int64_t node) {
+  auto r = c.Run("SELECT coalesce((SELECT min(pulled) FROM hub_site_contacts WHERE node = $1 AND NOT retired),"
+                 " (SELECT seq FROM hub_seqs WHERE node = $1), 0)",
+                 Params().Int(node));
+  return r->Int(0, 0);
 }
 
 std::mutex& PgHubStore::NodeMutex(int64_t node) {

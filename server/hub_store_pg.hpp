@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -30,6 +31,11 @@ class PgHubStore : public HubStore {
   nlohmann::json Status(int64_t node, const std::string& name) override;
   std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> NodeCounts() override;
   NodeUsage Usage(int64_t node) override;
+  // The frontier and compaction (docs/operations.md).
+  bool Contact(int64_t node, const SiteId& site, int64_t pulled, int64_t now_ms) override;
+  int64_t Frontier(int64_t node) override;
+  CompactResult Compact(int64_t node, int64_t retention_ms, int64_t now_ms, size_t batch) override;
+  bool Readmit(int64_t node, const SiteId& site) override;
 
   class Conn;  // one pooled connection
 
@@ -68,6 +74,8 @@ class PgHubStore : public HubStore {
   std::mutex sites_mu_;
   std::vector<std::optional<SiteId>> sites_;  // by ordinal; a gap: not seen committed yet
   SiteOrds site_ords_;                        // and back
+  std::mutex contacts_mu_;
+  std::set<std::pair<int64_t, SiteId>> known_contacts_;  // contacts this process wrote once (durably)
 };
 
 }  // namespace deltasync::hub

@@ -242,7 +242,8 @@ TEST(PgHubs, AVersion2StoreKeepsEachNodesSequence) {
   opts.db = url;
   HubProcess hub(opts);
   deltasync::test::PgConn db("ds_v2_hub");
-  EXPECT_EQ(db.Text("SELECT value FROM hub_settings WHERE name = 'schema_version'"), "3");
+  EXPECT_EQ(db.Text("SELECT value FROM hub_settings WHERE name = 'schema_version'"), "4");
+  EXPECT_EQ(db.Text("SELECT count(*) FROM hub_site_contacts"), "0") << "a store with no rows has no site to seed";
   EXPECT_EQ(db.Text("SELECT count(*) FROM information_schema.columns WHERE table_name = 'hub_nodes' AND column_name = 'seq'"), "0");
   EXPECT_EQ(db.Text("SELECT seq FROM hub_seqs JOIN hub_nodes ON id = node WHERE name = 'old'"), "7");
   Site s;
