@@ -214,6 +214,7 @@ class PageApply {
       if (here) {
         for (const PendingCell& cell : port_.PendingCells(table, column)) {
           Payload one = DecodeJson(cell.change);
+          one.tables[0].pk = names.pk;  // the key by position: its columns may have been renamed since
           std::vector<uint32_t> ords;
           for (const SiteId& s : one.sites) ords.push_back(port_.SiteOrdinal(s));
           SplitTable split = SplitAndKeep(handle, one.tables[0], one.sites);

@@ -71,7 +71,7 @@ nlohmann::json StatusDocument(StatusPort& port) {
     schedules.push_back({{"hub", s.hub}, {"url", s.url}, {"interval_ms", s.interval_ms}});
   return Json{{"version", kVersion},   {"site_id", port.SiteIdText()}, {"db_version", port.DbVersion()},
               {"tables", tables},      {"pending_changes", pending},   {"hubs", hubs},
-              {"schedules", schedules},  {"quarantined", port.QuarantinedRows()}};
+              {"schedules", schedules},  {"quarantined", port.QuarantinedRows()}, {"kept", port.KeptChanges()}};
 }
 
 }  // namespace deltasync

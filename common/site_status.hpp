@@ -65,6 +65,8 @@ class StatusPort {
   virtual uint64_t CountChangesSince(int64_t since) = 0;
   // Rows in quarantine (common/quarantine.hpp).
   virtual uint64_t QuarantinedRows() = 0;
+  // Changes kept for columns this site does not have yet (common/pending_cells).
+  virtual uint64_t KeptChanges() = 0;
   virtual std::string SiteIdText() = 0;
   virtual int64_t DbVersion() = 0;
 };

@@ -83,6 +83,12 @@ class PgStatus : public StatusPort {
     return static_cast<uint64_t>(ResultInt(0, 0));
   }
 
+  uint64_t KeptChanges() override {
+    AsOwner as;
+    RunSql("SELECT count(*) FROM deltasync.pending");
+    return static_cast<uint64_t>(ResultInt(0, 0));
+  }
+
   std::string SiteIdText() override { return Backend::Get().LocalSite().ToString(); }
   int64_t DbVersion() override { return Backend::Get().SafeVersion(); }
 

@@ -79,6 +79,12 @@ class SqliteStatus : public StatusPort {
     return s.Step() ? static_cast<uint64_t>(s.Int(0)) : 0;
   }
 
+  uint64_t KeptChanges() override {
+    conn_.EnsureSchema();
+    Stmt s(conn_.db(), "SELECT count(*) FROM deltasync_pending");
+    return s.Step() ? static_cast<uint64_t>(s.Int(0)) : 0;
+  }
+
   std::string SiteIdText() override { return conn_.LocalSite().ToString(); }
   int64_t DbVersion() override { return conn_.CurrentDbVersion(); }
 

@@ -14,6 +14,7 @@ class FakeStatus : public StatusPort {
   std::vector<std::vector<ShadowRow>> shadow;
   std::vector<Hub> hubs;
   int64_t counted_since = -1;
+  uint64_t kept = 0;
 
   std::vector<Table> Tables() override { return tables; }
   void ScanShadowRows(size_t table, const std::function<void(const ShadowRow&)>& row) override {
@@ -25,6 +26,7 @@ class FakeStatus : public StatusPort {
     return 7;
   }
   uint64_t QuarantinedRows() override { return 0; }
+  uint64_t KeptChanges() override { return kept; }
   std::string SiteIdText() override { return "site"; }
   int64_t DbVersion() override { return 42; }
 };
@@ -71,6 +73,9 @@ TEST(SiteStatus, CountsRowsAndPendingChangesWithNoHub) {
   EXPECT_EQ(doc["version"], kVersion);
   EXPECT_EQ(doc["site_id"], "site");
   EXPECT_EQ(doc["db_version"], 42);
+  EXPECT_EQ(doc["kept"], 0);
+  port.kept = 5;
+  EXPECT_EQ(StatusDocument(port)["kept"], 5);
   ASSERT_EQ(doc["tables"].size(), 2u);
   EXPECT_EQ(doc["tables"][0],
             (nlohmann::json{{"table", "t"}, {"state", "tracked"}, {"pk", {"id"}}, {"columns", {"a", "b"}},

@@ -6,7 +6,7 @@
 -- Site ds_b (through dblink) is the other site.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(22);
+SELECT plan(23);
 SELECT dblink_connect('b', :'other');
 
 CREATE FUNCTION pg_temp.on_b(sql text) RETURNS void LANGUAGE sql AS $$ SELECT dblink_exec('b', sql) $$;
@@ -42,6 +42,7 @@ SELECT pg_temp.b_value($$SELECT deltasync_enable('lag')::text$$);
 SELECT pg_temp.on_b($$INSERT INTO lag VALUES (1, 'one', 'w1'), (2, 'two', 'w2')$$);
 SELECT is((pg_temp.b_to_a()->>'kept')::int, 2, 'changes of a column this site does not have are kept');
 SELECT is((SELECT count(*)::int FROM deltasync.pending WHERE tbl = 'lag' AND col = 'w'), 2, 'one kept cell per row');
+SELECT is((deltasync_status()->>'kept')::int, 2, 'deltasync_status() counts them');
 SELECT is(pg_temp.rows_a('lag'), '{"v": "one", "id": 1} {"v": "two", "id": 2}', 'the rest of the rows applies');
 SELECT pg_sleep(0.002);
 SELECT pg_temp.on_b($$UPDATE lag SET w = 'w1 again' WHERE id = 1$$);

@@ -42,6 +42,7 @@ TEST(SchemaLag, ChangesForAColumnNotHereAreKeptAndAppliedWhenItAppears) {
   a.Exec("UPDATE item SET w = 'w1 again' WHERE id = 1");
   for (int k = 0; k < 3; ++k) b.Apply(a.Changes(0));  // the same changes over and over
   EXPECT_EQ(Pending(b), 3) << "one kept cell per (table, key, column)";
+  EXPECT_EQ(b.Int("SELECT json_extract(deltasync_status(), '$.kept')"), 3);
   EXPECT_EQ(b.Int("SELECT count(*) FROM deltasync_pending WHERE change LIKE '%w1 again%'"), 1);
 
   b.Exec("ALTER TABLE item ADD COLUMN w TEXT");
@@ -49,6 +50,7 @@ TEST(SchemaLag, ChangesForAColumnNotHereAreKeptAndAppliedWhenItAppears) {
   r = Json::parse(ApplyNothing(b));
   EXPECT_EQ(r["unkept"], 3);
   EXPECT_EQ(Pending(b), 0);
+  EXPECT_EQ(b.Int("SELECT json_extract(deltasync_status(), '$.kept')"), 0);
   a.Apply(b.Changes(0));
   b.Apply(a.Changes(0));
   auto rows = a.Rows("SELECT * FROM item ORDER BY id");
