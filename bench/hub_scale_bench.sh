@@ -11,7 +11,8 @@
 # Usage: bench/hub_scale_bench.sh [ROWS] [ROUNDS]   (defaults 200 and 3)
 # SETUPS (environment) picks lines: any of sqlite pg pg2 sqlite8 pg8 (default: all);
 # CLIENTS the client counts (default "16 64"); BASELINE_16 an earlier 16-client SQLite-store
-# "in" figure to print ratios against (default: this run's own).
+# "in" figure to print ratios against (default: this run's own); MODE=push times pushes only
+# (clients push in the timed rounds, pull after: "in" is the hub's ingest, not a whole sync).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${DELTASYNC_SCALE_BENCH_INSIDE:-}" ]; then
@@ -30,7 +31,8 @@ ms() { date +%s%3N; }
 site() { local db=$1; shift; sqlite3 -bail -cmd ".load $EXT" "$db" "$@"; }
 SCHEMA="CREATE TABLE t(id TEXT PRIMARY KEY, a TEXT, b INTEGER); SELECT deltasync_enable('t');"
 
-# Starts a hub on store $1, prints its port.
+# Starts a hub on store $1 and sets HUB_PORT (not in a subshell: PIDS must keep its pid, so
+# that stop_hubs and the exit trap stop it).
 start_hub() {
   local log="$DIR/hub$RANDOM.log"
   "$CLI" serve --db "$1" --listen 127.0.0.1:0 --auto-create-nodes >"$log" 2>&1 &
@@ -39,7 +41,7 @@ start_hub() {
   local port
   port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
   [ -n "$port" ] || { echo "hub on $1 did not start: $(cat "$log")" >&2; exit 1; }
-  echo "$port"
+  HUB_PORT=$port
 }
 stop_hubs() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; PIDS=(); }
 
@@ -57,7 +59,7 @@ run() {
       for r in $(seq "$ROUNDS"); do
         site "$d/c$c.db" "BEGIN; WITH RECURSIVE k(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM k WHERE x<$ROWS)
           INSERT INTO t SELECT printf('c%03d-r%02d-%05d', $c, $r, x), 'v' || x, x FROM k; COMMIT;
-          SELECT deltasync_sync('http://127.0.0.1:$port/nodes/$node', '{\"batch_rows\": 5000, \"timeout_ms\": 120000}');" >/dev/null
+          SELECT deltasync_${MODE:-sync}('http://127.0.0.1:$port/nodes/$node', '{\"batch_rows\": 5000, \"timeout_ms\": 120000}');" >/dev/null
       done
     ) &
   done
@@ -77,7 +79,8 @@ run() {
   done
   # out: each change reaches the other clients of its node
   awk -v ms=$((t1 - t0)) -v n=$((total * 2)) -v c="$clients" -v k="$nodes" \
-    'BEGIN { printf "%9.0f %9.0f", n / (ms / 1000), n * (c / k - 1) / (ms / 1000) }'
+    -v push="${MODE:-sync}" \
+    'BEGIN { if (push == "push") printf "%9.0f %9s", n / (ms / 1000), "-"; else printf "%9.0f %9.0f", n / (ms / 1000), n * (c / k - 1) / (ms / 1000) }'
   rm -rf "$d"
 }
 
@@ -99,31 +102,31 @@ SETUPS=${SETUPS:-sqlite pg pg2 sqlite8 pg8}
 want() { [[ " $SETUPS " == *" $1 "* ]]; }
 for clients in ${CLIENTS:-16 64}; do
   if want sqlite; then
-    port=$(start_hub "$DIR/hub_$clients.db")
+    start_hub "$DIR/hub_$clients.db"; port=$HUB_PORT
     line "SQLite store, 1 hub" "$clients" 1 "$port"
     stop_hubs
   fi
   if want sqlite8; then
-    port=$(start_hub "$DIR/hub8_$clients.db")
+    start_hub "$DIR/hub8_$clients.db"; port=$HUB_PORT
     line "SQLite store, 1 hub, 8 nodes" "$clients" 8 "$port"
     stop_hubs
   fi
   if want pg; then
     createdb "bench_hub_$clients"
-    port=$(start_hub "postgresql:///bench_hub_$clients")
+    start_hub "postgresql:///bench_hub_$clients"; port=$HUB_PORT
     line "PostgreSQL store, 1 hub" "$clients" 1 "$port"
     stop_hubs
   fi
   if want pg8; then
     createdb "bench_hub8_$clients"
-    port=$(start_hub "postgresql:///bench_hub8_$clients")
+    start_hub "postgresql:///bench_hub8_$clients"; port=$HUB_PORT
     line "PostgreSQL store, 1 hub, 8 nodes" "$clients" 8 "$port"
     stop_hubs
   fi
   if want pg2; then
     createdb "bench_hub2_$clients"
-    p1=$(start_hub "postgresql:///bench_hub2_$clients")
-    p2=$(start_hub "postgresql:///bench_hub2_$clients")
+    start_hub "postgresql:///bench_hub2_$clients"; p1=$HUB_PORT
+    start_hub "postgresql:///bench_hub2_$clients"; p2=$HUB_PORT
     line "PostgreSQL store, 2 hubs" "$clients" 1 "$p1" "$p2"
     stop_hubs
   fi
