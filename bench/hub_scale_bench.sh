@@ -77,10 +77,15 @@ run() {
     n=$(site "$d/c$c.db" "SELECT count(*) FROM t;")
     [ "$n" = "$expected" ] || { echo "client $c holds $n rows, expected $expected" >&2; exit 1; }
   done
-  # out: each change reaches the other clients of its node
-  awk -v ms=$((t1 - t0)) -v n=$((total * 2)) -v c="$clients" -v k="$nodes" \
-    -v push="${MODE:-sync}" \
-    'BEGIN { if (push == "push") printf "%9.0f %9s", n / (ms / 1000), "-"; else printf "%9.0f %9.0f", n / (ms / 1000), n * (c / k - 1) / (ms / 1000) }'
+  # out: each change reaches the other clients of its node (m clients on a node: m(m-1) pairs)
+  local pairs=0
+  for k in $(seq 0 $((nodes - 1))); do
+    local m=0
+    for o in $(seq "$clients"); do [ $((o % nodes)) = "$k" ] && m=$((m + 1)); done
+    pairs=$((pairs + m * (m - 1)))
+  done
+  awk -v ms=$((t1 - t0)) -v n=$((total * 2)) -v c="$clients" -v pairs="$pairs" -v push="${MODE:-sync}" \
+    'BEGIN { if (push == "push") printf "%9.0f %9s", n / (ms / 1000), "-"; else printf "%9.0f %9.0f", n / (ms / 1000), n / c * pairs / (ms / 1000) }'
   rm -rf "$d"
 }
 
