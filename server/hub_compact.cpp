@@ -237,4 +237,17 @@ bool SqliteHubStore::Readmit(int64_t node, const SiteId& site) {
   return changed;
 }
 
+void SqliteHubStore::NewIdentity() {
+  std::lock_guard<std::mutex> lock(mu_);
+  SiteId id = SiteId::Random();
+  InWriteTxn(db_, [&] {
+    Stmt put(db_, "UPDATE hub_settings SET value = ?1 WHERE name = 'hub_id'");
+    put.BindBlob(1, id.View());
+    put.Run();
+    Exec(db_, "UPDATE hub_site_contacts SET pulled = 0");
+  });
+  contacts_.clear();
+  hub_id_ = id;
+}
+
 }  // namespace deltasync::hub

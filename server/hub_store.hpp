@@ -81,6 +81,10 @@ class HubStore {
   }
   // Lets a retired site sync again (an admin's decision); false when it was not retired.
   virtual bool Readmit(int64_t /*node*/, const SiteId& /*site*/) { return false; }
+  // Gives the store a new identity (`deltasync serve --new-hub-id`, after restoring it from
+  // a backup): every site then pushes and pulls everything again (docs/operations.md,
+  // "Backups"). Every site's place in the frontier goes back to 0.
+  virtual void NewIdentity() = 0;
 };
 
 // Opens the store --db names: postgresql://... or postgres://... (PostgreSQL), else a SQLite
@@ -107,6 +111,7 @@ class SqliteHubStore : public HubStore {
   int64_t Frontier(int64_t node) override;
   CompactResult Compact(int64_t node, int64_t retention_ms, int64_t now_ms, size_t batch) override;
   bool Readmit(int64_t node, const SiteId& site) override;
+  void NewIdentity() override;
 
  private:
   class Txn;

@@ -799,6 +799,18 @@ bool PgHubStore::Readmit(int64_t node, const SiteId& site) {
   });
 }
 
+void PgHubStore::NewIdentity() {
+  SiteId id = SiteId::Random();
+  WithConn([&](Conn& c) {
+    c.Run("BEGIN");
+    c.Run("UPDATE hub_settings SET value = $1 WHERE name = 'hub_id'", Params().Text(id.ToString()));
+    c.Run("UPDATE hub_site_contacts SET pulled = 0");
+    c.Run("COMMIT");
+    return 0;
+  });
+  hub_id_ = id;
+}
+
 static int64_t PgFrontier(PgHubStore::Conn& c, int64_t node) {
   auto r = c.Run("SELECT coalesce((SELECT min(pulled) FROM hub_site_contacts WHERE node = $1 AND NOT retired),"
                  " (SELECT seq FROM hub_seqs WHERE node = $1), 0)",

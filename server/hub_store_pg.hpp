@@ -36,6 +36,7 @@ class PgHubStore : public HubStore {
   int64_t Frontier(int64_t node) override;
   CompactResult Compact(int64_t node, int64_t retention_ms, int64_t now_ms, size_t batch) override;
   bool Readmit(int64_t node, const SiteId& site) override;
+  void NewIdentity() override;
 
   class Conn;  // one pooled connection
 

@@ -30,7 +30,7 @@ bool SplitListen(const std::string& listen, std::string& host, int& port) {
 // What `deltasync serve` was given on its command line.
 struct ServeArgs {
   std::string db, listen = "127.0.0.1:8080", config, log_level = "info", tls_cert, tls_key;
-  bool auto_create = false, allow_unauthenticated = false, allow_plaintext = false;
+  bool auto_create = false, allow_unauthenticated = false, allow_plaintext = false, new_hub_id = false;
 };
 
 // The config file with the command line's overrides: at start, and again on SIGHUP.
@@ -106,6 +106,10 @@ int Serve(const ServeArgs& args) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::unique_ptr<HubStore> store = OpenStore(db);
+  if (args.new_hub_id) {
+    store->NewIdentity();
+    Log(LogLevel::kInfo, "the store has a new identity: every site pushes and pulls everything again");
+  }
   std::string hub_id = store->hub_id().ToString();
   Hub hub(std::move(config), std::move(store));
   std::thread waiter([&] {
@@ -153,6 +157,8 @@ int main(int argc, char** argv) {
   serve->add_flag("--allow-plaintext", a.allow_plaintext,
                   "serve plain http on a non-loopback address (behind a TLS-terminating proxy)");
   serve->add_flag("--auto-create-nodes", a.auto_create, "create a node on first use");
+  serve->add_flag("--new-hub-id", a.new_hub_id,
+                  "give the store a new identity first (after restoring it from a backup; docs/operations.md)");
   serve->add_flag("--allow-unauthenticated", a.allow_unauthenticated,
                   "serve nodes without tokens on a non-loopback address");
   serve->add_option("--log-level", a.log_level, "debug, info, warn or error")

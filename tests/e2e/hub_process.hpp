@@ -43,6 +43,7 @@ class HubProcess {
     std::string config_json;      // written to a temp file and passed as --config when not empty
     bool auto_create_nodes = true;
     std::string log_level = "info";
+    std::vector<std::string> extra_args;  // more `deltasync serve` arguments
   };
 
   explicit HubProcess(Options options) : options_(std::move(options)) {
@@ -91,6 +92,7 @@ class HubProcess {
     return o;
   }
   bool running() const { return pid_ > 0; }
+  Options& options() { return options_; }  // e.g. extra_args for the next Restart()
   const std::string& db() const { return options_.db; }
   std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string url(const std::string& node) const { return base() + "/nodes/" + node; }
@@ -156,6 +158,7 @@ class HubProcess {
       args.push_back(config_path_);
     }
     if (options_.auto_create_nodes) args.push_back("--auto-create-nodes");
+    for (const auto& a : options_.extra_args) args.push_back(a);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
