@@ -73,6 +73,12 @@ SplitTable SplitColumns(const TableChanges& tc, const std::vector<std::string>& 
   t.name = tc.name;
   t.pk = tc.pk;
   t.columns = std::move(out_cols);
+  if (AnyPolicy(tc.policies)) {  // the policies follow their columns
+    t.policies.assign(t.columns.size(), ColumnPolicy::kLww);
+    for (size_t k = 0; k < tc.columns.size(); ++k)
+      if (to[k] >= 0) t.policies[static_cast<size_t>(to[k])] = tc.policies[k];
+    if (!AnyPolicy(t.policies)) t.policies.clear();
+  }
   t.rows.reserve(tc.rows.size());
   for (size_t ri = 0; ri < tc.rows.size(); ++ri) {
     const RowChanges& r = tc.rows[ri];
@@ -90,8 +96,11 @@ SplitTable SplitColumns(const TableChanges& tc, const std::vector<std::string>& 
         continue;
       }
       auto dest = static_cast<uint32_t>(to[c.column]);
-      auto same = std::find_if(kept.changes.begin(), kept.changes.end(),
-                               [&](const ColumnChange& e) { return e.column == dest; });
+      // A counter's changes are one per contributor: only one of the same site is the same.
+      const bool counter = PolicyAt(tc.policies, c.column) == ColumnPolicy::kCounter;
+      auto same = std::find_if(kept.changes.begin(), kept.changes.end(), [&](const ColumnChange& e) {
+        return e.column == dest && (!counter || sites[e.site] == sites[c.site]);
+      });
       if (same != kept.changes.end()) {
         if (CompareClocks(Clock{c.cl, c.hlc, sites[c.site]}, Clock{same->cl, same->hlc, sites[same->site]}) > 0) {
           *same = c;
@@ -180,7 +189,7 @@ class PageApply {
       // Its changes of columns not here are kept as pending cells (they survive its release).
       SplitTable split = SplitAndKeep(h.handle, h.payload.tables[0], h.payload.sites);
       const TableChanges& use = split.known ? *split.known : h.payload.tables[0];
-      TableMapping map = MapTable(names.name, names.pk, names.cols, use, ords);
+      TableMapping map = MapTable(names.name, names.pk, names.cols, use, ords, names.policies);
       const RowChanges& r = use.rows[0];
       if (std::string why = MissingParent(h.handle, use, r); !why.empty()) {
         h.row.error = why;
@@ -219,7 +228,7 @@ class PageApply {
           for (const SiteId& s : one.sites) ords.push_back(port_.SiteOrdinal(s));
           SplitTable split = SplitAndKeep(handle, one.tables[0], one.sites);
           const TableChanges& use = split.known ? *split.known : one.tables[0];
-          TableMapping map = MapTable(names.name, names.pk, names.cols, use, ords);
+          TableMapping map = MapTable(names.name, names.pk, names.cols, use, ords, names.policies);
           ApplyRow(handle, use, map, use.rows[0], one.sites, nullptr, false);
           ++counts_.unkept;
         }
@@ -326,9 +335,15 @@ class PageApply {
     // that did not change are never needed (NOT NULL columns without a default stay as they
     // are); a row new here is INSERTed, and an UPDATE that finds no base row (metadata ahead
     // of the table) falls back to the insert.
-    if (m.exists && (!m.existed || !d.winners.empty())) {
+    // A counter's sum is written where it may have moved (common/row_apply's CounterWrites).
+    if (map.policies)
+      CounterWrites(counter_writes_, d, shadow.clocks, shadow.cl, r, map, table.Names().cols, table.Names().name,
+                    [&](uint32_t col) { return BaseColumn(table, r.key, col); });
+    if (m.exists && (!m.existed || !d.winners.empty() || (map.policies && !counter_writes_.empty()))) {
       writes_.clear();
       for (size_t k : d.winners) writes_.push_back(ColumnWrite{map.columns[r.changes[k].column], &r.changes[k].value});
+      if (map.policies)
+        for (const CounterWrite& w : counter_writes_) writes_.push_back(ColumnWrite{w.column, &w.value});
       if (!m.existed || !table.UpdateRow(r.key, writes_)) table.InsertRow(r.key, writes_);
       if (children_.count(handle)) written_.emplace_back(handle, r.key);
     }
@@ -371,6 +386,14 @@ class PageApply {
     cell.change = EncodeJson(one);
     port_.Keep(cell);
     ++counts_.kept;
+  }
+
+  // Local column `col` of the base row `key` (NULL when there is no base row): a counter's
+  // current value, from which this site's own contribution follows.
+  Value BaseColumn(ApplyTable& table, const std::vector<Value>& key, uint32_t col) {
+    std::vector<Value> out;
+    if (!table.ReadColumns(key, {table.Names().cols[col]}, out) || out.empty()) return Value::Null();
+    return out[0];
   }
 
   // Sets row `r` aside: a new held entry, or merged into the one of its key.
@@ -516,6 +539,7 @@ class PageApply {
   std::vector<std::pair<int, std::vector<Value>>> written_;  // rows of child tables written
   std::set<std::string> visiting_;  // children removed by one parent's delete (cycles stop)
   std::vector<ColumnWrite> writes_;  // reused from row to row
+  std::vector<CounterWrite> counter_writes_;  // likewise
 };
 
 }  // namespace
@@ -576,7 +600,7 @@ ApplyResult ApplyPayload(ApplyPort& port, const Payload& p) {
           SplitTable split = apply.SplitAndKeep(handle, *tc, p.sites);
           const TableChanges& use = split.known ? *split.known : *tc;
           // Payload names are matched against the local catalog; only local names reach SQL.
-          TableMapping map = MapTable(names.name, names.pk, names.cols, use, site_ords);
+          TableMapping map = MapTable(names.name, names.pk, names.cols, use, site_ords, names.policies);
           for (const RowChanges& r : use.rows) apply.ApplyRow(handle, use, map, r, p.sites, nullptr);
         }
         apply.RetryHeld(held);

@@ -25,6 +25,8 @@ struct TableNames {
   const std::string& name;
   const std::vector<std::string>& pk;
   const std::vector<std::string>& cols;  // non-key columns, in table order
+  // The columns' policies, by column (common/column_policy); nullptr: all last-writer-wins.
+  const std::vector<ColumnPolicy>* policies = nullptr;
 };
 
 // One base-row column an apply writes: its local index and the winning value.

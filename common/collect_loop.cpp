@@ -84,13 +84,15 @@ void CollectInBatches(CollectPort& port, int64_t since, int64_t until, const Ver
     while (go_on && cur.Next(r.key, shadow)) {
       r.cl = shadow.cl;
       if (RowExists(r.cl) && ncols > 0 && cur.ReadBase())
-        CollectRowChanges(r, shadow.clocks, ncols, since, exclude, value_of, site_index);
+        CollectRowChanges(r, shadow.clocks, ncols, since, exclude, value_of, site_index, names.policies, &names.name,
+                          &names.cols);
       if (!(r.changes.empty() && InRanges(exclude, shadow.ver))) {
         const size_t size = RowBytes(r);
         if (rows > 0 && bytes + size > limits.max_bytes) flush();
         if (!go_on) break;
         if (p.tables.empty() || p.tables.back().name != names.name)
-          p.tables.push_back(TableChanges{names.name, names.pk, names.cols, {}});
+          p.tables.push_back(TableChanges{names.name, names.pk, names.cols, {},
+                                          names.policies ? *names.policies : std::vector<ColumnPolicy>{}});
         after.table = names.name;
         after.key = cur.LocalKey() ? *cur.LocalKey() : r.key;
         p.tables.back().rows.push_back(std::move(r));
@@ -118,6 +120,7 @@ Payload CollectChanges(CollectPort& port, int64_t since, const VersionRanges& ex
     tc.name = names.name;
     tc.pk = names.pk;
     tc.columns = names.cols;
+    if (names.policies) tc.policies = *names.policies;
     const size_t ncols = names.cols.size();
     std::function<Value(uint32_t)> value_of = [&](uint32_t c) { return cur.Column(c); };
     RowChanges r;
@@ -126,7 +129,8 @@ Payload CollectChanges(CollectPort& port, int64_t since, const VersionRanges& ex
       r.cl = shadow.cl;
       // A live shadow row whose base row is missing carries no column change.
       if (RowExists(r.cl) && ncols > 0 && cur.ReadBase())
-        CollectRowChanges(r, shadow.clocks, ncols, since, exclude, value_of, site_index);
+        CollectRowChanges(r, shadow.clocks, ncols, since, exclude, value_of, site_index, names.policies, &names.name,
+                          &names.cols);
       // A row whose latest change came from the excluded ranges and that carries no other
       // column change holds nothing the receiver lacks.
       if (!(r.changes.empty() && InRanges(exclude, shadow.ver))) tc.rows.push_back(std::move(r));

@@ -26,7 +26,11 @@ void ValidatePayload(const Payload& p) {
     // The row (numbered from 1) that last changed each column: one array per table, so a
     // row costs its changes rather than the table's width (a bitmap per row made a wide
     // table with many rows quadratic: seconds per megabyte of payload).
+    if (!t.policies.empty() && t.policies.size() != t.columns.size())
+      throw Invalid("table \"" + t.name + "\": one policy per column expected");
+    bool counters = AnyPolicy(t.policies);
     std::vector<size_t> changed_in(t.columns.size(), 0);
+    std::set<std::pair<uint32_t, uint32_t>> contributed;  // (column, site) of a row's counter changes
     size_t row_number = 0;
     for (const RowChanges& r : t.rows) {
       ++row_number;
@@ -37,11 +41,20 @@ void ValidatePayload(const Payload& p) {
       if (r.cl > kMaxCausalLength)
         throw Invalid("table \"" + t.name + "\": causal length " + std::to_string(r.cl) +
                       " is beyond the largest accepted (2^62)");
+      if (counters) contributed.clear();
       for (const ColumnChange& c : r.changes) {
         if (c.column >= t.columns.size()) throw Invalid("table \"" + t.name + "\": column index out of range");
-        if (changed_in[c.column] == row_number)
-          throw Invalid("table \"" + t.name + "\": a column changes twice in one row");
-        changed_in[c.column] = row_number;
+        if (counters && t.policies[c.column] == ColumnPolicy::kCounter) {
+          if (!contributed.emplace(c.column, c.site).second)
+            throw Invalid("table \"" + t.name + "\": a site contributes twice to a counter in one row");
+          if (c.value.type != ValueType::kInteger)
+            throw Invalid("table \"" + t.name + "\": a contribution to counter \"" + t.columns[c.column] +
+                          "\" is not an integer");
+        } else {
+          if (changed_in[c.column] == row_number)
+            throw Invalid("table \"" + t.name + "\": a column changes twice in one row");
+          changed_in[c.column] = row_number;
+        }
         if (c.site >= p.sites.size()) throw Invalid("table \"" + t.name + "\": site index out of range");
         if (c.hlc == 0 || HlcMillis(c.hlc) == 0) throw Invalid("table \"" + t.name + "\": missing clock");
         if (c.hlc > kMaxHlc)
@@ -71,6 +84,12 @@ void DropUnusedSites(Payload& p) {
   for (TableChanges& t : p.tables)
     for (RowChanges& r : t.rows)
       for (ColumnChange& c : r.changes) c.site = renumber[c.site];
+}
+
+int PayloadVersionOf(const Payload& p) {
+  for (const TableChanges& t : p.tables)
+    if (AnyPolicy(t.policies)) return kPayloadVersionPolicies;
+  return kPayloadVersion;
 }
 
 uint64_t MaxHlc(const Payload& p) {

@@ -6,13 +6,20 @@
 #include <string_view>
 #include <vector>
 
+#include "common/column_policy.hpp"
 #include "common/site_id.hpp"
 #include "common/value.hpp"
 
 namespace deltasync {
 
 inline constexpr int kPayloadVersion = 1;
+// Version 2 is version 1 plus each table's column policies; a payload is written as version 2
+// only when some table has a column whose policy is not last-writer-wins, so a receiver that
+// predates policies refuses it clearly instead of merging a counter as a plain value.
+inline constexpr int kPayloadVersionPolicies = 2;
 
+// A change of a counter column (ColumnPolicy::kCounter) is one site's contribution: `value`
+// is the contribution, `site` the contributing site, and a row carries one per contributor.
 struct ColumnChange {
   uint32_t column = 0;  // index into TableChanges::columns
   Value value;
@@ -33,7 +40,9 @@ struct TableChanges {
   std::vector<std::string> pk;
   std::vector<std::string> columns;
   std::vector<RowChanges> rows;
+  std::vector<ColumnPolicy> policies = {};  // by column; empty: every column is last-writer-wins
 };
+
 
 struct Payload {
   SiteId site;        // the site that produced the payload
@@ -43,6 +52,9 @@ struct Payload {
   std::vector<TableChanges> tables;
 };
 
+// The payload version a payload is written as: 2 when a table carries a policy, else 1.
+int PayloadVersionOf(const Payload& p);
+
 // The largest causal length and clock a payload may carry. A local delete or re-insert adds
 // one to a causal length, a local write issues a clock past every one seen: with cl <= 2^62
 // and hlc <= 2^62 - 1 (a millisecond part below 2^46, the year 4199) that arithmetic never
@@ -51,7 +63,8 @@ inline constexpr int64_t kMaxCausalLength = int64_t{1} << 62;
 inline constexpr uint64_t kMaxHlc = (uint64_t{1} << 62) - 1;
 
 // Checks every invariant a decoder must enforce (indexes in range, odd write causal
-// lengths, no NULL in keys, causal lengths and clocks within kMaxCausalLength and kMaxHlc,
+// lengths, no NULL in keys, one policy per column, integer contributions of counters, one
+// change per column — per column and site for a counter —, causal lengths and clocks within kMaxCausalLength and kMaxHlc,
 // ...); throws kInvalidPayload naming the first violation. Every decoder runs it, so it is
 // the one place these bounds are enforced, on sites and on the hub.
 void ValidatePayload(const Payload& p);

@@ -66,10 +66,10 @@ class Decoder {
 
   Payload Decode() {
     uint64_t version = in_.Varint();
-    if (version != static_cast<uint64_t>(kPayloadVersion))
-      throw Error(ErrorCode::kInvalidPayload, "unsupported payload version " + std::to_string(version) +
-                                                  " (this build reads version " + std::to_string(kPayloadVersion) +
-                                                  ")");
+    if (version != static_cast<uint64_t>(kPayloadVersion) && version != static_cast<uint64_t>(kPayloadVersionPolicies))
+      throw Error(ErrorCode::kInvalidPayload,
+                  "unsupported payload version " + std::to_string(version) + " (this build reads versions 1 and 2)");
+    policies_ = version == static_cast<uint64_t>(kPayloadVersionPolicies);
     Payload p;
     std::memcpy(p.site.bytes.data(), in_.Bytes(16).data(), 16);
     p.since = UnZigZag(in_.Varint());
@@ -107,6 +107,15 @@ class Decoder {
     ReadName(t.name, "table name");
     ReadNames(t.pk, "pk");
     ReadNames(t.columns, "column name");
+    if (policies_) {  // version 2: one policy byte per column
+      t.policies.resize(t.columns.size());
+      for (ColumnPolicy& p : t.policies) {
+        uint8_t b = static_cast<uint8_t>(in_.Byte());
+        if (b > static_cast<uint8_t>(ColumnPolicy::kCounter)) throw Invalid("unknown policy");
+        p = static_cast<ColumnPolicy>(b);
+      }
+      if (!AnyPolicy(t.policies)) t.policies.clear();
+    }
     const size_t npk = t.pk.size();
     t.rows.resize(Count(kMinRowBytes + npk, "row count"));
     for (RowChanges& r : t.rows) {
@@ -132,6 +141,7 @@ class Decoder {
 
   ByteReader in_;
   uint64_t hlc_ = 0;
+  bool policies_ = false;  // version 2: tables carry their columns' policies
 };
 
 }  // namespace
@@ -140,7 +150,8 @@ std::string EncodeBinary(const Payload& p) {
   std::string out;
   out.reserve(EstimateSize(p));
   out.append(kBinaryMagic.data(), kBinaryMagic.size());
-  PutVarint(out, kPayloadVersion);
+  const int version = PayloadVersionOf(p);
+  PutVarint(out, static_cast<uint64_t>(version));
   out.append(p.site.View());
   PutVarint(out, ZigZag(p.since));
   PutVarint(out, ZigZag(p.until));
@@ -152,6 +163,8 @@ std::string EncodeBinary(const Payload& p) {
     PutString(out, t.name);
     PutStrings(out, t.pk);
     PutStrings(out, t.columns);
+    if (version == kPayloadVersionPolicies)
+      for (size_t k = 0; k < t.columns.size(); ++k) out.push_back(static_cast<char>(PolicyAt(t.policies, k)));
     PutVarint(out, t.rows.size());
     for (const RowChanges& r : t.rows) {
       if (r.key.size() != t.pk.size()) throw Invalid("table \"" + t.name + "\": key has the wrong arity");

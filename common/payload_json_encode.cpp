@@ -110,7 +110,7 @@ void PutStringArray(std::string& out, const std::vector<std::string>& a) {
 std::string EncodeJson(const Payload& p) {
   std::string out;
   out.append("{\"format\":\"").append(kJsonFormatName).append("\",\"version\":");
-  PutInt(out, kPayloadVersion);
+  PutInt(out, PayloadVersionOf(p));
   out.append(",\"site\":");
   PutString(out, p.site.ToString());
   out.append(",\"since\":");
@@ -132,6 +132,14 @@ std::string EncodeJson(const Payload& p) {
     PutStringArray(out, tc.pk);
     out.append(",\"columns\":");
     PutStringArray(out, tc.columns);
+    if (AnyPolicy(tc.policies)) {  // version 2 only
+      out.append(",\"policies\":[");
+      for (size_t k = 0; k < tc.policies.size(); ++k) {
+        if (k) out.push_back(',');
+        PutString(out, PolicyName(tc.policies[k]));
+      }
+      out.push_back(']');
+    }
     out.append(",\"rows\":[");
     for (size_t r = 0; r < tc.rows.size(); ++r) {
       const RowChanges& row = tc.rows[r];

@@ -131,10 +131,9 @@ Payload DecodeJsonReference(std::string_view text) {
   if (fmt == doc.end() || !fmt->is_string() || fmt->get_ref<const std::string&>() != kJsonFormatName)
     throw Invalid("not a deltasync payload (\"format\" must be \"deltasync\")");
   int64_t version = AsInt(Field(doc, "version"), "version");
-  if (version != kPayloadVersion)
+  if (version != kPayloadVersion && version != kPayloadVersionPolicies)
     throw Error(ErrorCode::kInvalidPayload, "unsupported payload version " + std::to_string(version) +
-                                                " (this build reads version " +
-                                                std::to_string(kPayloadVersion) + ")");
+                                                " (this build reads versions 1 and 2)");
   try {
     Payload p;
     p.site = SiteId::Parse(AsString(Field(doc, "site"), "site"));
@@ -147,6 +146,17 @@ Payload DecodeJsonReference(std::string_view text) {
       t.name = AsString(Field(jt, "name"), "table name");
       t.pk = StringArray(Field(jt, "pk"), "pk");
       t.columns = StringArray(Field(jt, "columns"), "columns");
+      if (version == kPayloadVersionPolicies) {
+        auto pol = jt.find("policies");
+        if (pol != jt.end()) {
+          std::vector<std::string> names = StringArray(*pol, "policies");
+          for (size_t k = 0; k < names.size(); ++k) {
+            if (names[k] != "lww" && names[k] != "counter") throw Invalid("unknown policy \"" + names[k] + "\"");
+            t.policies.push_back(ParsePolicy(names[k], k < t.columns.size() ? t.columns[k] : ""));
+          }
+          if (!AnyPolicy(t.policies)) t.policies.clear();
+        }
+      }
       const Json& rows = AsArray(Field(jt, "rows"), "rows");
       t.rows.reserve(rows.size());
       for (const Json& jr : rows) {

@@ -26,6 +26,7 @@ Payload CellPayload(const TableChanges& tc, const RowChanges& r, const ColumnCha
   one.name = tc.name;
   one.pk = tc.pk;
   one.columns = {tc.columns[c.column]};
+  if (PolicyAt(tc.policies, c.column) != ColumnPolicy::kLww) one.policies = {tc.policies[c.column]};
   RowChanges row;
   row.key = r.key;
   row.cl = r.cl;

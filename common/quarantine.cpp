@@ -37,6 +37,7 @@ Payload HeldPayload(const TableChanges& tc, const RowChanges& r, const std::vect
   t.name = tc.name;
   t.pk = tc.pk;
   t.columns = tc.columns;
+  t.policies = tc.policies;
   RowChanges row;
   row.key = r.key;
   row.cl = r.cl;
@@ -66,7 +67,14 @@ void MergeHeld(Payload& held, const Payload& more) {
     const std::string& name = mt.columns[c.column];
     uint32_t col = 0;
     while (col < t.columns.size() && !EqualsIgnoreAsciiCase(t.columns[col], name)) ++col;
-    if (col == t.columns.size()) t.columns.push_back(name);
+    if (col == t.columns.size()) {
+      t.columns.push_back(name);
+      if (!t.policies.empty() || AnyPolicy(mt.policies)) {
+        t.policies.resize(col, ColumnPolicy::kLww);
+        t.policies.push_back(PolicyAt(mt.policies, c.column));
+      }
+    }
+    const bool counter = PolicyAt(t.policies, col) == ColumnPolicy::kCounter;  // one change per contributor
     uint32_t site = 0;
     const SiteId& origin = more.sites[c.site];
     while (site < held.sites.size() && held.sites[site] != origin) ++site;
@@ -76,7 +84,7 @@ void MergeHeld(Payload& held, const Payload& more) {
     moved.site = site;
     ColumnChange* mine = nullptr;
     for (ColumnChange& h : row.changes)
-      if (h.column == col) mine = &h;
+      if (h.column == col && (!counter || held.sites[h.site] == origin)) mine = &h;
     if (!mine) {
       row.changes.push_back(std::move(moved));
     } else if (CompareClocks(Clock{c.cl, c.hlc, origin}, Clock{mine->cl, mine->hlc, held.sites[mine->site]}) > 0) {

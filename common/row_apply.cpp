@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/counter.hpp"
 #include "common/error.hpp"
 #include "common/hlc.hpp"
 #include "common/utf8.hpp"
@@ -16,7 +17,7 @@ bool InRanges(const VersionRanges& ranges, int64_t ver) {
 
 TableMapping MapTable(const std::string& table, const std::vector<std::string>& local_pk,
                       const std::vector<std::string>& local_cols, const TableChanges& tc,
-                      const std::vector<uint32_t>& site_ords) {
+                      const std::vector<uint32_t>& site_ords, const std::vector<ColumnPolicy>* local_policies) {
   bool same_pk = tc.pk.size() == local_pk.size();
   for (size_t k = 0; same_pk && k < local_pk.size(); ++k) same_pk = EqualsIgnoreAsciiCase(tc.pk[k], local_pk[k]);
   if (!same_pk)
@@ -31,6 +32,9 @@ TableMapping MapTable(const std::string& table, const std::vector<std::string>& 
       throw Error(ErrorCode::kInvalidPayload, "table \"" + table + "\" has no tracked column \"" + name + "\"");
     m.columns.push_back(found);
   }
+  static const std::vector<ColumnPolicy> kNone;
+  CheckIncomingPolicies(table, tc.columns, tc.policies, local_policies ? *local_policies : kNone, m.columns);
+  if (local_policies && AnyPolicy(*local_policies)) m.policies = local_policies;
   return m;
 }
 
@@ -46,6 +50,26 @@ RowDecision DecideRow(int64_t local_cl, const RowClocks& local, const RowChanges
   }
   RowDecision d;
   d.merge = MergeRow(local_cl, r.cl, incoming, current);
+  if (map.policies) {
+    // A counter change is a contribution: decided against the same site's, never by
+    // last-writer-wins. This site's own comes back only as an echo: what is here is newer.
+    uint64_t wins = 0;
+    for (size_t k = 0; k < r.changes.size(); ++k) {
+      const ColumnChange& c = r.changes[k];
+      uint32_t col = map.columns[c.column];
+      if (map.Counter(col)) {
+        uint32_t ord = (*map.sites)[c.site];
+        d.merge.col_wins[k] = d.merge.exists && ord != 0 &&
+                              ContributionWins(d.merge.cl, local.FindContribution(col, ord), c.cl, c.hlc);
+        if (d.merge.col_wins[k]) d.contributions.push_back(k);
+      } else if (d.merge.col_wins[k]) {
+        d.winners.push_back(k);
+      }
+      wins += d.merge.col_wins[k] ? 1 : 0;
+    }
+    d.merge.applied = wins + (d.merge.cl_advanced && wins == 0 ? 1 : 0);
+    return d;
+  }
   for (size_t k = 0; k < d.merge.col_wins.size(); ++k)
     if (d.merge.col_wins[k]) d.winners.push_back(k);
   return d;
@@ -85,14 +109,79 @@ void AdoptWinners(RowClocks& clocks, const RowDecision& d, const RowChanges& r, 
       }
     }
   }
+  if (map.policies && d.merge.exists) {
+    if (d.merge.cl_advanced) clocks.DropContributionsBefore(d.merge.cl);
+    for (size_t k : d.contributions) {
+      const ColumnChange& c = r.changes[k];
+      clocks.PutContribution(Contribution{map.columns[c.column], sites[c.site], c.value.i, c.hlc, ver, c.cl});
+    }
+  }
   clocks.Normalize(ver, d.merge.cl);
+}
+
+void CounterWrites(std::vector<CounterWrite>& out, const RowDecision& d, const RowClocks& local, int64_t local_cl,
+                   const RowChanges& r, const TableMapping& map, const std::vector<std::string>& cols,
+                   const std::string& table, const std::function<Value(uint32_t)>& base) {
+  out.clear();
+  if (!map.policies || !d.merge.exists) return;
+  const bool same_life = d.merge.existed && local_cl == d.merge.cl;
+  for (uint32_t col = 0; col < cols.size(); ++col) {
+    if (!map.Counter(col)) continue;
+    bool moved = !same_life;
+    for (size_t k : d.contributions) moved |= map.columns[r.changes[k].column] == col;
+    if (!moved) continue;
+    const std::string& name = cols[col];
+    int64_t own = same_life ? CounterSub(CounterValue(base(col), table, name), OthersSum(local, col, local_cl, table, name),
+                                         table, name)
+                            : 0;
+    // The others after the merge: the winners, and the local ones of sites that sent none.
+    int64_t sum = own;
+    for (const Contribution& c : local.Contributions()) {
+      if (c.column != col || c.cl != d.merge.cl) continue;
+      bool replaced = false;
+      for (size_t k : d.contributions)
+        replaced |= map.columns[r.changes[k].column] == col && (*map.sites)[r.changes[k].site] == c.site;
+      if (!replaced) sum = CounterAdd(sum, c.value, table, name);
+    }
+    for (size_t k : d.contributions)
+      if (map.columns[r.changes[k].column] == col) sum = CounterAdd(sum, r.changes[k].value.i, table, name);
+    out.push_back(CounterWrite{col, Value::Integer(sum)});
+  }
 }
 
 void CollectRowChanges(RowChanges& r, const RowClocks& clocks, size_t ncols, int64_t since,
                        const VersionRanges& exclude, const std::function<Value(uint32_t)>& value_of,
-                       const std::function<uint32_t(uint32_t)>& site_index) {
+                       const std::function<uint32_t(uint32_t)>& site_index, const std::vector<ColumnPolicy>* policies,
+                       const std::string* table, const std::vector<std::string>* cols) {
   for (uint32_t c = 0; c < ncols; ++c) {
     const ColClock& clk = clocks.Get(c);
+    if (policies && PolicyAt(*policies, c) == ColumnPolicy::kCounter) {
+      static const std::string kNoName;
+      const std::string& tname = table ? *table : kNoName;
+      const std::string& cname = cols && c < cols->size() ? (*cols)[c] : kNoName;
+      // This site's own contribution: written here (site 0) in the row's current life.
+      if (clk.Present() && clk.site == 0 && clk.cl == r.cl && clk.ver > since && !InRanges(exclude, clk.ver)) {
+        ColumnChange ch;
+        ch.column = c;
+        ch.value = Value::Integer(
+            CounterSub(CounterValue(value_of(c), tname, cname), OthersSum(clocks, c, r.cl, tname, cname), tname, cname));
+        ch.hlc = clk.hlc;
+        ch.site = site_index(0);
+        ch.cl = clk.cl;
+        r.changes.push_back(std::move(ch));
+      }
+      for (const Contribution& k : clocks.Contributions()) {
+        if (k.column != c || k.cl != r.cl || k.ver <= since || InRanges(exclude, k.ver)) continue;
+        ColumnChange ch;
+        ch.column = c;
+        ch.value = Value::Integer(k.value);
+        ch.hlc = k.hlc;
+        ch.site = site_index(k.site);
+        ch.cl = k.cl;
+        r.changes.push_back(std::move(ch));
+      }
+      continue;
+    }
     if (!clk.Present() || clk.ver <= since || clk.cl > r.cl || InRanges(exclude, clk.ver)) continue;
     ColumnChange ch;
     ch.column = c;

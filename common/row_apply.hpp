@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/column_policy.hpp"
 #include "common/merge.hpp"
 #include "common/payload.hpp"
 #include "common/row_clocks.hpp"
@@ -44,18 +45,28 @@ struct ApplyResult {
 // How one payload table's names map onto a local tracked table, and its sites onto local
 // ordinals. Checked against the local catalog: throws kInvalidPayload on a key mismatch or
 // an unknown column.
+// The payload's column policies must equal the local ones (`local_policies` by local column,
+// nullptr: all last-writer-wins): throws kInvalidPayload naming the column otherwise.
 struct TableMapping {
   std::vector<uint32_t> columns;    // payload column index -> local column index
   const std::vector<uint32_t>* sites = nullptr;  // payload site index -> local ordinal
+  const std::vector<ColumnPolicy>* policies = nullptr;  // by local column; nullptr: no counter
+  bool Counter(uint32_t local_column) const {
+    return policies && PolicyAt(*policies, local_column) == ColumnPolicy::kCounter;
+  }
 };
 TableMapping MapTable(const std::string& table, const std::vector<std::string>& local_pk,
                       const std::vector<std::string>& local_cols, const TableChanges& tc,
-                      const std::vector<uint32_t>& site_ords);
+                      const std::vector<uint32_t>& site_ords,
+                      const std::vector<ColumnPolicy>* local_policies = nullptr);
 
 // One incoming row decided against the local row (cl 0 and no clocks: never seen here).
+// A counter column's contributions (common/counter.hpp) are decided apart from the
+// last-writer-wins columns: `winners` holds only the latter.
 struct RowDecision {
   RowMerge merge;
   std::vector<size_t> winners;  // indexes into the row's changes that replace the local ones
+  std::vector<size_t> contributions;  // indexes of the counter contributions that win
 };
 // Refuses (kClockDrift) a payload whose newest clock is more than `max_drift_setting` ms
 // (the site's max_clock_drift_ms) ahead of this site's wall clock; a negative setting counts
@@ -70,15 +81,34 @@ RowDecision DecideRow(int64_t local_cl, const RowClocks& local, const RowChanges
 
 // The local clocks after the winners were written at local version `ver`, in stored form
 // (Normalize()d): a deleted row keeps none; a whole row from one origin becomes the shared
-// clock alone.
+// clock alone; winning contributions are stored, those of an ended life dropped.
 void AdoptWinners(RowClocks& clocks, const RowDecision& d, const RowChanges& r, const TableMapping& map,
                   size_t ncols, int64_t ver);
 
 // The column changes of a local live row to send: clocks newer than `since` whose version is
 // not in `exclude` and that were written at the row's current causal length or before.
 // value_of(c) reads local column c; site_index maps a local ordinal to the payload's list.
+// A counter column (`policies`, by local column; nullptr: none) sends the contributions of
+// the row's current life instead: this site's own (its value minus the others') when this
+// site wrote it after `since`, and the others' adopted after `since`.
 void CollectRowChanges(RowChanges& r, const RowClocks& clocks, size_t ncols, int64_t since,
                        const VersionRanges& exclude, const std::function<Value(uint32_t)>& value_of,
-                       const std::function<uint32_t(uint32_t)>& site_index);
+                       const std::function<uint32_t(uint32_t)>& site_index,
+                       const std::vector<ColumnPolicy>* policies = nullptr, const std::string* table = nullptr,
+                       const std::vector<std::string>* cols = nullptr);
+
+// The counter values an applied row writes, by local column: each counter column of a row that
+// is live after decision `d` whose sum may have moved (a new row here, a new life, a winning
+// contribution) gets its new sum — this site's own contribution (base(c) - the others' in the
+// old life, when the row lives on in the same life; 0 otherwise) plus the others' after the
+// merge. base(c) reads local column c of the base row; `local_cl` is the row's causal length
+// before. Throws kConstraint when a sum leaves 64 bits.
+struct CounterWrite {
+  uint32_t column;
+  Value value;
+};
+void CounterWrites(std::vector<CounterWrite>& out, const RowDecision& d, const RowClocks& local, int64_t local_cl,
+                   const RowChanges& r, const TableMapping& map, const std::vector<std::string>& cols,
+                   const std::string& table, const std::function<Value(uint32_t)>& base);
 
 }  // namespace deltasync

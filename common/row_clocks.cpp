@@ -50,6 +50,38 @@ void RowClocks::Set(uint32_t column, const ColClock& clock) {
 void RowClocks::SetAll(const ColClock& clock) {
   base_ = clock;
   overrides_.clear();
+  contributions_.clear();
+}
+
+namespace {
+
+bool ContributionBefore(const Contribution& e, uint32_t column, uint32_t site) {
+  return e.column < column || (e.column == column && e.site < site);
+}
+
+}  // namespace
+
+const Contribution* RowClocks::FindContribution(uint32_t column, uint32_t site) const {
+  auto it = std::lower_bound(contributions_.begin(), contributions_.end(), std::make_pair(column, site),
+                             [](const Contribution& e, const std::pair<uint32_t, uint32_t>& k) {
+                               return ContributionBefore(e, k.first, k.second);
+                             });
+  return it != contributions_.end() && it->column == column && it->site == site ? &*it : nullptr;
+}
+
+void RowClocks::PutContribution(const Contribution& c) {
+  auto it = std::lower_bound(contributions_.begin(), contributions_.end(), std::make_pair(c.column, c.site),
+                             [](const Contribution& e, const std::pair<uint32_t, uint32_t>& k) {
+                               return ContributionBefore(e, k.first, k.second);
+                             });
+  if (it != contributions_.end() && it->column == c.column && it->site == c.site) *it = c;
+  else contributions_.insert(it, c);
+}
+
+void RowClocks::DropContributionsBefore(int64_t cl) {
+  contributions_.erase(std::remove_if(contributions_.begin(), contributions_.end(),
+                                      [&](const Contribution& c) { return c.cl < cl; }),
+                       contributions_.end());
 }
 
 void RowClocks::Resolve(int64_t row_ver, int64_t row_cl) {
@@ -71,18 +103,29 @@ void RowClocks::Normalize(int64_t row_ver, int64_t row_cl) {
 }
 
 // Layout: format byte 1, the shared clock's ver and cl, the override count, then
-// (column, hlc, site, ver, cl) per override.
+// (column, hlc, site, ver, cl) per override. Format 2 (only when there are contributions)
+// goes on with the contribution count, then (column, site, zigzag value, hlc, ver, cl) each.
 std::string RowClocks::EncodeExtras() const {
   std::string out;
-  if (base_.ver == 0 && base_.cl == 0 && overrides_.empty()) return out;
-  out.reserve(8 + overrides_.size() * 16);
-  out.push_back(1);
+  if (base_.ver == 0 && base_.cl == 0 && overrides_.empty() && contributions_.empty()) return out;
+  out.reserve(8 + overrides_.size() * 16 + contributions_.size() * 24);
+  out.push_back(contributions_.empty() ? 1 : 2);
   PutVarint(out, static_cast<uint64_t>(base_.ver));
   PutVarint(out, static_cast<uint64_t>(base_.cl));
   PutVarint(out, overrides_.size());
   for (const auto& e : overrides_) {
     PutVarint(out, e.first);
     PutClock(out, e.second);
+  }
+  if (contributions_.empty()) return out;
+  PutVarint(out, contributions_.size());
+  for (const Contribution& c : contributions_) {
+    PutVarint(out, c.column);
+    PutVarint(out, c.site);
+    PutVarint(out, ZigZag(c.value));
+    PutVarint(out, c.hlc);
+    PutVarint(out, static_cast<uint64_t>(c.ver));
+    PutVarint(out, static_cast<uint64_t>(c.cl));
   }
   return out;
 }
@@ -93,7 +136,8 @@ RowClocks RowClocks::Decode(uint64_t base_hlc, uint32_t base_site, std::string_v
   rc.base_.site = base_site;
   if (extras.empty()) return rc;
   ByteReader in(extras, "row clocks");
-  if (in.Byte() != 1) in.Fail("unknown format");
+  uint8_t format = in.Byte();
+  if (format != 1 && format != 2) in.Fail("unknown format");
   rc.base_.ver = static_cast<int64_t>(in.Varint());
   rc.base_.cl = static_cast<int64_t>(in.Varint());
   uint64_t n = in.Varint();
@@ -104,6 +148,25 @@ RowClocks RowClocks::Decode(uint64_t base_hlc, uint32_t base_site, std::string_v
     if (col > UINT32_MAX || (!rc.overrides_.empty() && col <= rc.overrides_.back().first))
       in.Fail("overrides out of order");
     rc.overrides_.emplace_back(static_cast<uint32_t>(col), GetClock(in));
+  }
+  if (format == 2) {
+    uint64_t m = in.Varint();
+    if (m > in.Remaining()) in.Fail("bad contribution count");
+    rc.contributions_.reserve(m);
+    for (uint64_t k = 0; k < m; ++k) {
+      uint64_t col = in.Varint(), site = in.Varint();
+      if (col > UINT32_MAX || site == 0 || site > UINT32_MAX) in.Fail("contribution out of range");
+      Contribution c;
+      c.column = static_cast<uint32_t>(col);
+      c.site = static_cast<uint32_t>(site);
+      if (!rc.contributions_.empty() && !ContributionBefore(rc.contributions_.back(), c.column, c.site))
+        in.Fail("contributions out of order");
+      c.value = UnZigZag(in.Varint());
+      c.hlc = in.Varint();
+      c.ver = static_cast<int64_t>(in.Varint());
+      c.cl = static_cast<int64_t>(in.Varint());
+      rc.contributions_.push_back(c);
+    }
   }
   if (!in.AtEnd()) in.Fail("trailing bytes");
   return rc;

@@ -30,6 +30,21 @@ struct ColClock {
   }
 };
 
+// Another site's contribution to a counter column (common/counter.hpp). Only that site
+// writes its own, so of two versions the one with the greater (cl, hlc) is the latest. This
+// site's own contribution is not stored: it is the column's value minus the others'.
+struct Contribution {
+  uint32_t column = 0;
+  uint32_t site = 0;  // the contributor's local ordinal, never 0
+  int64_t value = 0;
+  uint64_t hlc = 0;
+  int64_t ver = 0;  // the local db_version at which this site adopted it (explicit, never 0)
+  int64_t cl = 0;   // the row's causal length (its life) when it was written (explicit)
+  bool operator==(const Contribution& o) const {
+    return column == o.column && site == o.site && value == o.value && hlc == o.hlc && ver == o.ver && cl == o.cl;
+  }
+};
+
 class RowClocks {
  public:
   RowClocks() = default;
@@ -37,16 +52,29 @@ class RowClocks {
 
   const ColClock& Get(uint32_t column) const;
   void Set(uint32_t column, const ColClock& clock);
+  // Every column written by one clock: the overrides and the contributions are dropped.
   void SetAll(const ColClock& clock);
   const ColClock& Base() const { return base_; }
   const std::vector<std::pair<uint32_t, ColClock>>& Overrides() const { return overrides_; }
+
+  // Counter contributions of other sites, sorted by (column, site).
+  const std::vector<Contribution>& Contributions() const { return contributions_; }
+  // The contribution of `site` to `column`, or nullptr.
+  const Contribution* FindContribution(uint32_t column, uint32_t site) const;
+  // Inserts or replaces the contribution of c.site to c.column.
+  void PutContribution(const Contribution& c);
+  // Drops the contributions written in a life before `cl` (the row was deleted since).
+  void DropContributionsBefore(int64_t cl);
+  // Replaces every contribution (a column move, a decoded row).
+  void SetContributions(std::vector<Contribution> c) { contributions_ = std::move(c); }
 
   // Stored form <-> explicit form: replaces 0 by the row's version and causal length ...
   void Resolve(int64_t row_ver, int64_t row_cl);
   // ... and back: writes 0 where an entry equals them, so the extras usually vanish.
   void Normalize(int64_t row_ver, int64_t row_cl);
 
-  // The extras blob; empty when only the shared hlc and site carry information.
+  // The extras blob; empty when only the shared hlc and site carry information (format 1,
+  // or 2 when there are contributions).
   std::string EncodeExtras() const;
   // Throws kInvalidPayload when the extras are malformed.
   static RowClocks Decode(uint64_t base_hlc, uint32_t base_site, std::string_view extras);
@@ -54,6 +82,7 @@ class RowClocks {
  private:
   ColClock base_;
   std::vector<std::pair<uint32_t, ColClock>> overrides_;  // sorted by column
+  std::vector<Contribution> contributions_;               // sorted by (column, site)
 };
 
 // A live row's clocks after columns `added` (positions) were added to its table: the value

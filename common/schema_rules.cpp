@@ -34,19 +34,44 @@ constexpr Bookkeeping kBookkeeping[] = {
     {"SequelizeMeta", "Sequelize's record of the migrations applied to this database"},
 };
 
-// {"<column>": {"uuid": "hex32"}, ...}: one representation per column.
+// {"<column>": {"uuid": "hex32"} | "counter" | {"policy": "counter", ...}, ...}: per column a
+// policy name, or an object with at most one representation and at most one policy.
 std::vector<ColumnOption> ParseColumnOptions(const nlohmann::json& j) {
   if (!j.is_object())
     throw Error(ErrorCode::kInvalidArgument,
-                "deltasync_enable option columns must be an object such as {\"id\": {\"uuid\": \"hex32\"}}");
+                "deltasync_enable option columns must be an object such as {\"id\": {\"uuid\": \"hex32\"}} or "
+                "{\"stock\": \"counter\"}");
   std::vector<ColumnOption> out;
   for (auto it = j.begin(); it != j.end(); ++it) {
     const nlohmann::json& c = it.value();
-    if (!c.is_object() || c.size() != 1 || !c.begin().value().is_string())
+    ColumnOption o;
+    o.column = it.key();
+    if (c.is_string()) {
+      o.policy = ParsePolicy(c.get<std::string>(), it.key());
+      o.has_policy = true;
+      out.push_back(o);
+      continue;
+    }
+    bool ok = c.is_object() && !c.empty();
+    for (auto m = ok ? c.begin() : c.end(); ok && m != c.end(); ++m) {
+      if (!m.value().is_string()) {
+        ok = false;
+      } else if (m.key() == "policy") {
+        o.policy = ParsePolicy(m.value().get<std::string>(), it.key());
+        o.has_policy = true;
+      } else if (!o.has_repr) {
+        o.repr = ParseReprForm(m.key(), m.value().get<std::string>());
+        o.has_repr = true;
+      } else {
+        ok = false;
+      }
+    }
+    if (!ok)
       throw Error(ErrorCode::kInvalidArgument, "the options of column \"" + it.key() +
-                                                   "\" must be an object with one representation, such as "
-                                                   "{\"uuid\": \"hex32\"} or {\"timestamp\": \"naive_utc\"}");
-    out.push_back(ColumnOption{it.key(), ParseReprForm(c.begin().key(), c.begin().value().get<std::string>())});
+                                                   "\" must be a policy name such as \"counter\", or an object with "
+                                                   "one representation and/or a policy, such as {\"uuid\": \"hex32\"} "
+                                                   "or {\"policy\": \"counter\"}");
+    out.push_back(o);
   }
   return out;
 }

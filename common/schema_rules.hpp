@@ -5,15 +5,20 @@
 #include <string_view>
 #include <vector>
 
+#include "common/column_policy.hpp"
 #include "common/value_repr.hpp"
 
 namespace deltasync {
 
 // One column's options: {"columns": {"<column>": {"uuid": "hex32"}}} (docs/types.md
-// "Representations"; the object leaves room for a policy).
+// "Representations"), {"<column>": "counter"} or {"<column>": {"policy": "counter"}}
+// (docs/policies.md), or a representation and a policy in one object.
 struct ColumnOption {
   std::string column;  // as the options spell it
   ReprForm repr = ReprForm::kNone;
+  bool has_repr = false;    // the options name a representation (kNone otherwise: left as it is)
+  ColumnPolicy policy = ColumnPolicy::kLww;
+  bool has_policy = false;  // the options name a policy
 };
 
 // The options argument of deltasync_enable(table, options): a JSON object (empty text: the

@@ -5,6 +5,7 @@
 #include <unordered_set>
 #include <nlohmann/json.hpp>
 
+#include "common/counter.hpp"
 #include "common/error.hpp"
 #include "common/hlc.hpp"
 #include "common/key_codec.hpp"
@@ -57,6 +58,34 @@ void CheckIdentifiers(const Payload& p) {
 }
 
 
+// A counter's contributions (common/counter.hpp) are cells of their own, one per contributor:
+// named "<column>\x1f<contributor's site id>". A column name never holds a control character
+// (CheckIdentifier), so no plain cell can take that name, and the name says the policy.
+constexpr char kContributionMark = '\x1f';
+std::string ContributionCell(const std::string& column, const SiteId& site) {
+  return column + kContributionMark + site.ToString();
+}
+
+// The refusal of a push or page whose policy for a column disagrees with what the hub holds.
+Error PolicyClash(const std::string& table, const std::string& column) {
+  return Error(ErrorCode::kInvalidPayload,
+               "table \"" + table + "\": column \"" + column +
+                   "\" is held by this hub both as a counter and as a last-writer-wins value; declare it alike on "
+                   "every site (deltasync_enable's \"columns\" option)");
+}
+
+// Refuses a row push whose columns' policies differ from the cells the hub holds for the row.
+void CheckRowPolicies(const TableChanges& t, bool counters, const std::unordered_map<std::string, Clock>& held) {
+  for (const auto& [name, clock] : held) {
+    size_t mark = name.find(kContributionMark);
+    if (mark == std::string::npos && !counters) continue;  // a plain cell, a push without counters
+    std::string_view column = mark == std::string::npos ? std::string_view(name) : std::string_view(name).substr(0, mark);
+    for (size_t k = 0; k < t.columns.size(); ++k)
+      if (t.columns[k] == column && (PolicyAt(t.policies, k) == ColumnPolicy::kCounter) != (mark != std::string::npos))
+        throw PolicyClash(t.name, t.columns[k]);
+  }
+}
+
 }  // namespace
 
 size_t LargestRowBytes(const Payload& p) {
@@ -106,20 +135,41 @@ PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
     keys.reserve(t.rows.size());
     for (const RowChanges& r : t.rows) keys.push_back(EncodeKey(r.key));
     txn.Prefetch(tbl, keys);
+    const bool counters = AnyPolicy(t.policies);
+    std::vector<std::string> names;  // with counters: each change's cell name
     for (size_t ri = 0; ri < t.rows.size(); ++ri) {
       const RowChanges& r = t.rows[ri];
       const std::string& key = keys[ri];
+      if (counters) names.assign(r.changes.size(), std::string());
       int64_t local_cl = txn.RowCl(tbl, key);
       const int64_t grave = local_cl == 0 ? txn.GraveCl(tbl, key) : 0;
       if (grave != 0) local_cl = grave;  // a dropped tombstone decides as it did before
       std::unordered_map<std::string, Clock> held = txn.CellClocks(tbl, key);
+      CheckRowPolicies(t, counters, held);
       std::vector<Clock> incoming, local;
-      for (const ColumnChange& c : r.changes) {
+      for (size_t k = 0; k < r.changes.size(); ++k) {
+        const ColumnChange& c = r.changes[k];
         incoming.push_back(Clock{c.cl, c.hlc, p.sites[c.site]});
-        auto it = held.find(t.columns[c.column]);
+        if (counters) names[k] = PolicyAt(t.policies, c.column) == ColumnPolicy::kCounter
+                                     ? ContributionCell(t.columns[c.column], p.sites[c.site])
+                                     : t.columns[c.column];
+        auto it = held.find(counters ? names[k] : t.columns[c.column]);
         local.push_back(it == held.end() ? Clock{} : it->second);
       }
       RowMerge m = MergeRow(local_cl, r.cl, incoming, local);
+      if (counters) {
+        // A contribution is decided against the same site's (common/counter), not by last-writer-wins.
+        uint64_t wins = 0;
+        for (size_t k = 0; k < r.changes.size(); ++k) {
+          const ColumnChange& c = r.changes[k];
+          if (PolicyAt(t.policies, c.column) == ColumnPolicy::kCounter) {
+            Contribution held_one{0, 1, 0, local[k].hlc, 0, local[k].cl};
+            m.col_wins[k] = m.exists && ContributionWins(m.cl, local[k].hlc ? &held_one : nullptr, c.cl, c.hlc);
+          }
+          wins += m.col_wins[k] ? 1 : 0;
+        }
+        m.applied = wins + (m.cl_advanced && wins == 0 ? 1 : 0);
+      }
       result.applied += m.applied;
       result.ignored += m.changes - m.applied;
       result.rows++;
@@ -140,7 +190,7 @@ PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
         const ColumnChange& c = r.changes[k];
         std::string value;
         EncodeValue(c.value, value);
-        txn.PutCell(tbl, key, t.columns[c.column], value, c.hlc, ord_of(c.site), c.cl, seq, writer);
+        txn.PutCell(tbl, key, counters ? names[k] : t.columns[c.column], value, c.hlc, ord_of(c.site), c.cl, seq, writer);
       }
       txn.PutRow(tbl, key, m.cl, seq, writer);
     }
@@ -203,10 +253,17 @@ PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_
       // requester as its origin but came from another site is news to the requester.
       if (requester_ord >= 0 && cell.pusher == requester_ord) continue;
       ColumnChange c;
-      auto ci = col_index[ti].find(cell.col);
+      size_t mark = cell.col.find(kContributionMark);
+      const bool contribution = mark != std::string::npos;
+      std::string column = contribution ? cell.col.substr(0, mark) : cell.col;
+      auto ci = col_index[ti].find(column);
       if (ci == col_index[ti].end()) {
-        ci = col_index[ti].emplace(cell.col, static_cast<uint32_t>(t.columns.size())).first;
-        t.columns.push_back(cell.col);
+        ci = col_index[ti].emplace(column, static_cast<uint32_t>(t.columns.size())).first;
+        t.columns.push_back(column);
+        if (contribution || !t.policies.empty()) t.policies.resize(t.columns.size(), ColumnPolicy::kLww);
+        if (contribution) t.policies.back() = ColumnPolicy::kCounter;
+      } else if ((PolicyAt(t.policies, ci->second) == ColumnPolicy::kCounter) != contribution) {
+        throw PolicyClash(t.name, column);
       }
       c.column = ci->second;
       c.value = DecodeStoredValue(cell.value);

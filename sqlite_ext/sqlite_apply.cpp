@@ -49,7 +49,9 @@ class SqliteApplyTable : public ApplyTable {
                                  ShadowKeyWhere(t.pk.size(), 1)),
         put_meta_(conn.db(), PutMetaSql(t)), repr_(t) {}
 
-  TableNames Names() const override { return TableNames{t_.name, t_.pk, t_.cols}; }
+  TableNames Names() const override {
+    return TableNames{t_.name, t_.pk, t_.cols, t_.policies.empty() ? nullptr : &t_.policies};
+  }
 
   void ReadShadow(const std::vector<Value>& wire_key, ShadowRow& out) override {
     const std::vector<Value>& key = repr_.KeyToLocal(wire_key);

@@ -30,7 +30,9 @@ class SqliteChangeCursor : public ChangeCursor {
     }
   }
 
-  TableNames Names() const override { return TableNames{t_.name, t_.pk, t_.cols}; }
+  TableNames Names() const override {
+    return TableNames{t_.name, t_.pk, t_.cols, t_.policies.empty() ? nullptr : &t_.policies};
+  }
 
   bool Next(std::vector<Value>& key, ShadowRow& shadow) override {
     for (;;) {

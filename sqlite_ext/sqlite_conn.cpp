@@ -281,6 +281,7 @@ std::vector<TableInfo> Conn::LoadTables() {
     t.q_name = QuoteIdent(t.name);
     t.q_meta = QuoteIdent(MetaTableName(t.name));
     t.reprs = TableReprsFromJson(s.IsNull(8) ? "" : s.Text(8), t.pk, t.cols);  // by stored name, before renames
+    t.policies = TablePoliciesFromJson(s.IsNull(8) ? "" : s.Text(8), t.cols);
     int64_t want_triggers = t.cols.empty() ? 3 : 4;
     size_t now_cols = 0;
     if (s.Int(4) != 0) {

@@ -13,6 +13,7 @@
 #include "common/shadow_row.hpp"
 #include "common/site_id.hpp"
 #include "common/site_status.hpp"
+#include "common/column_policy.hpp"
 #include "common/value_repr.hpp"
 #include "sqlite_common/sqlite_util.hpp"
 
@@ -30,6 +31,7 @@ struct TableInfo {
   std::string q_name;             // quoted table name
   std::string q_meta;             // quoted shadow table name
   TableReprs reprs;               // column representations, by position of pk and cols (sqlite_repr)
+  std::vector<ColumnPolicy> policies;  // by position of cols; empty: all last-writer-wins (sqlite_repr)
   // kDropped: the base table is gone (DROP TABLE). kNeedsEnable: it was dropped and created
   // again, so its triggers are gone (common/site_status.hpp).
   TableState state = TableState::kTracked;

@@ -47,20 +47,38 @@ TableReprs TableReprsFromJson(std::string_view stored, const std::vector<std::st
   return r;
 }
 
+std::vector<ColumnPolicy> TablePoliciesFromJson(std::string_view stored, const std::vector<std::string>& cols) {
+  std::vector<ColumnPolicy> out;
+  if (stored.empty()) return out;
+  nlohmann::json j = nlohmann::json::parse(stored);
+  if (!j.is_object() || j.empty()) return out;
+  out.assign(cols.size(), ColumnPolicy::kLww);
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (!it.value().is_object() || !it.value().contains("policy") || !it.value()["policy"].is_string()) continue;
+    for (size_t k = 0; k < cols.size(); ++k)
+      if (EqualsIgnoreAsciiCase(cols[k], it.key())) out[k] = ParsePolicy(it.value()["policy"].get<std::string>(), cols[k]);
+  }
+  if (!AnyPolicy(out)) out.clear();
+  return out;
+}
+
 nlohmann::json ColumnOptionsJson(const std::vector<std::string>& pk, const std::vector<std::string>& cols,
-                                 const TableReprs& r) {
+                                 const TableReprs& r, const std::vector<ColumnPolicy>& policies) {
   nlohmann::json out = nlohmann::json::object();
   for (size_t k = 0; k < pk.size(); ++k)
     if (r.Pk(k) != ReprForm::kNone) out[pk[k]] = ReprJson(r.Pk(k));
-  for (size_t k = 0; k < cols.size(); ++k)
+  for (size_t k = 0; k < cols.size(); ++k) {
     if (r.Col(k) != ReprForm::kNone) out[cols[k]] = ReprJson(r.Col(k));
+    if (PolicyAt(policies, k) != ColumnPolicy::kLww) out[cols[k]]["policy"] = PolicyName(PolicyAt(policies, k));
+  }
   return out;
 }
 
 void SaveTableReprs(sqlite3* db, int64_t table_id, const std::vector<std::string>& pk,
-                    const std::vector<std::string>& cols, const TableReprs& r) {
+                    const std::vector<std::string>& cols, const TableReprs& r,
+                    const std::vector<ColumnPolicy>& policies) {
   DropTableReprs(db, table_id);
-  nlohmann::json options = ColumnOptionsJson(pk, cols, r);
+  nlohmann::json options = ColumnOptionsJson(pk, cols, r, policies);
   Stmt ins(db, "INSERT INTO deltasync_columns(table_id, name, options) VALUES (?1, ?2, ?3)");
   for (auto it = options.begin(); it != options.end(); ++it) {
     std::string text = it.value().dump();
@@ -95,6 +113,7 @@ TableReprs EnableTableReprs(sqlite3* db, const std::string& table, const std::ve
     if (pos < 0)
       throw Error(ErrorCode::kInvalidArgument,
                   "deltasync_enable options name column \"" + c.column + "\", which table \"" + table + "\" does not have");
+    if (!c.has_repr) continue;  // a policy only: EnableTablePolicies
     ReprForm& slot = At(r, pk.size(), static_cast<size_t>(pos));
     if (slot != c.repr) changed.emplace_back(static_cast<size_t>(pos), c.repr);
     slot = c.repr;
@@ -133,9 +152,50 @@ TableReprs EnableTableReprs(sqlite3* db, const std::string& table, const std::ve
   Stmt id(db, "SELECT id FROM deltasync_tables WHERE name = ?1");
   id.BindText(1, table);
   if (!id.Step()) throw Error(ErrorCode::kInternal, "table \"" + table + "\" is not in deltasync_tables");
-  SaveTableReprs(db, id.Int(0), pk, cols, r);
+  SaveTableReprs(db, id.Int(0), pk, cols, r, known ? known->policies : std::vector<ColumnPolicy>{});
   r.Refresh();
   return r;
+}
+
+std::vector<ColumnPolicy> EnableTablePolicies(sqlite3* db, const std::string& table, const std::vector<std::string>& pk,
+                                              const std::vector<std::string>& cols, const TableInfo* known,
+                                              const std::vector<ColumnOption>& requested, const TableReprs& reprs) {
+  std::vector<ColumnPolicy> p(cols.size(), ColumnPolicy::kLww);
+  if (known)
+    for (size_t k = 0; k < cols.size(); ++k) p[k] = PolicyAt(known->policies, k);
+  bool changed = false;
+  int64_t rows = -1;  // counted at the first change
+  for (const ColumnOption& c : requested) {
+    if (!c.has_policy) continue;
+    int pos = ColumnPosition(pk, cols, c.column);
+    if (pos < 0) continue;  // EnableTableReprs refused it
+    bool is_key = static_cast<size_t>(pos) < pk.size();
+    std::string name = is_key ? pk[static_cast<size_t>(pos)] : cols[static_cast<size_t>(pos) - pk.size()];
+    // SQLite's affinity rule: a declared type containing "INT" stores integers.
+    Stmt type(db, "SELECT upper(type) FROM pragma_table_xinfo(?1) WHERE name = ?2");
+    type.BindText(1, table);
+    type.BindText(2, name);
+    std::string declared = type.Step() ? std::string(type.Text(0)) : "";
+    CheckColumnPolicy(table, name, c.policy, is_key, declared.find("INT") != std::string::npos, declared);
+    if (is_key) continue;
+    ColumnPolicy& slot = p[static_cast<size_t>(pos) - pk.size()];
+    if (slot == c.policy) continue;
+    if (known && rows < 0) {
+      Stmt any(db, "SELECT count(*) FROM " + known->q_meta);
+      rows = any.Step() ? any.Int(0) : 0;
+    }
+    CheckPolicyChange(table, name, slot, c.policy, rows < 0 ? 0 : rows);
+    slot = c.policy;
+    changed = true;
+  }
+  if (!AnyPolicy(p)) p.clear();
+  if (changed) {
+    Stmt id(db, "SELECT id FROM deltasync_tables WHERE name = ?1");
+    id.BindText(1, table);
+    if (!id.Step()) throw Error(ErrorCode::kInternal, "table \"" + table + "\" is not in deltasync_tables");
+    SaveTableReprs(db, id.Int(0), pk, cols, reprs, p);
+  }
+  return p;
 }
 
 SqliteRepr::SqliteRepr(const TableInfo& t, bool as_stored) : t_(t), any_(t.reprs.any && !as_stored) {

@@ -20,13 +20,20 @@ namespace deltasync {
 TableReprs TableReprsFromJson(std::string_view stored, const std::vector<std::string>& pk,
                               const std::vector<std::string>& cols);
 
-// The column_options object of deltasync_status() and deltasync_enable()'s result.
-nlohmann::json ColumnOptionsJson(const std::vector<std::string>& pk, const std::vector<std::string>& cols,
-                                 const TableReprs& r);
+// The column policies stored for a table (deltasync_columns' "policy" members), by position of
+// `cols`; empty when every column is last-writer-wins.
+std::vector<ColumnPolicy> TablePoliciesFromJson(std::string_view stored, const std::vector<std::string>& cols);
 
-// Rewrites the table's rows of deltasync_columns from `r`, by position of the current names.
+// The column_options object of deltasync_status() and deltasync_enable()'s result: per column
+// its representation and its policy ({"uuid": "hex32"}, {"policy": "counter"}).
+nlohmann::json ColumnOptionsJson(const std::vector<std::string>& pk, const std::vector<std::string>& cols,
+                                 const TableReprs& r, const std::vector<ColumnPolicy>& policies);
+
+// Rewrites the table's rows of deltasync_columns from `r` and `policies`, by position of the
+// current names.
 void SaveTableReprs(sqlite3* db, int64_t table_id, const std::vector<std::string>& pk,
-                    const std::vector<std::string>& cols, const TableReprs& r);
+                    const std::vector<std::string>& cols, const TableReprs& r,
+                    const std::vector<ColumnPolicy>& policies);
 
 // deltasync_enable's part: resolves the requested columns against the table's, refuses a
 // change of representation once rows are stored (unless the shadow table is empty), checks
@@ -36,6 +43,14 @@ void SaveTableReprs(sqlite3* db, int64_t table_id, const std::vector<std::string
 TableReprs EnableTableReprs(sqlite3* db, const std::string& table, const std::vector<std::string>& pk,
                             const std::vector<std::string>& cols, const TableInfo* known,
                             const std::vector<ColumnOption>& requested);
+
+// deltasync_enable's part for policies (docs/policies.md): resolves the requested columns,
+// refuses a policy a column cannot take (a key column; a counter that is not an INTEGER
+// column) and a change of policy once rows are tracked, and saves the result with `reprs`.
+// Columns the call does not name keep their policy. Returns the policies now in force.
+std::vector<ColumnPolicy> EnableTablePolicies(sqlite3* db, const std::string& table, const std::vector<std::string>& pk,
+                                              const std::vector<std::string>& cols, const TableInfo* known,
+                                              const std::vector<ColumnOption>& requested, const TableReprs& reprs);
 
 // Removes a table's representations (deltasync_disable).
 void DropTableReprs(sqlite3* db, int64_t table_id);

@@ -22,6 +22,7 @@ struct CatalogTable {
   std::vector<std::string> pk_collations;
   std::vector<std::string> cols;
   bool rowid_alias = false;  // a single INTEGER PRIMARY KEY: the key is the rowid
+  std::vector<ColumnPolicy> policies;  // by column, as deltasync_columns holds them (set before CreateTriggers)
 };
 
 bool IsInternalName(const std::string& n) {
@@ -132,9 +133,11 @@ std::vector<std::string> MaskExprs(const CatalogTable& t) {
 }
 
 // Upserts the shadow row of a key that (re)appears (the causal length becomes odd, every
-// column is written now: shared clock, no extras) or disappears (it becomes even).
+// column is written now: shared clock, no extras) or disappears (it becomes even). In a table
+// with a counter, an insert over a live row (INSERT OR REPLACE, which runs no delete trigger)
+// starts a new life, as the delete and insert it is: the contributions of the old life end.
 std::string UpsertBody(const CatalogTable& t, const char* row, bool appears) {
-  std::string cl = appears ? "cl + 1 - (cl & 1)" : "cl + (cl & 1)";
+  std::string cl = !appears ? "cl + (cl & 1)" : AnyPolicy(t.policies) ? "cl + 1 + (cl & 1)" : "cl + 1 - (cl & 1)";
   return "INSERT INTO " + QuoteIdent(MetaTableName(t.name)) + "(" + ShadowKeyList(t.pk.size()) +
          ", cl, ver, hlc, site, clk) VALUES (" + Join(KeyValues(t, row), ", ") + ", " + (appears ? "1" : "2") +
          ", deltasync__ver(), deltasync__hlc(), 0, NULL) ON CONFLICT(" + ShadowKeyList(t.pk.size()) +
@@ -156,21 +159,37 @@ void CreateShadowTable(sqlite3* db, const CatalogTable& t) {
   Exec(db, sql);
 }
 
+// A counter holds an integer: a statement writing anything else (NULL included) into one is
+// refused whole. "" for a table without counters.
+std::string CounterCheck(const CatalogTable& t) {
+  std::vector<std::string> bad;
+  for (size_t k = 0; k < t.cols.size(); ++k)
+    if (PolicyAt(t.policies, k) == ColumnPolicy::kCounter) bad.push_back("typeof(NEW." + QuoteIdent(t.cols[k]) + ") <> 'integer'");
+  if (bad.empty()) return "";
+  std::string msg = "deltasync: a counter column of table \"" + t.name + "\" holds integers only (not NULL, text or real)";
+  std::string literal = "'";
+  for (char c : msg) literal += c == '\'' ? std::string("''") : std::string(1, c);
+  literal += "'";
+  return "SELECT RAISE(ABORT, " + literal + ") WHERE " + Join(bad, " OR ") + "; ";
+}
+
 void CreateTriggers(sqlite3* db, const CatalogTable& t) {
   std::string q_name = QuoteIdent(t.name), q_meta = QuoteIdent(MetaTableName(t.name));
   auto trig = [&](const char* suffix) { return QuoteIdent(TriggerName(t.name, suffix)); };
+  std::string check = CounterCheck(t);
   std::string sql;
   sql += "CREATE TRIGGER " + trig("ins") + " AFTER INSERT ON " + q_name +
-         " WHEN deltasync__capturing() BEGIN " + UpsertBody(t, "NEW", true) + " END;";
+         " WHEN deltasync__capturing() BEGIN " + check + UpsertBody(t, "NEW", true) + " END;";
   sql += "CREATE TRIGGER " + trig("del") + " AFTER DELETE ON " + q_name +
          " WHEN deltasync__capturing() BEGIN " + UpsertBody(t, "OLD", false) + " END;";
   // A key change is a delete of the old key and an insert of the new one.
   sql += "CREATE TRIGGER " + trig("upk") + " AFTER UPDATE ON " + q_name + " WHEN deltasync__capturing() AND (" +
-         KeyChangedExpr(t) + ") BEGIN " + UpsertBody(t, "OLD", false) + " " + UpsertBody(t, "NEW", true) + " END;";
+         KeyChangedExpr(t) + ") BEGIN " + check + UpsertBody(t, "OLD", false) + " " + UpsertBody(t, "NEW", true) +
+         " END;";
   if (!t.cols.empty()) {
     std::vector<std::string> masks = MaskExprs(t);
     sql += "CREATE TRIGGER " + trig("upd") + " AFTER UPDATE ON " + q_name +
-           " WHEN deltasync__capturing() AND NOT (" + KeyChangedExpr(t) + ") BEGIN UPDATE " + q_meta +
+           " WHEN deltasync__capturing() AND NOT (" + KeyChangedExpr(t) + ") BEGIN " + check + "UPDATE " + q_meta +
            " SET ver = deltasync__ver(), clk = deltasync__clk_set(hlc, site, clk, cl, ver, " + Join(masks, ", ") +
            ") WHERE " + KeyMatch(t, "NEW") + " AND (" + Join(masks, " | ") + ") <> 0; END;";
   }
@@ -239,6 +258,16 @@ void RemapClocks(sqlite3* db, const CatalogTable& t, const std::vector<int>& to)
       RowClocks moved(old.Base());
       for (const auto& [col, clock] : old.Overrides())
         if (col < to.size() && to[col] >= 0) moved.Set(static_cast<uint32_t>(to[col]), clock);
+      std::vector<Contribution> contributions;  // a counter's contributions move with it
+      for (Contribution c : old.Contributions())
+        if (c.column < to.size() && to[c.column] >= 0) {
+          c.column = static_cast<uint32_t>(to[c.column]);
+          contributions.push_back(c);
+        }
+      std::sort(contributions.begin(), contributions.end(), [](const Contribution& a, const Contribution& b) {
+        return a.column != b.column ? a.column < b.column : a.site < b.site;
+      });
+      moved.SetContributions(std::move(contributions));
       std::vector<Value> key;
       for (int k = 0; k < nk; ++k) key.push_back(s.Val(k));
       rewrites.emplace_back(std::move(key), moved.EncodeExtras());
@@ -402,9 +431,14 @@ void FnEnable(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
         up.BindText(2, cols);
         up.BindInt(3, known->id);
         up.Run();
-        SaveTableReprs(db, known->id, cat->pk, cat->cols, known->reprs);  // under the new names
+        SaveTableReprs(db, known->id, cat->pk, cat->cols, known->reprs, known->policies);  // under the new names
       }
       reprs = EnableTableReprs(db, cat->name, cat->pk, cat->cols, &*known, options.columns);
+      cat->policies = EnableTablePolicies(db, cat->name, cat->pk, cat->cols, &*known, options.columns, reprs);
+      if (options.restamp && AnyPolicy(cat->policies))
+        throw Error(ErrorCode::kInvalidArgument,
+                    "table \"" + cat->name + "\" has a counter column: restamp would make this site's values "
+                    "whole contributions on top of every other site's (docs/policies.md)");
       // Re-creating the triggers also repairs a table whose triggers were dropped; rows
       // that vanished while nothing was capturing become deletes.
       DropTriggers(db, cat->name);
@@ -422,6 +456,7 @@ void FnEnable(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
       ins.BindText(3, cols);
       ins.Run();
       reprs = EnableTableReprs(db, cat->name, cat->pk, cat->cols, nullptr, options.columns);
+      cat->policies = EnableTablePolicies(db, cat->name, cat->pk, cat->cols, nullptr, options.columns, reprs);
       CreateShadowTable(db, *cat);
       CreateTriggers(db, *cat);
       result["changed"] = true;
@@ -430,7 +465,8 @@ void FnEnable(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     sp.Release();
     result["pk"] = cat->pk;
     result["columns"] = cat->cols;
-    if (reprs.any) result["column_options"] = ColumnOptionsJson(cat->pk, cat->cols, reprs);
+    if (reprs.any || AnyPolicy(cat->policies))
+      result["column_options"] = ColumnOptionsJson(cat->pk, cat->cols, reprs, cat->policies);
     ResultText(ctx, result.dump());
   });
 }
@@ -477,10 +513,15 @@ bool RepairRebuiltTable(Conn& conn, const TableInfo& known) {
   }
   if (!cat || cat->pk != known.pk) return false;  // a new key: only disable + enable can follow
   std::vector<int> to(known.cols.size(), -1);
+  if (!known.policies.empty()) cat->policies.assign(cat->cols.size(), ColumnPolicy::kLww);
   bool same = known.cols == cat->cols;
   for (size_t i = 0; i < known.cols.size(); ++i)
     for (size_t j = 0; j < cat->cols.size(); ++j)
-      if (known.cols[i] == cat->cols[j]) to[i] = static_cast<int>(j);
+      if (known.cols[i] == cat->cols[j]) {
+        to[i] = static_cast<int>(j);
+        if (!known.policies.empty()) cat->policies[j] = PolicyAt(known.policies, i);  // policies follow their columns
+      }
+  if (!AnyPolicy(cat->policies)) cat->policies.clear();
   // Columns only appended (ADD COLUMN, or a rebuild that added some at the end): every
   // stored clock keeps its position, so no shadow row needs rewriting.
   bool moved = false;
@@ -509,7 +550,7 @@ bool RepairRebuiltTable(Conn& conn, const TableInfo& known) {
     moved_reprs.cols.assign(cat->cols.size(), ReprForm::kNone);
     for (size_t i = 0; i < to.size(); ++i)
       if (to[i] >= 0) moved_reprs.cols[static_cast<size_t>(to[i])] = known.reprs.Col(i);
-    SaveTableReprs(db, known.id, cat->pk, cat->cols, moved_reprs);
+    SaveTableReprs(db, known.id, cat->pk, cat->cols, moved_reprs, cat->policies);
   }
   DropTriggers(db, cat->name);
   CreateTriggers(db, *cat);

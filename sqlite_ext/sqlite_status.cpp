@@ -32,7 +32,7 @@ class SqliteStatus : public StatusPort {
     infos_ = conn_.LoadTables();
     std::vector<Table> out;
     for (const TableInfo& t : infos_)
-      out.push_back(Table{t.name, t.state, t.pk, t.cols, ColumnOptionsJson(t.pk, t.cols, t.reprs)});
+      out.push_back(Table{t.name, t.state, t.pk, t.cols, ColumnOptionsJson(t.pk, t.cols, t.reprs, t.policies)});
     return out;
   }
 

@@ -176,10 +176,10 @@ TEST(PayloadBinary, RefusesOtherMagicAndVersions) {
   EXPECT_TRUE(ThrowsDeltasync([] { DecodeBinary(EncodeJson(Sample())); }, ErrorCode::kInvalidPayload,
                               "not a deltasync binary payload"));
   std::string bytes = EncodeBinary(Sample());
-  std::string v2 = bytes;
-  v2[4] = 2;
-  EXPECT_TRUE(ThrowsDeltasync([&] { DecodeBinary(v2); }, ErrorCode::kInvalidPayload,
-                              "deltasync: unsupported payload version 2 (this build reads version 1)"));
+  std::string v3 = bytes;
+  v3[4] = 3;
+  EXPECT_TRUE(ThrowsDeltasync([&] { DecodeBinary(v3); }, ErrorCode::kInvalidPayload,
+                              "deltasync: unsupported payload version 3 (this build reads versions 1 and 2)"));
   std::string v300 = "DSB1";
   PutVarint(v300, 300);
   EXPECT_TRUE(ThrowsDeltasync([&] { DecodeBinary(v300 + bytes.substr(5)); }, ErrorCode::kInvalidPayload,

@@ -84,7 +84,7 @@ TEST(Repr, BadOptionsAreRefusedAndChangeNothing) {
             "deltasync: unknown uuid representation \"hex\" (known: dashed, hex32, blob)");
   EXPECT_EQ(err(R"({"columns": {"nope": {"uuid": "hex32"}}})"),
             "deltasync: deltasync_enable options name column \"nope\", which table \"coupon\" does not have");
-  EXPECT_NE(err(R"({"columns": {"id": "hex32"}})").find("must be an object with one representation"), std::string::npos);
+  EXPECT_NE(err(R"({"columns": {"id": "hex32"}})").find("unknown policy \"hex32\" for column \"id\""), std::string::npos);
   EXPECT_NE(err(R"({"columns": {"id": {"uuid": "hex32", "timestamp": "naive_utc"}}})").find("one representation"),
             std::string::npos);
   EXPECT_NE(err(R"({"columns": []})").find("option columns must be an object"), std::string::npos);
