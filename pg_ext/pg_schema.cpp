@@ -198,10 +198,16 @@ using namespace deltasync;
 DELTASYNC_PG_FUNCTION(deltasync_enable) {
   std::string requested = TextArg(fcinfo, 0, "deltasync_enable(table)");
   EnableOptions options = ParseEnableOptions(JsonbArgText(fcinfo, 1));
-  if (!options.columns.empty())  // a PostgreSQL column's type is its representation (docs/types.md)
-    throw Error(ErrorCode::kInvalidArgument, "column representations (\"columns\": {\"" + options.columns[0].column +
-                                                 "\": …}) are for SQLite columns; on PostgreSQL the column's type "
-                                                 "(uuid, timestamptz) already gives the canonical form");
+  for (const ColumnOption& c : options.columns) {
+    if (c.has_repr)  // a PostgreSQL column's type is its representation (docs/types.md)
+      throw Error(ErrorCode::kInvalidArgument, "column representations (\"columns\": {\"" + c.column +
+                                                   "\": …}) are for SQLite columns; on PostgreSQL the column's type "
+                                                   "(uuid, timestamptz) already gives the canonical form");
+    if (c.has_policy && c.policy != ColumnPolicy::kLww)  // docs/policies.md
+      throw Error(ErrorCode::kInvalidArgument, std::string("column policy \"") + PolicyName(c.policy) + "\" for column \"" +
+                                                   c.column + "\" is not supported on PostgreSQL yet (SQLite and the hub "
+                                                   "have it); its changes from other sites are refused here");
+  }
   SpiSession spi;
   CatalogTable cat = LookUpCatalog(requested);
   {
