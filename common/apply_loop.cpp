@@ -358,7 +358,8 @@ class PageApply {
       for (size_t k : d.winners) won[map.columns[r.changes[k].column]] = true;
       for (uint32_t c = 0; c < ncols; ++c) {
         const ColClock& lc = shadow.clocks.Get(c);
-        if (!won[c] && lc.Present() && lc.cl < m.cl) stale.push_back(c);
+        // A counter's new life is the sum of its contributions, written above (CounterWrites).
+        if (!won[c] && lc.Present() && lc.cl < m.cl && !map.Counter(c)) stale.push_back(c);
       }
       if (!stale.empty()) table.ResetColumns(r.key, stale);
     }

@@ -607,7 +607,7 @@ bool PersistColumnRenames(Conn& conn, const TableInfo& known) {
   up.BindText(2, cols);
   up.BindInt(3, known.id);
   up.Run();
-  SaveTableReprs(db, known.id, known.pk, known.cols, known.reprs);  // under the new names
+  SaveTableReprs(db, known.id, known.pk, known.cols, known.reprs, known.policies);  // under the new names
   for (const auto& [old_name, now] : known.renames) {
     ForgetGoneColumn(db, known.id, now);
     RecordGoneColumn(db, known.id, old_name, now);
