@@ -30,6 +30,10 @@ plain_ins=$(( $(count "" "$INSERT") - base ))
 tracked_ins=$(( $(count "SELECT deltasync_enable('t');" "$INSERT") - base ))
 plain_upd=$(( $(count "" "$UPDATE" "$INSERT") - base ))
 tracked_upd=$(( $(count "SELECT deltasync_enable('t');" "$UPDATE" "$INSERT") - base ))
+# the same table with b as a counter column (docs/policies.md): the update is then a sale
+COUNTER="SELECT deltasync_enable('t', '{\"columns\": {\"b\": \"counter\"}}');"
+counter_ins=$(( $(count "$COUNTER" "$INSERT") - base ))
+counter_upd=$(( $(count "$COUNTER" "$UPDATE" "$INSERT") - base ))
 # apply: the payload of ROWS inserted rows merged into an empty tracked table (decode included),
 # against the same rows inserted into a plain table by SQL
 sqlite3 -cmd ".load $EXT" "$DIR/src" "CREATE TABLE t(id TEXT PRIMARY KEY, a TEXT, b INTEGER);
@@ -41,4 +45,6 @@ printf 'instructions for %s rows into t(id TEXT PRIMARY KEY, a TEXT, b INTEGER),
 printf '%-28s %14s %14s %8s\n' measure plain tracked ratio
 printf '%-28s %14s %14s %8s\n' "insert (per row)" "$(per_row $plain_ins)" "$(per_row $tracked_ins)" "$(ratio $tracked_ins $plain_ins)"
 printf '%-28s %14s %14s %8s\n' "update one column (per row)" "$(per_row $plain_upd)" "$(per_row $tracked_upd)" "$(ratio $tracked_upd $plain_upd)"
+printf '%-28s %14s %14s %8s\n' "insert, b counter" "$(per_row $plain_ins)" "$(per_row $counter_ins)" "$(ratio $counter_ins $plain_ins)"
+printf '%-28s %14s %14s %8s\n' "update b, b counter" "$(per_row $plain_upd)" "$(per_row $counter_upd)" "$(ratio $counter_upd $plain_upd)"
 printf '%-28s %14s %14s %8s\n' "apply into empty (per row)" "$(per_row $plain_ins)" "$(per_row $tracked_apply)" "$(ratio $tracked_apply $plain_ins)"
