@@ -41,11 +41,47 @@ struct HealthTarget {
   Oid role;
 };
 
+// The statement that records a failure ($1 hub, $2 message, $3 when): a success recorded
+// after the failure happened wins, since the failure is older news.
+constexpr const char* kRecordFailureSql =
+    "INSERT INTO deltasync.hubs AS h (hub, last_error, last_error_ms, failing_since_ms, failures)"
+    " VALUES ($1, $2, $3, $3, 1) ON CONFLICT (hub) DO UPDATE SET last_error = excluded.last_error,"
+    " last_error_ms = excluded.last_error_ms,"
+    " failing_since_ms = coalesce(h.failing_since_ms, excluded.failing_since_ms), failures = h.failures + 1"
+    " WHERE coalesce(h.last_success_ms, 0) <= excluded.last_error_ms";
+
+bool g_defer = false;
+deltasync::HubFailure g_deferred;
+bool g_has_deferred = false;
+
 }  // namespace
 
 namespace deltasync {
 
+void DeferHubFailures(bool on) { g_defer = on; }
+
+bool TakeDeferredHubFailure(HubFailure& out) {
+  if (!g_has_deferred) return false;
+  out = std::move(g_deferred);
+  g_deferred = HubFailure{};
+  g_has_deferred = false;
+  return true;
+}
+
+void WriteHubFailure(const HubFailure& f) {
+  Args a;
+  a.AddText(f.key);
+  a.AddText(f.message);
+  a.AddInt8(f.at_ms);
+  RunSql(kRecordFailureSql, a);
+}
+
 void RecordHubFailure(const std::string& key, const std::string& message, int64_t at_ms) {
+  if (g_defer) {
+    g_deferred = HubFailure{key, message, at_ms};
+    g_has_deferred = true;
+    return;
+  }
   const Oid role = Backend::Get().ExtensionOwner();
   const Oid database = MyDatabaseId;
   const char* k = key.data();
@@ -115,16 +151,9 @@ void deltasync_health_worker(Datum arg) {
   // The failing call's transaction may still hold the hub's row for a moment.
   // Not for long: a worker waiting holds one of max_worker_processes' slots.
   SPI_execute("SET LOCAL lock_timeout = '5s'", false, 0);
-  // A success recorded after this failure happened wins: the failure is older news.
   Oid types[3] = {TEXTOID, TEXTOID, INT8OID};
   Datum values[3] = {PointerGetDatum(key), PointerGetDatum(msg), Int64GetDatum(at_ms)};
-  SPI_execute_with_args(
-      "INSERT INTO deltasync.hubs AS h (hub, last_error, last_error_ms, failing_since_ms, failures)"
-      " VALUES ($1, $2, $3, $3, 1) ON CONFLICT (hub) DO UPDATE SET last_error = excluded.last_error,"
-      " last_error_ms = excluded.last_error_ms,"
-      " failing_since_ms = coalesce(h.failing_since_ms, excluded.failing_since_ms), failures = h.failures + 1"
-      " WHERE coalesce(h.last_success_ms, 0) <= excluded.last_error_ms",
-      3, types, values, nullptr, false, 0);
+  SPI_execute_with_args(kRecordFailureSql, 3, types, values, nullptr, false, 0);
   SPI_finish();
   PopActiveSnapshot();
   CommitTransactionCommand();

@@ -2,6 +2,7 @@
 // per-backend state, and the argument/result helpers of pg_functions.hpp.
 #include "pg_ext/pg_capture.hpp"
 #include "pg_ext/pg_functions.hpp"
+#include "pg_ext/pg_schedule.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -26,10 +27,12 @@ void OnXact(XactEvent event, void*) {
     case XACT_EVENT_PARALLEL_COMMIT:
     case XACT_EVENT_PREPARE:
       Backend::Get().EndTxn(false);
+      OnScheduleXactEnd(event == XACT_EVENT_COMMIT);
       break;
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_ABORT:
       Backend::Get().EndTxn(true);
+      OnScheduleXactEnd(false);
       break;
     default:
       break;
@@ -87,4 +90,5 @@ void _PG_init(void) {
   RegisterXactCallback(deltasync::OnXact, nullptr);
   RegisterSubXactCallback(deltasync::OnSubXact, nullptr);
   CacheRegisterRelcacheCallback(deltasync::OnRelcache, 0);
+  if (process_shared_preload_libraries_in_progress) deltasync::RegisterScheduleLauncher();
 }

@@ -89,6 +89,14 @@ class PgStatus : public StatusPort {
     return static_cast<uint64_t>(ResultInt(0, 0));
   }
 
+  std::vector<Schedule> Schedules() override {
+    AsOwner as;
+    RunSql("SELECT hub, url, interval_ms FROM deltasync.schedules ORDER BY hub");
+    std::vector<Schedule> out;
+    for (uint64_t r = 0; r < SPI_processed; ++r) out.push_back(Schedule{ResultText(r, 0), ResultText(r, 1), ResultInt(r, 2)});
+    return out;
+  }
+
   std::string SiteIdText() override { return Backend::Get().LocalSite().ToString(); }
   int64_t DbVersion() override { return Backend::Get().SafeVersion(); }
 

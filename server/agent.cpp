@@ -32,6 +32,7 @@
 #include <nlohmann/json.hpp>
 #include <pthread.h>
 
+#include "common/schedule.hpp"
 #include "server/hub_server.hpp"
 
 namespace deltasync::agent {
@@ -175,25 +176,6 @@ std::vector<Schedule> ReadSchedules(Db& db) {
   return out;
 }
 
-// Retry delays: base * 2^(failures-1), capped, times a random factor in [0.5, 1).
-class Backoff {
- public:
-  explicit Backoff(long cap_ms) : cap_ms_(cap_ms), rng_(std::random_device{}()) {}
-  long Next() {
-    ++failures_;
-    double d = 250.0 * static_cast<double>(1L << std::min(failures_ - 1, 20));
-    d = std::min<double>(d, static_cast<double>(cap_ms_));
-    return static_cast<long>(d * std::uniform_real_distribution<double>(0.5, 1.0)(rng_));
-  }
-  void Reset() { failures_ = 0; }
-  int failures() const { return failures_; }
-
- private:
-  long cap_ms_;
-  int failures_ = 0;
-  std::mt19937 rng_;
-};
-
 long MillisSince(Clock::time_point t) {
   return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count());
 }
@@ -323,14 +305,8 @@ class Link {
     push_finished_ = true;
   }
 
-  // The schedule's options for a long-poll: wait_ms set, and a timeout that outlasts it.
-  std::string PullOptions() const {
-    Json o = Json::parse(s_.options);
-    long wait = args_.wait_ms > 0 ? args_.wait_ms : o.value("wait_ms", std::min<long>(s_.interval_ms, 20000));
-    o["wait_ms"] = wait;
-    if (o.value("timeout_ms", 30000L) < wait + 10000) o["timeout_ms"] = wait + 15000;
-    return o.dump();
-  }
+  // The schedule's options for a long-poll (common/schedule).
+  std::string PullOptions() const { return LongPollOptions(s_.options, s_.interval_ms, args_.wait_ms); }
 
   void PullLoop() {
     std::unique_ptr<Db> db = Open("pull");

@@ -76,3 +76,32 @@ CREATE FUNCTION deltasync.clk_added(bigint, integer, bytea, integer[]) RETURNS b
   AS 'MODULE_PATHNAME', 'deltasync_clk_added' LANGUAGE C IMMUTABLE;
 COMMENT ON FUNCTION deltasync.clk_added(bigint, integer, bytea, integer[]) IS
   'deltasync: the clock extras of a live shadow row after columns were added: their values have no version';
+-- Schedules (deltasync_schedule): per hub, the URL, the options as given (token included:
+-- the schema is not readable by PUBLIC), the longest interval between syncs, and the role
+-- the schedule's background workers run its calls as (docs/live-sync.md).
+CREATE TABLE deltasync.schedules (
+  hub text PRIMARY KEY,
+  url text NOT NULL,
+  options text NOT NULL,
+  interval_ms bigint NOT NULL,
+  role oid NOT NULL,
+  updated_ms bigint NOT NULL
+);
+
+CREATE FUNCTION deltasync_schedule(url text, options jsonb DEFAULT NULL) RETURNS jsonb
+  AS 'MODULE_PATHNAME', 'deltasync_schedule' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION deltasync_schedule(text, jsonb) IS
+  'deltasync: keep this database in sync with a hub from background workers (stored; replaces the hub''s schedule)';
+CREATE FUNCTION deltasync_unschedule(url text) RETURNS jsonb
+  AS 'MODULE_PATHNAME', 'deltasync_unschedule' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION deltasync_unschedule(text) IS 'deltasync: remove the schedule of a hub';
+-- A schedule makes the server open HTTP connections as its role, as push/pull do.
+REVOKE EXECUTE ON FUNCTION deltasync_schedule(text, jsonb), deltasync_unschedule(text) FROM PUBLIC;
+
+-- Without JIT: compiling their small statements cost a one-row push a second.
+ALTER FUNCTION deltasync_changes(bigint) SET jit = off;
+ALTER FUNCTION deltasync_apply(text) SET jit = off;
+ALTER FUNCTION deltasync_push(text, jsonb) SET jit = off;
+ALTER FUNCTION deltasync_pull(text, jsonb) SET jit = off;
+ALTER FUNCTION deltasync_sync(text, jsonb) SET jit = off;
+ALTER FUNCTION deltasync_status() SET jit = off;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/hlc.hpp"
+#include "common/schedule.hpp"
 #include "common/sync_client.hpp"
 #include "sqlite_ext/sqlite_functions.hpp"
 
@@ -15,10 +16,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr int64_t kDefaultIntervalMs = 10000;
-constexpr int64_t kMinIntervalMs = 50;
-constexpr int64_t kMaxIntervalMs = 86400000;
-
 std::string TextArg(sqlite3_value* v, const char* what) {
   if (sqlite3_value_type(v) != SQLITE_TEXT) throw Error(ErrorCode::kInvalidArgument, std::string(what));
   return std::string(reinterpret_cast<const char*>(sqlite3_value_text(v)), sqlite3_value_bytes(v));
@@ -26,30 +23,16 @@ std::string TextArg(sqlite3_value* v, const char* what) {
 
 // The schedule's options: those of deltasync_sync (checked by the same parser) and interval_ms,
 // which is taken out. Throws kInvalidArgument on anything deltasync_sync would refuse.
-Json ScheduleOptions(int argc, sqlite3_value** argv, int64_t& interval_ms) {
-  interval_ms = kDefaultIntervalMs;
-  if (argc < 2 || sqlite3_value_type(argv[1]) == SQLITE_NULL) return Json::object();
-  std::string text = TextArg(argv[1], "deltasync_schedule: options must be a JSON object (text)");
-  Json j;
-  try {
-    j = Json::parse(text);
-  } catch (const Json::exception&) {
-    throw Error(ErrorCode::kInvalidArgument, "deltasync_schedule: options are not valid JSON");
-  }
-  if (!j.is_object()) throw Error(ErrorCode::kInvalidArgument, "deltasync_schedule: options must be a JSON object");
-  auto it = j.find("interval_ms");
-  if (it != j.end()) {
-    if (!it->is_number_integer())
-      throw Error(ErrorCode::kInvalidArgument, "deltasync_schedule: option interval_ms must be a whole number");
-    interval_ms = it->get<int64_t>();
-    if (interval_ms < kMinIntervalMs || interval_ms > kMaxIntervalMs)
-      throw Error(ErrorCode::kInvalidArgument, "deltasync_schedule: option interval_ms must be between " +
-                                                   std::to_string(kMinIntervalMs) + " and " +
-                                                   std::to_string(kMaxIntervalMs));
-    j.erase(it);
-  }
-  ParseSyncOptions(j.dump());  // throws on what deltasync_sync would refuse
-  return j;
+ScheduleOptions OptionsArg(int argc, sqlite3_value** argv) {
+  if (argc < 2 || sqlite3_value_type(argv[1]) == SQLITE_NULL) return SplitScheduleOptions("", "deltasync_schedule");
+  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT)
+    throw Error(ErrorCode::kInvalidArgument, "deltasync_schedule: options must be a JSON object (text)");
+  if (sqlite3_value_bytes(argv[1]) == 0) throw Error(ErrorCode::kInvalidArgument, "deltasync_schedule: options are not valid JSON");
+  ScheduleOptions o = SplitScheduleOptions(
+      std::string_view(reinterpret_cast<const char*>(sqlite3_value_text(argv[1])), sqlite3_value_bytes(argv[1])),
+      "deltasync_schedule");
+  ParseSyncOptions(o.sync_options.dump());  // throws on what deltasync_sync would refuse
+  return o;
 }
 
 }  // namespace
@@ -59,8 +42,8 @@ void FnSchedule(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     Conn& conn = ConnOf(ctx);
     std::string url = TextArg(argv[0], "deltasync_schedule(url) expects the hub URL as text");
     std::string key = HubKey(url);  // throws on a URL deltasync_sync would refuse
-    int64_t interval_ms = 0;
-    Json options = ScheduleOptions(argc, argv, interval_ms);
+    ScheduleOptions so = OptionsArg(argc, argv);
+    const int64_t interval_ms = so.interval_ms;
     conn.EnsureSchema();
     Savepoint sp(conn.db(), "deltasync_schedule");
     Stmt had(conn.db(), "SELECT 1 FROM deltasync_schedules WHERE hub = ?1");
@@ -71,7 +54,7 @@ void FnSchedule(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
              "INSERT INTO deltasync_schedules(hub, url, options, interval_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)"
              " ON CONFLICT(hub) DO UPDATE SET url = excluded.url, options = excluded.options,"
              " interval_ms = excluded.interval_ms, updated_ms = excluded.updated_ms");
-    std::string stored = options.dump();
+    std::string stored = so.sync_options.dump();
     put.BindText(1, key);
     put.BindText(2, url);
     put.BindText(3, stored);
