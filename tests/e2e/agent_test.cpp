@@ -50,6 +50,8 @@ class AgentProcess {
     argv.push_back(nullptr);
     int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (log < 0) throw std::runtime_error("cannot open " + log_path_);
+    const size_t started_before = Starts();
+    exited_at_start_ = false;
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) throw std::runtime_error("fork failed");
@@ -65,17 +67,38 @@ class AgentProcess {
     }
     ::close(log);
     pid_ = pid;
+    // Until it logs its start line its signals are not taken yet (a SIGTERM then kills it
+    // with status 15): the test waits for that line, as an operator's unit would for ready.
+    auto deadline = Clock::now() + std::chrono::seconds(20);
+    while (Starts() == started_before && Clock::now() < deadline) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {  // it exited at start: Signal reports how
+        status_ = status;
+        pid_ = -1;
+        exited_at_start_ = true;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
   }
 
   // Sends `sig` and waits up to `limit` for the exit; the exit status, or -1 when it did
   // not exit in time (it is then killed).
   int Signal(int sig, std::chrono::milliseconds limit) {
-    if (pid_ <= 0) return -1;
+    if (pid_ <= 0) return exited_at_start_ ? status_ : -1;
     ::kill(pid_, sig);
     if (Wait(limit)) return status_;
     ::kill(pid_, SIGKILL);
     Wait(std::chrono::seconds(30));
     return -1;
+  }
+
+  // How many times the log shows the agent's start line (written once its signals are taken).
+  size_t Starts() const {
+    std::string l = log();
+    size_t n = 0;
+    for (size_t at = l.find("deltasync agent: "); at != std::string::npos; at = l.find("deltasync agent: ", at + 1)) ++n;
+    return n;
   }
 
   std::string log() const {
@@ -105,6 +128,7 @@ class AgentProcess {
   std::string log_path_;
   pid_t pid_ = -1;
   int status_ = 0;
+  bool exited_at_start_ = false;
 };
 
 constexpr const char* kSchema =

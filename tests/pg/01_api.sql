@@ -8,8 +8,8 @@ SELECT is(
   (SELECT array_agg(DISTINCT proname::text ORDER BY proname::text) FROM pg_proc
     WHERE proname LIKE 'deltasync%' AND pronamespace = 'public'::regnamespace),
   ARRAY['deltasync_apply', 'deltasync_changes', 'deltasync_db_version', 'deltasync_disable', 'deltasync_enable', 'deltasync_forget',
-        'deltasync_id', 'deltasync_pull', 'deltasync_push', 'deltasync_quarantine', 'deltasync_site_id', 'deltasync_status', 'deltasync_sync',
-        'deltasync_version'],
+        'deltasync_id', 'deltasync_pull', 'deltasync_push', 'deltasync_quarantine', 'deltasync_schedule', 'deltasync_site_id',
+        'deltasync_status', 'deltasync_sync', 'deltasync_unschedule', 'deltasync_version'],
   'the extension schema holds exactly the SPEC section 5 functions');
 SELECT is(
   (SELECT array_agg(proname::text ORDER BY proname::text) FROM pg_proc WHERE pronamespace = 'deltasync'::regnamespace),

@@ -71,7 +71,9 @@ std::string Schedule(PgConn& c, const std::string& url, int interval_ms = 1000) 
 }  // namespace
 
 TEST(PgSchedule, WorkersKeepSitesInSyncWithoutSyncCalls) {
-  HubProcess hub(HubProcess::Options{"", "", true, "info"});
+  HubProcess::Options file_store;
+  file_store.db = "";  // a fresh file: the hub keeps its rows across a restart
+  HubProcess hub(file_store);
   PgSite a, b;
   a->Exec(kSchema);
   b->Exec(kSchema);
@@ -165,7 +167,9 @@ TEST(PgSchedule, WorkersKeepSitesInSyncWithoutSyncCalls) {
 }
 
 TEST(PgSchedule, HubDownThenBackNothingLostAndFailuresRecorded) {
-  HubProcess hub(HubProcess::Options{"", "", true, "info"});
+  HubProcess::Options file_store;
+  file_store.db = "";  // a fresh file: the hub keeps its rows across a restart
+  HubProcess hub(file_store);
   PgSite a, b;
   a->Exec(kSchema);
   b->Exec(kSchema);
