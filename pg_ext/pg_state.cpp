@@ -115,14 +115,25 @@ int64_t Backend::SettingInt(const char* name, int64_t fallback) {
   }
 }
 
+namespace {
+// The last value of deltasync.db_version and whether it was ever taken (columns, source),
+// read under the sequence's buffer lock. A plain SELECT from the sequence reads its tuple
+// without that lock, and nextval writes a value 32 increments ahead there while it WAL-logs
+// (PostgreSQL pre-logs sequence values), so such a read may see blocks nobody has taken
+// yet: a writer's lock tag or a reader's horizon above a running writer's versions.
+constexpr const char* kLastVersionCols = "coalesce(v.last, 0), v.last IS NOT NULL";
+constexpr const char* kLastVersionFrom =
+    " FROM (SELECT pg_catalog.pg_sequence_last_value('deltasync.db_version'::pg_catalog.regclass) AS last) AS v";
+}  // namespace
+
 uint64_t Backend::BeginWrite() {
   if (in_txn_) return txn_hlc_;
   int64_t seen = 0;
   uint64_t floor = 0;
   {
     AsOwner as;
-    RunSql("SELECT s.last_value, s.is_called, (SELECT value FROM deltasync.settings WHERE name = 'hlc')"
-           " FROM deltasync.db_version AS s");
+    RunSql(std::string("SELECT ") + kLastVersionCols + ", (SELECT value FROM deltasync.settings WHERE name = 'hlc')" +
+           kLastVersionFrom);
     // Every version up to the end of the last block handed out belongs to someone else.
     seen = ResultInt(0, 1) ? ResultInt(0, 0) + kVersionBlock - 1 : 0;
     std::string f = ResultText(0, 2);
@@ -179,7 +190,7 @@ int64_t Backend::SafeVersion(bool include_own) {
   int64_t last = 0;
   {
     AsOwner as;
-    RunSql("SELECT last_value, is_called FROM deltasync.db_version");
+    RunSql(std::string("SELECT ") + kLastVersionCols + kLastVersionFrom);
     last = ResultInt(0, 1) ? ResultInt(0, 0) + kVersionBlock - 1 : 0;  // the end of the last block
   }
   // Every writer still running holds the writer lock with the counter it saw before its

@@ -2,7 +2,8 @@
 // hubs (`deltasync serve` on 127.0.0.1) and real SQLite sites (the real deltasync.so):
 // - PgApi: both engines register the same SQL API.
 // - PgConcurrency (label pg): concurrent writers committing out of order while a reader
-//   and a pusher run all along; nothing is skipped.
+//   and a pusher run all along; nothing is skipped; the version counter is never read ahead
+//   of the blocks taken.
 // - MixedTypes / MixedConvergence (label e2e): every SPEC section 4 type from PostgreSQL
 //   through SQLite and back, and a uuid key and timestamptz with SQLite representations;
 //   random operations on two SQLite and two PostgreSQL sites, one of which holds t
@@ -186,6 +187,55 @@ TEST(PgConcurrency, OutOfOrderCommitsAreNeverSkipped) {
   for (auto& r : pg->Rows("SELECT id, v FROM c")) pg_v[std::stoll(r[0])] = r[1];
   for (auto& r : s.Rows("SELECT id, v FROM c")) s_v[r[0].i] = r[1].s;
   EXPECT_EQ(pg_v, s_v);
+}
+
+// The counter is read under the sequence's lock: nextval writes a value 32 blocks ahead into
+// the sequence's tuple while it WAL-logs, and a plain SELECT from the sequence can read it.
+// With blocks taken as fast as possible next to it (one nextval in 33 logs), neither the
+// horizon (deltasync_db_version(), which a push stores as its cursor) may ever go back, nor
+// may a writer's lock announce a counter at or above a version it then takes: either would
+// let a push's cursor pass a running writer's changes, which no later push sends.
+TEST(PgConcurrency, CounterReadsNeverRunAhead) {
+  PgSite pg;
+  pg->Exec("CREATE TABLE w (id bigint PRIMARY KEY, note text NOT NULL); INSERT INTO w VALUES (1, 'n');"
+           " SELECT deltasync_enable('w');");
+  const std::string meta = "deltasync.meta_" + pg->Text("SELECT id FROM deltasync.tables WHERE name = 'w'");
+  std::atomic<bool> done{false};
+  std::string taker_error;
+  std::thread taker([&] {
+    try {
+      PgConn conn(pg.name());
+      while (!done)
+        conn.Exec("DO $$ BEGIN FOR i IN 1..20000 LOOP PERFORM nextval('deltasync.db_version'); END LOOP; END $$");
+    } catch (const std::exception& e) {
+      taker_error = e.what();
+    }
+  });
+  int64_t went_back = -1, ahead = -1;
+  std::string reader_error;
+  try {
+    PgConn conn(pg.name());
+    went_back = std::stoll(conn.Text(
+        "SELECT count(*) FILTER (WHERE v < p) FROM (SELECT v, lag(v) OVER (ORDER BY i) AS p FROM"
+        " (SELECT i, deltasync_db_version() AS v FROM generate_series(1, 200000) AS i) AS x) AS y"));
+    conn.Exec("CREATE TABLE ahead (n int NOT NULL)");
+    conn.Exec("DO $$ DECLARE tag int8; ver int8; n int := 0; BEGIN FOR i IN 1..10000 LOOP"
+              " UPDATE w SET note = i::text WHERE id = 1;"
+              " SELECT (l.classid::int8 << 32) | l.objid::int8 INTO tag FROM pg_locks AS l"
+              " WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid() AND l.objsubid = 17491;"
+              " SELECT m.ver INTO ver FROM " + meta + " AS m WHERE m.k0 = 1;"
+              " IF tag IS NULL OR tag >= ver THEN n := n + 1; END IF; COMMIT; END LOOP;"
+              " INSERT INTO ahead VALUES (n); END $$");
+    ahead = std::stoll(conn.Text("SELECT n FROM ahead"));
+  } catch (const std::exception& e) {
+    reader_error = e.what();
+  }
+  done = true;
+  taker.join();
+  ASSERT_EQ(taker_error, "");
+  ASSERT_EQ(reader_error, "");
+  EXPECT_EQ(went_back, 0) << "deltasync_db_version() reported versions nobody had taken yet";
+  EXPECT_EQ(ahead, 0) << "a writer's lock announced a counter at or above its own versions";
 }
 
 // ---------------------------------------------------------------------------------------
