@@ -245,6 +245,8 @@ void SqliteHubStore::NewIdentity() {
     put.BindBlob(1, id.View());
     put.Run();
     Exec(db_, "UPDATE hub_site_contacts SET pulled = 0");
+    // Upstream links start over with new site ids: the upstream sends them everything again.
+    Exec(db_, "DELETE FROM hub_upstream_links");
   });
   contacts_.clear();
   hub_id_ = id;

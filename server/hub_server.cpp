@@ -177,6 +177,7 @@ HubConfig HubConfig::Load(const std::string& path) {
           NodeConfig nc;
           if (n.value().contains("tokens")) nc.tokens = n.value().at("tokens").get<std::vector<std::string>>();
           if (n.value().contains("quotas")) nc.quotas = Quotas::Parse(n.value().at("quotas"));
+          if (n.value().contains("upstream")) nc.upstream = UpstreamConfig::Parse(n.value().at("upstream"));
           if (n.value().contains("retention_days")) {
             nc.retention_days = n.value().at("retention_days").get<double>();
             if (!(*nc.retention_days >= 0))
@@ -282,6 +283,8 @@ struct Hub::Impl {
   HubConfig config;
   std::unique_ptr<HubStore> store;
   std::unique_ptr<NodeNews> news;  // long-poll pulls wait here
+  std::unique_ptr<UpstreamLinks> links;  // nodes kept in sync with an upstream hub; before news and store go
+  std::once_flag links_started;
   std::atomic<bool> stopping{false};
   std::unique_ptr<httplib::Server> server;
   Metrics metrics;
@@ -518,8 +521,10 @@ struct Hub::Impl {
       std::string node_name;
       int64_t node = Authorize(req, res, node_name);
       if (!node) return;
-      res.set_content(store->Status(node, node_name).dump(-1, ' ', false, Json::error_handler_t::replace),
-                      "application/json");
+      Json status = store->Status(node, node_name);
+      Json upstream = links->Status(node_name, status.value("seq", int64_t{0}));
+      if (!upstream.is_null()) status["upstream"] = upstream;
+      res.set_content(status.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
     });
 
     server.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
@@ -529,7 +534,7 @@ struct Hub::Impl {
         if (!policy->Admin(req.get_header_value("Authorization"))) return SendError(res, 401, "deltasync: unauthorized");
         admin = true;
       }
-      res.set_content(metrics.Render(*store, admin), "text/plain; version=0.0.4");
+      res.set_content(metrics.Render(*store, admin) + links->Metrics(admin), "text/plain; version=0.0.4");
     });
 
     server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
@@ -598,6 +603,16 @@ struct Hub::Impl {
     return r;
   }
 
+  // Starts the upstream links of the config's nodes, once, when the hub starts serving.
+  void StartLinks() {
+    std::call_once(links_started, [this] {
+      std::map<std::string, UpstreamConfig> upstreams;
+      for (const auto& [name, node] : config.nodes)
+        if (node.upstream) upstreams[name] = *node.upstream;
+      links->Start(upstreams);
+    });
+  }
+
   // Compacts one node with its retention (docs/operations.md), 1,000 tombstones a transaction.
   CompactResult CompactNode(int64_t node, const std::string& name) {
     CompactResult r = store->Compact(node, config.RetentionMs(name), static_cast<int64_t>(WallClockMillis()), 1000);
@@ -635,6 +650,7 @@ Hub::Hub(HubConfig config, std::unique_ptr<HubStore> store) : impl_(new Impl) {
   impl_->config = std::move(config);
   impl_->store = std::move(store);
   impl_->news = std::make_unique<NodeNews>(impl_->config.max_waiters, impl_->config.max_waiters_per_node);
+  impl_->links = std::make_unique<UpstreamLinks>(*impl_->store, *impl_->news, impl_->config.max_clock_drift_ms);
   impl_->policy = std::make_shared<const AccessPolicy>(impl_->config);
   const HubConfig& c = impl_->config;
   if (!c.tls_cert.empty()) {
@@ -650,6 +666,7 @@ Hub::Hub(HubConfig config, std::unique_ptr<HubStore> store) : impl_(new Impl) {
 }
 
 Hub::~Hub() {
+  impl_->links->Stop();
   {
     std::lock_guard<std::mutex> lock(impl_->compact_mu);
     impl_->stopping = true;
@@ -660,6 +677,7 @@ Hub::~Hub() {
 
 bool Hub::Listen(const std::string& host, int port) {
   impl_->host = host;
+  impl_->StartLinks();
   return impl_->server->listen(host, port);
 }
 
@@ -673,7 +691,10 @@ int Hub::BindToAnyPort(const std::string& host) {
   return impl_->server->bind_to_any_port(host);
 }
 
-bool Hub::ListenAfterBind() { return impl_->server->listen_after_bind(); }
+bool Hub::ListenAfterBind() {
+  impl_->StartLinks();
+  return impl_->server->listen_after_bind();
+}
 
 void Hub::Stop() {
   {
@@ -681,6 +702,7 @@ void Hub::Stop() {
     impl_->stopping = true;
   }
   impl_->compact_cv.notify_all();
+  impl_->links->Stop();     // their requests are cancelled, their threads joined
   impl_->news->Shutdown();  // waiting pulls answer now, so the server's workers can finish
   impl_->server->stop();
 }

@@ -14,6 +14,7 @@
 #include "server/hub_auth.hpp"
 #include "server/hub_merge.hpp"
 #include "server/hub_store.hpp"
+#include "server/hub_upstream.hpp"
 
 namespace deltasync::hub {
 
@@ -27,6 +28,7 @@ struct NodeConfig {
   std::vector<std::string> tokens;  // empty: the node is open (loopback or --allow-unauthenticated only)
   std::optional<Quotas> quotas;     // else default_quotas
   std::optional<double> retention_days;   // else default_retention_days (docs/operations.md)
+  std::optional<UpstreamConfig> upstream;  // keep the node in sync with this hub node (hub_upstream)
 };
 
 // Limits and settings; docs/security.md lists each with its default and config key.
@@ -88,7 +90,7 @@ class Hub {
   bool Tls() const;  // serving https
   // Takes the tokens, JWT keys, admin token and quotas of `config` for every request from now on,
   // without touching connections (SIGHUP); throws, keeping the old ones, when the JWKS file
-  // cannot be used. Limits and TLS settings stay as they were started.
+  // cannot be used. Limits, TLS settings and upstream links stay as they were started.
   void Reload(const HubConfig& config);
 
  private:

@@ -44,7 +44,11 @@ SqliteHubStore::SqliteHubStore(const std::string& path) {
        "CREATE INDEX IF NOT EXISTS hub_rows_seq ON hub_rows(node, seq);"
        "CREATE TABLE IF NOT EXISTS hub_cells(tbl INTEGER NOT NULL, key BLOB NOT NULL, col TEXT NOT NULL,"
        " value BLOB NOT NULL, hlc INTEGER NOT NULL, site INTEGER NOT NULL, cl INTEGER NOT NULL, seq INTEGER NOT NULL,"
-       " pusher INTEGER NOT NULL DEFAULT -1, PRIMARY KEY (tbl, key, col)) WITHOUT ROWID;");
+       " pusher INTEGER NOT NULL DEFAULT -1, PRIMARY KEY (tbl, key, col)) WITHOUT ROWID;"
+       // A node's link to its upstream hub (hub_upstream.cpp); an older deltasync ignores it.
+       "CREATE TABLE IF NOT EXISTS hub_upstream_links(node INTEGER NOT NULL, upstream TEXT NOT NULL, site BLOB NOT NULL,"
+       " hub_id TEXT NOT NULL DEFAULT '', push_cursor INTEGER NOT NULL DEFAULT 0,"
+       " pull_cursor INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (node, upstream)) WITHOUT ROWID;");
   Stmt ver(db_, "SELECT value FROM hub_settings WHERE name = 'schema_version'");
   int64_t v = ver.Step() ? ver.Int(0) : 0;
   ver.Reset();
@@ -404,5 +408,48 @@ NodeUsage SqliteHubStore::Usage(int64_t node) {
   while (sites.Step()) u.sites.push_back(SiteOf(sites.Int(0)));
   return u;
 }
+
+LinkRecord SqliteHubStore::LoadLink(int64_t node, const std::string& upstream) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    Stmt get(db_, "SELECT site, hub_id, push_cursor, pull_cursor FROM hub_upstream_links WHERE node = ?1 AND upstream = ?2");
+    get.BindInt(1, node);
+    get.BindText(2, upstream);
+    if (get.Step())
+      return LinkRecord{SiteId::FromBytes(get.Blob(0)), std::string(get.Text(1)), get.Int(2), get.Int(3)};
+    get.Reset();
+    SiteId site = SiteId::Random();
+    Stmt add(db_, "INSERT OR IGNORE INTO hub_upstream_links(node, upstream, site) VALUES (?1, ?2, ?3)");
+    add.BindInt(1, node);
+    add.BindText(2, upstream);
+    add.BindBlob(3, site.View());
+    add.Run();
+  }
+  throw Error(ErrorCode::kInternal, "hub store: cannot create the upstream link of node " + std::to_string(node));
+}
+
+void SqliteHubStore::SaveLink(int64_t node, const std::string& upstream, const LinkUpdate& update) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt put(db_,
+           "UPDATE hub_upstream_links SET hub_id = coalesce(?3, hub_id), push_cursor = coalesce(?4, push_cursor),"
+           " pull_cursor = coalesce(?5, pull_cursor) WHERE node = ?1 AND upstream = ?2");
+  put.BindInt(1, node);
+  put.BindText(2, upstream);
+  if (update.hub_id) put.BindText(3, *update.hub_id);
+  if (update.push_cursor) put.BindInt(4, *update.push_cursor);
+  if (update.pull_cursor) put.BindInt(5, *update.pull_cursor);
+  put.Run();
+}
+
+namespace {
+// The embedded store has one process (it caches site ordinals as the only writer): its
+// lease is always held.
+class ProcessLease : public LinkLease {
+ public:
+  bool Held() override { return true; }
+};
+}  // namespace
+
+std::unique_ptr<LinkLease> SqliteHubStore::LeaseLink(int64_t /*node*/) { return std::make_unique<ProcessLease>(); }
 
 }  // namespace deltasync::hub

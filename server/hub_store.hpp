@@ -47,6 +47,28 @@ struct CompactResult {
   uint64_t dropped = 0;   // tombstones dropped
 };
 
+// A node's link to its upstream hub (server/hub_upstream), as the store keeps it: the link is
+// a site of both hubs, with one site id, and its cursors live beside the node's rows.
+struct LinkRecord {
+  SiteId site;              // the link's site id, here and on the upstream
+  std::string hub_id;       // the upstream store's identity; empty until it first told it
+  int64_t push_cursor = 0;  // this node's sequence the upstream has acknowledged up to
+  int64_t pull_cursor = 0;  // the upstream node's sequence merged here up to
+};
+// What SaveLink writes: the fields set.
+struct LinkUpdate {
+  std::optional<std::string> hub_id;
+  std::optional<int64_t> push_cursor, pull_cursor;
+};
+// Held while this process runs a node's link: another hub process on the same store is
+// refused it meanwhile, so no two processes run one link.
+class LinkLease {
+ public:
+  virtual ~LinkLease() = default;
+  // False once the lease is lost (the store's session ended): the link must stop.
+  virtual bool Held() = 0;
+};
+
 class HubStore {
  public:
   virtual ~HubStore() = default;
@@ -85,6 +107,13 @@ class HubStore {
   // a backup): every site then pushes and pulls everything again (docs/operations.md,
   // "Backups"). Every site's place in the frontier goes back to 0.
   virtual void NewIdentity() = 0;
+
+  // The upstream link of a node (server/hub_upstream). The record of the node's link to
+  // `upstream` (a hub key: base + "/nodes/" + node), created with a new site id when missing.
+  virtual LinkRecord LoadLink(int64_t node, const std::string& upstream) = 0;
+  virtual void SaveLink(int64_t node, const std::string& upstream, const LinkUpdate& update) = 0;
+  // The right to run the node's link in this process, or nullptr while another process holds it.
+  virtual std::unique_ptr<LinkLease> LeaseLink(int64_t node) = 0;
 };
 
 // Opens the store --db names: postgresql://... or postgres://... (PostgreSQL), else a SQLite
@@ -112,6 +141,9 @@ class SqliteHubStore : public HubStore {
   CompactResult Compact(int64_t node, int64_t retention_ms, int64_t now_ms, size_t batch) override;
   bool Readmit(int64_t node, const SiteId& site) override;
   void NewIdentity() override;
+  LinkRecord LoadLink(int64_t node, const std::string& upstream) override;
+  void SaveLink(int64_t node, const std::string& upstream, const LinkUpdate& update) override;
+  std::unique_ptr<LinkLease> LeaseLink(int64_t node) override;
 
  private:
   class Txn;

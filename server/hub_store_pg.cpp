@@ -289,6 +289,10 @@ void PgHubStore::CreateSchema(Conn& c) {
         " last_seen_ms bigint NOT NULL, retired boolean NOT NULL DEFAULT false, PRIMARY KEY (node, site))");
   c.Run("CREATE TABLE IF NOT EXISTS hub_graves (node bigint NOT NULL, tbl bigint NOT NULL, key bytea NOT NULL,"
         " cl bigint NOT NULL, PRIMARY KEY (node, tbl, key))");
+  // A node's link to its upstream hub (hub_upstream.cpp); an older deltasync ignores it.
+  c.Run("CREATE TABLE IF NOT EXISTS hub_upstream_links (node bigint NOT NULL, upstream text NOT NULL, site bytea NOT NULL,"
+        " hub_id text NOT NULL DEFAULT '', push_cursor bigint NOT NULL DEFAULT 0, pull_cursor bigint NOT NULL DEFAULT 0,"
+        " PRIMARY KEY (node, upstream))");
   if (v != 0 && v < 4)  // what the sites of an older store saw is unknown: they hold the frontier at 0
     c.Run("INSERT INTO hub_site_contacts (node, site, pulled, last_seen_ms) SELECT w.node, s.site_id, 0, $1 FROM"
           " (SELECT DISTINCT node, writer AS ord FROM hub_rows UNION SELECT node, pusher FROM hub_cells) w"
@@ -805,6 +809,8 @@ void PgHubStore::NewIdentity() {
     c.Run("BEGIN");
     c.Run("UPDATE hub_settings SET value = $1 WHERE name = 'hub_id'", Params().Text(id.ToString()));
     c.Run("UPDATE hub_site_contacts SET pulled = 0");
+    // Upstream links start over with new site ids: the upstream sends them everything again.
+    c.Run("DELETE FROM hub_upstream_links");
     c.Run("COMMIT");
     return 0;
   });
@@ -823,6 +829,76 @@ std::mutex& PgHubStore::NodeMutex(int64_t node) {
   std::unique_ptr<std::mutex>& m = node_mutexes_[node];
   if (!m) m = std::make_unique<std::mutex>();
   return *m;
+}
+
+LinkRecord PgHubStore::LoadLink(int64_t node, const std::string& upstream) {
+  return WithConn([&](Conn& c) {
+    const std::string kGet =
+        "SELECT site, hub_id, push_cursor, pull_cursor FROM hub_upstream_links WHERE node = $1 AND upstream = $2";
+    auto r = c.Run(kGet, Params().Int(node).Text(upstream));
+    if (r->rows() == 0) {  // the first time: created once, whichever process comes first
+      c.Run("INSERT INTO hub_upstream_links (node, upstream, site) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            Params().Int(node).Text(upstream).Bytes(std::string(SiteId::Random().View())));
+      r = c.Run(kGet, Params().Int(node).Text(upstream));
+    }
+    if (r->rows() != 1) throw Error(ErrorCode::kInternal, "hub store: the upstream link of a node vanished");
+    return LinkRecord{SiteId::FromBytes(r->Bytes(0, 0)), r->Text(0, 1), r->Int(0, 2), r->Int(0, 3)};
+  });
+}
+
+void PgHubStore::SaveLink(int64_t node, const std::string& upstream, const LinkUpdate& update) {
+  WithConn([&](Conn& c) {
+    Params p;
+    p.Int(node).Text(upstream);
+    std::string sets;
+    auto set = [&](const char* column, const std::optional<std::string>& text, const std::optional<int64_t>& number) {
+      if (!text && !number) return;
+      if (text) p.Text(*text);
+      else p.Int(*number);
+      sets += std::string(sets.empty() ? "" : ", ") + column + " = $" + std::to_string(p.size());
+    };
+    set("hub_id", update.hub_id, std::nullopt);
+    set("push_cursor", std::nullopt, update.push_cursor);
+    set("pull_cursor", std::nullopt, update.pull_cursor);
+    if (!sets.empty()) c.Run("UPDATE hub_upstream_links SET " + sets + " WHERE node = $1 AND upstream = $2", p);
+    return 0;
+  });
+}
+
+namespace {
+// A node's link lease on PostgreSQL: a session advisory lock (key: a constant and the node id)
+// held on a connection of its own, so the server releases it when this process or its
+// session ends; checked with a round trip at most once a second.
+class PgLinkLease : public LinkLease {
+ public:
+  explicit PgLinkLease(std::unique_ptr<PgHubStore::Conn> c) : c_(std::move(c)) {}
+  bool Held() override {
+    if (!c_ || !c_->Ok()) return false;
+    auto now = std::chrono::steady_clock::now();
+    if (now - checked_ < std::chrono::seconds(1)) return true;
+    try {
+      c_->Run("SELECT 1");
+    } catch (const std::exception&) {
+      c_.reset();
+      return false;
+    }
+    checked_ = now;
+    return true;
+  }
+
+ private:
+  std::unique_ptr<PgHubStore::Conn> c_;
+  std::chrono::steady_clock::time_point checked_ = std::chrono::steady_clock::now();
+};
+constexpr int32_t kLinkLockClass = 0x64737570;  // "dsup"
+}  // namespace
+
+std::unique_ptr<LinkLease> PgHubStore::LeaseLink(int64_t node) {
+  auto c = std::make_unique<Conn>(conninfo_);
+  if (!c->Ok()) throw StoreUnavailable("hub store: " + c->ErrorText());
+  auto r = c->Run("SELECT pg_try_advisory_lock($1::int, ($2::bigint % 2147483647)::int)", Params().Int(kLinkLockClass).Int(node));
+  if (r->Text(0, 0) != "t") return nullptr;
+  return std::make_unique<PgLinkLease>(std::move(c));
 }
 
 std::unique_ptr<HubStore> OpenStore(const std::string& db) {

@@ -37,6 +37,10 @@ class PgHubStore : public HubStore {
   CompactResult Compact(int64_t node, int64_t retention_ms, int64_t now_ms, size_t batch) override;
   bool Readmit(int64_t node, const SiteId& site) override;
   void NewIdentity() override;
+  LinkRecord LoadLink(int64_t node, const std::string& upstream) override;
+  void SaveLink(int64_t node, const std::string& upstream, const LinkUpdate& update) override;
+  // A session advisory lock on a connection of its own: released when that session ends.
+  std::unique_ptr<LinkLease> LeaseLink(int64_t node) override;
 
   class Conn;  // one pooled connection
 

@@ -279,3 +279,78 @@ TEST(PgHubs, DatabaseDownIsA503ThenServiceResumes) {
   Sync(other, "deltasync_pull", hub.url("down"));
   EXPECT_EQ(other.Int("SELECT count(*) FROM d"), 2);
 }
+
+namespace {
+size_t Count(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  return n;
+}
+// Syncs each (site, url) until all hold the same rows of `query`, for up to 30 s.
+bool ConvergeThrough(const std::vector<std::pair<Site*, std::string>>& sites, const char* query) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < until) {
+    for (auto& [site, url] : sites) {
+      try {
+        Sync(*site, "deltasync_sync", url);
+      } catch (const std::exception&) {
+      }
+    }
+    bool same = true;
+    for (auto& [site, url] : sites) same = same && site->Rows(query) == sites[0].first->Rows(query);
+    if (same) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+}  // namespace
+
+// Two hub processes on one PostgreSQL store, both configured with the node's upstream: one
+// runs the link (its lease: a session advisory lock), the other stands by; when the runner is
+// killed the other takes over, and when PostgreSQL restarts under the link it resumes. Sites
+// on both sides converge throughout (hub upstream, docs/live-sync.md).
+TEST(PgHubs, UpstreamLinkRunsInOneProcessAndMovesOnAKill) {
+  HubProcess::Options up_opts;
+  up_opts.db = FreshDatabase("ds_upstream_top");
+  HubProcess hq(up_opts);
+  HubProcess::Options opts;
+  opts.db = FreshDatabase("ds_upstream_shop");
+  opts.config_json = R"({"nodes": {"shop": {"upstream": {"url": ")" + hq.url("hq") +
+                     R"(", "max_backoff_ms": 500, "wait_ms": 5000}}}})";
+  HubProcess shop1(opts), shop2(opts);
+  const char* kTable = "CREATE TABLE d(id INTEGER PRIMARY KEY, v TEXT); SELECT deltasync_enable('d');";
+  const char* kRows = "SELECT id, v FROM d ORDER BY id";
+  Site office, till1, till2;
+  for (Site* s : {&office, &till1, &till2}) s->Exec(kTable);
+  std::vector<std::pair<Site*, std::string>> sites = {
+      {&office, hq.url("hq")}, {&till1, shop1.url("shop")}, {&till2, shop2.url("shop")}};
+  office.Exec("INSERT INTO d VALUES (1, 'office')");
+  till1.Exec("INSERT INTO d VALUES (2, 'till 1')");
+  till2.Exec("INSERT INTO d VALUES (3, 'till 2')");
+  ASSERT_TRUE(ConvergeThrough(sites, kRows)) << shop1.log() << shop2.log();
+  const std::string kRuns = "keeping it in sync with", kStandby = "standing by";
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (Count(shop1.log() + shop2.log(), kStandby) == 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(Count(shop1.log() + shop2.log(), kRuns), 1u) << shop1.log() << shop2.log();
+  EXPECT_EQ(Count(shop1.log() + shop2.log(), kStandby), 1u) << shop1.log() << shop2.log();
+  bool first_runs = Count(shop1.log(), kRuns) == 1;
+  HubProcess& runner = first_runs ? shop1 : shop2;
+  HubProcess& standby = first_runs ? shop2 : shop1;
+
+  runner.Kill();
+  Site& survivor_till = first_runs ? till2 : till1;
+  std::vector<std::pair<Site*, std::string>> left = {{&office, hq.url("hq")}, {&survivor_till, standby.url("shop")}};
+  office.Exec("INSERT INTO d VALUES (4, 'office after the kill')");
+  survivor_till.Exec("INSERT INTO d VALUES (5, 'till after the kill')");
+  ASSERT_TRUE(ConvergeThrough(left, kRows)) << standby.log();
+  EXPECT_EQ(Count(standby.log(), kRuns), 1u) << "the standby did not take the link over\n" << standby.log();
+
+  // PostgreSQL restarts under the link: its lease is lost with the session, then taken again.
+  ASSERT_EQ(std::system("pg_ctlcluster \"${PGVERSION:-15}\" regress restart -m fast"), 0);
+  office.Exec("INSERT INTO d VALUES (6, 'office after the restart')");
+  survivor_till.Exec("INSERT INTO d VALUES (7, 'till after the restart')");
+  ASSERT_TRUE(ConvergeThrough(left, kRows)) << standby.log();
+  EXPECT_EQ(office.Rows(kRows).size(), 7u);
+  EXPECT_GE(Count(standby.log(), kRuns), 2u) << standby.log();
+}
