@@ -309,8 +309,12 @@ void AdvanceKeySequences(const TableInfo& t) {
   for (const auto& [col, seq] : seqs) {
     Args q;
     q.AddText(seq);
+    // The sequence's last value is read under its buffer lock (pg_sequence_last_value): a
+    // plain SELECT from the sequence may see the value nextval pre-logs 32 increments ahead
+    // and skip a setval that is needed (docs/postgresql.md, "Versions under concurrency").
     RunSql("SELECT setval($1::regclass, m) FROM (SELECT max(" + col + ")::bigint AS m FROM " + t.q_name +
-               ") AS x, " + seq + " AS s WHERE x.m > CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END",
+               ") AS x WHERE x.m > coalesce(pg_catalog.pg_sequence_last_value($1::regclass),"
+               " (SELECT s.seqstart - 1 FROM pg_catalog.pg_sequence AS s WHERE s.seqrelid = $1::regclass))",
            q);
   }
 }

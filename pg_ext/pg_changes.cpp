@@ -23,18 +23,24 @@ namespace {
 // whatever converting them allocated are freed, so memory holds one chunk however many rows
 // the table has. Columns: the shadow key, the shadow columns, whether the base row is there,
 // the base row's non-key columns.
+// Every row with a version above `since` is read, also one whose newest version is above the
+// horizon `until`: such a row committed before this snapshot, and its older cells (at or
+// below `until`) are due now — the next read starts at `until` and would pass them over
+// (a row inserted, then updated by a transaction that committed between the horizon and
+// the snapshot, lost its insert's cells that way). Cells above `until` are sent again by
+// the next read, which merges to the same state. The caller's own uncommitted versions are
+// excluded cell by cell instead (PgCollect::Exclude).
 class PgChangeCursor : public ChangeCursor {
  public:
-  PgChangeCursor(const TableInfo& t, int64_t since, int64_t until) : t_(t), nk_(static_cast<int>(t.pk.size())) {
+  PgChangeCursor(const TableInfo& t, int64_t since) : t_(t), nk_(static_cast<int>(t.pk.size())) {
     std::vector<std::string> qpk;
     for (const auto& c : t.pk) qpk.push_back(QuoteIdent(c));
     std::string sql = "SELECT " + ShadowKeyList(t.pk.size(), "m.") + ", m.cl, m.ver, m.hlc, m.site, m.clk, b." +
                       qpk[0] + " IS NOT NULL" + (t.cols.empty() ? "" : ", " + ColumnList(t.cols, "b.")) + " FROM " +
                       t.q_meta + " AS m LEFT JOIN " + t.q_name + " AS b ON " +
-                      KeyEquality(t, "b", qpk, "m", ShadowKeyNames(t.pk.size())) + " WHERE m.ver > $1 AND m.ver <= $2";
+                      KeyEquality(t, "b", qpk, "m", ShadowKeyNames(t.pk.size())) + " WHERE m.ver > $1";
     Args a;
     a.AddInt8(since);
-    a.AddInt8(until);
     std::vector<char> nulls = a.nulls;
     nulls.push_back('\0');
     Portal portal = nullptr;
@@ -147,10 +153,18 @@ class PgCollect : public CollectPort {
   const SiteId& LocalSite() override { return b_.LocalSite(); }
   const SiteId& SiteOf(uint32_t ordinal) override { return b_.SiteOf(ordinal); }
   int64_t Horizon() override { return b_.SafeVersion(include_own_); }
+  // What the collect leaves out: `exclude`, and unless the transaction's own writes count,
+  // the versions it took (they may still roll back).
+  VersionRanges Exclude(const VersionRanges& exclude) const {
+    VersionRanges all = exclude;
+    if (!include_own_)
+      for (const auto& r : b_.OwnVersions()) all.push_back(r);
+    return all;
+  }
 
   // Every table's read privilege is checked before any is read; internal tables are read
   // as the extension's owner.
-  void ForEachTable(int64_t since, int64_t until, const std::function<void(ChangeCursor&)>& table) override {
+  void ForEachTable(int64_t since, int64_t /*until*/, const std::function<void(ChangeCursor&)>& table) override {
     std::vector<TableInfo> tables = b_.LoadTables();
     for (const TableInfo& t : tables)
       if (!t.dropped) CheckAccess(t, Access::kRead);
@@ -160,7 +174,7 @@ class PgCollect : public CollectPort {
     AsOwner as;
     for (const TableInfo& t : tables) {
       if (t.dropped || t.Unservable()) continue;
-      PgChangeCursor cur(t, since, until);
+      PgChangeCursor cur(t, since);
       table(cur);
     }
   }
@@ -194,7 +208,7 @@ int64_t pg::CollectBatches(int64_t since, int64_t until, const CollectPosition& 
   CheckCanCollect();
   PgCollect port(/*include_own=*/false);
   if (until <= since) until = std::max(since, port.Horizon());
-  deltasync::CollectInBatches(port, since, until, exclude, from, limits, batch);
+  deltasync::CollectInBatches(port, since, until, port.Exclude(exclude), from, limits, batch);
   return until;
 }
 
@@ -203,7 +217,7 @@ Payload pg::CollectChanges(int64_t since, const VersionRanges& exclude, bool inc
   // between the two.
   CheckCanCollect();
   PgCollect port(include_own);
-  return deltasync::CollectChanges(port, since, exclude);
+  return deltasync::CollectChanges(port, since, port.Exclude(exclude));
 }
 
 }  // namespace deltasync

@@ -156,6 +156,7 @@ uint64_t Backend::BeginWrite() {
   txn_seen_ = seen;
   next_ver_ = 0;
   block_end_ = -1;  // blocks are per transaction: all of them lie above `seen`
+  txn_blocks_.clear();
   return txn_hlc_;
 }
 
@@ -171,6 +172,7 @@ int64_t Backend::NextVersion() {
     }
     next_ver_ = start;
     block_end_ = start + kVersionBlock - 1;
+    txn_blocks_.emplace_back(next_ver_, block_end_);
   }
   return next_ver_++;
 }
@@ -263,8 +265,11 @@ void Backend::OnRelationInvalidated(Oid relid) {
   sites_loaded_ = false;
 }
 
+VersionRanges Backend::OwnVersions() const { return in_txn_ ? txn_blocks_ : VersionRanges{}; }
+
 void Backend::EndTxn(bool aborted) {
   in_txn_ = false;
+  txn_blocks_.clear();
   if (aborted) sites_loaded_ = false;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/hlc.hpp"
+#include "common/row_apply.hpp"
 #include "common/row_clocks.hpp"
 #include "common/shadow_row.hpp"
 #include "common/site_id.hpp"
@@ -91,6 +92,9 @@ class Backend {
   // versions held by transactions still running are above it. A safe `since` cursor.
   // include_own = false: also below every version this transaction took (uncommitted).
   int64_t SafeVersion(bool include_own = true);
+  // The blocks of versions this transaction took (uncommitted until it ends): a reader that
+  // must not send them excludes them cell by cell.
+  VersionRanges OwnVersions() const;
 
   uint32_t SiteOrdinal(const SiteId& site);  // registers unseen sites
   const SiteId& SiteOf(uint32_t ordinal);
@@ -117,6 +121,7 @@ class Backend {
   uint64_t txn_hlc_ = 0;
   int64_t next_ver_ = 0, block_end_ = -1;  // the transaction's current block of versions
   int64_t txn_seen_ = 0;                    // the counter seen before its first version
+  VersionRanges txn_blocks_;                // every block of versions this transaction took
   Oid version_seq_ = InvalidOid;
   Oid settings_relid_ = InvalidOid;
   bool sites_loaded_ = false;

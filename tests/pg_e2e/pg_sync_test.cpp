@@ -238,6 +238,108 @@ TEST(PgConcurrency, CounterReadsNeverRunAhead) {
   EXPECT_EQ(ahead, 0) << "a writer's lock announced a counter at or above its own versions";
 }
 
+// A row whose newest version is above a push's horizon still carries older cells at or
+// below it, which that push's cursor passes: they must travel now. Deterministic form of the
+// race (an UPDATE committing between the horizon and the read): a push inside the
+// transaction that updates a row whose INSERT was not pushed yet — its horizon stops below
+// the update, the row's newest version is the update's. The update's own cells must not
+// travel (the transaction could still roll back: the hub holds the row without them until
+// the next push); a push rolled back with its transaction moves nothing.
+TEST(PgConcurrency, APushSendsARowsOlderCellsWhenItsNewestIsBeyondTheHorizon) {
+  PgSite pg;
+  HubProcess hub;
+  std::string url = hub.url("horizon");
+  pg->Exec("CREATE TABLE h (id bigint PRIMARY KEY, a text NOT NULL, b text NOT NULL, c int NOT NULL);"
+           " SELECT deltasync_enable('h');"
+           " INSERT INTO h VALUES (1, 'a1', 'b1', 1), (2, 'a2', 'b2', 2)");
+  pg->Exec("BEGIN; UPDATE h SET a = 'A1' WHERE id = 1; DELETE FROM h WHERE id = 2;");
+  PgCall(*pg, "deltasync_push", url);
+  pg->Exec("COMMIT");
+  // Rolled back with its push: the update never existed and the cursor did not move, so the
+  // next push sends the whole row.
+  pg->Exec("INSERT INTO h VALUES (3, 'a3', 'b3', 3)");
+  pg->Exec("BEGIN; UPDATE h SET b = 'never' WHERE id = 3;");
+  PgCall(*pg, "deltasync_push", url);
+  pg->Exec("ROLLBACK");
+  auto rows = [](Site& s) {
+    std::vector<std::string> out;
+    for (auto& x : s.Rows("SELECT id, a, b, c FROM h ORDER BY id"))
+      out.push_back(std::to_string(x[0].i) + "|" + x[1].s + "|" + x[2].s + "|" + std::to_string(x[3].i));
+    return out;
+  };
+  PgCall(*pg, "deltasync_push", url);
+  Site s;
+  s.Exec("CREATE TABLE h (id INTEGER PRIMARY KEY, a TEXT NOT NULL, b TEXT NOT NULL, c INTEGER NOT NULL);"
+         " SELECT deltasync_enable('h');");
+  Json r = SqliteCall(s, "deltasync_pull", url);
+  EXPECT_EQ(r.value("quarantined", 0), 0) << r.dump();
+  EXPECT_EQ(rows(s), (std::vector<std::string>{"1|A1|b1|1", "3|a3|b3|3"}));
+}
+
+// Writers upserting (INSERT … ON CONFLICT DO UPDATE) and updating at full speed beside a
+// pusher that never sleeps: every committed value reaches the hub.
+TEST(PgConcurrency, UpsertsAndUpdatesAtFullSpeedAreAllPushed) {
+  PgSite pg;
+  HubProcess hub;
+  std::string url = hub.url("upserts");
+  pg->Exec("CREATE TABLE u (id bigint PRIMARY KEY, a text NOT NULL, b int NOT NULL, c text NOT NULL);"
+           " SELECT deltasync_enable('u');");
+  const int kWriters = 2;
+  std::atomic<int> running{kWriters};
+  std::atomic<bool> failed{false};
+  std::string first_error;
+  std::mutex error_mutex;
+  auto fail = [&](const std::string& what) {
+    std::lock_guard<std::mutex> lock(error_mutex);
+    if (!failed.exchange(true)) first_error = what;
+  };
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w)
+    threads.emplace_back([&, w] {
+      try {
+        PgConn conn(pg.name());
+        std::mt19937 rng(static_cast<unsigned>(w * 104729 + 3));
+        for (int i = 0; i < 1500 && !failed; ++i) {
+          std::string id = std::to_string(rng() % 300), n = std::to_string(i);
+          if (rng() % 2)
+            conn.Exec("INSERT INTO u SELECT " + id + ", 'a" + n + "', " + n + ", 'c" + n +
+                      "' ON CONFLICT (id) DO UPDATE SET b = excluded.b");
+          else
+            conn.Exec("UPDATE u SET " + std::string(rng() % 2 ? "a = 'x" : "c = 'y") + n + "' WHERE id = " + id);
+        }
+      } catch (const std::exception& e) {
+        fail(std::string("writer: ") + e.what());
+      }
+      --running;
+    });
+  std::thread pusher([&] {
+    try {
+      PgConn conn(pg.name());
+      for (bool last = false; !failed;) {
+        last = running == 0;
+        PgCall(conn, "deltasync_push", url);
+        if (last) break;
+      }
+    } catch (const std::exception& e) {
+      fail(std::string("pusher: ") + e.what());
+    }
+  });
+  for (auto& t : threads) t.join();
+  pusher.join();
+  ASSERT_FALSE(failed) << first_error;
+  Site s;
+  s.Exec("CREATE TABLE u (id INTEGER PRIMARY KEY, a TEXT NOT NULL, b INTEGER NOT NULL, c TEXT NOT NULL);"
+         " SELECT deltasync_enable('u');");
+  Json r = SqliteCall(s, "deltasync_pull", url);
+  EXPECT_EQ(r.value("quarantined", 0), 0) << r.dump();
+  std::vector<std::string> want, got;
+  for (auto& x : pg->Rows("SELECT id, a, b, c FROM u ORDER BY id")) want.push_back(x[0] + "|" + x[1] + "|" + x[2] + "|" + x[3]);
+  for (auto& x : s.Rows("SELECT id, a, b, c FROM u ORDER BY id"))
+    got.push_back(std::to_string(x[0].i) + "|" + x[1].s + "|" + std::to_string(x[2].i) + "|" + x[3].s);
+  ASSERT_GT(want.size(), 100u);
+  EXPECT_EQ(got, want) << "the pusher skipped cells";
+}
+
 // ---------------------------------------------------------------------------------------
 
 namespace {
