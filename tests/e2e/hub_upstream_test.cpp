@@ -383,3 +383,62 @@ TEST(HubUpstream, BadUpstreamConfigIsRefused) {
     }
   }
 }
+
+// The upstream node needs a token: the link sends the configured one; with a wrong one it
+// fails (401 in its status) and the token shows in no log.
+TEST(HubUpstream, TheLinkSendsItsTokenAndAWrongOneFails) {
+  HubProcess::Options hq_options;
+  hq_options.config_json = R"({"nodes": {"hq": {"tokens": ["hq-s3cret-token"]}}})";
+  HubProcess hq(hq_options);
+  HubProcess::Options good, bad;
+  good.config_json = UpstreamConfig("shop", hq.url("hq"), R"(, "token": "hq-s3cret-token")");
+  bad.config_json = UpstreamConfig("shop", hq.url("hq"), R"(, "token": "not-the-token")");
+  HubProcess shop(good), rogue(bad);
+  Site office, till;
+  office.Exec(kSchema);
+  till.Exec(kSchema);
+  till.Exec("INSERT INTO t VALUES (1, 'till')");
+  Call(till, "deltasync_sync", shop.url("shop"));
+  ASSERT_TRUE(Eventually([&] {
+    Call(office, "deltasync_sync", hq.url("hq"), {{"token", "hq-s3cret-token"}});
+    return office.Rows(kRowsT) == till.Rows(kRowsT);
+  })) << shop.log();
+  ASSERT_TRUE(
+      Eventually([&] { return Link(rogue, "shop")["state"] == "failing"; }, std::chrono::seconds(10)));
+  EXPECT_NE(Link(rogue, "shop")["last_error"].get<std::string>().find("401"), std::string::npos)
+      << Link(rogue, "shop").dump();
+  for (const std::string& log : {hq.log(), shop.log(), rogue.log()}) {
+    EXPECT_EQ(log.find("hq-s3cret-token"), std::string::npos) << log;
+    EXPECT_EQ(log.find("not-the-token"), std::string::npos) << log;
+  }
+}
+
+// The downstream hub killed and restarted: its link goes on from its stored cursors with the
+// same site id, sending nothing again and pulling only what is new.
+TEST(HubUpstream, DownstreamRestartGoesOnFromItsCursors) {
+  HubProcess hq;
+  HubProcess::Options shop_options = Downstream("shop", hq.url("hq"));
+  shop_options.db = "";  // a file: it survives the kill
+  HubProcess shop(shop_options);
+  Site office, till;
+  office.Exec(kSchema);
+  till.Exec(kSchema);
+  std::vector<Placed> sites = {{&office, hq.url("hq")}, {&till, shop.url("shop")}};
+  office.Exec("INSERT INTO t VALUES (1, 'office'), (2, 'office')");
+  till.Exec("INSERT INTO t VALUES (3, 'till'), (4, 'till')");
+  ASSERT_TRUE(SyncUntilEqual(sites, {kRowsT}));
+  ASSERT_TRUE(Eventually([&] { return Link(shop, "shop")["lag"] == 0; }));
+  Json before = Link(shop, "shop");
+
+  shop.Kill();
+  office.Exec("INSERT INTO t VALUES (5, 'office while the shop was down')");
+  Call(office, "deltasync_sync", hq.url("hq"));
+  shop.Restart();
+  ASSERT_TRUE(SyncUntilEqual(sites, {kRowsT})) << shop.log();
+  EXPECT_EQ(till.Rows(kRowsT).size(), 5u);
+  Json after = Link(shop, "shop");
+  EXPECT_EQ(after["site_id"], before["site_id"]) << "the link has a new site id after a restart";
+  EXPECT_EQ(after["pushed"], 0) << "the restarted link pushed again what the upstream had: " << after.dump();
+  EXPECT_EQ(after["pulled"], 1) << "the restarted link pulled again what it had: " << after.dump();
+  EXPECT_GE(after["pull_cursor"].get<int64_t>(), before["pull_cursor"].get<int64_t>());
+}
