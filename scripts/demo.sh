@@ -3,7 +3,10 @@
 # with its embedded SQLite store, and has three SQLite shops and one PostgreSQL shop (a
 # throwaway cluster started by pg_virtualenv) edit the same table offline (the same column on
 # two shops, a delete racing an update), sync through the hub, and print their tables,
-# identical. Then it stops the hub (and pg_virtualenv the cluster).
+# identical. Then the same shops are kept in sync live, with no sync call: an agent runs the
+# SQLite shops' stored schedules, the PostgreSQL shop's background workers run its own; a
+# write on one shop appears on the others, the hub is stopped while the shops keep selling,
+# restarted, and they converge. Then it stops everything (and pg_virtualenv the cluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${DELTASYNC_DEMO_INSIDE:-}" ]; then
@@ -13,8 +16,10 @@ if [ -z "${DELTASYNC_DEMO_INSIDE:-}" ]; then
   exec pg_virtualenv -t -- "$0" "$@"
 fi
 ROOT=$(pwd)
-EXT="$ROOT/${BUILD_DIR:-build}/sqlite_ext/deltasync"
-CLI="$ROOT/${BUILD_DIR:-build}/server/deltasync"
+B=${BUILD_DIR:-build}
+case $B in /*) ;; *) B="$ROOT/$B" ;; esac
+EXT="$B/sqlite_ext/deltasync"
+CLI="$B/server/deltasync"
 OUT=${DEMO_DIR:-$ROOT/demo-out}
 rm -rf "$OUT" && mkdir -p "$OUT" && cd "$OUT"
 
@@ -94,9 +99,71 @@ if [ "$a" = "$b" ] && [ "$b" = "$c" ] && [ "$c" = "$p" ]; then
 else
   echo; echo "MISMATCH: the shops differ" >&2; printf '%s\n' "$a" "$b" "$c" "$p" >&2; exit 1
 fi
+
+# ---- Live sync: nobody calls deltasync_sync from here on ----
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+same_everywhere() {
+  local a b c p
+  a=$(canonical shop_a); b=$(canonical shop_b); c=$(canonical shop_c); p=$(canonical shop_pg)
+  [ "$a" = "$b" ] && [ "$b" = "$c" ] && [ "$c" = "$p" ]
+}
+# Waits (up to $2 seconds) until every shop holds identical rows; prints how long it took.
+await_convergence() {
+  local what=$1 limit=$2 t0 t
+  t0=$(now_ms)
+  while ! same_everywhere; do
+    t=$(now_ms)
+    if [ $((t - t0)) -gt $((limit * 1000)) ]; then
+      echo "MISMATCH: $what did not converge within ${limit}s" >&2
+      for s in $SHOPS; do printf '%s: %s\n' "$s" "$(canonical "$s")" >&2; done
+      exit 1
+    fi
+    sleep 0.02
+  done
+  echo "$what: all four shops identical after $(( $(now_ms) - t0 )) ms, with no sync call"
+}
+start_hub() {
+  "$CLI" serve --db hub.db --listen "127.0.0.1:$PORT" --auto-create-nodes >> hub.log 2>&1 &
+  HUB_PID=$!
+}
+
+say "Live sync: each SQLite shop stores a schedule and one 'deltasync agent' runs them; the PostgreSQL shop stores one too (its background workers run it)"
+for s in shop_a shop_b shop_c; do
+  site "$s" "PRAGMA journal_mode=WAL;" "SELECT deltasync_schedule('$URL', '{\"interval_ms\": 5000}');" >/dev/null
+done
+"$CLI" agent --db shop_a.db --db shop_b.db --db shop_c.db --log-level warn 2> agent.log &
+AGENT_PID=$!
+trap 'kill $HUB_PID $AGENT_PID 2>/dev/null || true' EXIT
+site shop_pg "SELECT deltasync_schedule('$URL', '{\"interval_ms\": 5000}');" >/dev/null
+echo "agent running (pid $AGENT_PID); PostgreSQL workers: $(psql -XAtq -d shop_pg -c "SELECT string_agg(backend_type, ', ' ORDER BY backend_type) FROM pg_stat_activity WHERE backend_type LIKE 'deltasync%'")"
+sleep 1
+
+say "A sells an apple, PG adds figs: the others see it by themselves"
+site shop_a "UPDATE inventory SET qty = qty - 1 WHERE sku = 'apple';" && echo "A: apple qty -1"
+site shop_pg "INSERT INTO inventory VALUES ('figs', 'Figs', 6, 5.0);" && echo "PG: adds figs"
+await_convergence "live" 30
+
+say "The hub goes down; the shops keep selling offline"
+kill -TERM $HUB_PID; wait $HUB_PID 2>/dev/null || true
+echo "hub stopped"
+site shop_b "UPDATE inventory SET qty = qty - 2 WHERE sku = 'dates';"    && echo "B: sells two dates"
+site shop_c "INSERT INTO inventory VALUES ('grapes', 'Grapes', 9, 3.0);" && echo "C: adds grapes"
+site shop_pg "UPDATE inventory SET price = 3.5 WHERE sku = 'eggs';"      && echo "PG: reprices eggs"
+site shop_a "DELETE FROM inventory WHERE sku = 'figs';"                  && echo "A: delists figs"
+sleep 2
+if same_everywhere; then echo "MISMATCH: the shops converged without a hub?" >&2; exit 1; fi
+echo "the shops differ while the hub is down"
+
+say "The hub comes back (same store, same port): agents and workers retry with backoff and converge"
+start_hub
+await_convergence "after the outage" 60
+show
+
 say "The hub's view of node 'shops'"
 curl -s "http://127.0.0.1:$PORT/nodes/shops/status" 2>/dev/null || site shop_a "SELECT deltasync_status();"
 echo
+site shop_pg "SELECT deltasync_unschedule('$URL');" >/dev/null
+kill -TERM $AGENT_PID; wait $AGENT_PID 2>/dev/null || true
 kill -TERM $HUB_PID; wait $HUB_PID 2>/dev/null || true
 trap - EXIT
-echo "hub stopped"
+echo "agent and hub stopped"
