@@ -894,11 +894,24 @@ constexpr int32_t kLinkLockClass = 0x64737570;  // "dsup"
 }  // namespace
 
 std::unique_ptr<LinkLease> PgHubStore::LeaseLink(int64_t node) {
-  auto c = std::make_unique<Conn>(conninfo_);
+  // A process standing by asks again on the same connection (no new session a second).
+  std::unique_ptr<Conn> c;
+  {
+    std::lock_guard<std::mutex> lock(lease_mu_);
+    auto it = standby_.find(node);
+    if (it != standby_.end()) {
+      c = std::move(it->second);
+      standby_.erase(it);
+    }
+  }
+  if (!c || !c->Ok()) c = std::make_unique<Conn>(conninfo_);
   if (!c->Ok()) throw StoreUnavailable("hub store: " + c->ErrorText());
-  auto r = c->Run("SELECT pg_try_advisory_lock($1::int, ($2::bigint % 2147483647)::int)", Params().Int(kLinkLockClass).Int(node));
-  if (r->Text(0, 0) != "t") return nullptr;
-  return std::make_unique<PgLinkLease>(std::move(c));
+  auto r = c->Run("SELECT pg_try_advisory_lock($1::int, ($2::bigint % 2147483647)::int)",
+                  Params().Int(kLinkLockClass).Int(node));
+  if (r->Text(0, 0) == "t") return std::make_unique<PgLinkLease>(std::move(c));
+  std::lock_guard<std::mutex> lock(lease_mu_);
+  standby_[node] = std::move(c);
+  return nullptr;
 }
 
 std::unique_ptr<HubStore> OpenStore(const std::string& db) {

@@ -81,6 +81,8 @@ class PgHubStore : public HubStore {
   SiteOrds site_ords_;                        // and back
   std::mutex contacts_mu_;
   std::set<std::pair<int64_t, SiteId>> known_contacts_;  // contacts this process wrote once (durably)
+  std::mutex lease_mu_;
+  std::map<int64_t, std::unique_ptr<Conn>> standby_;  // per node: the connection that asks for its link's lock again
 };
 
 }  // namespace deltasync::hub

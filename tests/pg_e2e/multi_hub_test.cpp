@@ -337,6 +337,13 @@ TEST(PgHubs, UpstreamLinkRunsInOneProcessAndMovesOnAKill) {
   bool first_runs = Count(shop1.log(), kRuns) == 1;
   HubProcess& runner = first_runs ? shop1 : shop2;
   HubProcess& standby = first_runs ? shop2 : shop1;
+  auto link_state = [](const HubProcess& hub) {
+    httplib::Client cli("127.0.0.1", hub.port());
+    auto r = cli.Get("/nodes/shop/status");
+    return r && r->status == 200 ? Json::parse(r->body)["upstream"].value("state", std::string()) : std::string("?");
+  };
+  EXPECT_EQ(link_state(standby), "standby");
+  EXPECT_EQ(link_state(runner), "connected");
 
   runner.Kill();
   Site& survivor_till = first_runs ? till2 : till1;
