@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -441,4 +442,83 @@ TEST(HubUpstream, DownstreamRestartGoesOnFromItsCursors) {
   EXPECT_EQ(after["pushed"], 0) << "the restarted link pushed again what the upstream had: " << after.dump();
   EXPECT_EQ(after["pulled"], 1) << "the restarted link pulled again what it had: " << after.dump();
   EXPECT_GE(after["pull_cursor"].get<int64_t>(), before["pull_cursor"].get<int64_t>());
+}
+
+// The link's push cursor is its place in its node's frontier: a delete the upstream has not
+// received yet is not compacted away while the upstream is down, and is once it crossed.
+TEST(HubUpstream, ATombstoneWaitsForTheLinkBeforeCompaction) {
+  HubProcess::Options hq_options;
+  hq_options.db = "";
+  HubProcess hq(hq_options);
+  HubProcess::Options o;
+  o.config_json =
+      R"({"admin_token": "adm", "compact_interval_s": 0, "nodes": {"shop": {"upstream": {"url": ")" +
+      hq.url("hq") + R"(", "max_backoff_ms": 300, "wait_ms": 5000}}}})";
+  HubProcess shop(o);
+  auto compact = [&] {
+    httplib::Client cli("127.0.0.1", shop.port());
+    auto r = cli.Post("/nodes/shop/compact", {{"Authorization", "Bearer adm"}}, "", "application/json");
+    return r && r->status == 200 ? Json::parse(r->body) : Json();
+  };
+  Site office, till;
+  office.Exec(kSchema);
+  till.Exec(kSchema);
+  std::vector<Placed> sites = {{&office, hq.url("hq")}, {&till, shop.url("shop")}};
+  office.Exec("INSERT INTO t VALUES (1, 'doomed'), (2, 'kept')");
+  ASSERT_TRUE(SyncUntilEqual(sites, {kRowsT}));
+
+  hq.Kill();
+  till.Exec("DELETE FROM t WHERE id = 1");
+  Call(till, "deltasync_sync", shop.url("shop"));
+  Call(till, "deltasync_sync",
+       shop.url("shop"));  // the till has applied everything: only the link holds back
+  Json r = compact();
+  ASSERT_TRUE(r.is_object());
+  EXPECT_EQ(r["dropped"], 0) << "the tombstone the upstream lacks was compacted: " << r.dump();
+
+  hq.Restart();
+  ASSERT_TRUE(SyncUntilEqual(sites, {kRowsT})) << shop.log();
+  EXPECT_EQ(office.Text("SELECT count(*) FROM t WHERE id = 1"), "0") << "the delete never reached the office";
+  EXPECT_TRUE(Eventually([&] {
+    Call(till, "deltasync_sync", shop.url("shop"));
+    Json c = compact();
+    return c.is_object() && c["dropped"] == 1;
+  })) << "the tombstone stays once the upstream has it: "
+      << compact().dump();
+}
+
+// The downstream hub killed in the middle of pushing pages up and merging pages down: after a
+// restart nothing is missing on either side.
+TEST(HubUpstream, DownstreamKilledMidTransferLosesNothing) {
+  HubProcess::Options hq_options;
+  hq_options.db = "";
+  HubProcess hq(hq_options);
+  HubProcess::Options shop_options;
+  shop_options.db = "";
+  shop_options.config_json = UpstreamConfig("shop", hq.url("hq"), R"(, "batch_rows": 40)");
+  HubProcess shop(shop_options);
+  Site office, till;
+  office.Exec(kSchema);
+  till.Exec(kSchema);
+  office.Exec(
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)"
+      " INSERT INTO t SELECT i, 'office ' || i FROM n");
+  till.Exec(
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)"
+      " INSERT INTO t SELECT 10000 + i, 'till ' || i FROM n");
+  Call(till, "deltasync_sync", shop.url("shop"));
+  Call(office, "deltasync_sync", hq.url("hq"));
+  Json mid;  // killed once some pages crossed (the cursors move page by page)
+  for (auto until = Clock::now() + std::chrono::seconds(5); Clock::now() < until;) {
+    mid = Link(shop, "shop");
+    if (mid.is_object() && (mid["push_cursor"] > 0 || mid["pull_cursor"] > 0)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  shop.Kill();
+  shop.Restart();
+  std::vector<Placed> sites = {{&office, hq.url("hq")}, {&till, shop.url("shop")}};
+  ASSERT_TRUE(SyncUntilEqual(sites, {kRowsT})) << shop.log();
+  EXPECT_EQ(office.Rows(kRowsT).size(), 4000u);
+  std::cout << "at the kill: push cursor " << mid.value("push_cursor", -1) << ", lag " << mid.value("lag", -1)
+            << ", pull cursor " << mid.value("pull_cursor", -1) << " (2000 rows each way)\n";
 }
