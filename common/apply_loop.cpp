@@ -176,6 +176,31 @@ class PageApply {
     if (from) from->released = true;
   }
 
+  // A page of payload rows [begin, end) of `tc` (ApplyPort::PageRows): their shadow rows are
+  // read ahead (but those of rows set aside from the start, which are not applied), the
+  // rows applied, the writes the engine deferred done.
+  void ApplyPage(int handle, const TableChanges& tc, const TableMapping& map, size_t begin, size_t end,
+                 const std::vector<SiteId>& sites) {
+    std::vector<const std::vector<Value>*> keys;
+    keys.reserve(end - begin);
+    for (size_t k = begin; k < end; ++k)
+      if (pre_held_.empty() || !pre_held_.count(RowId(handle, EncodeKey(tc.rows[k].key)))) keys.push_back(&tc.rows[k].key);
+    Table(handle).Prefetch(keys);
+    for (size_t k = begin; k < end; ++k) ApplyRow(handle, tc, map, tc.rows[k], sites, nullptr);
+    Flush();
+  }
+
+  // Does every table's deferred writes. A refusal among them is one of rows applied without
+  // their own subtransaction: the apply is redone one row at a time, as ApplyRow does.
+  void Flush() {
+    try {
+      for (auto& [handle, table] : tables_) table->Flush();
+    } catch (const RowRefused&) {
+      if (isolate_ || !port_.RefusalAbortsAtomically()) throw;
+      throw Redo{true, {}};
+    }
+  }
+
   // Retries every held row whose table is tracked; one whose parent row is still missing
   // stays held without a try.
   void RetryHeld(std::vector<HeldEntry>& held) {
@@ -593,6 +618,7 @@ ApplyResult ApplyPayload(ApplyPort& port, const Payload& p) {
         PageApply apply(port, fks, pre_held, isolate, counts);
         apply.SetHeld(&held);
         apply.ApplyPending(pending);
+        const size_t page = port.PageRows();
         for (const auto& [tc, handle] : work) {
           TableNames names = apply.Table(handle).Names();
           // Changes of columns this site does not have (a site a migration behind) are kept
@@ -602,7 +628,11 @@ ApplyResult ApplyPayload(ApplyPort& port, const Payload& p) {
           const TableChanges& use = split.known ? *split.known : *tc;
           // Payload names are matched against the local catalog; only local names reach SQL.
           TableMapping map = MapTable(names.name, names.pk, names.cols, use, site_ords, names.policies);
-          for (const RowChanges& r : use.rows) apply.ApplyRow(handle, use, map, r, p.sites, nullptr);
+          if (page == 0)
+            for (const RowChanges& r : use.rows) apply.ApplyRow(handle, use, map, r, p.sites, nullptr);
+          else
+            for (size_t k = 0; k < use.rows.size(); k += page)
+              apply.ApplyPage(handle, use, map, k, std::min(use.rows.size(), k + page), p.sites);
         }
         apply.RetryHeld(held);
         if (!fks.empty()) apply.CheckChildren();

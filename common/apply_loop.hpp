@@ -70,6 +70,14 @@ class ApplyTable {
   // The keys of the base rows whose `cols` equal `values` (the children of a parent row).
   virtual std::vector<std::vector<Value>> FindRows(const std::vector<std::string>& cols,
                                                    const std::vector<Value>& values) = 0;
+  // An engine that applies a page of rows at a time (ApplyPort::PageRows): the keys of the
+  // page's rows about to be applied, whose shadow rows it may read in one go ...
+  virtual void Prefetch(const std::vector<const std::vector<Value>*>& keys) { (void)keys; }
+  // ... and, after the page, the writes it deferred; a refused one throws RowRefused (the
+  // apply is then redone one row at a time, so which row it was does not matter). Between
+  // the two, outside RowAtomically, an engine may defer the rows' writes: UpdateRow then
+  // answers true, and an update that finds no row inserts it when done, as its caller would.
+  virtual void Flush() {}
 };
 
 // What the apply loop asks of an engine.
@@ -94,6 +102,9 @@ class ApplyPort {
   virtual bool RefusalAbortsAtomically() = 0;
   // Inside Atomically: runs `body` all or nothing on its own (savepoint, subtransaction).
   virtual void RowAtomically(const std::function<void()>& body) = 0;
+  // Rows per page for an engine whose tables defer writes (ApplyTable::Prefetch, Flush); 0:
+  // one row at a time, no pages. Asked inside Atomically.
+  virtual size_t PageRows() { return 0; }
   // Kept changes of columns this site does not have (common/pending_cells). The columns
   // with kept cells, as (local table name, column name) — read before Atomically ...
   virtual std::vector<std::pair<std::string, std::string>> PendingColumns() = 0;

@@ -9,12 +9,16 @@
 // depend on the order rows arrive in, and the application's ordinary triggers do not fire.
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <tuple>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "common/apply_loop.hpp"
 #include "common/quarantine.hpp"
 #include "common/scoped_flag.hpp"
 #include "common/utf8.hpp"
+#include "pg_ext/pg_apply_page.hpp"
 #include "pg_ext/pg_capture.hpp"
 #include "pg_ext/pg_changes.hpp"
 #include "pg_ext/pg_functions.hpp"
@@ -23,35 +27,124 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 }
 
 namespace deltasync {
 
+// deltasync.apply_page_rows: rows of one table a statement of deltasync_apply writes.
+int apply_page_rows = 1000;
+
 namespace {
+
+class PgApplyTable;
+
+// What the tables of one apply share to write a page of rows at a time (docs/postgresql.md,
+// "Apply"): rows per page (0: one statement per row); whether writes go straight to the
+// database (inside a row's own subtransaction, where a refusal must be that row's); and the
+// one table whose base-table writes wait, so base tables are written in row order.
+struct PageState {
+  size_t rows = 0;
+  int direct = 0;
+  PgApplyTable* base_writer = nullptr;
+  std::vector<PgApplyTable*> open;
+  void FlushBase();  // the base-table writes that wait
+  void FlushAll();   // those, and every table's shadow rows
+};
 
 // The statements that write one local table during an apply. Plans are prepared at the
 // table's first row, inside the apply's subtransaction and locks.
+//
+// A page at a time (PageState::rows > 0, a table PageableTable admits): the page's shadow
+// rows are read by one statement before its rows; each row's shadow row and base write wait
+// in column arrays; a run of rows of one shape (delete, update or insert of the same
+// columns) is written by one statement over unnest, and the shadow rows likewise. Anything
+// that reads the base table, and every base write that cannot wait, first writes the run.
+// A key seen again while its writes wait first writes them too. Statements run in the
+// order of the rows, and with only the primary key unique their order within a run does
+// not matter: the tables end as one statement per row leaves them.
 class PgApplyTable : public ApplyTable {
+  enum class RunKind { kDelete, kUpdate, kInsert };
+  // A run's shape: its arrays (key, then `cols`) and the columns it writes.
+  struct RunShape {
+    ColumnArrays arrays;
+    std::vector<uint32_t> cols;
+  };
+
  public:
-  explicit PgApplyTable(const TableInfo& t) : t_(t), nk_(static_cast<int>(t.pk.size())) {}
+  PgApplyTable(const TableInfo& t, PageState& page) : t_(t), nk_(static_cast<int>(t.pk.size())), page_(page) {
+    page_.open.push_back(this);
+  }
+  ~PgApplyTable() override {
+    if (page_.base_writer == this) page_.base_writer = nullptr;
+    page_.open.erase(std::remove(page_.open.begin(), page_.open.end(), this), page_.open.end());
+  }
+  PgApplyTable(const PgApplyTable&) = delete;
+  PgApplyTable& operator=(const PgApplyTable&) = delete;
 
   TableNames Names() const override { return TableNames{t_.name, t_.pk, t_.cols}; }
 
-  // Converts the key once for the row's statements, then reads its shadow row.
+  // Converts the key once for the row's statements, then reads its shadow row (read ahead
+  // with the page's, unless written since).
   void ReadShadow(const std::vector<Value>& key, ShadowRow& out) override {
     if (!get_meta_.Ready()) PrepareMeta();
     key_values_ = &key;
-    key_ = Args();
-    for (int k = 0; k < nk_; ++k) {
-      bool isnull = false;
-      Datum d = Convert(t_.pk_types[k], key[k], t_.pk[k], &isnull);
-      key_.Add(t_.pk_types[k].type, d, isnull);
-    }
+    key_ = KeyArgs(key);
     cols_ready_ = false;
+    if (paged_) {
+      key_bytes_ = KeyBytes(key_, nk_, key_len_, key_byval_);
+      auto it = cache_.find(key_bytes_);
+      if (it != cache_.end()) {
+        if (it->second) out = *it->second;
+        return;
+      }
+      if (shadow_keys_.count(key_bytes_)) FlushShadow();
+    }
     if (get_meta_.Run(key_, 1) == 1) out = ReadShadowRow(Rows(), 0, 0);
   }
 
+  // One statement for the shadow rows of a page's keys.
+  void Prefetch(const std::vector<const std::vector<Value>*>& keys) override {
+    if (!get_meta_.Ready()) PrepareMeta();
+    in_page_ = paged_;
+    if (!paged_ || keys.empty()) return;
+    FlushShadow();
+    cache_.clear();
+    key_arrays_.Clear();
+    std::vector<std::string> bytes;
+    for (const std::vector<Value>* k : keys) {
+      Args a = KeyArgs(*k);
+      std::string b = KeyBytes(a, nk_, key_len_, key_byval_);
+      if (!cache_.emplace(b, std::nullopt).second) continue;
+      key_arrays_.AddRow(a, 0);
+      bytes.push_back(std::move(b));
+    }
+    if (!prefetch_.Ready()) {
+      std::string cols, on;
+      for (int k = 0; k < nk_; ++k) cols += "a" + std::to_string(k) + ", ";
+      std::vector<std::string> vk;
+      for (int k = 0; k < nk_; ++k) vk.push_back("a" + std::to_string(k));
+      prefetch_.Prepare("SELECT v.o, m.cl, m.ver, m.hlc, m.site, m.clk FROM unnest(" + ParamList(1, nk_) +
+                            ") WITH ORDINALITY AS v(" + cols + "o) CROSS JOIN LATERAL (SELECT " + kShadowColumns +
+                            " FROM " + t_.q_meta + " AS s WHERE " + KeyEquality(t_, "s", ShadowKeyNames(nk_), "v", vk) +
+                            " LIMIT 1) AS m",
+                        key_arrays_.ArrayTypes(), false);
+    }
+    uint64_t n = prefetch_.Run(key_arrays_.Arrays());
+    Rows rows;
+    for (uint64_t r = 0; r < n; ++r) cache_[bytes[static_cast<size_t>(rows.Int(r, 0) - 1)]] = ReadShadowRow(rows, r, 1);
+    SPI_freetuptable(SPI_tuptable);
+  }
+
+  // The page's writes that wait.
+  void Flush() override {
+    in_page_ = false;
+    if (page_.base_writer == this) FlushBase();
+    FlushShadow();
+  }
+
   void DeleteRow(const std::vector<Value>&) override {
+    if (Deferring()) return Defer(RunKind::kDelete);
     if (!delete_.Ready()) {
       std::vector<std::string> qpk;
       for (const auto& c : t_.pk) qpk.push_back(QuoteIdent(c));
@@ -60,9 +153,14 @@ class PgApplyTable : public ApplyTable {
     RunAsTableOwner(delete_, key_);
   }
 
-  // One plan per distinct set of columns.
+  // One plan per distinct set of columns. Waiting, it reports the row there: an update
+  // that finds none becomes the insert when the run is written.
   bool UpdateRow(const std::vector<Value>&, const std::vector<ColumnWrite>& cols) override {
     const Args& a = RowArgs(cols);
+    if (Deferring()) {
+      Defer(RunKind::kUpdate);
+      return true;
+    }
     auto it = updates_.find(sig_);
     if (it == updates_.end()) it = updates_.emplace(sig_, PrepareUpdate(cols, a)).first;
     return RunAsTableOwner(it->second, a) > 0;
@@ -70,6 +168,7 @@ class PgApplyTable : public ApplyTable {
 
   void InsertRow(const std::vector<Value>&, const std::vector<ColumnWrite>& cols) override {
     const Args& a = RowArgs(cols);
+    if (Deferring()) return Defer(RunKind::kInsert);
     auto it = inserts_.find(sig_);
     if (it == inserts_.end()) it = inserts_.emplace(sig_, PrepareInsert(cols, a)).first;
     RunAsTableOwner(it->second, a);
@@ -95,10 +194,19 @@ class PgApplyTable : public ApplyTable {
     put.AddInt4(static_cast<int32>(clocks.Base().site));
     if (extras.empty()) put.Add(BYTEAOID, 0, true);
     else put.AddBytea(extras);
-    put_meta_.Run(put);
+    if (paged_) cache_.erase(key_bytes_);
+    if (!Deferring()) {
+      put_meta_.Run(put);
+      return;
+    }
+    if (shadow_keys_.count(key_bytes_) || shadow_arrays_.rows() >= page_.rows) FlushShadow();
+    shadow_arrays_.AddRow(put, 0);
+    shadow_keys_.insert(key_bytes_);
   }
 
   bool ReadColumns(const std::vector<Value>&, const std::vector<std::string>& cols, std::vector<Value>& out) override {
+    // Waiting writes of another table, or of this row, come first.
+    if (page_.base_writer && (page_.base_writer != this || run_keys_.count(key_bytes_))) page_.FlushBase();
     std::string sig;
     for (const std::string& c : cols) sig += c + ",";
     auto it = reads_.find(sig);
@@ -129,6 +237,7 @@ class PgApplyTable : public ApplyTable {
 
   std::vector<std::vector<Value>> FindRows(const std::vector<std::string>& cols,
                                            const std::vector<Value>& values) override {
+    page_.FlushBase();
     Args a;
     std::string sig, where;
     for (size_t k = 0; k < cols.size(); ++k) {
@@ -164,7 +273,133 @@ class PgApplyTable : public ApplyTable {
     return keys;
   }
 
+  // Writes the run of base-table writes that waits (PageState::FlushBase).
+  void FlushBase() {
+    if (page_.base_writer == this) page_.base_writer = nullptr;
+    if (!run_ || run_->arrays.rows() == 0) return;
+    RunShape& shape = *run_;
+    ColumnArrays& run = shape.arrays;
+    run_ = nullptr;
+    run_keys_.clear();
+    struct Cleared {
+      ColumnArrays& a;
+      ~Cleared() { a.Clear(); }
+    } cleared{run};
+    Args arrays = run.Arrays();
+    uint64_t n = RunPage(PagePlan(run_sig_, shape), arrays);
+    if (run_kind_ != RunKind::kUpdate || n == run.rows()) return;
+    // Rows the update did not find (metadata ahead of the table) are inserted, as
+    // UpdateRow's caller does.
+    std::vector<bool> found(run.rows(), false);
+    Rows rows;
+    for (uint64_t r = 0; r < n; ++r) found[static_cast<size_t>(rows.Int(r, 0) - 1)] = true;
+    std::vector<size_t> missing;
+    for (size_t r = 0; r < found.size(); ++r)
+      if (!found[r]) missing.push_back(r);
+    std::string insert = "i" + run_sig_.substr(1);
+    RunPage(PagePlan(insert, shape), run.Arrays(&missing));
+  }
+
+  // Writes the shadow rows that wait.
+  void FlushShadow() {
+    shadow_keys_.clear();
+    if (shadow_arrays_.rows() == 0) return;
+    struct Cleared {
+      ColumnArrays& a;
+      ~Cleared() { a.Clear(); }
+    } cleared{shadow_arrays_};
+    if (!put_page_.Ready()) {
+      std::string keys = ShadowKeyList(t_.pk.size());
+      put_page_.Prepare("INSERT INTO " + t_.q_meta + " (" + keys + ", cl, ver, hlc, site, clk) SELECT * FROM unnest(" +
+                            ParamList(1, nk_ + 5) + ") ON CONFLICT (" + keys +
+                            ") DO UPDATE SET cl = excluded.cl, ver = excluded.ver,"
+                            " hlc = excluded.hlc, site = excluded.site, clk = excluded.clk",
+                        shadow_arrays_.ArrayTypes(), false);
+    }
+    put_page_.Run(shadow_arrays_.Arrays());
+  }
+
  private:
+  // Writes wait only for the rows of a page (between Prefetch and Flush), outside a row's
+  // own subtransaction: there a caller may need what a write found (UpdateRow's answer).
+  bool Deferring() const { return in_page_ && page_.direct == 0; }
+
+  // Adds the current row's write to the run that waits; another table's run, a run of
+  // another shape, a full one, or one with this key is written first.
+  void Defer(RunKind kind) {
+    if (page_.base_writer && page_.base_writer != this) page_.FlushBase();
+    std::string sig = kind == RunKind::kDelete ? "d" : (kind == RunKind::kUpdate ? "u" : "i") + sig_;
+    if (run_ && (run_sig_ != sig || run_keys_.count(key_bytes_) || run_->arrays.rows() >= page_.rows)) FlushBase();
+    if (!run_) {
+      auto it = runs_.find(sig);
+      if (it == runs_.end()) {
+        std::vector<Oid> types = key_.types;
+        if (kind != RunKind::kDelete)
+          for (uint32_t c : cols_) types.push_back(t_.col_types[c].type);
+        it = runs_.emplace(sig, RunShape{ColumnArrays(types), cols_}).first;
+      }
+      run_ = &it->second;
+      run_sig_ = sig;
+      run_kind_ = kind;
+    }
+    run_->arrays.AddRow(kind == RunKind::kDelete ? key_ : row_, 0);
+    run_keys_.insert(key_bytes_);
+    page_.base_writer = this;
+  }
+
+  // The statement of a run of shape `sig` ("d", or "u"/"i" and the columns' signature).
+  const Plan& PagePlan(const std::string& sig, const RunShape& shape) {
+    auto it = page_plans_.find(sig);
+    if (it != page_plans_.end()) return it->second;
+    const std::vector<uint32_t>& cols = shape.cols;
+    const ColumnArrays& arrays = shape.arrays;
+    std::vector<std::string> qpk, vk;
+    for (int k = 0; k < nk_; ++k) {
+      qpk.push_back(QuoteIdent(t_.pk[k]));
+      vk.push_back("a" + std::to_string(k));
+    }
+    std::string alias;
+    for (size_t k = 0; k < arrays.columns(); ++k) alias += "a" + std::to_string(k) + ", ";
+    std::string from = "unnest(" + ParamList(1, arrays.columns()) + ")";
+    std::string sql;
+    if (sig[0] == 'd') {
+      sql = "DELETE FROM " + t_.q_name + " AS x USING " + from + " AS v(" + alias.substr(0, alias.size() - 2) +
+            ") WHERE " + KeyEquality(t_, "x", qpk, "v", vk);
+    } else if (sig[0] == 'u') {
+      std::string set;
+      for (size_t c = 0; c < cols.size(); ++c)
+        set += (c ? ", " : "") + QuoteIdent(t_.cols[cols[c]]) + " = v.a" + std::to_string(nk_ + c);
+      sql = "UPDATE " + t_.q_name + " AS x SET " + set + " FROM " + from + " WITH ORDINALITY AS v(" + alias +
+            "o) WHERE " + KeyEquality(t_, "x", qpk, "v", vk) + " RETURNING v.o";
+    } else {
+      std::string names = ColumnList(t_.pk, ""), set;
+      for (uint32_t c : cols) {
+        std::string q = QuoteIdent(t_.cols[c]);
+        names += ", " + q;
+        set += (set.empty() ? "" : ", ") + q + " = excluded." + q;
+      }
+      sql = "INSERT INTO " + t_.q_name + " (" + names + ") SELECT * FROM " + from + " ON CONFLICT (" +
+            ColumnList(t_.pk, "") + ") DO " + (set.empty() ? "NOTHING" : "UPDATE SET " + set);
+    }
+    Plan p;
+    p.Prepare(sql, arrays.ArrayTypes(), false);
+    return page_plans_.emplace(sig, std::move(p)).first->second;
+  }
+
+  // A run's statement, as the table's owner; a refusal is one of the run's rows (which one
+  // does not matter: the apply is redone one row at a time).
+  uint64_t RunPage(const Plan& p, const Args& a) {
+    const std::vector<Value>* row = key_values_;
+    key_values_ = nullptr;
+    struct Restore {
+      const std::vector<Value>*& to;
+      const std::vector<Value>* was;
+      ~Restore() { to = was; }
+    } restore{key_values_, row};
+    uint64_t n = RunAsTableOwner(p, a);
+    return n;
+  }
+
   // The type of a key or tracked column by name.
   const ColType& TypeOf(const std::string& col) const {
     for (size_t k = 0; k < t_.pk.size(); ++k)
@@ -172,6 +407,16 @@ class PgApplyTable : public ApplyTable {
     for (size_t k = 0; k < t_.cols.size(); ++k)
       if (t_.cols[k] == col) return t_.col_types[k];
     throw Error(ErrorCode::kInternal, "table \"" + t_.name + "\" has no tracked column \"" + col + "\"");
+  }
+
+  Args KeyArgs(const std::vector<Value>& key) {
+    Args a;
+    for (int k = 0; k < nk_; ++k) {
+      bool isnull = false;
+      Datum d = Convert(t_.pk_types[k], key[k], t_.pk[k], &isnull);
+      a.Add(t_.pk_types[k].type, d, isnull);
+    }
+    return a;
   }
 
   void PrepareMeta() {
@@ -187,6 +432,17 @@ class PgApplyTable : public ApplyTable {
                           ") ON CONFLICT (" + keys + ") DO UPDATE SET cl = excluded.cl, ver = excluded.ver,"
                           " hlc = excluded.hlc, site = excluded.site, clk = excluded.clk",
                       put_types, false);
+    paged_ = page_.rows > 0 && PageableTable(t_);
+    if (!paged_) return;
+    for (Oid o : key_types) {
+      int16 len = 0;
+      bool byval = false;
+      PgTry([&] { get_typlenbyval(o, &len, &byval); });
+      key_len_.push_back(len);
+      key_byval_.push_back(byval);
+    }
+    key_arrays_ = ColumnArrays(key_types);
+    shadow_arrays_ = ColumnArrays(put_types);
   }
 
   // The row's key and `cols` as parameters, converted once per row (an UPDATE that finds no
@@ -194,7 +450,11 @@ class PgApplyTable : public ApplyTable {
   const Args& RowArgs(const std::vector<ColumnWrite>& cols) {
     if (cols_ready_) return row_;
     sig_.clear();
-    for (const ColumnWrite& c : cols) sig_ += std::to_string(c.column) + ",";
+    cols_.clear();
+    for (const ColumnWrite& c : cols) {
+      sig_ += std::to_string(c.column) + ",";
+      cols_.push_back(c.column);
+    }
     row_ = key_;
     for (const ColumnWrite& c : cols) {
       bool isnull = false;
@@ -207,8 +467,10 @@ class PgApplyTable : public ApplyTable {
 
   // Input functions run as the table's owner: a domain's CHECK may call the owner's own
   // functions, which must not run with the extension owner's rights.
+  // (A built-in input runs none: it needs no change of role.)
   Datum Convert(const ColType& type, const Value& v, const std::string& column, bool* isnull) {
     try {
+      if (type.builtin_input) return FromValue(type, v, isnull);
       AsTableOwner as(t_.owner);
       return FromValue(type, v, isnull);
     } catch (const PgError& e) {
@@ -217,17 +479,19 @@ class PgApplyTable : public ApplyTable {
     }
   }
 
-  // Base-table statements run as the table's owner (the caller holds its privileges). An
-  // integrity constraint's refusal (SQLSTATE class 23) sets the row aside, naming its key.
+  // Base-table statements run as the table's owner (the caller holds its privileges), after
+  // the writes that wait. An integrity constraint's refusal (SQLSTATE class 23) sets the row
+  // aside, naming its key.
   uint64_t RunAsTableOwner(const Plan& p, const Args& a) {
+    if (page_.base_writer) page_.FlushBase();
     AsTableOwner as(t_.owner);
     try {
       return p.Run(a);
     } catch (const PgError& e) {
       std::string what = "cannot apply a change to table \"" + t_.name + "\"";
       if (ERRCODE_TO_CATEGORY(e.sqlstate()) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
-        throw RowRefused(what + ", key " + (key_values_ ? KeyText(*key_values_) : "?") + ": " + e.message() +
-                         (e.detail().empty() ? "" : " (" + e.detail() + ")"));
+        throw RowRefused(what + ", key " + (key_values_ ? KeyText(*key_values_) : "(one of a page of rows)") + ": " +
+                         e.message() + (e.detail().empty() ? "" : " (" + e.detail() + ")"));
       throw PgError(e.sqlstate(), ErrorCode::kConstraint, what + ": " + e.message(), e.detail(), e.hint());
     }
   }
@@ -265,14 +529,41 @@ class PgApplyTable : public ApplyTable {
 
   const TableInfo& t_;
   int nk_;
+  PageState& page_;
   Plan get_meta_, put_meta_, delete_;
   std::map<std::string, Plan> updates_, inserts_;  // by the columns written
   std::map<std::string, Plan> reads_, finds_;      // by the columns read or matched
   const std::vector<Value>* key_values_ = nullptr;  // the current row's key
   Args key_, row_;     // the current row's key, and key plus written columns
-  bool cols_ready_ = false;  // row_ and sig_ hold the current row's
+  bool cols_ready_ = false;  // row_, sig_ and cols_ hold the current row's
   std::string sig_;
+  std::vector<uint32_t> cols_;
+  // A page at a time (PageState::rows > 0 and PageableTable).
+  bool paged_ = false;
+  bool in_page_ = false;  // between Prefetch and Flush
+  std::vector<int16> key_len_;
+  std::vector<bool> key_byval_;
+  std::string key_bytes_;  // the current row's key (KeyBytes)
+  std::unordered_map<std::string, std::optional<ShadowRow>> cache_;  // read ahead, not written since
+  Plan prefetch_, put_page_;
+  ColumnArrays key_arrays_, shadow_arrays_;  // the page's keys; the shadow rows that wait
+  std::unordered_set<std::string> shadow_keys_;  // their keys
+  std::map<std::string, RunShape> runs_;         // by shape
+  std::map<std::string, Plan> page_plans_;       // likewise
+  RunShape* run_ = nullptr;                      // the run that waits, if any
+  std::string run_sig_;
+  RunKind run_kind_ = RunKind::kInsert;
+  std::unordered_set<std::string> run_keys_;  // its keys
 };
+
+void PageState::FlushBase() {
+  if (base_writer) base_writer->FlushBase();
+}
+
+void PageState::FlushAll() {
+  FlushBase();
+  for (PgApplyTable* t : open) t->FlushShadow();
+}
 
 // Apply runs with session_replication_role = replica, a superuser's setting: a table whose
 // triggers or rules fire in that mode (ENABLE ALWAYS / ENABLE REPLICA) would run its owner's
@@ -413,11 +704,20 @@ class PgApply : public ApplyPort {
   // redone with one subtransaction per row.
   bool RefusalAbortsAtomically() override { return true; }
 
+  // The writes that wait go first: a refusal inside is this row's.
   void RowAtomically(const std::function<void()>& body) override {
+    page_.FlushAll();
+    ++page_.direct;
+    struct Leave {
+      int& depth;
+      ~Leave() { --depth; }
+    } leave{page_.direct};
     SubTransaction sub;
     body();
     sub.Commit();
   }
+
+  size_t PageRows() override { return page_.rows; }
 
   void Hold(const HeldRow& row) override {
     Args a;
@@ -507,6 +807,8 @@ class PgApply : public ApplyPort {
   void Atomically(const std::function<void()>& body) override {
     std::sort(touched_.begin(), touched_.end(), [](const TableInfo* x, const TableInfo* y) { return x->id < y->id; });
     b_.BeginWrite();
+    // A redo takes the versions this attempt took (where a refusal was found does not change them).
+    Backend::VersionMark versions = b_.MarkVersions();
     ScopedFlag applying(b_.applying);
     SubTransaction sub;
     try {
@@ -520,15 +822,19 @@ class PgApply : public ApplyPort {
         RunSql("LOCK TABLE " + t->q_meta + " IN SHARE ROW EXCLUSIVE MODE");
       }
       body();
+      page_.FlushAll();
       for (const TableInfo* t : touched_) AdvanceKeySequences(*t);
     } catch (...) {
       b_.ForgetSites();  // site rows inserted by the body are rolled back with the subtransaction
+      b_.RewindVersions(versions);
       throw;
     }
     sub.Commit();
   }
 
-  std::unique_ptr<ApplyTable> OpenTable(int handle) override { return std::make_unique<PgApplyTable>(tables_[handle]); }
+  std::unique_ptr<ApplyTable> OpenTable(int handle) override {
+    return std::make_unique<PgApplyTable>(tables_[handle], page_);
+  }
 
   uint32_t SiteOrdinal(const SiteId& site) override { return b_.SiteOrdinal(site); }
   const SiteId& SiteOf(uint32_t ordinal) override { return b_.SiteOf(ordinal); }
@@ -543,12 +849,22 @@ class PgApply : public ApplyPort {
 
  private:
   Backend& b_ = Backend::Get();
+  PageState page_{static_cast<size_t>(apply_page_rows)};
   bool loaded_ = false;
   std::vector<TableInfo> tables_;
   std::vector<const TableInfo*> touched_;
 };
 
 }  // namespace
+
+void pg::DefineApplySettings() {
+  PgTry([] {
+    DefineCustomIntVariable("deltasync.apply_page_rows",
+                            "Rows of one table that deltasync_apply reads and writes with one statement.",
+                            "0 applies one row at a time, with a statement per row and step.", &apply_page_rows,
+                            1000, 0, 1000000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  });
+}
 
 ApplyResult pg::ApplyPayload(const Payload& p) {
   PgApply port;

@@ -16,4 +16,9 @@ std::string JsonbArgText(FunctionCallInfo fcinfo, int n);
 Datum TextResult(const std::string& s);
 Datum JsonbResult(const nlohmann::json& j);
 
+namespace pg {
+// Defines deltasync.apply_page_rows (pg_apply.cpp), from _PG_init.
+void DefineApplySettings();
+}  // namespace pg
+
 }  // namespace deltasync

@@ -90,5 +90,6 @@ void _PG_init(void) {
   RegisterXactCallback(deltasync::OnXact, nullptr);
   RegisterSubXactCallback(deltasync::OnSubXact, nullptr);
   CacheRegisterRelcacheCallback(deltasync::OnRelcache, 0);
+  deltasync::pg::DefineApplySettings();
   if (process_shared_preload_libraries_in_progress) deltasync::RegisterScheduleLauncher();
 }

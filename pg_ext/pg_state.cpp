@@ -157,6 +157,7 @@ uint64_t Backend::BeginWrite() {
   next_ver_ = 0;
   block_end_ = -1;  // blocks are per transaction: all of them lie above `seen`
   txn_blocks_.clear();
+  block_ = 0;
   return txn_hlc_;
 }
 
@@ -166,15 +167,25 @@ int64_t Backend::NextVersion() {
     if (!OidIsValid(version_seq_))
       PgTry([&] { version_seq_ = get_relname_relid("db_version", get_namespace_oid("deltasync", false)); });
     int64_t start = 0;
-    {
+    if (block_ < txn_blocks_.size()) {
+      start = txn_blocks_[block_].first;  // taken before a rewind
+    } else {
       AsOwner as;
       PgTry([&] { start = nextval_internal(version_seq_, true); });
+      txn_blocks_.emplace_back(start, start + kVersionBlock - 1);
     }
+    ++block_;
     next_ver_ = start;
     block_end_ = start + kVersionBlock - 1;
-    txn_blocks_.emplace_back(next_ver_, block_end_);
   }
   return next_ver_++;
+}
+
+void Backend::RewindVersions(const VersionMark& m) {
+  if (!in_txn_ || m.block > txn_blocks_.size()) return;
+  next_ver_ = m.next;
+  block_end_ = m.end;
+  block_ = m.block;
 }
 
 void Backend::RefreshTxnHlc() {
@@ -270,6 +281,7 @@ VersionRanges Backend::OwnVersions() const { return in_txn_ ? txn_blocks_ : Vers
 void Backend::EndTxn(bool aborted) {
   in_txn_ = false;
   txn_blocks_.clear();
+  block_ = 0;
   if (aborted) sites_loaded_ = false;
 }
 

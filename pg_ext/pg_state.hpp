@@ -82,6 +82,15 @@ class Backend {
   // The next version of this transaction (BeginWrite first): from its current block, or
   // from a new block of deltasync.db_version.
   int64_t NextVersion();
+  // Where NextVersion stands, to take the same versions again after a rolled-back
+  // subtransaction (deltasync_apply's redo one row at a time): the blocks the transaction
+  // took stay its own and are used again, in order, before new ones are taken.
+  struct VersionMark {
+    int64_t next = 0, end = -1;
+    size_t block = 0;
+  };
+  VersionMark MarkVersions() const { return VersionMark{next_ver_, block_end_, block_}; }
+  void RewindVersions(const VersionMark& m);
   // Makes later local writes in this transaction newer than every clock seen so far.
   void RefreshTxnHlc();
   HlcClock& clock() { return clock_; }
@@ -122,6 +131,7 @@ class Backend {
   int64_t next_ver_ = 0, block_end_ = -1;  // the transaction's current block of versions
   int64_t txn_seen_ = 0;                    // the counter seen before its first version
   VersionRanges txn_blocks_;                // every block of versions this transaction took
+  size_t block_ = 0;                        // how many of them are (again) in use (RewindVersions)
   Oid version_seq_ = InvalidOid;
   Oid settings_relid_ = InvalidOid;
   bool sites_loaded_ = false;

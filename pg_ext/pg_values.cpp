@@ -8,7 +8,9 @@
 #include "pg_ext/pg_spi.hpp"
 
 extern "C" {
+#include "access/transam.h"
 #include "catalog/pg_type.h"
+#include "utils/fmgroids.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "common/shortest_dec.h"
@@ -77,6 +79,7 @@ ColType MakeColType(Oid type, int32 typmod) {
     getTypeInputInfo(type, &in_fn, &t.ioparam);
     fmgr_info(out_fn, &t.out);
     fmgr_info(in_fn, &t.in);
+    t.builtin_input = !t.domain && get_typtype(type) == TYPTYPE_BASE && in_fn < FirstNormalObjectId && in_fn != F_ARRAY_IN;
     char* name = format_type_with_typemod(type, typmod);
     t.name = name;
     pfree(name);

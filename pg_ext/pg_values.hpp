@@ -19,6 +19,9 @@ struct ColType {
   int32 typmod = -1;
   PgKind kind = PgKind::kOther;  // of the base type
   bool domain = false;           // values go through the domain's input, which checks it
+  // The input function is built in and runs no other type's input (not a domain, array,
+  // composite, range or enum): no code of a table's owner can run in it.
+  bool builtin_input = false;
   FmgrInfo out{};
   FmgrInfo in{};
   Oid ioparam = InvalidOid;
