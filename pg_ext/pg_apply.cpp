@@ -95,12 +95,14 @@ class PgApplyTable : public ApplyTable {
       key_bytes_ = KeyBytes(key_, nk_, key_len_, key_byval_);
       auto it = cache_.find(key_bytes_);
       if (it != cache_.end()) {
-        if (it->second) out = *it->second;
+        shadow_found_ = it->second.has_value();
+        if (shadow_found_) out = *it->second;
         return;
       }
       if (shadow_keys_.count(key_bytes_)) FlushShadow();
     }
-    if (get_meta_.Run(key_, 1) == 1) out = ReadShadowRow(Rows(), 0, 0);
+    shadow_found_ = get_meta_.Run(key_, 1) == 1;
+    if (shadow_found_) out = ReadShadowRow(Rows(), 0, 0);
   }
 
   // One statement for the shadow rows of a page's keys.
@@ -199,9 +201,11 @@ class PgApplyTable : public ApplyTable {
       put_meta_.Run(put);
       return;
     }
-    if (shadow_keys_.count(key_bytes_) || shadow_arrays_.rows() >= page_.rows) FlushShadow();
-    shadow_arrays_.AddRow(put, 0);
+    ColumnArrays& wait = shadow_found_ ? shadow_updates_ : shadow_inserts_;
+    if (shadow_keys_.count(key_bytes_) || wait.rows() >= page_.rows) FlushShadow();
+    wait.AddRow(put, 0);
     shadow_keys_.insert(key_bytes_);
+    shadow_found_ = true;
   }
 
   bool ReadColumns(const std::vector<Value>&, const std::vector<std::string>& cols, std::vector<Value>& out) override {
@@ -300,23 +304,41 @@ class PgApplyTable : public ApplyTable {
     RunPage(PagePlan(insert, shape), run.Arrays(&missing));
   }
 
-  // Writes the shadow rows that wait.
+  // Writes the shadow rows that wait: those new here by an INSERT, the others by an UPDATE
+  // (the page's read told which; nothing else writes them meanwhile).
   void FlushShadow() {
     shadow_keys_.clear();
-    if (shadow_arrays_.rows() == 0) return;
     struct Cleared {
       ColumnArrays& a;
       ~Cleared() { a.Clear(); }
-    } cleared{shadow_arrays_};
-    if (!put_page_.Ready()) {
-      std::string keys = ShadowKeyList(t_.pk.size());
-      put_page_.Prepare("INSERT INTO " + t_.q_meta + " (" + keys + ", cl, ver, hlc, site, clk) SELECT * FROM unnest(" +
-                            ParamList(1, nk_ + 5) + ") ON CONFLICT (" + keys +
-                            ") DO UPDATE SET cl = excluded.cl, ver = excluded.ver,"
-                            " hlc = excluded.hlc, site = excluded.site, clk = excluded.clk",
-                        shadow_arrays_.ArrayTypes(), false);
+    } cleared_inserts{shadow_inserts_}, cleared_updates{shadow_updates_};
+    std::string keys = ShadowKeyList(t_.pk.size());
+    if (shadow_inserts_.rows() > 0) {
+      if (!insert_shadows_.Ready())
+        insert_shadows_.Prepare("INSERT INTO " + t_.q_meta + " (" + keys + ", cl, ver, hlc, site, clk) SELECT * FROM unnest(" +
+                                    ParamList(1, nk_ + 5) + ")",
+                                shadow_inserts_.ArrayTypes(), false);
+      insert_shadows_.Run(shadow_inserts_.Arrays());
     }
-    put_page_.Run(shadow_arrays_.Arrays());
+    if (shadow_updates_.rows() > 0) {
+      if (!update_shadows_.Ready()) {
+        std::string alias;
+        std::vector<std::string> vk;
+        for (int k = 0; k < nk_ + 5; ++k) alias += (k ? ", a" : "a") + std::to_string(k);
+        for (int k = 0; k < nk_; ++k) vk.push_back("a" + std::to_string(k));
+        std::string v = "v.a";
+        update_shadows_.Prepare("UPDATE " + t_.q_meta + " AS m SET cl = " + v + std::to_string(nk_) + ", ver = " + v +
+                                    std::to_string(nk_ + 1) + ", hlc = " + v + std::to_string(nk_ + 2) + ", site = " + v +
+                                    std::to_string(nk_ + 3) + ", clk = " + v + std::to_string(nk_ + 4) + " FROM unnest(" +
+                                    ParamList(1, nk_ + 5) + ") AS v(" + alias + ") WHERE " +
+                                    KeyEquality(t_, "m", ShadowKeyNames(nk_), "v", vk),
+                                shadow_updates_.ArrayTypes(), false);
+      }
+      uint64_t n = update_shadows_.Run(shadow_updates_.Arrays());
+      if (n != shadow_updates_.rows())
+        throw Error(ErrorCode::kInternal, "apply: " + std::to_string(shadow_updates_.rows() - n) +
+                                              " shadow rows of table \"" + t_.name + "\" were not there to update");
+    }
   }
 
  private:
@@ -442,7 +464,8 @@ class PgApplyTable : public ApplyTable {
       key_byval_.push_back(byval);
     }
     key_arrays_ = ColumnArrays(key_types);
-    shadow_arrays_ = ColumnArrays(put_types);
+    shadow_inserts_ = ColumnArrays(put_types);
+    shadow_updates_ = ColumnArrays(put_types);
   }
 
   // The row's key and `cols` as parameters, converted once per row (an UPDATE that finds no
@@ -545,8 +568,10 @@ class PgApplyTable : public ApplyTable {
   std::vector<bool> key_byval_;
   std::string key_bytes_;  // the current row's key (KeyBytes)
   std::unordered_map<std::string, std::optional<ShadowRow>> cache_;  // read ahead, not written since
-  Plan prefetch_, put_page_;
-  ColumnArrays key_arrays_, shadow_arrays_;  // the page's keys; the shadow rows that wait
+  bool shadow_found_ = false;  // the current row has a shadow row (ReadShadow)
+  Plan prefetch_, insert_shadows_, update_shadows_;
+  ColumnArrays key_arrays_;                        // the page's keys
+  ColumnArrays shadow_inserts_, shadow_updates_;  // the shadow rows that wait, new and not
   std::unordered_set<std::string> shadow_keys_;  // their keys
   std::map<std::string, RunShape> runs_;         // by shape
   std::map<std::string, Plan> page_plans_;       // likewise
