@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,6 +33,7 @@
 #include <nlohmann/json.hpp>
 #include <pthread.h>
 
+#include "common/error.hpp"
 #include "common/schedule.hpp"
 #include "server/hub_server.hpp"
 
@@ -374,6 +376,55 @@ void Reconcile(File& f, const std::vector<Schedule>& wanted, const AgentArgs& ar
 }
 
 }  // namespace
+
+void ApplyConfigFile(const std::string& path, const std::set<std::string>& given, AgentArgs& args,
+                     std::string& log_level) {
+  auto fail = [&](const std::string& why) {
+    throw Error(ErrorCode::kInvalidArgument, "agent config " + path + ": " + why);
+  };
+  std::ifstream in(path);
+  if (!in) fail("cannot be read");
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) fail("is not a JSON object");
+  auto text = [&](const std::string& key, const nlohmann::json& v) {
+    if (!v.is_string() || v.get<std::string>().empty()) fail("\"" + key + "\" must be a non-empty string");
+    return v.get<std::string>();
+  };
+  auto ranged = [&](const std::string& key, const nlohmann::json& v, long lo, long hi) {
+    if (!v.is_number_integer() || v.get<long long>() < lo || v.get<long long>() > hi)
+      fail("\"" + key + "\" must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+    return v.get<long>();
+  };
+  for (const auto& [key, v] : j.items()) {
+    std::string flag = "--" + key;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    if (key == "db") {
+      if (given.count("--db")) continue;
+      args.dbs.clear();
+      if (v.is_string()) args.dbs.push_back(text(key, v));
+      else if (v.is_array() && !v.empty())
+        for (const auto& e : v) args.dbs.push_back(text(key, e));
+      else fail("\"db\" must be a file name or a non-empty list of them");
+      continue;
+    }
+    static const std::set<std::string> kKnown = {"url", "token", "extension", "wait_ms", "poll_ms",
+                                                 "max_backoff_ms", "rescan_ms", "log_level"};
+    if (!kKnown.count(key)) fail("unknown key \"" + key + "\"");
+    if (given.count(flag)) continue;  // the command line wins
+    if (key == "url") args.url = text(key, v);
+    else if (key == "token") args.token = text(key, v);
+    else if (key == "extension") args.extension = text(key, v);
+    else if (key == "wait_ms") args.wait_ms = ranged(key, v, 100, 600000);
+    else if (key == "poll_ms") args.poll_ms = ranged(key, v, 1, 10000);
+    else if (key == "max_backoff_ms") args.max_backoff_ms = ranged(key, v, 250, 3600000);
+    else if (key == "rescan_ms") args.rescan_ms = ranged(key, v, 100, 3600000);
+    else {
+      log_level = text(key, v);
+      if (log_level != "debug" && log_level != "info" && log_level != "warn" && log_level != "error")
+        fail("\"log_level\" must be debug, info, warn or error");
+    }
+  }
+}
 
 std::string ExtensionPath(const std::string& configured) {
   if (!configured.empty()) return configured;

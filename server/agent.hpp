@@ -4,6 +4,7 @@
 // file (deltasync_schedule), or one hub given on the command line, through the deltasync
 // extension loaded into its own connections: the network is the extension's, so this
 // process links libsqlite3 and never libcurl.
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,15 @@ struct AgentArgs {
   long max_backoff_ms = 10000;   // the longest wait between retries while a hub is unreachable
   long rescan_ms = 2000;         // how often each file's schedules are read again
 };
+
+// Reads an agent config file (JSON, docs/live-sync.md): keys "db" (a file name or a list),
+// "url", "token", "extension", "wait_ms", "poll_ms", "max_backoff_ms", "rescan_ms",
+// "log_level". A key whose flag is in `given` (the long flag names set on the command line)
+// is left as the command line set it. Throws deltasync::Error (kInvalidArgument) naming the
+// file and the key for an unreadable file, bad JSON, an unknown key, a wrong type or a value
+// out of range.
+void ApplyConfigFile(const std::string& path, const std::set<std::string>& given, AgentArgs& args,
+                     std::string& log_level);
 
 // The extension to load: `configured` when given, else the first that exists of
 // <dir of the binary>/../sqlite_ext/deltasync.so (the build tree) and

@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cstdio>
 #include <pthread.h>
+#include <set>
 #include <thread>
 
 #include "common/error.hpp"
@@ -167,7 +168,12 @@ int main(int argc, char** argv) {
   agent::AgentArgs g;
   std::string agent_log_level = "info";
   CLI::App* agent_cmd = app.add_subcommand("agent", "keep SQLite files in sync with their hubs (docs/live-sync.md)");
-  agent_cmd->add_option("--db", g.dbs, "a SQLite file whose schedules to run (repeatable)")->required();
+  std::string agent_config;
+  agent_cmd->add_option("--config", agent_config,
+                        "JSON file with any of these options (keys as the flags: \"db\", \"token\", \"poll_ms\", ...); "
+                        "flags given here win")
+      ->check(CLI::ExistingFile);
+  agent_cmd->add_option("--db", g.dbs, "a SQLite file whose schedules to run (repeatable)");
   agent_cmd->add_option("--url", g.url, "one hub for every file instead of their stored schedules");
   agent_cmd->add_option("--token", g.token, "bearer token for --url");
   agent_cmd->add_option("--extension", g.extension,
@@ -190,6 +196,17 @@ int main(int argc, char** argv) {
   try {
     if (*serve) return Serve(a);
     if (*agent_cmd) {
+      if (!agent_config.empty()) {
+        std::set<std::string> given;
+        for (const CLI::Option* o : agent_cmd->get_options())
+          if (o->count() > 0) given.insert(o->get_name());
+        try {
+          agent::ApplyConfigFile(agent_config, given, g, agent_log_level);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "%s\n", e.what());
+          return 2;
+        }
+      }
       SetLogLevel(agent_log_level == "debug" ? LogLevel::kDebug : agent_log_level == "warn" ? LogLevel::kWarn
                   : agent_log_level == "error"                  ? LogLevel::kError
                                                                 : LogLevel::kInfo);

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "e2e/hub_process.hpp"
 #include "sqlite/sqlite_test_util.hpp"
 
@@ -321,6 +323,52 @@ TEST(Agent, UrlFlagAndSchedulesChangedWhileRunning) {
   EXPECT_EQ(sites[1]->Count(), 1);
   EXPECT_EQ(agents[0]->log().find("tok-shop"), std::string::npos) << "the token reached the log";
   for (auto& a : agents) EXPECT_EQ(a->Signal(SIGTERM, std::chrono::seconds(10)), 0) << Logs(agents, hub);
+}
+
+// --config FILE (JSON): the files, the hub and its token come from the file (the token then
+// never appears in the process list); a flag on the command line wins over the file; a bad
+// file is refused with exit status 2 and a message naming the key.
+TEST(Agent, ConfigFileGivesFilesHubAndTokenAndFlagsWin) {
+  HubProcess::Options o;
+  o.auto_create_nodes = false;
+  o.config_json = R"({"nodes": {"shop": {"tokens": ["tok-cfg"]}}})";
+  HubProcess hub(o);
+  std::string url = hub.url("shop");
+  std::vector<std::unique_ptr<SiteFile>> sites;
+  for (int k = 0; k < 2; ++k) sites.push_back(std::make_unique<SiteFile>(url));
+  for (auto& s : sites) s->db->Text("SELECT deltasync_unschedule(?1)", {Value::Text(url)});
+  std::string cfg = UniqueTempPath("agent", ".json");
+  {
+    std::ofstream out(cfg);
+    out << nlohmann::json{{"db", {sites[0]->path, sites[1]->path}}, {"url", url}, {"token", "tok-cfg"},
+                          {"poll_ms", 20}, {"log_level", "error"}}
+               .dump();
+  }
+  // --log-level info on the command line wins over the file's "error": the start line shows.
+  AgentProcess agent({"--config", cfg, "--log-level", "info"});
+  ASSERT_EQ(agent.Starts(), 1u) << agent.log();
+  sites[0]->Write("a", "s0", 1);
+  sites[1]->Write("b", "s1", 2);
+  ASSERT_TRUE(Converged(sites, 2, std::chrono::seconds(20))) << agent.log() << hub.log();
+  EXPECT_EQ(agent.log().find("tok-cfg"), std::string::npos) << "the token reached the log";
+  EXPECT_EQ(agent.Signal(SIGTERM, std::chrono::seconds(10)), 0) << agent.log();
+
+  for (const auto& [body, says] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"db": "x.db", "tokn": "t"})", "unknown key \"tokn\""},
+           {R"({"db": "x.db", "poll_ms": 0})", "\"poll_ms\" must be an integer"},
+           {R"({"db": []})", "\"db\" must be"},
+           {"not json", "is not a JSON object"}}) {
+    {
+      std::ofstream out(cfg);
+      out << body;
+    }
+    AgentProcess bad({"--config", cfg});
+    int status = bad.Signal(0, std::chrono::seconds(10));
+    ASSERT_NE(status, -1) << bad.log();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << body << ": " << bad.log();
+    EXPECT_NE(bad.log().find(says), std::string::npos) << body << ": " << bad.log();
+  }
+  std::remove(cfg.c_str());
 }
 
 // sqlite3_interrupt on a connection cancels its long-poll in flight: the pull fails at once
