@@ -711,6 +711,16 @@ bool Hub::Tls() const { return !impl_->config.tls_cert.empty(); }
 
 void Hub::Reload(const HubConfig& config) {
   auto policy = std::make_shared<const AccessPolicy>(config);
+  // Upstream links keep the settings they started with: say so when the file changed them.
+  auto upstreams = [](const HubConfig& c) {
+    std::map<std::string, std::string> out;
+    for (const auto& [name, node] : c.nodes)
+      if (node.upstream) out[name] = node.upstream->url + node.upstream->sync_options.dump() +
+                                     std::to_string(node.upstream->max_backoff_ms);
+    return out;
+  };
+  if (upstreams(config) != upstreams(impl_->config))
+    Log(LogLevel::kWarn, "SIGHUP: upstream settings changed in the config file; they take effect at the next start");
   std::lock_guard<std::mutex> lock(impl_->policy_mu);
   impl_->policy = std::move(policy);
 }

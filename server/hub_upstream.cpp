@@ -177,6 +177,8 @@ class UpstreamLinks::LinkSite : public SyncSite {
     {
       std::lock_guard<std::mutex> lock(link_.mu);
       pass_epoch_ = link_.epoch;
+      pass_since_ = since;
+      pass_saved_ = -1;
       site = link_.site;
     }
     Contact(site, since);
@@ -216,7 +218,7 @@ class UpstreamLinks::LinkSite : public SyncSite {
       out.rows = r.rows;
       if (r.applied > 0 || r.rows > 0) link_.news.Notify(link_.node);
     }
-    if (move_cursor) {
+    if (move_cursor && page.until != page.since) {
       LinkUpdate u;
       u.pull_cursor = page.until;
       link_.store.SaveLink(link_.node, link_.key, u);
@@ -249,14 +251,18 @@ class UpstreamLinks::LinkSite : public SyncSite {
   void SavePushCursor(int64_t until) {
     std::lock_guard<std::mutex> lock(link_.mu);
     if (link_.epoch != pass_epoch_) return;  // the cursors started over during this pass
+    if (until == pass_since_ || until == pass_saved_)
+      return;  // nothing moved: no write (an idle link writes nothing)
     LinkUpdate u;
     u.push_cursor = until;
     link_.store.SaveLink(link_.node, link_.key, u);
+    pass_saved_ = until;
   }
 
   Link& link_;
   bool upward_;
   uint64_t pass_epoch_ = 0;
+  int64_t pass_since_ = -1, pass_saved_ = -1;
   int64_t contact_since_ = -1, contact_ms_ = 0;
 };
 
