@@ -315,8 +315,8 @@ class PgApplyTable : public ApplyTable {
     std::string keys = ShadowKeyList(t_.pk.size());
     if (shadow_inserts_.rows() > 0) {
       if (!insert_shadows_.Ready())
-        insert_shadows_.Prepare("INSERT INTO " + t_.q_meta + " (" + keys + ", cl, ver, hlc, site, clk) SELECT * FROM unnest(" +
-                                    ParamList(1, nk_ + 5) + ")",
+        insert_shadows_.Prepare("INSERT INTO " + t_.q_meta + " (" + keys + ", cl, ver, hlc, site, clk) SELECT " +
+                                    UnnestList(nk_ + 5),
                                 shadow_inserts_.ArrayTypes(), false);
       insert_shadows_.Run(shadow_inserts_.Arrays());
     }
@@ -400,7 +400,7 @@ class PgApplyTable : public ApplyTable {
         names += ", " + q;
         set += (set.empty() ? "" : ", ") + q + " = excluded." + q;
       }
-      sql = "INSERT INTO " + t_.q_name + " (" + names + ") SELECT * FROM " + from + " ON CONFLICT (" +
+      sql = "INSERT INTO " + t_.q_name + " (" + names + ") SELECT " + UnnestList(arrays.columns()) + " ON CONFLICT (" +
             ColumnList(t_.pk, "") + ") DO " + (set.empty() ? "NOTHING" : "UPDATE SET " + set);
     }
     Plan p;

@@ -173,4 +173,10 @@ std::string ParamList(size_t first, size_t n) {
   return out;
 }
 
+std::string UnnestList(size_t n) {
+  std::string out;
+  for (size_t k = 0; k < n; ++k) out += (k ? ", unnest($" : "unnest($") + std::to_string(k + 1) + ")";
+  return out;
+}
+
 }  // namespace deltasync

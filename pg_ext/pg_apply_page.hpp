@@ -56,4 +56,9 @@ std::string KeyBytes(const Args& a, size_t n, const std::vector<int16>& lens, co
 // One "$k" per parameter from `first`, as "unnest($1, $2)" takes them.
 std::string ParamList(size_t first, size_t n);
 
+// "unnest($1), unnest($2), ...": the n arrays side by side as the rows of a select list
+// (equal lengths: they run in step). Unlike unnest in FROM, they are not first copied into
+// a tuplestore.
+std::string UnnestList(size_t n);
+
 }  // namespace deltasync
