@@ -104,7 +104,18 @@ std::string_view Stmt::Blob(int col) const {
   return std::string_view(p ? p : "", sqlite3_column_bytes(stmt_, col));
 }
 
+namespace {
+thread_local int savepoints_suspended = 0;
+}  // namespace
+
+SavepointsSuspended::SavepointsSuspended() { ++savepoints_suspended; }
+SavepointsSuspended::~SavepointsSuspended() { --savepoints_suspended; }
+
 Savepoint::Savepoint(sqlite3* db, const char* name) : db_(db), name_(name) {
+  if (savepoints_suspended > 0) {
+    done_ = true;
+    return;
+  }
   Exec(db_, "SAVEPOINT " + name_);
 }
 
@@ -115,6 +126,7 @@ Savepoint::~Savepoint() {
 }
 
 void Savepoint::Release() {
+  if (done_) return;
   Exec(db_, "RELEASE " + name_);
   done_ = true;
 }

@@ -58,6 +58,9 @@ class Stmt {
 };
 
 // A named savepoint that rolls back unless Release()d: all-or-nothing for a function call.
+// While a SavepointsSuspended lives on this thread, it does nothing: SQLite refuses to open a
+// savepoint while a write statement is running, which is where the capture guard follows a
+// schema change (sqlite_ext/sqlite_guard.cpp); that statement's transaction holds it instead.
 class Savepoint {
  public:
   Savepoint(sqlite3* db, const char* name);
@@ -68,6 +71,14 @@ class Savepoint {
   sqlite3* db_;
   std::string name_;
   bool done_ = false;
+};
+
+class SavepointsSuspended {
+ public:
+  SavepointsSuspended();
+  ~SavepointsSuspended();
+  SavepointsSuspended(const SavepointsSuspended&) = delete;
+  SavepointsSuspended& operator=(const SavepointsSuspended&) = delete;
 };
 
 // Keeps sqlite3_last_insert_rowid() what the application last saw across our own inserts.

@@ -6,6 +6,7 @@ SQLITE_EXTENSION_INIT1
 #include <memory>
 
 #include "sqlite_ext/sqlite_functions.hpp"
+#include "sqlite_ext/sqlite_guard.hpp"
 #include "sqlite_ext/sqlite_txn.hpp"
 
 #ifndef SQLITE_INNOCUOUS
@@ -69,27 +70,26 @@ void ReleaseConn(void* p) { delete static_cast<std::shared_ptr<Conn>*>(p); }
 }  // namespace
 }  // namespace deltasync
 
-extern "C" __attribute__((visibility("default"))) int sqlite3_deltasync_init(sqlite3* db, char** pzErrMsg,
-                                                                              const sqlite3_api_routines* pApi) {
-  SQLITE_EXTENSION_INIT2(pApi);
-  using namespace deltasync;
-  // 3.26.0 brought pragma_table_xinfo; UPSERT (3.24.0) is older.
-  if (sqlite3_libversion_number() < 3026000) {
-    *pzErrMsg = sqlite3_mprintf("deltasync: SQLite 3.26.0 or newer is required (this is %s)", sqlite3_libversion());
-    return SQLITE_ERROR;
-  }
+int deltasync::RegisterExtension(sqlite3* db, char** pzErrMsg, std::shared_ptr<Conn>* out) {
   std::shared_ptr<Conn> conn;
   try {
     conn = std::make_shared<Conn>(db);
   } catch (...) {
     return SQLITE_NOMEM;
   }
+  // Before the functions: re-registering them on a second load frees the previous Conn,
+  // which the guard must no longer point to.
+  InstallCaptureGuard(db, conn.get());
   for (const FunctionDef& f : kFunctions) {
     auto* holder = new (std::nothrow) std::shared_ptr<Conn>(conn);
-    if (!holder) return SQLITE_NOMEM;
+    if (!holder) {
+      RemoveCaptureGuard(db);
+      return SQLITE_NOMEM;
+    }
     // On failure SQLite itself calls ReleaseConn on the holder.
     int rc = sqlite3_create_function_v2(db, f.name, f.nargs, f.flags, holder, f.fn, nullptr, nullptr, ReleaseConn);
     if (rc != SQLITE_OK) {
+      RemoveCaptureGuard(db);
       *pzErrMsg = sqlite3_mprintf("deltasync: cannot register %s: %s", f.name, sqlite3_errmsg(db));
       return rc;
     }
@@ -99,5 +99,17 @@ extern "C" __attribute__((visibility("default"))) int sqlite3_deltasync_init(sql
     *pzErrMsg = sqlite3_mprintf("deltasync: cannot register deltasync_txn: %s", sqlite3_errmsg(db));
     return rc;
   }
+  if (out) *out = conn;
   return SQLITE_OK;
+}
+
+extern "C" __attribute__((visibility("default"))) int sqlite3_deltasync_init(sqlite3* db, char** pzErrMsg,
+                                                                              const sqlite3_api_routines* pApi) {
+  SQLITE_EXTENSION_INIT2(pApi);
+  // 3.26.0 brought pragma_table_xinfo; UPSERT (3.24.0) is older.
+  if (sqlite3_libversion_number() < 3026000) {
+    *pzErrMsg = sqlite3_mprintf("deltasync: SQLite 3.26.0 or newer is required (this is %s)", sqlite3_libversion());
+    return SQLITE_ERROR;
+  }
+  return deltasync::RegisterExtension(db, pzErrMsg, nullptr);
 }

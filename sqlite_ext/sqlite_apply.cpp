@@ -10,6 +10,7 @@
 #include "common/quarantine.hpp"
 #include "common/utf8.hpp"
 #include "sqlite_ext/sqlite_apply.hpp"
+#include "sqlite_ext/sqlite_guard.hpp"
 #include "sqlite_ext/sqlite_functions.hpp"
 #include "sqlite_ext/sqlite_repr.hpp"
 
@@ -474,6 +475,7 @@ class SqliteApply : public ApplyPort {
 
 ApplyResult sqlite::ApplyPayload(Conn& conn, const Payload& p) {
   conn.EnsureSchema();
+  GuardTracePause pause(conn);  // a statement or two per row, each traced otherwise
   SqliteApply port(conn);
   return deltasync::ApplyPayload(port, p);
 }

@@ -61,6 +61,13 @@ class Conn {
   // True while deltasync_apply writes: triggers then record nothing.
   bool applying = false;
 
+  // The capture guard (sqlite_guard.cpp): tables that statements prepared since the last
+  // check write without their capture triggers compiled in, and whether a check is running.
+  std::vector<std::string> unproven_writes;
+  bool guarding = false;
+  bool guard_dropping = false;  // the authorizer's last action was a DROP TABLE
+  uint64_t guard_trace_calls = 0;  // statements the guard's trace callback saw start
+
   // Creates the internal tables if missing; refuses a database from a newer deltasync.
   void EnsureSchema();
   const SiteId& LocalSite();

@@ -210,3 +210,107 @@ TEST(Rebuild, RenamedTableIsFollowed) {
   EXPECT_EQ(a.Int("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'product%'"), 0);
   EXPECT_EQ(a.ExecError("SELECT deltasync_disable('item')"), "");
 }
+
+namespace {
+
+// Django's (and most SQLite migration tools') way to change a table, as one statement list.
+constexpr const char* kRebuildSteps =
+    "CREATE TABLE new__product(id INTEGER PRIMARY KEY, stock INTEGER NOT NULL, sku TEXT NOT NULL UNIQUE,"
+    " name TEXT NOT NULL, weight_g INTEGER NOT NULL DEFAULT 100);"
+    "INSERT INTO new__product(id, stock, sku, name) SELECT id, stock, sku, name FROM product;"
+    "DROP TABLE product;"
+    "ALTER TABLE new__product RENAME TO product;";
+
+std::string FreshPath(const char* name) {
+  std::string path = ::testing::TempDir() + "/" + name;
+  for (const char* suffix : {"", "-journal", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+  return path;
+}
+
+// The rows of `site`'s changes since `since` for table product, as "id:col=value" strings.
+std::vector<std::string> ChangedCells(Site& site, int64_t since) {
+  std::vector<std::string> out;
+  auto delta = nlohmann::json::parse(site.Changes(since));
+  for (const auto& t : delta["tables"]) {
+    std::vector<std::string> cols = t["columns"].get<std::vector<std::string>>();
+    for (const auto& r : t["rows"]) out.push_back(r.dump());
+  }
+  return out;
+}
+
+}  // namespace
+
+// Issue 9 (audit A): a write right after a rebuild, before any deltasync call (a Django data
+// migration's UPDATE), in the migration's own transaction: captured, not lost.
+TEST(RebuildGuard, AnUpdateInTheRebuildsTransactionIsCaptured) {
+  Site a, b;
+  a.Exec(kProduct);
+  b.Exec(kProduct);
+  a.Exec("INSERT INTO product VALUES (1, 'SKU-1', 'apple', 10), (2, 'SKU-2', 'pear', 5)");
+  b.Apply(a.Changes(0));
+  b.Exec(std::string("BEGIN;") + kRebuildSteps + "COMMIT;");
+  int64_t before = a.Int("SELECT deltasync_db_version()");
+  a.Exec(std::string("BEGIN;") + kRebuildSteps +
+         "UPDATE product SET stock = 42 WHERE id = 1; UPDATE product SET weight_g = 7 WHERE id = 2;"
+         "INSERT INTO product(id, sku, name, stock, weight_g) VALUES (3, 'SKU-3', 'fig', 1, 30); COMMIT;");
+  EXPECT_EQ(ChangedCells(a, before).size(), 3u);
+  b.Apply(a.Changes(0));
+  EXPECT_EQ(b.Rows("SELECT * FROM product ORDER BY id"), a.Rows("SELECT * FROM product ORDER BY id"));
+  EXPECT_EQ(b.Text("SELECT stock || '/' || (SELECT weight_g FROM product WHERE id = 2) FROM product WHERE id = 1"), "42/7");
+}
+
+// The same in autocommit mode (each write its own transaction), on the connection that
+// rebuilt and on another one whose statement was prepared before the rebuild.
+TEST(RebuildGuard, AutocommitWritesAfterARebuildAreCapturedOnEveryConnection) {
+  for (bool wal : {false, true}) {
+    std::string path = FreshPath("rebuild_guard_test.db");
+    Site a(path), b;
+    if (wal) a.Exec("PRAGMA journal_mode = WAL");
+    a.Exec(kProduct);
+    b.Exec(kProduct);
+    a.Exec("INSERT INTO product VALUES (1, 'SKU-1', 'apple', 10), (2, 'SKU-2', 'pear', 5)");
+    b.Apply(a.Changes(0));
+    b.Exec(std::string("BEGIN;") + kRebuildSteps + "COMMIT;");
+    Site other(path);
+    sqlite3_stmt* prepared = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(other.db(), "UPDATE product SET name = 'prepared-before' WHERE id = 2", -1, &prepared,
+                                 nullptr),
+              SQLITE_OK);
+    int64_t before = a.Int("SELECT deltasync_db_version()");
+    a.Exec(std::string("BEGIN;") + kRebuildSteps + "COMMIT;");
+    a.Exec("UPDATE product SET stock = 42 WHERE id = 1");
+    EXPECT_EQ(sqlite3_step(prepared), SQLITE_DONE) << sqlite3_errmsg(other.db());
+    sqlite3_finalize(prepared);
+    other.Exec("DELETE FROM product WHERE id = 1; INSERT INTO product(id, sku, name, stock, weight_g) VALUES (4, 'SKU-4', 'kiwi', 2, 9)");
+    EXPECT_EQ(ChangedCells(a, before).size(), 3u) << "wal " << wal;
+    b.Apply(a.Changes(0));
+    EXPECT_EQ(b.Rows("SELECT * FROM product ORDER BY id"), a.Rows("SELECT * FROM product ORDER BY id")) << "wal " << wal;
+    EXPECT_EQ(b.Text("SELECT group_concat(id || ':' || name, ',') FROM product"), "2:prepared-before,4:kiwi");
+  }
+}
+
+// A rebuild deltasync cannot follow (the key changed): the next write is stopped before it
+// changes anything, rather than run uncaptured; disable + enable, as the error says, works.
+TEST(RebuildGuard, AWriteAfterARebuildThatCannotBeFollowedIsStopped) {
+  Site a;
+  a.Exec(kProduct);
+  a.Exec("INSERT INTO product VALUES (1, 'SKU-1', 'apple', 10)");
+  a.Exec("BEGIN; CREATE TABLE new__product(sku TEXT PRIMARY KEY, id INTEGER NOT NULL, name TEXT NOT NULL,"
+         " stock INTEGER NOT NULL); INSERT INTO new__product SELECT sku, id, name, stock FROM product;"
+         " DROP TABLE product; ALTER TABLE new__product RENAME TO product; COMMIT;");
+  std::string err = a.ExecError("BEGIN; UPDATE product SET stock = 1; COMMIT;");
+  EXPECT_NE(err.find("interrupt"), std::string::npos) << err;
+  a.ExecError("ROLLBACK");
+  EXPECT_EQ(a.Int("SELECT stock FROM product"), 10);
+  EXPECT_NE(a.ExecError("SELECT deltasync_changes(0)").find("deltasync_disable('product')"), std::string::npos);
+  a.Exec("SELECT deltasync_disable('product'); SELECT deltasync_enable('product');");
+  a.Exec("UPDATE product SET stock = 1");
+  EXPECT_EQ(a.Int("SELECT stock FROM product"), 1);
+}
+
+// Tables nobody tracks: a write neither fails nor gives the database deltasync's tables.
+TEST(RebuildGuard, UntrackedDatabasesAreLeftAlone) {
+  Site a;
+  a.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, a); INSERT INTO t VALUES (1, 'x'); UPDATE t SET a = 'y';");
+  EXPECT_EQ(a.Int("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'deltasync%'"), 0);
+}
