@@ -47,6 +47,14 @@ void RowClocks::Set(uint32_t column, const ColClock& clock) {
   }
 }
 
+void RowClocks::Readopt(uint32_t column, int64_t ver) {
+  auto it = FindColumn(overrides_, column);
+  ColClock& clock = it != overrides_.end() && it->first == column ? it->second : base_;
+  if (clock.Present()) clock.ver = ver;
+  for (Contribution& k : contributions_)
+    if (k.column == column) k.ver = ver;
+}
+
 void RowClocks::SetAll(const ColClock& clock) {
   base_ = clock;
   overrides_.clear();

@@ -68,6 +68,12 @@ class RowClocks {
   // Replaces every contribution (a column move, a decoded row).
   void SetContributions(std::vector<Contribution> c) { contributions_ = std::move(c); }
 
+  // Column `column`'s value is to be sent again under a new name (RENAME COLUMN: the hub and
+  // other sites hold its cells under the old one): its version becomes `ver`, its hlc, site
+  // and cl stay, so every receiver merges it as the same write. A column on the shared clock
+  // takes the shared clock, and so every column on it, along. Explicit form (Resolve first).
+  void Readopt(uint32_t column, int64_t ver);
+
   // Stored form <-> explicit form: replaces 0 by the row's version and causal length ...
   void Resolve(int64_t row_ver, int64_t row_cl);
   // ... and back: writes 0 where an entry equals them, so the extras usually vanish.

@@ -395,6 +395,38 @@ DELTASYNC_PG_FUNCTION(deltasync_clk_remap) {
   PG_RETURN_BYTEA_P(result);
 }
 
+// deltasync.clk_readopt(hlc, site, clk, ver, cl, new_ver, cols): the extras of a live
+// shadow row whose columns at positions `cols` were renamed and are sent again under the new
+// name with row version new_ver: their versions move, their clocks stay (RowClocks::Readopt).
+DELTASYNC_PG_FUNCTION(deltasync_clk_readopt) {
+  for (int a = 0; a < 7; ++a)
+    if (a != 2 && PG_ARGISNULL(a)) throw Error(ErrorCode::kInvalidArgument, "deltasync.clk_readopt: NULL argument");
+  std::string extras = PG_ARGISNULL(2) ? std::string() : std::string(VarlenaBytes(PG_GETARG_DATUM(2)));
+  RowClocks clocks =
+      RowClocks::Decode(static_cast<uint64_t>(PG_GETARG_INT64(0)), static_cast<uint32_t>(PG_GETARG_INT32(1)), extras);
+  int64_t ver = PG_GETARG_INT64(3), cl = PG_GETARG_INT64(4), new_ver = PG_GETARG_INT64(5);
+  Datum* cols = nullptr;
+  bool* nulls = nullptr;
+  int n = 0;
+  PgTry([&] {
+    ArrayType* arr = PG_GETARG_ARRAYTYPE_P(6);
+    deconstruct_array(arr, INT4OID, 4, true, 'i', &cols, &nulls, &n);
+  });
+  clocks.Resolve(ver, cl);
+  for (int k = 0; k < n; ++k)
+    if (!nulls[k] && DatumGetInt32(cols[k]) >= 0) clocks.Readopt(static_cast<uint32_t>(DatumGetInt32(cols[k])), new_ver);
+  clocks.Normalize(new_ver, cl);
+  std::string out = clocks.EncodeExtras();
+  if (out.empty()) PG_RETURN_NULL();
+  bytea* result = nullptr;
+  PgTry([&] {
+    result = static_cast<bytea*>(palloc(VARHDRSZ + out.size()));
+    SET_VARSIZE(result, VARHDRSZ + out.size());
+    memcpy(VARDATA(result), out.data(), out.size());
+  });
+  PG_RETURN_BYTEA_P(result);
+}
+
 // deltasync.clk_added(hlc, site, clk, cols): the extras of a live shadow row after columns
 // were added to its table at positions `cols`: what the row holds there has no version
 // (common/row_clocks MarkAddedColumns).

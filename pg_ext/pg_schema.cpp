@@ -554,6 +554,21 @@ void FollowRename(const RenameStmt& stmt, Oid relid) {
   RunSql("INSERT INTO deltasync.gone_columns (table_id, name, now_named) VALUES ($1, $2, $3)"
          " ON CONFLICT (table_id, name) DO UPDATE SET now_named = excluded.now_named",
          g);
+  // A non-key column's values are sent again under the new name, with their clocks (a site
+  // created after the rename never knew the old name the hub holds them under).
+  for (size_t k = 0; k < cols.size(); ++k) {
+    if (cols[k] != new_name) continue;
+    Args r;
+    r.AddText("{" + std::to_string(k) + "}");
+    std::string meta = "deltasync." + QuoteIdent("meta_" + std::to_string(id));
+    // The sub-select names the row (m.cl), so it runs per row: one new version each. The write
+    // begins here: deltasync.next_version() must not start it (SPI) inside the UPDATE's scan.
+    Backend::Get().BeginWrite();
+    RunSql("UPDATE " + meta + " AS m SET (ver, clk) = (SELECT x.n, deltasync.clk_readopt(m.hlc, m.site, m.clk, m.ver,"
+               " m.cl, x.n, $1::text::integer[]) FROM (SELECT deltasync.next_version() AS n, m.cl) AS x)"
+               " WHERE m.cl % 2 = 1",
+           r);
+  }
   InvalidateCapture(relid);
 }
 

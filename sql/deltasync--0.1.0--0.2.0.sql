@@ -72,6 +72,10 @@ CREATE TABLE deltasync.gone_columns (
   PRIMARY KEY (table_id, name)
 );
 
+CREATE FUNCTION deltasync.clk_readopt(bigint, integer, bytea, bigint, bigint, bigint, integer[]) RETURNS bytea
+  AS 'MODULE_PATHNAME', 'deltasync_clk_readopt' LANGUAGE C IMMUTABLE;
+COMMENT ON FUNCTION deltasync.clk_readopt(bigint, integer, bytea, bigint, bigint, bigint, integer[]) IS
+  'deltasync: the clock extras of a live shadow row whose renamed columns are sent again under their new name';
 CREATE FUNCTION deltasync.clk_added(bigint, integer, bytea, integer[]) RETURNS bytea
   AS 'MODULE_PATHNAME', 'deltasync_clk_added' LANGUAGE C IMMUTABLE;
 COMMENT ON FUNCTION deltasync.clk_added(bigint, integer, bytea, integer[]) IS

@@ -598,8 +598,43 @@ std::vector<GoneColumn> ReadGoneColumns(sqlite3* db, int64_t table_id) {
   return out;
 }
 
+// The renamed non-key columns `cols` (positions) of every live row are sent again under
+// their new names (RowClocks::Readopt): same clocks, a new local version. Without it a site
+// that never knew the old name (created after the migration) would find the values only
+// under it on the hub — kept forever, the rows incomplete.
+void ResendColumns(Conn& conn, const TableInfo& t, const std::vector<uint32_t>& cols) {
+  sqlite3* db = conn.db();
+  std::vector<std::pair<std::vector<Value>, std::pair<int64_t, std::string>>> rewrites;
+  {
+    int nk = static_cast<int>(t.pk.size());
+    Stmt s(db, "SELECT " + ShadowKeyList(t.pk.size()) + ", cl, ver, hlc, site, clk FROM " + t.q_meta +
+                   " WHERE (cl & 1) = 1");
+    while (s.Step()) {
+      int64_t cl = s.Int(nk), ver = s.Int(nk + 1);
+      RowClocks clocks = RowClocks::Decode(static_cast<uint64_t>(s.Int(nk + 2)), static_cast<uint32_t>(s.Int(nk + 3)),
+                                           s.Blob(nk + 4));
+      clocks.Resolve(ver, cl);
+      int64_t now = conn.NextVersion();
+      for (uint32_t c : cols) clocks.Readopt(c, now);
+      clocks.Normalize(now, cl);
+      std::vector<Value> key;
+      for (int k = 0; k < nk; ++k) key.push_back(s.Val(k));
+      rewrites.emplace_back(std::move(key), std::make_pair(now, clocks.EncodeExtras()));
+    }
+  }
+  Stmt put(db, "UPDATE " + t.q_meta + " SET ver = ?1, clk = ?2 WHERE " + ShadowKeyWhere(t.pk.size(), 3));
+  for (auto& [key, row] : rewrites) {
+    put.BindInt(1, row.first);
+    if (row.second.empty()) put.Bind(2, Value::Null());
+    else put.BindBlob(2, row.second);
+    for (size_t k = 0; k < key.size(); ++k) put.Bind(static_cast<int>(k + 3), key[k]);
+    put.Run();
+  }
+}
+
 bool PersistColumnRenames(Conn& conn, const TableInfo& known) {
   sqlite3* db = conn.db();
+  LastRowidGuard rowid(db);
   Savepoint sp(db, "deltasync_renames");
   Stmt up(db, "UPDATE deltasync_tables SET pk = ?1, columns = ?2 WHERE id = ?3");
   std::string pk = Json(known.pk).dump(), cols = Json(known.cols).dump();
@@ -608,10 +643,14 @@ bool PersistColumnRenames(Conn& conn, const TableInfo& known) {
   up.BindInt(3, known.id);
   up.Run();
   SaveTableReprs(db, known.id, known.pk, known.cols, known.reprs, known.policies);  // under the new names
+  std::vector<uint32_t> resend;
   for (const auto& [old_name, now] : known.renames) {
     ForgetGoneColumn(db, known.id, now);
     RecordGoneColumn(db, known.id, old_name, now);
+    for (size_t c = 0; c < known.cols.size(); ++c)
+      if (known.cols[c] == now) resend.push_back(static_cast<uint32_t>(c));
   }
+  if (!resend.empty()) ResendColumns(conn, known, resend);
   sp.Release();
   return true;
 }

@@ -243,6 +243,24 @@ TEST(RowClocks, GetSetAndSetAll) {
   EXPECT_EQ(rc.Base(), CC(400, 5, 11, 3));
 }
 
+// A renamed column is sent again: its version moves, its hlc, site and cl do not; a column
+// on the shared clock moves the shared clock; a column without a clock stays without one.
+TEST(RowClocks, ReadoptMovesOnlyTheVersion) {
+  RowClocks rc(CC(100, 0, 7, 1));
+  rc.Set(2, CC(200, 3, 8, 1));
+  rc.Set(4, CC(0, 0, 9, 0));
+  rc.Readopt(2, 50);
+  EXPECT_EQ(rc.Get(2), CC(200, 3, 50, 1));
+  EXPECT_EQ(rc.Base(), CC(100, 0, 7, 1));
+  rc.Readopt(1, 51);
+  EXPECT_EQ(rc.Base(), CC(100, 0, 51, 1));
+  EXPECT_EQ(rc.Get(0), CC(100, 0, 51, 1));
+  EXPECT_EQ(rc.Get(2), CC(200, 3, 50, 1));
+  rc.Readopt(4, 52);
+  EXPECT_FALSE(rc.Get(4).Present());
+  EXPECT_EQ(rc.Get(4).ver, 9);
+}
+
 TEST(RowClocks, DefaultHasNoClock) {
   RowClocks rc;
   EXPECT_FALSE(rc.Get(0).Present());

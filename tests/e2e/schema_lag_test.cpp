@@ -88,3 +88,46 @@ TEST(HubSchemaLag, ADroppedColumnsCellsOnTheHubKeepNothing) {
   EXPECT_EQ(b.Int("SELECT count(*) FROM deltasync_pending"), 0);
   EXPECT_EQ(b.Text("SELECT group_concat(DISTINCT name) FROM t"), "n2");
 }
+
+// Issue 9 (audit B): a renamed column's history follows the new name on the hub. Sites A
+// and B rename name -> title (Django's RenameField) after their rows reached the hub; a
+// site created after the migration (title NOT NULL, it never knew "name") pulls everything
+// and must get complete rows, with nothing kept under the old name's values for long.
+TEST(HubSchemaLag, ARenamedColumnsValuesReachASiteCreatedAfterTheRename) {
+  HubProcess hub;
+  std::string url = hub.url("rename");
+  Site a, b;
+  for (Site* s : {&a, &b})
+    s->Exec("CREATE TABLE p(id INTEGER PRIMARY KEY, name TEXT NOT NULL, stock INTEGER NOT NULL);"
+            " SELECT deltasync_enable('p');");
+  for (int k = 1; k <= 30; ++k)
+    (k % 2 ? a : b).Exec("INSERT INTO p VALUES (" + std::to_string(k) + ", 'item " + std::to_string(k) + "', " +
+                         std::to_string(k) + ")");
+  Sync(a, url);
+  Sync(b, url);
+  Sync(a, url);
+  b.Exec("UPDATE p SET stock = 100 WHERE id = 2");  // a column clock of its own, after the first push
+  Sync(b, url);
+  for (Site* s : {&a, &b}) {
+    s->Exec("ALTER TABLE p RENAME COLUMN name TO title");
+    Sync(*s, url);
+  }
+  a.Exec("UPDATE p SET title = 'renamed later' WHERE id = 3");
+  Sync(a, url);
+  Site c;
+  c.Exec("CREATE TABLE p(id INTEGER PRIMARY KEY, title TEXT NOT NULL, stock INTEGER NOT NULL);"
+         " SELECT deltasync_enable('p');");
+  Json r = Sync(c, url);
+  EXPECT_EQ(c.Int("SELECT count(*) FROM p"), 30) << r.dump();
+  EXPECT_EQ(c.Int("SELECT count(*) FROM deltasync_quarantine"), 0);
+  auto rows = [](Site& s) {
+    return s.Text("SELECT group_concat(id || ' ' || title || ' ' || stock, char(10)) FROM (SELECT * FROM p ORDER BY id)");
+  };
+  EXPECT_EQ(rows(c), rows(a));
+  Sync(b, url);
+  EXPECT_EQ(rows(b), rows(a));
+  EXPECT_EQ(c.Text("SELECT title || '/' || (SELECT stock FROM p WHERE id = 2) FROM p WHERE id = 3"), "renamed later/100");
+  // The re-sent values keep their clocks: on the sites that had them nothing changed.
+  Json ra = Sync(a, url);
+  EXPECT_EQ(ra["pull"]["quarantined"].get<int64_t>(), 0) << ra.dump();
+}

@@ -2,7 +2,7 @@
 -- (dblink): NOT NULL columns without defaults, renamed columns (issue 9, items 1 and 2).
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(21);
+SELECT plan(22);
 SELECT dblink_connect('b', :'other');
 
 CREATE FUNCTION pg_temp.on_b(sql text) RETURNS void LANGUAGE sql AS $$ SELECT dblink_exec('b', sql) $$;
@@ -39,7 +39,11 @@ SELECT is((pg_temp.a_to_b(:v2)->>'applied')::int, 4, 'an update of two columns o
 SELECT ok(pg_temp.same('product'), '... and both sites agree');
 
 -- RENAME COLUMN: the tracked lists follow it, history included, writes keep working.
+SELECT deltasync_db_version() AS vr \gset
 ALTER TABLE product RENAME COLUMN name TO title;
+SELECT ok(jsonb_array_length(deltasync_changes(:vr)::jsonb->'tables'->0->'rows') = 2
+          AND deltasync_changes(:vr) LIKE '%"title"%' AND deltasync_changes(:vr) LIKE '%"apple!"%',
+  'a rename sends the column''s values again, under the new name (a site created later never knew the old one)');
 SELECT pg_temp.on_b('ALTER TABLE product RENAME COLUMN name TO title');
 SELECT is((SELECT columns::jsonb FROM deltasync.tables WHERE name = 'product'), '["sku", "title", "stock"]'::jsonb,
   'the tracked column list follows the rename');
