@@ -327,21 +327,60 @@ DELTASYNC_PG_FUNCTION(deltasync_ne) {
   PG_RETURN_INT64(equal ? 0 : 1);
 }
 
+namespace {
+
+// The clocks of a shadow row from the arguments (hlc, site, clk) at 0, 1, 2 (clk may be NULL).
+RowClocks ClocksArg(FunctionCallInfo fcinfo) {
+  std::string extras = PG_ARGISNULL(2) ? std::string() : std::string(VarlenaBytes(PG_GETARG_DATUM(2)));
+  return RowClocks::Decode(static_cast<uint64_t>(PG_GETARG_INT64(0)), static_cast<uint32_t>(PG_GETARG_INT32(1)), extras);
+}
+
+// The elements of an int4[] argument; a NULL element reads as `null_as`.
+std::vector<int64_t> IntArrayArg(FunctionCallInfo fcinfo, int arg, int64_t null_as) {
+  Datum* items = nullptr;
+  bool* nulls = nullptr;
+  int n = 0;
+  PgTry([&] {
+    ArrayType* arr = PG_GETARG_ARRAYTYPE_P(arg);
+    deconstruct_array(arr, INT4OID, 4, true, 'i', &items, &nulls, &n);
+  });
+  std::vector<int64_t> out(static_cast<size_t>(n), null_as);
+  for (int k = 0; k < n; ++k)
+    if (!nulls[k]) out[static_cast<size_t>(k)] = DatumGetInt32(items[k]);
+  return out;
+}
+
+// The extras blob of `clocks` as the function's bytea result (SQL NULL when empty).
+Datum ExtrasResult(FunctionCallInfo fcinfo, const RowClocks& clocks) {
+  std::string out = clocks.EncodeExtras();
+  if (out.empty()) PG_RETURN_NULL();
+  bytea* result = nullptr;
+  PgTry([&] {
+    result = static_cast<bytea*>(palloc(VARHDRSZ + out.size()));
+    SET_VARSIZE(result, VARHDRSZ + out.size());
+    memcpy(VARDATA(result), out.data(), out.size());
+  });
+  PG_RETURN_BYTEA_P(result);
+}
+
+void RequireArgs(FunctionCallInfo fcinfo, int n, const char* fn) {
+  for (int k = 0; k < n; ++k)
+    if (k != 2 && PG_ARGISNULL(k)) throw Error(ErrorCode::kInvalidArgument, std::string(fn) + ": NULL argument");
+}
+
+}  // namespace
+
 // deltasync.clk_set(hlc, site, clk, cl, ver, now, VARIADIC masks): the extras of a shadow
 // row after an update of the columns whose bits are set (kColumnsPerMask per mask). A local write always
 // gets a clock newer than the version it overwrites, even one from a faster clock or from
 // another backend in the same millisecond.
 DELTASYNC_PG_FUNCTION(deltasync_clk_set) {
-  for (int k = 0; k < 6; ++k)
-    if (k != 2 && PG_ARGISNULL(k))
-      throw Error(ErrorCode::kInvalidArgument, "deltasync.clk_set: NULL argument");
-  std::string extras = PG_ARGISNULL(2) ? std::string() : std::string(VarlenaBytes(PG_GETARG_DATUM(2)));
-  RowClocks clocks = RowClocks::Decode(static_cast<uint64_t>(PG_GETARG_INT64(0)),
-                                       static_cast<uint32_t>(PG_GETARG_INT32(1)), extras);
+  RequireArgs(fcinfo, 6, "deltasync.clk_set");
+  RowClocks clocks = ClocksArg(fcinfo);
   int64_t cl = PG_GETARG_INT64(3);
   clocks.Resolve(PG_GETARG_INT64(4), cl);
   auto now = static_cast<uint64_t>(PG_GETARG_INT64(5));
-  Datum* masks = nullptr;
+  Datum* masks = nullptr;  // per captured row: no copy of the array
   bool* nulls = nullptr;
   int n = 0;
   PgTry([&] {
@@ -351,15 +390,7 @@ DELTASYNC_PG_FUNCTION(deltasync_clk_set) {
   MarkUpdatedColumns(clocks, cl, now, n,
                      [&](int g) { return nulls[g] ? uint64_t{0} : static_cast<uint64_t>(DatumGetInt64(masks[g])); },
                      Backend::Get().clock());
-  std::string out = clocks.EncodeExtras();
-  if (out.empty()) PG_RETURN_NULL();
-  bytea* result = nullptr;
-  PgTry([&] {
-    result = static_cast<bytea*>(palloc(VARHDRSZ + out.size()));
-    SET_VARSIZE(result, VARHDRSZ + out.size());
-    memcpy(VARDATA(result), out.data(), out.size());
-  });
-  PG_RETURN_BYTEA_P(result);
+  return ExtrasResult(fcinfo, clocks);
 }
 
 // deltasync.clk_remap(hlc, site, clk, to): the extras of a shadow row after its table's
@@ -367,93 +398,38 @@ DELTASYNC_PG_FUNCTION(deltasync_clk_set) {
 // is gone, and so is its clock).
 DELTASYNC_PG_FUNCTION(deltasync_clk_remap) {
   if (PG_ARGISNULL(2)) PG_RETURN_NULL();
-  if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
-    throw Error(ErrorCode::kInvalidArgument, "deltasync.clk_remap: NULL argument");
-  RowClocks old = RowClocks::Decode(static_cast<uint64_t>(PG_GETARG_INT64(0)), static_cast<uint32_t>(PG_GETARG_INT32(1)),
-                                    std::string(VarlenaBytes(PG_GETARG_DATUM(2))));
-  Datum* to = nullptr;
-  bool* nulls = nullptr;
-  int n = 0;
-  PgTry([&] {
-    ArrayType* arr = PG_GETARG_ARRAYTYPE_P(3);
-    deconstruct_array(arr, INT4OID, 4, true, 'i', &to, &nulls, &n);
-  });
+  RequireArgs(fcinfo, 4, "deltasync.clk_remap");
+  RowClocks old = ClocksArg(fcinfo);
+  std::vector<int64_t> to = IntArrayArg(fcinfo, 3, -1);
   RowClocks moved(old.Base());
-  for (const auto& [col, clock] : old.Overrides()) {
-    if (col >= static_cast<uint32_t>(n) || nulls[col]) continue;
-    int32 dest = DatumGetInt32(to[col]);
-    if (dest >= 0) moved.Set(static_cast<uint32_t>(dest), clock);
-  }
-  std::string out = moved.EncodeExtras();
-  if (out.empty()) PG_RETURN_NULL();
-  bytea* result = nullptr;
-  PgTry([&] {
-    result = static_cast<bytea*>(palloc(VARHDRSZ + out.size()));
-    SET_VARSIZE(result, VARHDRSZ + out.size());
-    memcpy(VARDATA(result), out.data(), out.size());
-  });
-  PG_RETURN_BYTEA_P(result);
+  for (const auto& [col, clock] : old.Overrides())
+    if (col < to.size() && to[col] >= 0) moved.Set(static_cast<uint32_t>(to[col]), clock);
+  return ExtrasResult(fcinfo, moved);
 }
 
 // deltasync.clk_readopt(hlc, site, clk, ver, cl, new_ver, cols): the extras of a live
 // shadow row whose columns at positions `cols` were renamed and are sent again under the new
 // name with row version new_ver: their versions move, their clocks stay (RowClocks::Readopt).
 DELTASYNC_PG_FUNCTION(deltasync_clk_readopt) {
-  for (int a = 0; a < 7; ++a)
-    if (a != 2 && PG_ARGISNULL(a)) throw Error(ErrorCode::kInvalidArgument, "deltasync.clk_readopt: NULL argument");
-  std::string extras = PG_ARGISNULL(2) ? std::string() : std::string(VarlenaBytes(PG_GETARG_DATUM(2)));
-  RowClocks clocks =
-      RowClocks::Decode(static_cast<uint64_t>(PG_GETARG_INT64(0)), static_cast<uint32_t>(PG_GETARG_INT32(1)), extras);
-  int64_t ver = PG_GETARG_INT64(3), cl = PG_GETARG_INT64(4), new_ver = PG_GETARG_INT64(5);
-  Datum* cols = nullptr;
-  bool* nulls = nullptr;
-  int n = 0;
-  PgTry([&] {
-    ArrayType* arr = PG_GETARG_ARRAYTYPE_P(6);
-    deconstruct_array(arr, INT4OID, 4, true, 'i', &cols, &nulls, &n);
-  });
-  clocks.Resolve(ver, cl);
-  for (int k = 0; k < n; ++k)
-    if (!nulls[k] && DatumGetInt32(cols[k]) >= 0) clocks.Readopt(static_cast<uint32_t>(DatumGetInt32(cols[k])), new_ver);
+  RequireArgs(fcinfo, 7, "deltasync.clk_readopt");
+  RowClocks clocks = ClocksArg(fcinfo);
+  int64_t cl = PG_GETARG_INT64(4), new_ver = PG_GETARG_INT64(5);
+  clocks.Resolve(PG_GETARG_INT64(3), cl);
+  for (int64_t c : IntArrayArg(fcinfo, 6, -1))
+    if (c >= 0) clocks.Readopt(static_cast<uint32_t>(c), new_ver);
   clocks.Normalize(new_ver, cl);
-  std::string out = clocks.EncodeExtras();
-  if (out.empty()) PG_RETURN_NULL();
-  bytea* result = nullptr;
-  PgTry([&] {
-    result = static_cast<bytea*>(palloc(VARHDRSZ + out.size()));
-    SET_VARSIZE(result, VARHDRSZ + out.size());
-    memcpy(VARDATA(result), out.data(), out.size());
-  });
-  PG_RETURN_BYTEA_P(result);
+  return ExtrasResult(fcinfo, clocks);
 }
 
 // deltasync.clk_added(hlc, site, clk, cols): the extras of a live shadow row after columns
 // were added to its table at positions `cols`: what the row holds there has no version
 // (common/row_clocks MarkAddedColumns).
 DELTASYNC_PG_FUNCTION(deltasync_clk_added) {
-  if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
-    throw Error(ErrorCode::kInvalidArgument, "deltasync.clk_added: NULL argument");
-  std::string extras = PG_ARGISNULL(2) ? std::string() : std::string(VarlenaBytes(PG_GETARG_DATUM(2)));
-  RowClocks clocks =
-      RowClocks::Decode(static_cast<uint64_t>(PG_GETARG_INT64(0)), static_cast<uint32_t>(PG_GETARG_INT32(1)), extras);
-  Datum* cols = nullptr;
-  bool* nulls = nullptr;
-  int n = 0;
-  PgTry([&] {
-    ArrayType* arr = PG_GETARG_ARRAYTYPE_P(3);
-    deconstruct_array(arr, INT4OID, 4, true, 'i', &cols, &nulls, &n);
-  });
+  RequireArgs(fcinfo, 4, "deltasync.clk_added");
+  RowClocks clocks = ClocksArg(fcinfo);
   std::vector<uint32_t> added;
-  for (int k = 0; k < n; ++k)
-    if (!nulls[k] && DatumGetInt32(cols[k]) >= 0) added.push_back(static_cast<uint32_t>(DatumGetInt32(cols[k])));
+  for (int64_t c : IntArrayArg(fcinfo, 3, -1))
+    if (c >= 0) added.push_back(static_cast<uint32_t>(c));
   MarkAddedColumns(clocks, added);
-  std::string out = clocks.EncodeExtras();
-  if (out.empty()) PG_RETURN_NULL();
-  bytea* result = nullptr;
-  PgTry([&] {
-    result = static_cast<bytea*>(palloc(VARHDRSZ + out.size()));
-    SET_VARSIZE(result, VARHDRSZ + out.size());
-    memcpy(VARDATA(result), out.data(), out.size());
-  });
-  PG_RETURN_BYTEA_P(result);
+  return ExtrasResult(fcinfo, clocks);
 }
