@@ -489,7 +489,7 @@ void FnApply(sqlite3_context* ctx, int, sqlite3_value** argv) {
     std::string_view text(static_cast<const char*>(sqlite3_value_blob(argv[0])), sqlite3_value_bytes(argv[0]));
     Payload p = DecodeJson(text);  // fully validated before anything is touched
     ApplyResult r = ApplyPayload(conn, p);
-    ResultText(ctx, ApplyResultJson(r, conn.CurrentDbVersion()).dump());
+    ResultText(ctx, ApplyResultJson(r, conn.SafeVersion()).dump());
   });
 }
 

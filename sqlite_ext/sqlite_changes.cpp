@@ -138,7 +138,7 @@ class SqliteCollect : public CollectPort {
   SqliteCollect(Conn& conn, bool as_stored) : conn_(conn), as_stored_(as_stored) {}
   const SiteId& LocalSite() override { return conn_.LocalSite(); }
   const SiteId& SiteOf(uint32_t ordinal) override { return conn_.SiteOf(ordinal); }
-  int64_t Horizon() override { return conn_.CurrentDbVersion(); }
+  int64_t Horizon() override { return conn_.SafeVersion(); }
 
   void ForEachTable(int64_t since, int64_t, const std::function<void(ChangeCursor&)>& table) override {
     for (const TableInfo& t : conn_.LoadTables()) {

@@ -199,7 +199,7 @@ void Conn::RefreshTxnHlc() {
   WriteClockState();
 }
 
-int64_t Conn::CurrentDbVersion() {
+int64_t Conn::SafeVersion() {
   EnsureSchema();
   // Inside a write transaction the rest of its block is still to be issued, so the cursor
   // is the last version issued; outside, the stored reservation covers everything issued.

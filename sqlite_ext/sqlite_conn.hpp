@@ -78,16 +78,17 @@ class Conn {
   // Makes later local writes in this transaction newer than everything seen so far.
   void RefreshTxnHlc();
   bool InTxn() const { return in_txn_; }
-  // Called when the write transaction commits (sqlite_txn.cpp) ...
-  void EndTxn() { in_txn_ = false; }
-  // ... or rolls back, wholly or to a savepoint: what it registered may be gone too.
-  void RollBackTxn() {
+  // Called when the write transaction commits, or rolls back wholly or to a savepoint
+  // (`aborted`: what it registered may be gone too) — sqlite_txn.cpp; as PostgreSQL's Backend.
+  void EndTxn(bool aborted) {
     in_txn_ = false;
-    sites_loaded_ = false;
+    if (aborted) sites_loaded_ = false;
   }
 
-  // This site's db_version: every version issued so far is <= it, every later one > it.
-  int64_t CurrentDbVersion();
+  // This site's db_version: every version issued so far is <= it, every later one > it. With
+  // one writer at a time every version at or below it is committed or rolled back, so it is
+  // also what PostgreSQL's Backend::SafeVersion computes from its running writers.
+  int64_t SafeVersion();
 
   uint32_t SiteOrdinal(const SiteId& site);  // registers unseen sites
   const SiteId& SiteOf(uint32_t ordinal);

@@ -18,7 +18,7 @@ void FnSiteId(sqlite3_context* ctx, int, sqlite3_value**) {
 }
 
 void FnDbVersion(sqlite3_context* ctx, int, sqlite3_value**) {
-  Guarded(ctx, [&] { sqlite3_result_int64(ctx, ConnOf(ctx).CurrentDbVersion()); });
+  Guarded(ctx, [&] { sqlite3_result_int64(ctx, ConnOf(ctx).SafeVersion()); });
 }
 
 namespace {
@@ -86,7 +86,7 @@ class SqliteStatus : public StatusPort {
   }
 
   std::string SiteIdText() override { return conn_.LocalSite().ToString(); }
-  int64_t DbVersion() override { return conn_.CurrentDbVersion(); }
+  int64_t DbVersion() override { return conn_.SafeVersion(); }
 
  private:
   Conn& conn_;

@@ -82,17 +82,17 @@ int Update(sqlite3_vtab*, int, sqlite3_value**, sqlite3_int64*) { return SQLITE_
 int Begin(sqlite3_vtab*) { return SQLITE_OK; }
 int Sync(sqlite3_vtab*) { return SQLITE_OK; }
 int Commit(sqlite3_vtab* v) {
-  ConnOfVtab(v)->EndTxn();
+  ConnOfVtab(v)->EndTxn(false);
   return SQLITE_OK;
 }
 int Rollback(sqlite3_vtab* v) {
-  ConnOfVtab(v)->RollBackTxn();
+  ConnOfVtab(v)->EndTxn(true);
   return SQLITE_OK;
 }
 int Savepoint(sqlite3_vtab*, int) { return SQLITE_OK; }
 int Release(sqlite3_vtab*, int) { return SQLITE_OK; }
 int RollbackTo(sqlite3_vtab* v, int) {
-  ConnOfVtab(v)->RollBackTxn();
+  ConnOfVtab(v)->EndTxn(true);
   return SQLITE_OK;
 }
 
