@@ -14,7 +14,7 @@ PACKAGES=(
   libcurl4-openssl-dev libcpp-httplib-dev
   clang-14 libclang-rt-14-dev llvm-14
   postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libpq-dev bc
-  python3-django python3-psycopg2 python3-sqlalchemy
+  python3-django python3-psycopg2 python3-sqlalchemy python3-alembic
 )
 
 missing=()
