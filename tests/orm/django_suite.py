@@ -20,15 +20,30 @@ in a fresh interpreter, because a phase after a model edit needs the edited mode
           (deltasync_quarantine, status), a rename of one sku fixes every site; an order
           deleted while another site adds a line to it: the delete wins, no orphan.
   rename  Product.name renamed to title (RenameField, makemigrations), migrated on every
-          site, then new rows through the ORM on every site and the delete of a row made
-          before the rename, sync, identical dumpdata. (An edit of a row made before the
-          rename does not sync yet: the hub still sends its cells under the old name.)
+          site, then new rows through the ORM on every site, the delete of a row made
+          before the rename and edits of the renamed column in such rows, sync, identical
+          dumpdata.
   repr    UUIDField and DateTimeField values across engines (every SQLite site enables its
           tables with representations, docs/types.md): a Coupon (UUID primary key) made on
           PostgreSQL is found on SQLite by filter(pk=…), a Product made there by
           filter(created_at=…); updates and a delete from either side reach the one row.
   sqlalchemy  SQLAlchemy sessions on a SQLite site and the PostgreSQL site write the same
           tables (reflected), sync through their own connections; identical dumpdata.
+  addfield  Product.weight_g (AddField with a default: a SQLite rebuild) on every site, then
+          writes on three sites: nothing lost or re-stamped.
+  ids     a model keyed by deltasync_id() (shop.fields.DeltasyncIdField, its pre_save
+          receiver asks the database the object is saved to): ids of each site's id node,
+          none shared; identical dumpdata.
+  lag     Store.phone migrated on site_a and PostgreSQL only; every site writes (site_b what
+          its schema has), sync: site_b keeps the phone changes; it migrates, sync: nothing
+          lost, identical dumpdata.
+  orders  two migrations on one parent (Tag.color, Order.note) and their merge, applied in
+          different orders on the three sites with writes between the steps; identical
+          dumpdata once all are on the merge.
+  datamigration  AddField (a rebuild) and a RunPython that gives every product a random
+          code, in one migration, with no deltasync call between them: run on site_a and
+          synced, the sites behind keep a code for every product (the data migration's
+          UPDATEs were captured); then every site migrates; one code per row everywhere.
 
 Sites are compared by `dumpdata shop`: the two SQLite sites byte for byte, the PostgreSQL
 site record for record (see compare_sites). Exits non-zero on the first failed check.
@@ -486,8 +501,14 @@ def phase_rename(config):
         Product.objects.using(site).create(store=store, sku=f"SKU-NEW-{n}", title=f"made on {site}",
                                            price=Decimal(f"{n}.50"), stock=n, attrs={"n": n})
     Product.objects.using("site_b").get(sku="SKU-1-0").delete()
+    # An edit of the renamed column in a row made before the rename.
+    Product.objects.using(PG_SITE).filter(sku="SKU-2-2").update(title="retitled on pg")
+    Product.objects.using("site_a").filter(sku="SKU-1-2").update(title="retitled on a")
     sync_all(config)
     compare_sites("rename")
+    for site in SITES:
+        got = dict(Product.objects.using(site).filter(sku__in=["SKU-1-2", "SKU-2-2"]).values_list("sku", "title"))
+        check(got == {"SKU-1-2": "retitled on a", "SKU-2-2": "retitled on pg"}, f"{site}: titles {got}")
     for site in SITES:
         for n, origin in enumerate(SITES, start=1):
             title = Product.objects.using(site).get(sku=f"SKU-NEW-{n}").title
@@ -523,7 +544,6 @@ def phase_sqlalchemy(config):
     from shop.fields import site_unique_id
     from shop.models import Product, Tag
     print("scenario: writes through SQLAlchemy sessions on a SQLite and the PostgreSQL site, sync")
-    # Products made after the rename (an older one would hit the rename limitation).
     for site, sku, stock, label in [("site_b", "SKU-NEW-1", 4242, "via sqlalchemy on b"),
                                      (PG_SITE, "SKU-NEW-2", 4343, "via sqlalchemy on pg")]:
         engine = sqlalchemy_engine(config, site)
@@ -576,8 +596,179 @@ def phase_addfield(config):
         check(count(site, "Product", weight_g=100) == count(site, "Product") - 1, f"{site}: default weight_g")
 
 
+def migrate_to(site, target):
+    """manage.py migrate shop <target> on one site, then the deltasync call that follows the
+    migration's rebuilds (docs/applications.md, "Migrations")."""
+    from django.core.management import call_command
+    call_command("migrate", "shop", target, database=site, verbosity=0, interactive=False)
+    sql(site, "SELECT deltasync_status()")
+
+
+def leaf_migration():
+    """The name of the shop app's latest migration on disk."""
+    from django.db.migrations.loader import MigrationLoader
+    leaves = MigrationLoader(None, ignore_no_migrations=True).graph.leaf_nodes("shop")
+    check(len(leaves) == 1, f"shop has {leaves} leaves")
+    return leaves[0][1]
+
+
+def write_migration(name, dependencies, operations, imports=""):
+    """A hand-written migration file in the temporary app, as a developer would write one."""
+    from django.apps import apps
+    path = os.path.join(apps.get_app_config("shop").path, "migrations", name + ".py")
+    deps = ", ".join(f"('shop', {d!r})" for d in dependencies)
+    with open(path, "w") as f:
+        f.write(f"from django.db import migrations, models\n{imports}\n\n"
+                f"class Migration(migrations.Migration):\n"
+                f"    dependencies = [{deps}]\n"
+                f"    operations = [\n{operations}    ]\n")
+
+
+def kept(site):
+    return as_json(sql(site, "SELECT deltasync_status()"))["kept"]
+
+
+def phase_ids(config):
+    """deltasync_id() as the primary key of a model through the ORM (shop.fields.DeltasyncIdField
+    and its pre_save receiver): notes made on every site, by create() and by save(), get ids of
+    their site's id node, never another's; synced, every site holds every note."""
+    from shop.models import Note
+    made = makemigrations("note")
+    check("Create model Note" in made, f"makemigrations made no Note: {made}")
+    for site in SITES:
+        migrate(site)
+        sql(site, "SELECT deltasync_enable('shop_note')")
+    print("scenario: notes keyed by deltasync_id() through the ORM on every site, sync")
+    ids = {}
+    for site in SITES:
+        node = sql(site, "SELECT deltasync_id()") >> 43
+        first = Note.objects.using(site).create(text=f"created on {site}")
+        second = Note(text=f"saved on {site}")
+        second.save(using=site)
+        ids[site] = [first.pk, second.pk]
+        check(all(i >> 43 == node for i in ids[site]), f"{site}: ids {ids[site]} not of node {node}")
+        check(Note.objects.using(site).get(pk=first.pk).text == f"created on {site}", f"{site}: note by pk")
+    every = [i for v in ids.values() for i in v]
+    check(len(set(every)) == 6, f"note ids collide: {ids}")
+    sync_all(config)
+    compare_sites("deltasync_id ids")
+    for site in SITES:
+        check(sorted(Note.objects.using(site).values_list("pk", flat=True)) == sorted(every), f"{site}: notes")
+
+
+def phase_lag(config):
+    """Two sites one migration apart both writing: Store.phone (AddField with a default: a SQLite
+    rebuild) migrated on site_a and the PostgreSQL site only; site_a and PostgreSQL write phones,
+    site_b (behind) writes other columns and tables; sync; then site_b migrates: nothing lost."""
+    from shop.models import Order, OrderLine, Product, Store
+    made = makemigrations("store_phone")
+    check("phone" in made, f"makemigrations made no AddField: {made}")
+    target = leaf_migration()
+    for site in ("site_a", PG_SITE):
+        migrate_to(site, target)
+    print("scenario: site_b a migration behind, every site writes, sync, then site_b migrates")
+    Store.objects.using("site_a").filter(name="Store 1").update(phone="+1 555 0101")
+    Store.objects.using(PG_SITE).filter(name="Store 2").update(phone="+1 555 0202", city="Pg City")
+    # site_b's schema has no phone yet: the ORM writes what does not touch it.
+    sku = sorted(Product.objects.using("site_b").values_list("sku", flat=True))[0]
+    Product.objects.using("site_b").filter(sku=sku).update(stock=4711)
+    order = Order.objects.using("site_b").only("id").order_by("customer").first()
+    product = Product.objects.using("site_b").get(sku=sku)
+    line = OrderLine.objects.using("site_b").create(order_id=order.pk, product=product, quantity=3,
+                                                    unit_price=product.price)
+    sync_all(config)
+    check(kept("site_b") >= 2, f"site_b kept {kept('site_b')} changes of the column it lacks")
+    for site in ("site_a", PG_SITE):
+        check(Product.objects.using(site).get(sku=sku).stock == 4711, f"{site}: stock written on site_b (behind)")
+        check(count(site, "OrderLine", pk=line.pk) == 1, f"{site}: the line made on site_b (behind)")
+        check(Store.objects.using(site).get(name="Store 2").phone == "+1 555 0202", f"{site}: phone from PostgreSQL")
+    check(sql("site_b", "SELECT city FROM shop_store WHERE name = 'Store 2'") == "Pg City",
+          "site_b: the city written with a phone on PostgreSQL")
+    migrate_to("site_b", target)
+    sync_all(config)
+    compare_sites("lagging site migrated")
+    for site in SITES:
+        phones = dict(Store.objects.using(site).values_list("name", "phone"))
+        check(phones == {"Store 1": "+1 555 0101", "Store 2": "+1 555 0202"}, f"{site}: phones {phones}")
+        check(kept(site) == 0, f"{site}: still keeps {kept(site)} changes")
+
+
+def phase_orders(config):
+    """The same migrations applied in different orders: two migrations on one parent (Tag.color,
+    Order.note) and their merge; site_a applies color first, site_b note first, PostgreSQL both
+    at once; each writes what its schema has between the steps; every site ends on the merge."""
+    from shop.models import Order, Tag
+    parent = leaf_migration()
+    write_migration("0100_tag_color", [parent],
+                    "        migrations.AddField('tag', 'color', models.CharField(default='grey', max_length=20)),\n")
+    write_migration("0100_order_note", [parent],
+                    "        migrations.AddField('order', 'note', models.CharField(default='', max_length=100)),\n")
+    write_migration("0101_merge", ["0100_tag_color", "0100_order_note"], "")
+    print("scenario: two migrations applied in different orders on different sites, writes between")
+    migrate_to("site_a", "0100_tag_color")
+    migrate_to("site_b", "0100_order_note")
+    migrate_to(PG_SITE, "0101_merge")
+    Tag.objects.using("site_a").filter(label="site_a-new").update(color="red")
+    Order.objects.using("site_b").filter(customer="customer 2.0").update(note="from site_b")
+    Tag.objects.using(PG_SITE).filter(label="site_b-sale").update(color="blue")
+    Order.objects.using(PG_SITE).filter(customer="customer 2.1").update(note="from pg")
+    sync_all(config)
+    check(sql("site_a", "SELECT color FROM shop_tag WHERE label = 'site_b-sale'") == "blue", "site_a: color from pg")
+    check(sql("site_b", "SELECT note FROM shop_order WHERE customer = 'customer 2.1'") == "from pg",
+          "site_b: note from pg")
+    migrate_to("site_a", "0101_merge")
+    migrate_to("site_b", "0101_merge")
+    sync_all(config)
+    compare_sites("migrations in different orders")
+    for site in SITES:
+        colors = dict(Tag.objects.using(site).exclude(color="grey").values_list("label", "color"))
+        check(colors == {"site_a-new": "red", "site_b-sale": "blue"}, f"{site}: colors {colors}")
+        notes = dict(Order.objects.using(site).exclude(note="").values_list("customer", "note"))
+        check(notes == {"customer 2.0": "from site_b", "customer 2.1": "from pg"}, f"{site}: notes {notes}")
+        check(kept(site) == 0, f"{site}: still keeps {kept(site)} changes")
+
+
+def phase_datamigration(config):
+    """A data migration: AddField Product.code (a default: on SQLite a rebuild) and a RunPython
+    that gives every product its own random code, in one migration. Run on site_a first and
+    synced: the other sites (behind) must keep its values for every product; then every site
+    migrates (each draws its own codes; the newest wins per row) and all hold one code per row."""
+    from shop.models import Product
+    parent = leaf_migration()
+    write_migration("0200_product_code", [parent],
+                    "        migrations.AddField('product', 'code', models.CharField(default='', max_length=32)),\n"
+                    "        migrations.RunPython(fill_codes, migrations.RunPython.noop),\n",
+                    imports="import uuid\n\n\ndef fill_codes(apps, schema_editor):\n"
+                            "    Product = apps.get_model('shop', 'Product')\n"
+                            "    for p in Product.objects.using(schema_editor.connection.alias).filter(code=''):\n"
+                            "        p.code = uuid.uuid4().hex\n"
+                            "        p.save(update_fields=['code'])\n")
+    print("scenario: AddField + RunPython updating every row, on site_a first, sync")
+    from django.core.management import call_command
+    plan = io.StringIO()
+    call_command("sqlmigrate", "shop", "0200_product_code", database="site_a", stdout=plan)
+    check('CREATE TABLE "new__shop_product"' in plan.getvalue(), f"the AddField is no rebuild: {plan.getvalue()}")
+    # No deltasync call between the rebuild and the RunPython's UPDATEs: the capture guard
+    # (docs/applications.md, "Migrations") must capture them.
+    call_command("migrate", "shop", "0200_product_code", database="site_a", verbosity=0, interactive=False)
+    n = count("site_a", "Product")
+    check(count("site_a", "Product", code="") == 0, "site_a: the data migration left empty codes")
+    sync_all(config)
+    for site in ("site_b", PG_SITE):
+        check(kept(site) == n, f"{site} (behind) keeps {kept(site)} codes of {n} products: "
+                               "the data migration's UPDATEs on site_a were not captured")
+    for site in ("site_b", PG_SITE):
+        migrate_to(site, "0200_product_code")
+    sync_all(config)
+    compare_sites("data migration")
+    for site in SITES:
+        check(count(site, "Product", code="") == 0, f"{site}: empty codes")
+        check(len(set(Product.objects.using(site).values_list("code", flat=True))) == n, f"{site}: codes not unique")
+
+
 PHASES = {"v1": phase_v1, "repr": phase_repr, "constraints": phase_constraints, "rename": phase_rename,
-          "sqlalchemy": phase_sqlalchemy, "addfield": phase_addfield}
+          "sqlalchemy": phase_sqlalchemy, "addfield": phase_addfield, "ids": phase_ids, "lag": phase_lag,
+          "orders": phase_orders, "datamigration": phase_datamigration}
 # What the suite runs: phases, and between them the edits a developer makes to models.py.
 PLAN = [
     ("phase", "v1"),
@@ -590,6 +781,21 @@ PLAN = [
     ("edit", "    stock = models.IntegerField()\n",
      "    stock = models.IntegerField()\n    weight_g = models.IntegerField(default=100)\n"),
     ("phase", "addfield"),
+    ("edit", "    percent_off = models.IntegerField()\n",
+     "    percent_off = models.IntegerField()\n\n\nclass Note(models.Model):\n"
+     "    id = DeltasyncIdField()\n    text = models.CharField(max_length=100)\n"),
+    ("phase", "ids"),
+    ("edit", "    city = models.CharField(max_length=100)\n",
+     "    city = models.CharField(max_length=100)\n    phone = models.CharField(max_length=20, default=\"\")\n"),
+    ("phase", "lag"),
+    ("edit", "    label = models.CharField(max_length=50)\n",
+     "    label = models.CharField(max_length=50)\n    color = models.CharField(max_length=20, default=\"grey\")\n"),
+    ("edit", "    placed_at = models.DateTimeField(auto_now_add=True)\n",
+     "    placed_at = models.DateTimeField(auto_now_add=True)\n    note = models.CharField(max_length=100, default=\"\")\n"),
+    ("phase", "orders"),
+    ("edit", "    updated_at = models.DateTimeField(auto_now=True)\n",
+     "    updated_at = models.DateTimeField(auto_now=True)\n    code = models.CharField(max_length=32, default=\"\")\n"),
+    ("phase", "datamigration"),
 ]
 
 

@@ -25,3 +25,29 @@ class SiteUniqueAutoField(models.BigAutoField):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("default", site_unique_id)
         super().__init__(*args, **kwargs)
+
+
+class DeltasyncIdField(models.BigIntegerField):
+    """A primary key whose value is deltasync_id() of the database the row is saved to
+    (docs/applications.md "Ids"): the site's id node in the top bits, the site's own counter
+    below. The pre_save receiver below asks the database the save goes to (a field default
+    cannot: it does not know the database alias). bulk_create sends no signals: give such
+    objects ids first (next_deltasync_id)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("primary_key", True)
+        super().__init__(*args, **kwargs)
+
+
+def next_deltasync_id(using):
+    """SELECT deltasync_id() on the connection of database alias `using`."""
+    from django.db import connections
+    with connections[using].cursor() as cur:
+        cur.execute("SELECT deltasync_id()")
+        return cur.fetchone()[0]
+
+
+def assign_deltasync_id(sender, instance, raw, using, **kwargs):
+    """pre_save: a new object of a model keyed by DeltasyncIdField gets its id from `using`."""
+    if not raw and isinstance(sender._meta.pk, DeltasyncIdField) and instance.pk is None:
+        instance.pk = next_deltasync_id(using)

@@ -7,6 +7,8 @@ import uuid
 
 from django.db import models
 
+from .fields import DeltasyncIdField
+
 
 class Store(models.Model):
     name = models.CharField(max_length=100)
