@@ -19,6 +19,9 @@ Scenarios, each ending with identical rows on every site:
   migration  an Alembic batch migration (on SQLite the rebuild pattern: a new table, copy,
              drop, rename; on PostgreSQL plain ALTER TABLE) on every site, a deltasync call
              after it, then writes of the new and the old columns on three sites; sync.
+  health     the hub stopped: every site's sync fails, and a new connection's
+             deltasync_status() shows last_error, failing_since_ms, failures; the hub
+             restarted on its port: a sync clears them.
 Exits non-zero on the first failed check.
 """
 import argparse
@@ -285,6 +288,55 @@ def scenario_migration(engines, hub_url):
             check(name == "x" * 150, f"{site}: a 150-character name written on site_b: {name!r}")
 
 
+def hub_health(engine):
+    """The site's one hub entry of deltasync_status(), read on a new connection."""
+    engine.dispose()  # every pooled connection closed: what follows is a new one
+    hubs = as_json(call(engine, "SELECT deltasync_status()"))["hubs"]
+    check(len(hubs) == 1, f"hubs {hubs}")
+    return hubs[0]
+
+
+def scenario_health(engines, hub, hub_url, cli, tmp):
+    """docs/operations.md "Health and monitoring": with the hub down every site's sync fails,
+    and a new connection sees the failure (last_error, failing_since_ms, failures); once the
+    hub is back a sync clears it. Returns the restarted hub."""
+    print("scenario: the hub stopped, every site syncs (fails), the health on a new connection")
+    with engines[PG_SITE].begin() as conn:
+        conn.execute(text("UPDATE item SET stock = stock + 1 WHERE sku = 'SKU-M'"))
+    hub.terminate()
+    hub.wait(timeout=10)
+    for site in SITES:
+        try:
+            call(engines[site], "SELECT deltasync_sync(:url, :options)", url=hub_url,
+                 options='{"timeout_ms":2000}')
+            raise CheckFailed(f"{site}: a sync with the hub down succeeded")
+        except sa.exc.DBAPIError as e:
+            check("deltasync:" in str(e), f"{site}: {e}")
+    for site in SITES:
+        deadline = time.monotonic() + 5  # PostgreSQL records it from a background worker
+        while True:
+            h = hub_health(engines[site])
+            if h["failures"] >= 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        check(h["failures"] >= 1 and h["last_error"] and h["last_error"].startswith("deltasync:")
+              and h["failing_since_ms"] and h["last_error_ms"] >= h["failing_since_ms"]
+              and h["last_success_ms"] and h["last_success_ms"] <= h["failing_since_ms"],
+              f"{site}: health while the hub is down: {h}")
+    pending = as_json(call(engines[PG_SITE], "SELECT deltasync_status()"))["pending_changes"]
+    check(pending >= 1, f"{PG_SITE}: pending_changes {pending} with an unsent update")
+    port = re.search(r":(\d+)/", hub_url).group(1)
+    hub, url = start_hub(cli, tmp, port)
+    check(url == hub_url, f"the hub came back at {url}")
+    sync_all(engines, hub_url)
+    for site in SITES:
+        h = hub_health(engines[site])
+        check(h["failures"] == 0 and h["last_error"] is None and h["failing_since_ms"] is None
+              and h["last_success_ms"], f"{site}: health after the hub came back: {h}")
+    compare(engines, "health")
+    return hub
+
+
 # ---------------------------------------------------------------------------------------
 # The driver.
 
@@ -304,12 +356,12 @@ def create_pg_database():
     db.close()
 
 
-def start_hub(cli, tmp):
-    """`deltasync serve` on 127.0.0.1:0; returns (process, node URL) once it listens."""
-    log_path = os.path.join(tmp, "hub.log")
+def start_hub(cli, tmp, port=0):
+    """`deltasync serve` on 127.0.0.1:port (0: any); returns (process, node URL) once it listens."""
+    log_path = os.path.join(tmp, f"hub-{time.monotonic_ns()}.log")
     log = open(log_path, "w")
     hub = subprocess.Popen([cli, "serve", "--db", os.path.join(tmp, "hub.db"),
-                            "--listen", "127.0.0.1:0", "--auto-create-nodes"], stdout=log, stderr=log)
+                            "--listen", f"127.0.0.1:{port}", "--auto-create-nodes"], stdout=log, stderr=log)
     for _ in range(300):
         with open(log_path) as f:
             m = re.search(r"listening on 127\.0\.0\.1:(\d+)", f.read())
@@ -338,6 +390,7 @@ def main():
         engines = {site: make_engine(site, tmp, os.path.abspath(args.ext)) for site in SITES}
         for scenario in (scenario_ids, scenario_edits, scenario_migration):
             scenario(engines, hub_url)
+        hub = scenario_health(engines, hub, hub_url, os.path.abspath(args.cli), tmp)
         print(f"every scenario passed ({time.monotonic() - started:.1f} s)")
         return 0
     except CheckFailed as e:
