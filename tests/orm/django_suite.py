@@ -12,7 +12,8 @@ The driver builds a Django project in a temporary directory (the app in tests/or
 its migrations made there by makemigrations), starts a hub on 127.0.0.1 and runs each phase
 in a fresh interpreter, because a phase after a model edit needs the edited models loaded:
 
-  v1      makemigrations, migrate every site, deltasync_enable every app table; data made
+  v1      makemigrations, migrate every site, deltasync_enable every app table (Django's
+          bookkeeping refused); data made
           through the ORM on each site, sync, identical dumpdata everywhere; an update of one
           NOT NULL field; deletes that cascade (an order to its lines, a store to everything)
           and a many-to-many removal.
@@ -192,6 +193,14 @@ def enable_tracking():
         status = as_json(sql(site, "SELECT deltasync_status()"))
         tracked = sorted(t["table"] for t in status["tables"])
         check(tracked == shop_tables(), f"{site} tracks {tracked}")
+        from django.db import DatabaseError, transaction
+        for table in ("django_migrations", "django_content_type", "auth_permission"):
+            try:
+                with transaction.atomic(using=site):
+                    sql(site, "SELECT deltasync_enable(%s)", (table,))
+                raise CheckFailed(f"{site}: deltasync_enable('{table}') was not refused")
+            except DatabaseError as e:
+                check("deltasync:" in str(e) and table in str(e), f"{site}: refusal of {table}: {e}")
 
 
 def migrate(site):
