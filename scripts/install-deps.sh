@@ -10,7 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev librapidcheck-dev
   libzstd-dev
   libcli11-dev
-  libcpp-jwt-dev openssl
+  libcpp-jwt-dev openssl libssl-dev
   libcurl4-openssl-dev libcpp-httplib-dev
   clang-14 libclang-rt-14-dev llvm-14
   postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libpq-dev bc

@@ -46,6 +46,8 @@ constexpr FunctionDef kFunctions[] = {
     {"deltasync_apply", 1, kDirect, FnApply},
     {"deltasync_quarantine", 0, kDirect, FnQuarantine},
     {"deltasync_status", 0, kDirect, FnStatus},
+    {"deltasync_checksum", 0, kDirect, FnChecksum},
+    {"deltasync_checksum", 1, kDirect, FnChecksum},
     {"deltasync_forget", 1, kDirect, FnForget},
     {"deltasync_push", 1, kDirect, FnPush},
     {"deltasync_push", 2, kDirect, FnPush},

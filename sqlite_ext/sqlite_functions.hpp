@@ -63,6 +63,8 @@ void FnChanges(sqlite3_context*, int, sqlite3_value**);
 void FnApply(sqlite3_context*, int, sqlite3_value**);
 void FnQuarantine(sqlite3_context*, int, sqlite3_value**);
 void FnStatus(sqlite3_context*, int, sqlite3_value**);
+// deltasync_checksum([table]) (sqlite_checksum.cpp).
+void FnChecksum(sqlite3_context*, int, sqlite3_value**);
 void FnPush(sqlite3_context*, int, sqlite3_value**);
 void FnForget(sqlite3_context*, int, sqlite3_value**);
 void FnPull(sqlite3_context*, int, sqlite3_value**);

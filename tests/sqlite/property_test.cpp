@@ -97,6 +97,7 @@ class World {
   }
 
   std::vector<std::vector<Value>> Rows(size_t k, const char* sql) { return sites_[k][0]->Rows(sql); }
+  std::string Text(size_t k, const char* sql) { return sites_[k][0]->Text(sql); }
   size_t size() const { return sites_.size(); }
 
  private:
@@ -129,8 +130,20 @@ TEST(Convergence, RandomOperationsAndExchangesConverge) {
     World w(seed, 4 + static_cast<int>(seed % 2), /*file_backed=*/seed % 4 == 3);
     std::mt19937_64 len(seed);
     int steps = 20 + static_cast<int>(len() % 60);
+    // deltasync_checksum of two sites agrees exactly when their tracked rows do: before the
+    // full exchange (sites differing or not, by chance) and after it.
+    auto check_digests = [&](const char* when) {
+      std::string ref = w.Text(0, "SELECT deltasync_checksum()");
+      for (size_t k = 1; k < w.size(); ++k) {
+        bool same_rows = true;
+        for (const char* q : deltasync::test::kRandomWriteTables) same_rows &= w.Rows(k, q) == w.Rows(0, q);
+        ASSERT_EQ(w.Text(k, "SELECT deltasync_checksum()") == ref, same_rows)
+            << "checksums of sites 0 and " << k << " disagree with their rows " << when << ", seed " << seed;
+      }
+    };
     try {
       for (int s = 0; s < steps; ++s) w.Step();
+      check_digests("before the full exchange");
       w.ExchangeAll();
     } catch (const std::exception& e) {
       FAIL() << "seed " << seed << ": " << e.what();
@@ -141,6 +154,7 @@ TEST(Convergence, RandomOperationsAndExchangesConverge) {
         ASSERT_EQ(w.Rows(k, q), ref) << "sites 0 and " << k << " differ after full exchange, seed " << seed << ": " << q;
       }
     }
+    check_digests("after the full exchange");
   }
 }
 
