@@ -5,6 +5,9 @@ tag-20220401a, when the first attempt already passed OP_Init), so the trace call
 statement start while the connection's schema still had the old table with its triggers, and
 the re-prepared statement writes the rebuilt table without them. Exits 1 while a write is lost.
 
+Also: with PRAGMA locking_mode = EXCLUSIVE (or any lock that keeps the guard's second connection
+from reading for 2 s) a busy error is taken for "nothing tracked" and the write runs uncaptured.
+
 Cases: another connection/process rebuilt the table (a `manage.py migrate` while a worker's
 connection stays open) and this connection's schema cache is stale; a busy lock holder that
 commits a schema change (the guard's sqlite3_interrupt is cleared by the re-prepare).
@@ -84,9 +87,21 @@ def busy_holder_changes_schema(path):
     t.join()
 
 
+def exclusive_locking_mode(path):
+    # The guard's second connection cannot read the file (this one keeps its lock): its prepare
+    # fails with SQLITE_BUSY after 2 s, which Follow() takes for "no deltasync_tables", so the
+    # write runs uncaptured instead of being stopped.
+    app = connect(path)
+    app.execute("PRAGMA locking_mode = EXCLUSIVE")
+    app.executescript(REBUILD)
+    app.execute("UPDATE product SET stock = 42 WHERE id = 1")
+    app.close()
+
+
 failed = 0
 with tempfile.TemporaryDirectory() as d:
-    for case in (other_process_rebuilds, other_connection_rebuilds_in_txn, busy_holder_changes_schema):
+    for case in (other_process_rebuilds, other_connection_rebuilds_in_txn, busy_holder_changes_schema,
+                 exclusive_locking_mode):
         for wal in (False, True):
             path, v = fresh(d, wal)
             err = None
