@@ -82,7 +82,9 @@ class PgApplyTable : public ApplyTable {
   PgApplyTable(const PgApplyTable&) = delete;
   PgApplyTable& operator=(const PgApplyTable&) = delete;
 
-  TableNames Names() const override { return TableNames{t_.name, t_.pk, t_.cols}; }
+  TableNames Names() const override {
+    return TableNames{t_.name, t_.pk, t_.cols, t_.policies.empty() ? nullptr : &t_.policies};
+  }
 
   // Converts the key once for the row's statements, then reads its shadow row (read ahead
   // with the page's, unless written since).

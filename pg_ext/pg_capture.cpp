@@ -4,6 +4,7 @@
 // owner with a pinned search_path; it writes only the shadow table.
 #include "pg_ext/pg_capture.hpp"
 
+#include <algorithm>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -45,7 +46,10 @@ std::vector<std::string> Quoted(const std::vector<std::string>& names) {
 std::string ShadowUpsertSql(const TableInfo& t, const std::string& source, const std::string& where,
                             bool appears) {
   std::string keys = ShadowKeyList(t.pk.size());
-  std::string cl = appears ? "m.cl + 1 - (m.cl & 1)" : "m.cl + (m.cl & 1)";
+  // In a table with a counter, a key that appears over a live shadow row (a write capture did
+  // not see, a partition attached over one) starts a new life: the old life's contributions
+  // end, and what the row holds now is this site's contribution (docs/policies.md).
+  std::string cl = !appears ? "m.cl + (m.cl & 1)" : AnyPolicy(t.policies) ? "m.cl + 1 + (m.cl & 1)" : "m.cl + 1 - (m.cl & 1)";
   return "INSERT INTO " + t.q_meta + " AS m (" + keys + ", cl, ver, hlc, site, clk) SELECT " +
          ColumnList(t.pk, "s.") + ", " + (appears ? "1" : "2") +
          ", deltasync.next_version(), $1, 0, NULL FROM " + source + " AS s" +
@@ -404,6 +408,16 @@ DELTASYNC_PG_FUNCTION(deltasync_clk_remap) {
   RowClocks moved(old.Base());
   for (const auto& [col, clock] : old.Overrides())
     if (col < to.size() && to[col] >= 0) moved.Set(static_cast<uint32_t>(to[col]), clock);
+  std::vector<Contribution> contributions;  // a counter's contributions move with it
+  for (Contribution c : old.Contributions())
+    if (c.column < to.size() && to[c.column] >= 0) {
+      c.column = static_cast<uint32_t>(to[c.column]);
+      contributions.push_back(c);
+    }
+  std::sort(contributions.begin(), contributions.end(), [](const Contribution& a, const Contribution& b) {
+    return a.column != b.column ? a.column < b.column : a.site < b.site;
+  });
+  moved.SetContributions(std::move(contributions));
   return ExtrasResult(fcinfo, moved);
 }
 

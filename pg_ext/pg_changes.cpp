@@ -67,7 +67,9 @@ class PgChangeCursor : public ChangeCursor {
   PgChangeCursor(const PgChangeCursor&) = delete;
   PgChangeCursor& operator=(const PgChangeCursor&) = delete;
 
-  TableNames Names() const override { return TableNames{t_.name, t_.pk, t_.cols}; }
+  TableNames Names() const override {
+    return TableNames{t_.name, t_.pk, t_.cols, t_.policies.empty() ? nullptr : &t_.policies};
+  }
 
   bool Next(std::vector<Value>& key, ShadowRow& shadow) override {
     if (pos_ >= chunk_.size()) {

@@ -178,6 +178,21 @@ void FollowDroppedColumns(int32 id, Oid relid, const std::vector<std::string>& c
   a.AddText(Json(kept).dump());
   a.AddInt4(id);
   RunSql("UPDATE deltasync.tables SET columns = $1 WHERE id = $2", a);
+  // The policies follow their columns.
+  Args p;
+  p.AddInt4(id);
+  RunSql("SELECT to_jsonb(t) ->> 'policies' FROM deltasync.tables AS t WHERE t.id = $1", p);
+  if (SPI_processed == 1 && !Rows().IsNull(0, 0)) {
+    std::vector<ColumnPolicy> old = PoliciesFromJson(ResultText(0, 0), cols), now;
+    for (size_t k = 0; k < cols.size(); ++k)
+      if (std::find(dropped.begin(), dropped.end(), cols[k]) == dropped.end()) now.push_back(PolicyAt(old, k));
+    if (!AnyPolicy(now)) now.clear();
+    Args u;
+    if (now.empty()) u.Add(TEXTOID, 0, true);
+    else u.AddText(PoliciesJson(now));
+    u.AddInt4(id);
+    RunSql("UPDATE deltasync.tables SET policies = $1 WHERE id = $2", u);
+  }
   // Remembered as dropped: changes other sites send for it are ignored, not kept.
   Args g;
   g.AddInt4(id);
@@ -187,6 +202,89 @@ void FollowDroppedColumns(int32 id, Oid relid, const std::vector<std::string>& c
          " ON CONFLICT (table_id, name) DO UPDATE SET now_named = NULL",
          g);
   InvalidateCapture(relid);
+}
+
+// What the catalog says about column `column` of `relid` for a policy: its type's name, whether
+// it is an integer (int2, int4, int8, or a domain over one) and whether it is NOT NULL.
+struct PolicyColumn {
+  bool found = false, integer = false, not_null = false;
+  std::string type;
+};
+PolicyColumn LookUpPolicyColumn(Oid relid, const std::string& column) {
+  Args a;
+  a.Add(OIDOID, ObjectIdGetDatum(relid));
+  a.AddText(column);
+  RunSql("SELECT a.atttypid, format_type(a.atttypid, a.atttypmod), a.attnotnull FROM pg_attribute AS a"
+         " WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped", a);
+  PolicyColumn out;
+  if (SPI_processed != 1) return out;
+  out.found = true;
+  Oid type = static_cast<Oid>(ResultInt(0, 0));
+  out.type = ResultText(0, 1);
+  out.not_null = ResultInt(0, 2) != 0;
+  Oid base = InvalidOid;
+  PgTry([&] { base = getBaseType(type); });
+  out.integer = base == INT2OID || base == INT4OID || base == INT8OID;
+  return out;
+}
+
+// Refuses a counter column the catalog no longer fits: not an integer, or NULL allowed (a
+// counter holds integers only; NULL would read as 0 on every other site).
+void CheckCounterColumn(const std::string& table, const std::string& column, const PolicyColumn& c) {
+  CheckColumnPolicy(table, column, ColumnPolicy::kCounter, false, c.integer, c.type);
+  if (!c.not_null)
+    throw Error(ErrorCode::kInvalidArgument,
+                "counter column \"" + column + "\" of table \"" + table +
+                    "\" must be NOT NULL on PostgreSQL (a counter holds integers only; declare it NOT NULL DEFAULT 0)");
+}
+
+// deltasync_enable's part for policies (docs/policies.md): the columns the options name keep
+// the policy they ask for, the others the one they have. Refused: an unknown column, a key
+// column, a counter that is not a NOT NULL integer column, and a change of policy once the
+// table tracks rows. Returns the policies by position of `cat.cols` (empty: all lww).
+std::vector<ColumnPolicy> ResolvePolicies(const CatalogTable& cat, const std::optional<TableInfo>& known,
+                                          const std::vector<ColumnOption>& requested) {
+  std::vector<ColumnPolicy> p(cat.cols.size(), ColumnPolicy::kLww);
+  if (known)  // its columns are a prefix of the catalog's (checked by the caller)
+    for (size_t k = 0; k < known->cols.size() && k < p.size(); ++k) p[k] = PolicyAt(known->policies, k);
+  int64_t rows = -1;  // counted at the first change
+  for (const ColumnOption& c : requested) {
+    if (!c.has_policy) continue;
+    bool is_key = std::find(cat.pk.begin(), cat.pk.end(), c.column) != cat.pk.end();
+    auto it = std::find(cat.cols.begin(), cat.cols.end(), c.column);
+    if (!is_key && it == cat.cols.end())
+      throw Error(ErrorCode::kInvalidArgument, "deltasync_enable options name column \"" + c.column + "\", which table \"" +
+                                                   cat.name + "\" does not have (or does not track)");
+    PolicyColumn col = LookUpPolicyColumn(cat.relid, c.column);
+    CheckColumnPolicy(cat.name, c.column, c.policy, is_key, col.integer, col.type);
+    if (is_key) continue;
+    if (c.policy == ColumnPolicy::kCounter) CheckCounterColumn(cat.name, c.column, col);
+    ColumnPolicy& slot = p[static_cast<size_t>(it - cat.cols.begin())];
+    if (slot == c.policy) continue;
+    if (known && rows < 0) {
+      RunSql("SELECT count(*) FROM " + known->q_meta);
+      rows = ResultInt(0, 0);
+    }
+    CheckPolicyChange(cat.name, c.column, slot, c.policy, rows < 0 ? 0 : rows);
+    slot = c.policy;
+  }
+  if (!AnyPolicy(p)) p.clear();
+  return p;
+}
+
+bool SamePolicies(const std::vector<ColumnPolicy>& a, const std::vector<ColumnPolicy>& b) {
+  for (size_t k = 0; k < std::max(a.size(), b.size()); ++k)
+    if (PolicyAt(a, k) != PolicyAt(b, k)) return false;
+  return true;
+}
+
+void SavePolicies(int32 id, const std::vector<ColumnPolicy>& policies) {
+  RequireCurrentCatalog("column policies");
+  Args a;
+  if (policies.empty()) a.Add(TEXTOID, 0, true);
+  else a.AddText(PoliciesJson(policies));
+  a.AddInt4(id);
+  RunSql("UPDATE deltasync.tables SET policies = $1 WHERE id = $2", a);
 }
 
 }  // namespace
@@ -203,10 +301,6 @@ DELTASYNC_PG_FUNCTION(deltasync_enable) {
       throw Error(ErrorCode::kInvalidArgument, "column representations (\"columns\": {\"" + c.column +
                                                    "\": …}) are for SQLite columns; on PostgreSQL the column's type "
                                                    "(uuid, timestamptz) already gives the canonical form");
-    if (c.has_policy && c.policy != ColumnPolicy::kLww)  // docs/policies.md
-      throw Error(ErrorCode::kInvalidArgument, std::string("column policy \"") + PolicyName(c.policy) + "\" for column \"" +
-                                                   c.column + "\" is not supported on PostgreSQL yet (SQLite and the hub "
-                                                   "have it); its changes from other sites are refused here");
   }
   SpiSession spi;
   CatalogTable cat = LookUpCatalog(requested);
@@ -264,6 +358,17 @@ DELTASYNC_PG_FUNCTION(deltasync_enable) {
     }
     std::optional<TableInfo> t = b.TableByRelid(cat.relid);
     if (!t) throw Error(ErrorCode::kInternal, "table \"" + cat.name + "\" vanished while being enabled");
+    std::vector<ColumnPolicy> policies = ResolvePolicies(cat, known, options.columns);
+    if (!SamePolicies(policies, t->policies)) {
+      SavePolicies(t->id, policies);
+      t->policies = policies;
+      result["changed"] = true;
+    }
+    if (options.restamp && AnyPolicy(policies))
+      throw Error(ErrorCode::kInvalidArgument,
+                  "table \"" + cat.name + "\" has a counter column: restamp would make this site's values "
+                  "whole contributions on top of every other site's (docs/policies.md)");
+    if (AnyPolicy(policies)) result["column_options"] = ColumnOptionsJson(cat.cols, policies);
     // (A new table has no triggers yet: they come next.)
     if (!t->broken.empty() || (known && t->capture_off)) throw Error(ErrorCode::kInvalidArgument, BrokenMessage(*t));
     if (!known) CreateShadowTable(*t);
@@ -408,17 +513,19 @@ struct TrackedLists {
   int32 id = 0;
   std::string name;
   std::vector<std::string> pk, cols;
+  std::vector<ColumnPolicy> policies;  // by position of cols (empty: all lww)
 };
 std::optional<TrackedLists> ReadTracked(Oid relid) {
   Args a;
   a.Add(OIDOID, ObjectIdGetDatum(relid));
-  RunSql("SELECT id, name, pk, columns FROM deltasync.tables WHERE relid = $1", a);
+  RunSql("SELECT id, name, pk, columns, to_jsonb(t) ->> 'policies' FROM deltasync.tables AS t WHERE relid = $1", a);
   if (SPI_processed != 1) return std::nullopt;
   TrackedLists t;
   t.id = static_cast<int32>(ResultInt(0, 0));
   t.name = ResultText(0, 1);
   t.pk = Json::parse(ResultText(0, 2)).get<std::vector<std::string>>();
   t.cols = Json::parse(ResultText(0, 3)).get<std::vector<std::string>>();
+  if (!Rows().IsNull(0, 4)) t.policies = PoliciesFromJson(ResultText(0, 4), t.cols);
   return t;
 }
 
@@ -442,9 +549,15 @@ std::vector<std::pair<std::string, std::string>> CatalogKey(Oid relid) {
 void AuditAlteredTable(Oid relid) {
   std::optional<TrackedLists> tracked = ReadTracked(relid);
   if (!tracked) return;
-  auto& [id, name, pk, cols] = *tracked;
+  auto& [id, name, pk, cols, policies] = *tracked;
   Args a;
   a.Add(OIDOID, ObjectIdGetDatum(relid));
+  // A counter stays a NOT NULL integer column (ALTER COLUMN TYPE, DROP NOT NULL are refused).
+  for (size_t k = 0; k < cols.size(); ++k)
+    if (PolicyAt(policies, k) == ColumnPolicy::kCounter) {
+      PolicyColumn c = LookUpPolicyColumn(relid, cols[k]);
+      if (c.found) CheckCounterColumn(name, cols[k], c);
+    }
   auto refuse = [&](const std::string& what) {
     throw Error(ErrorCode::kInvalidArgument, what + " of tracked table \"" + name +
                                                  "\" cannot be followed by deltasync; call deltasync_disable('" + name +
@@ -517,7 +630,7 @@ void AuditAlteredTable(Oid relid) {
 void FollowRename(const RenameStmt& stmt, Oid relid) {
   std::optional<TrackedLists> tracked = ReadTracked(relid);
   if (!tracked) return;
-  auto& [id, name, pk, cols] = *tracked;
+  auto& [id, name, pk, cols, policies] = *tracked;
   if (stmt.renameType == OBJECT_TABLE) {
     std::string new_name = stmt.newname;
     Args n;

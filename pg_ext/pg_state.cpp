@@ -291,13 +291,41 @@ std::vector<std::string> JsonNames(const std::string& text) {
   return nlohmann::json::parse(text).get<std::vector<std::string>>();
 }
 
+}  // namespace
+
+std::vector<ColumnPolicy> PoliciesFromJson(const std::string& text, const std::vector<std::string>& cols) {
+  std::vector<ColumnPolicy> out;
+  for (const auto& name : JsonNames(text)) {
+    if (out.size() >= cols.size()) break;
+    out.push_back(ParsePolicy(name, cols[out.size()]));
+  }
+  if (!AnyPolicy(out)) out.clear();
+  return out;
+}
+
+std::string PoliciesJson(const std::vector<ColumnPolicy>& policies) {
+  nlohmann::json out = nlohmann::json::array();
+  for (ColumnPolicy p : policies) out.push_back(PolicyName(p));
+  return out.dump();
+}
+
+nlohmann::json ColumnOptionsJson(const std::vector<std::string>& cols, const std::vector<ColumnPolicy>& policies) {
+  nlohmann::json out = nlohmann::json::object();
+  for (size_t k = 0; k < cols.size(); ++k)
+    if (PolicyAt(policies, k) != ColumnPolicy::kLww) out[cols[k]]["policy"] = PolicyName(PolicyAt(policies, k));
+  return out;
+}
+
+namespace {
+
 std::vector<TableInfo> ReadTables(const char* where, const Args& args) {
   std::vector<TableInfo> out;
   std::vector<std::vector<std::pair<Oid, int32>>> shadow_keys;  // per table: the shadow's (type, typmod) of k0, k1, ...
   {
     AsOwner as;
     RunSql(std::string("SELECT t.id, t.relid, t.name, t.pk, t.columns, c.oid IS NULL, n.nspname, c.relowner,"
-                       " c.relrowsecurity, c.relforcerowsecurity FROM deltasync.tables AS t"
+                       // policies by to_jsonb: a catalog older than the module has no such column
+                       " c.relrowsecurity, c.relforcerowsecurity, to_jsonb(t) ->> 'policies' FROM deltasync.tables AS t"
                        " LEFT JOIN pg_class AS c ON c.oid = t.relid LEFT JOIN pg_namespace AS n ON n.oid = c.relnamespace ") +
                where + " ORDER BY t.id",
            args);
@@ -314,6 +342,7 @@ std::vector<TableInfo> ReadTables(const char* where, const Args& args) {
       t.rls = ResultInt(r, 8) != 0;
       t.force_rls = ResultInt(r, 9) != 0;
       t.q_meta = "deltasync." + QuoteIdent("meta_" + std::to_string(t.id));
+      if (!Rows().IsNull(r, 10)) t.policies = PoliciesFromJson(ResultText(r, 10), t.cols);
       out.push_back(std::move(t));
     }
     // The key as the catalog has it now, and the shadow table's key types.

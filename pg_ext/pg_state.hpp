@@ -9,6 +9,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "common/column_policy.hpp"
 #include "common/hlc.hpp"
 #include "common/row_apply.hpp"
 #include "common/row_clocks.hpp"
@@ -37,6 +40,8 @@ struct TableInfo {
   std::vector<std::string> pk;
   std::vector<std::string> cols;  // non-key columns, in table order
   std::vector<ColType> pk_types, col_types;
+  // The columns' policies by position of cols (docs/policies.md); empty: all last-writer-wins.
+  std::vector<ColumnPolicy> policies;
   std::string q_name;  // schema-qualified, quoted
   std::string q_meta;  // deltasync."meta_<id>"
   Oid owner = InvalidOid;
@@ -148,6 +153,15 @@ class AsOwner : public AsRole {
 // "table "t" cannot be served by deltasync any more: <why>; call deltasync_disable('t') and
 // deltasync_enable('t') again" for a table that is Unservable().
 std::string BrokenMessage(const TableInfo& t);
+
+// deltasync.tables.policies: a JSON array of policy names by position of the tracked columns
+// (`cols`), read into the form TableInfo::policies keeps (empty: all last-writer-wins), and
+// written back from it.
+std::vector<ColumnPolicy> PoliciesFromJson(const std::string& text, const std::vector<std::string>& cols);
+std::string PoliciesJson(const std::vector<ColumnPolicy>& policies);
+// The column_options object of deltasync_status() and deltasync_enable()'s result: each
+// column whose policy is not last-writer-wins, as {"<column>": {"policy": "counter"}}.
+nlohmann::json ColumnOptionsJson(const std::vector<std::string>& cols, const std::vector<ColumnPolicy>& policies);
 // Raises that as a WARNING (a reader that leaves the table out says so).
 void WarnBroken(const TableInfo& t);
 

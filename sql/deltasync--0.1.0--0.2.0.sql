@@ -109,3 +109,7 @@ ALTER FUNCTION deltasync_push(text, jsonb) SET jit = off;
 ALTER FUNCTION deltasync_pull(text, jsonb) SET jit = off;
 ALTER FUNCTION deltasync_sync(text, jsonb) SET jit = off;
 ALTER FUNCTION deltasync_status() SET jit = off;
+
+-- Column policies (docs/policies.md): a JSON array of the columns' policies by position of
+-- columns ("lww", "counter"), NULL when every column is last-writer-wins.
+ALTER TABLE deltasync.tables ADD COLUMN policies text;
