@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/checksum.hpp"
 #include "common/error.hpp"
 #include "common/payload.hpp"
 #include "common/payload_codec.hpp"
@@ -60,7 +61,7 @@ const char* EndpointLabel(const std::string& path) {
   if (path == "/metrics") return "metrics";
   if (path.rfind("/nodes/", 0) == 0) {
     std::string last = path.substr(path.rfind('/') + 1);
-    for (const char* e : {"push", "pull", "status", "compact", "readmit"})
+    for (const char* e : {"push", "pull", "status", "checksum", "compact", "readmit"})
       if (last == e) return e;
   }
   return "other";
@@ -357,7 +358,7 @@ struct Hub::Impl {
     if (req.method == "GET" && length > 0) return refuse(400, "deltasync: a GET request has no body");
     // A node's endpoints: the credentials are checked here for the request rate (and for a
     // push before its body); the handlers check them again for what they answer.
-    static const std::regex kNodePath(R"(/nodes/([^/]+)/(push|pull|status))");
+    static const std::regex kNodePath(R"(/nodes/([^/]+)/(push|pull|status|checksum))");
     static const std::regex kAdminPath(R"(/nodes/[^/]+/(compact|sites/[^/]+/readmit))");
     std::smatch m;
     bool node_path = std::regex_match(req.path, m, kNodePath);
@@ -525,6 +526,21 @@ struct Hub::Impl {
       Json upstream = links->Status(node_name, status.value("seq", int64_t{0}));
       if (!upstream.is_null()) status["upstream"] = upstream;
       res.set_content(status.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+    });
+
+    // What deltasync_checksum answers on a site holding the node's rows (hub_checksum.cpp).
+    server.Get(R"(/nodes/([^/]+)/checksum)", [this](const httplib::Request& req, httplib::Response& res) {
+      std::string node_name;
+      int64_t node = Authorize(req, res, node_name);
+      if (!node) return;
+      try {
+        std::vector<std::string> tables;
+        if (req.has_param("tables")) tables = SplitTableList(req.get_param_value("tables"));
+        res.set_content(store->Checksum(node, tables).dump(-1, ' ', false, Json::error_handler_t::replace),
+                        "application/json");
+      } catch (const Error& e) {
+        SendError(res, e.code() == ErrorCode::kInternal ? 500 : 400, e.what());
+      }
     });
 
     server.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {

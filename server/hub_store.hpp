@@ -88,6 +88,9 @@ class HubStore {
   virtual std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> NodeCounts() = 0;
   // What a node holds now, for its quotas (one pass over its rows and values).
   virtual NodeUsage Usage(int64_t node) = 0;
+  // deltasync_checksum's document for the node's live rows (server/hub_checksum.cpp): every
+  // table it holds, or only `tables` when not empty. Reads a chunk of rows at a time.
+  virtual nlohmann::json Checksum(int64_t node, const std::vector<std::string>& tables) = 0;
 
   // The frontier and compaction (docs/operations.md). A store that does not implement them
   // records no contact and compacts nothing, which is always safe.
@@ -135,6 +138,7 @@ class SqliteHubStore : public HubStore {
   nlohmann::json Status(int64_t node, const std::string& name) override;
   std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> NodeCounts() override;
   NodeUsage Usage(int64_t node) override;
+  nlohmann::json Checksum(int64_t node, const std::vector<std::string>& tables) override;  // hub_checksum.cpp
   // hub_compact.cpp
   bool Contact(int64_t node, const SiteId& site, int64_t pulled, int64_t now_ms) override;
   int64_t Frontier(int64_t node) override;

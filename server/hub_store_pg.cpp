@@ -12,6 +12,7 @@
 // (hub_merge's BuildPage), never a counter read apart. Pushes to different nodes share no
 // row, lock or sequence, and a request for a node that exists writes nothing.
 #include "server/hub_store_pg.hpp"
+#include "server/hub_checksum.hpp"
 
 #include <libpq-fe.h>
 
@@ -917,6 +918,63 @@ std::unique_ptr<LinkLease> PgHubStore::LeaseLink(int64_t node) {
 std::unique_ptr<HubStore> OpenStore(const std::string& db) {
   if (db.rfind("postgresql://", 0) == 0 || db.rfind("postgres://", 0) == 0) return std::make_unique<PgHubStore>(db);
   return std::make_unique<SqliteHubStore>(db);
+}
+
+// GET /nodes/<node>/checksum on this store: a chunk of live rows and their cells per
+// statement pair, both read in one REPEATABLE READ transaction, so pushes go on meanwhile.
+nlohmann::json PgHubStore::Checksum(int64_t node, const std::vector<std::string>& tables) {
+  class Source : public ChecksumSource {
+   public:
+    Source(PgHubStore& s, int64_t node) : s_(s), node_(node) {}
+    std::vector<ChecksumTable> Tables() override {
+      return s_.WithConn([&](Conn& c) {
+        std::vector<ChecksumTable> out;
+        auto r = c.Run("SELECT id, name FROM hub_tables WHERE node = $1 ORDER BY name", Params().Int(node_));
+        for (int k = 0; k < r->rows(); ++k) out.push_back(ChecksumTable{r->Int(k, 0), r->Text(k, 1)});
+        return out;
+      });
+    }
+    std::vector<ChecksumRow> LiveRows(int64_t tbl, const std::string* after, size_t limit) override {
+      return s_.WithConn([&](Conn& c) {
+        std::vector<ChecksumRow> out;
+        c.Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        Params p;
+        p.Int(node_).Int(tbl).Int(static_cast<int64_t>(limit));
+        if (after) p.Bytes(*after);
+        auto rows = c.Run(std::string("SELECT key, cl FROM hub_rows WHERE node = $1 AND tbl = $2 AND cl % 2 = 1") +
+                              (after ? " AND key > $4" : "") + " ORDER BY key LIMIT $3",
+                          p);
+        for (int k = 0; k < rows->rows(); ++k) out.push_back(ChecksumRow{rows->Bytes(k, 0), rows->Int(k, 1), {}});
+        if (!out.empty()) {
+          // The chunk's cells by key range, in key order: merged with the rows as they come.
+          Params q;
+          q.Int(node_).Int(tbl).Bytes(out.front().key).Bytes(out.back().key);
+          auto cells = c.Run("SELECT key, col, value, cl FROM hub_cells WHERE node = $1 AND tbl = $2"
+                             " AND key >= $3 AND key <= $4 ORDER BY key",
+                             q);
+          size_t at = 0;
+          for (int k = 0; k < cells->rows(); ++k) {
+            std::string key = cells->Bytes(k, 0);
+            while (at < out.size() && out[at].key < key) ++at;
+            if (at == out.size()) break;
+            if (out[at].key != key) continue;  // a deleted row's: none are kept, but never counted
+            StoredCell cell;
+            cell.col = cells->Text(k, 1);
+            cell.value = cells->Bytes(k, 2);
+            cell.cl = cells->Int(k, 3);
+            out[at].cells.push_back(std::move(cell));
+          }
+        }
+        c.Run("COMMIT");
+        return out;
+      });
+    }
+
+   private:
+    PgHubStore& s_;
+    int64_t node_;
+  } src(*this, node);
+  return NodeChecksum(src, tables);
 }
 
 }  // namespace deltasync::hub

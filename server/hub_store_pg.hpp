@@ -31,6 +31,7 @@ class PgHubStore : public HubStore {
   nlohmann::json Status(int64_t node, const std::string& name) override;
   std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> NodeCounts() override;
   NodeUsage Usage(int64_t node) override;
+  nlohmann::json Checksum(int64_t node, const std::vector<std::string>& tables) override;
   // The frontier and compaction (docs/operations.md).
   bool Contact(int64_t node, const SiteId& site, int64_t pulled, int64_t now_ms) override;
   int64_t Frontier(int64_t node) override;
