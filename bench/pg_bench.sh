@@ -8,8 +8,9 @@
 #   update one column:       UPDATE t SET b = b + 1 (all rows, one statement)
 #   apply:                   deltasync_apply of the tracked table's 200,000 column changes
 # It starts a throwaway cluster with pg_virtualenv unless PGHOST/PGPORT already point at
-# one. Prints ratios; fails only if the data does not arrive.
-# Usage: bench/pg_bench.sh [ROWS] [REPS]   (defaults 100000 and 5)
+# one. Prints ratios; fails only if the data does not arrive. COUNTER=1: b is a counter column
+# (docs/policies.md; NOT NULL in both the plain and the tracked table).
+# Usage: [COUNTER=1] bench/pg_bench.sh [ROWS] [REPS]   (defaults 100000 and 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${DELTASYNC_PG_BENCH_INSIDE:-}" ]; then
@@ -18,6 +19,12 @@ if [ -z "${DELTASYNC_PG_BENCH_INSIDE:-}" ]; then
 fi
 ROWS=${1:-100000}
 REPS=${2:-5}
+BCOL="b integer"
+ENABLE="SELECT deltasync_enable('t');"
+if [ "${COUNTER:-0}" = 1 ]; then
+  BCOL="b integer NOT NULL"
+  ENABLE="SELECT deltasync_enable('t', '{\"columns\": {\"b\": \"counter\"}}');"
+fi
 q() { psql -XAtq -v ON_ERROR_STOP=1 "$@"; }
 q -c "CREATE DATABASE bench_src" -c "CREATE DATABASE bench_dst"
 for db in bench_src bench_dst; do q -d "$db" -c "CREATE EXTENSION deltasync"; done
@@ -32,8 +39,8 @@ SQL
 # One measurement: recreate t (tracked or not), run the workload in one transaction, print ms.
 measure() {
   local tracked=$1 workload=$2
-  local setup="DROP TABLE IF EXISTS t; CREATE TABLE t (id text PRIMARY KEY, a text, b integer);"
-  [ "$tracked" = 1 ] && setup="$setup SELECT deltasync_enable('t');"
+  local setup="DROP TABLE IF EXISTS t; CREATE TABLE t (id text PRIMARY KEY, a text, $BCOL);"
+  [ "$tracked" = 1 ] && setup="$setup $ENABLE"
   case $workload in
     bulk) sql="INSERT INTO t SELECT 'id-' || lpad(g::text, 8, '0'), 'kotare mubi' || g, g FROM generate_series(1, $ROWS) g" ;;
     rows) sql="SELECT bench_rows($ROWS)" ;;
@@ -46,7 +53,7 @@ measure() {
 }
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
-echo "deltasync PostgreSQL benchmark: $ROWS rows, median of $REPS runs ($(psql -XAtc 'SHOW server_version'))"
+echo "deltasync PostgreSQL benchmark: $ROWS rows, median of $REPS runs ($(psql -XAtc 'SHOW server_version'))$([ "${COUNTER:-0}" = 1 ] && echo ', b a counter')"
 printf '%-26s %12s %12s %8s\n' workload "plain ms" "tracked ms" ratio
 for w in bulk rows update; do
   plain=(); tracked=()
@@ -67,7 +74,7 @@ chmod 644 "$PAYLOAD"
 q -d bench_src -c "SELECT deltasync_changes(0)" > "$PAYLOAD"
 rates=()
 for _ in $(seq "$REPS"); do
-  q -d bench_dst -c "SET client_min_messages = warning; DROP TABLE IF EXISTS t; CREATE TABLE t (id text PRIMARY KEY, a text, b integer); SELECT deltasync_enable('t');" >/dev/null
+  q -d bench_dst -c "SET client_min_messages = warning; DROP TABLE IF EXISTS t; CREATE TABLE t (id text PRIMARY KEY, a text, $BCOL); $ENABLE" >/dev/null
   out=$(q -d bench_dst <<SQL
 CREATE TEMP TABLE p AS SELECT pg_read_file('$PAYLOAD') AS payload;
 SELECT clock_timestamp() AS t0 \gset

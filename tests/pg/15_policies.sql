@@ -4,19 +4,19 @@
 -- declaration refused.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(44);
+SELECT plan(47);
 
 -- This site's contribution to pol_t.stock of row `k` in payload `p` (NULL: none sent), and
 -- how many contributions the payload carries for it.
 CREATE FUNCTION pg_temp.own(p text, k text) RETURNS bigint LANGUAGE sql AS $$
   SELECT (c->>1)::bigint FROM jsonb_array_elements(p::jsonb->'tables') AS t,
     jsonb_array_elements(t->'rows') AS r, jsonb_array_elements(r->'changes') AS c
-  WHERE t->>'name' = 'pol_t' AND r->'key'->>0 = k AND (c->>0)::int = 1
+  WHERE t->>'name' = 'pol_t' AND r->'key'->>0 = k AND t->'columns'->>((c->>0)::int) = 'stock'
     AND p::jsonb->'sites'->>((c->>3)::int) = deltasync_site_id() $$;
 CREATE FUNCTION pg_temp.stock_changes(p text, k text) RETURNS bigint LANGUAGE sql AS $$
   SELECT count(*) FROM jsonb_array_elements(p::jsonb->'tables') AS t,
     jsonb_array_elements(t->'rows') AS r, jsonb_array_elements(r->'changes') AS c
-  WHERE t->>'name' = 'pol_t' AND r->'key'->>0 = k AND (c->>0)::int = 1 $$;
+  WHERE t->>'name' = 'pol_t' AND r->'key'->>0 = k AND t->'columns'->>((c->>0)::int) = 'stock' $$;
 -- A payload from site 1111… (or `site`) with one contribution to pol_t.stock of row `k`.
 CREATE FUNCTION pg_temp.contribution(k text, v numeric, hlc bigint, cl int,
     site text DEFAULT '11111111-1111-1111-1111-111111111111', policy text DEFAULT 'counter') RETURNS text
@@ -137,6 +137,15 @@ SELECT is(deltasync_apply(pg_temp.contribution('apple', -5, 117714538756833400, 
 SELECT is(deltasync_apply(pg_temp.contribution('apple', -1, 117714538756833400, 3))->>'applied', '1',
   'one of the new life does');
 SELECT is((SELECT stock FROM pol_t WHERE id = 'apple'), 3::bigint, 'the new life''s sum');
+
+-- A column dropped before the counter: its policy and the other sites' contributions move.
+ALTER TABLE pol_t DROP COLUMN name;
+SELECT is((SELECT t->'column_options' FROM jsonb_array_elements(deltasync_status()->'tables') AS t
+  WHERE t->>'table' = 'pol_t'), '{"stock": {"policy": "counter"}}'::jsonb, 'the counter keeps its policy');
+UPDATE pol_t SET stock = stock - 1 WHERE id = 'apple';
+SELECT is(pg_temp.own(deltasync_changes(0), 'apple'), 3::bigint,
+  'this site''s contribution is still its value minus the others'' (2 + 1)');
+SELECT is(pg_temp.stock_changes(deltasync_changes(0), 'apple'), 2::bigint, 'and the other site''s is still sent');
 
 SELECT * FROM finish();
 ROLLBACK;
