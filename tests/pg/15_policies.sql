@@ -4,7 +4,7 @@
 -- declaration refused.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(47);
+SELECT plan(50);
 
 -- This site's contribution to pol_t.stock of row `k` in payload `p` (NULL: none sent), and
 -- how many contributions the payload carries for it.
@@ -137,6 +137,23 @@ SELECT is(deltasync_apply(pg_temp.contribution('apple', -5, 117714538756833400, 
 SELECT is(deltasync_apply(pg_temp.contribution('apple', -1, 117714538756833400, 3))->>'applied', '1',
   'one of the new life does');
 SELECT is((SELECT stock FROM pol_t WHERE id = 'apple'), 3::bigint, 'the new life''s sum');
+
+-- A partitioned table: writes through a partition and an apply (one row at a time there).
+CREATE TABLE pol_p (id int NOT NULL, r int NOT NULL, stock int NOT NULL, PRIMARY KEY (id, r)) PARTITION BY RANGE (r);
+CREATE TABLE pol_p_lo PARTITION OF pol_p FOR VALUES FROM (0) TO (10);
+CREATE TABLE pol_p_hi PARTITION OF pol_p FOR VALUES FROM (10) TO (20);
+SELECT deltasync_enable('pol_p', '{"columns": {"stock": "counter"}}');
+INSERT INTO pol_p VALUES (1, 5, 50);
+SELECT is(deltasync_apply('{"format":"deltasync","version":2,"site":"11111111-1111-1111-1111-111111111111",'
+  '"since":0,"until":5,"sites":["11111111-1111-1111-1111-111111111111"],"tables":[{"name":"pol_p","pk":["id","r"],'
+  '"columns":["stock"],"policies":["counter"],"rows":[{"key":[1,5],"cl":1,"changes":[[0,-7,117714538756833280,0,1]]}]}]}')
+  ->>'applied', '1', 'a contribution to a partitioned table is applied');
+UPDATE pol_p_lo SET stock = stock - 3;
+SELECT is((SELECT stock FROM pol_p), 40, 'and adds up with writes through a partition (50 - 7 - 3)');
+SELECT is((SELECT (c->>1)::bigint FROM jsonb_array_elements(deltasync_changes(0)::jsonb->'tables') AS t,
+    jsonb_array_elements(t->'rows') AS r, jsonb_array_elements(r->'changes') AS c
+  WHERE t->>'name' = 'pol_p' AND deltasync_changes(0)::jsonb->'sites'->>((c->>3)::int) = deltasync_site_id()),
+  47::bigint, 'this site''s contribution there is 47');
 
 -- A column dropped before the counter: its policy and the other sites' contributions move.
 ALTER TABLE pol_t DROP COLUMN name;
