@@ -113,3 +113,12 @@ ALTER FUNCTION deltasync_status() SET jit = off;
 -- Column policies (docs/policies.md): a JSON array of the columns' policies by position of
 -- columns ("lww", "counter"), NULL when every column is last-writer-wins.
 ALTER TABLE deltasync.tables ADD COLUMN policies text;
+
+-- deltasync_checksum (docs/protocol.md): the same rows give the same digest on every engine and the hub.
+CREATE FUNCTION deltasync_checksum("table" text DEFAULT NULL) RETURNS jsonb
+  AS 'MODULE_PATHNAME', 'deltasync_checksum' LANGUAGE C STABLE PARALLEL UNSAFE
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+  SET extra_float_digits = 3 SET bytea_output = 'hex'
+  SET jit = off;
+COMMENT ON FUNCTION deltasync_checksum(text) IS
+  'deltasync: rows and an order-independent digest of the live rows of each tracked table (or one)';

@@ -2,12 +2,12 @@
 -- functions, argument errors.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(16);
+SELECT plan(20);
 
 SELECT is(
   (SELECT array_agg(DISTINCT proname::text ORDER BY proname::text) FROM pg_proc
     WHERE proname LIKE 'deltasync%' AND pronamespace = 'public'::regnamespace),
-  ARRAY['deltasync_apply', 'deltasync_changes', 'deltasync_db_version', 'deltasync_disable', 'deltasync_enable', 'deltasync_forget',
+  ARRAY['deltasync_apply', 'deltasync_changes', 'deltasync_checksum', 'deltasync_db_version', 'deltasync_disable', 'deltasync_enable', 'deltasync_forget',
         'deltasync_id', 'deltasync_pull', 'deltasync_push', 'deltasync_quarantine', 'deltasync_schedule', 'deltasync_site_id',
         'deltasync_status', 'deltasync_sync', 'deltasync_unschedule', 'deltasync_version'],
   'the extension schema holds exactly the SPEC section 5 functions');
@@ -33,6 +33,20 @@ SELECT throws_like($$SELECT deltasync_push('ftp://x/nodes/a')$$, 'deltasync: inv
 SELECT throws_like(format('SELECT deltasync_sync(%L, %L)', :'hub' || '/nodes/n1', '{"bogus": 1}'),
   'deltasync: unknown option "bogus"', 'unknown option');
 SELECT is((deltasync_status()->>'site_id'), deltasync_site_id(), 'status names the site');
+
+-- deltasync_checksum: the digest a SQLite site gives for the same rows (computed there:
+-- ck(id INTEGER PRIMARY KEY, v TEXT, r REAL, b BLOB, flag INTEGER, d TEXT) holding
+-- (1, 'x', 1.5, x'00ff', 1, '2026-12-02') and (2, NULL, -2.5, NULL, 0, NULL)).
+CREATE TABLE ck (id bigint PRIMARY KEY, v text, r float8, b bytea, flag bool, d date);
+SELECT deltasync_enable('ck');
+SELECT is(deltasync_checksum('ck'), '{"tables": {"ck": {"rows": 0, "digest": "0000000000000000000000000000000000000000000000000000000000000000"}}}'::jsonb,
+  'an empty table: 0 rows, a zero digest');
+INSERT INTO ck VALUES (1, 'x', 1.5, '\x00ff', true, '2026-12-02'), (2, NULL, -2.5, NULL, false, NULL);
+SELECT is(deltasync_checksum('ck'), '{"tables": {"ck": {"rows": 2, "digest": "45ca43e374110ca1dc3c9934c83a5a5add2d217bac6f1564622f23c441b6c749"}}}'::jsonb,
+  'the same rows give the digest SQLite gives');
+SELECT is(deltasync_checksum()->'tables'->'ck', deltasync_checksum('ck')->'tables'->'ck', 'all tables include it');
+SELECT throws_like($$SELECT deltasync_checksum('no_such_table')$$,
+  'deltasync: table "no_such_table" is not tracked%', 'checksum of a table that is not tracked');
 
 SELECT * FROM finish();
 ROLLBACK;
