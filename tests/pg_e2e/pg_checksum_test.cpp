@@ -77,3 +77,28 @@ TEST(MixedChecksum, PostgresqlSqliteAndTheHubAgree) {
   EXPECT_EQ(HubChecksum(hub, "ck"), changed);
   EXPECT_EQ(Json::parse(s.Text("SELECT deltasync_checksum()")), changed);
 }
+
+// A counter: each engine's sales count, and the sum is one digest on both sites and the hub.
+TEST(MixedChecksum, CountersAgreeOnTheSum) {
+  HubProcess hub;
+  std::string url = hub.url("ck_counter");
+  PgSite pg;
+  pg->Exec("CREATE TABLE stock (id bigint PRIMARY KEY, qty bigint NOT NULL DEFAULT 0);"
+           "SELECT deltasync_enable('stock', '{\"columns\": {\"qty\": \"counter\"}}')");
+  Site s;
+  s.Exec("CREATE TABLE stock (id INTEGER PRIMARY KEY, qty INTEGER NOT NULL DEFAULT 0);"
+         "SELECT deltasync_enable('stock', '{\"columns\": {\"qty\": \"counter\"}}')");
+  pg->Exec("INSERT INTO stock VALUES (1, 100), (2, 5)");
+  PgSync(*pg, url);
+  SqliteSync(s, url);
+  pg->Exec("UPDATE stock SET qty = qty - 3 WHERE id = 1");
+  s.Exec("UPDATE stock SET qty = qty - 4 WHERE id = 1");
+  EXPECT_NE(Json::parse(pg->Text("SELECT deltasync_checksum()")), Json::parse(s.Text("SELECT deltasync_checksum()")));
+  PgSync(*pg, url);
+  SqliteSync(s, url);
+  PgSync(*pg, url);
+  ASSERT_EQ(pg->Text("SELECT qty FROM stock WHERE id = 1"), "93");
+  Json want = Json::parse(s.Text("SELECT deltasync_checksum()"));
+  EXPECT_EQ(Json::parse(pg->Text("SELECT deltasync_checksum()")), want);
+  EXPECT_EQ(HubChecksum(hub, "ck_counter"), want);
+}
