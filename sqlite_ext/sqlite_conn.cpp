@@ -320,7 +320,8 @@ void sqlite::TableInfo::RequireCaptured() const {
   if (state == TableState::kNeedsEnable)
     throw Error(ErrorCode::kInvalidArgument,
                 "tracked table \"" + name + "\" has lost its capture triggers (was it dropped and created again?); "
-                "call deltasync_enable('" + name + "') to resume tracking or deltasync_disable('" + name + "') to stop");
+                "call deltasync_enable('" + name + "') to resume tracking (if its key changed: deltasync_disable('" + name +
+                    "') then deltasync_enable('" + name + "')) or deltasync_disable('" + name + "') to stop");
 }
 
 std::optional<TableInfo> Conn::FindTable(const std::string& name) {

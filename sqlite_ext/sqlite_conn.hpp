@@ -67,6 +67,10 @@ class Conn {
   bool guarding = false;
   bool guard_dropping = false;  // the authorizer's last action was a DROP TABLE
   uint64_t guard_trace_calls = 0;  // statements the guard's trace callback saw start
+  std::vector<std::string> guard_known;  // tables whose capture triggers a prepare compiled in
+  bool guard_progress = false;    // the guard's progress handler is set
+  bool guard_last_write = false;  // the last top-level statement the trace saw start writes
+  bool guard_refusing = false;    // the guard stopped the statement that started last
 
   // Creates the internal tables if missing; refuses a database from a newer deltasync.
   void EnsureSchema();

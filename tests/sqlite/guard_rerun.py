@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""Capture guard (sqlite_ext/sqlite_guard.cpp) misses a write whose statement SQLite re-prepares
-after SQLITE_SCHEMA: a rerun is not traced (sqlite3_step sets minWriteFileFormat = 254,
+"""Capture guard (sqlite_ext/sqlite_guard.cpp), found by review: it missed a write whose statement
+SQLite re-prepares after SQLITE_SCHEMA: a rerun is not traced (sqlite3_step sets minWriteFileFormat = 254,
 tag-20220401a, when the first attempt already passed OP_Init), so the trace callback saw the
 statement start while the connection's schema still had the old table with its triggers, and
-the re-prepared statement writes the rebuilt table without them. Exits 1 while a write is lost.
+the re-prepared statement writes the rebuilt table without them. Exits 1 if a write is lost (each case must end with the write stopped or captured).
 
 Also: with PRAGMA locking_mode = EXCLUSIVE (or any lock that keeps the guard's second connection
 from reading for 2 s) a busy error is taken for "nothing tracked" and the write runs uncaptured.
@@ -11,7 +11,7 @@ from reading for 2 s) a busy error is taken for "nothing tracked" and the write 
 Cases: another connection/process rebuilt the table (a `manage.py migrate` while a worker's
 connection stays open) and this connection's schema cache is stale; a busy lock holder that
 commits a schema change (the guard's sqlite3_interrupt is cleared by the re-prepare).
-Usage: BUILD=build /usr/bin/python3 tests/review/sqlite_guard_rerun.py
+Usage: BUILD=build /usr/bin/python3 tests/sqlite/guard_rerun.py (ctest sqlite_guard_rerun)
 """
 import json, os, sqlite3, subprocess, sys, tempfile, threading, time
 
@@ -92,10 +92,12 @@ def exclusive_locking_mode(path):
     # fails with SQLITE_BUSY after 2 s, which Follow() takes for "no deltasync_tables", so the
     # write runs uncaptured instead of being stopped.
     app = connect(path)
-    app.execute("PRAGMA locking_mode = EXCLUSIVE")
-    app.executescript(REBUILD)
-    app.execute("UPDATE product SET stock = 42 WHERE id = 1")
-    app.close()
+    try:
+        app.execute("PRAGMA locking_mode = EXCLUSIVE")
+        app.executescript(REBUILD)
+        app.execute("UPDATE product SET stock = 42 WHERE id = 1")
+    finally:
+        app.close()  # a refused write leaves the lock with the connection
 
 
 failed = 0
