@@ -69,9 +69,12 @@ nlohmann::json StatusDocument(StatusPort& port) {
   Json schedules = Json::array();
   for (const StatusPort::Schedule& s : port.Schedules())
     schedules.push_back({{"hub", s.hub}, {"url", s.url}, {"interval_ms", s.interval_ms}});
+  Json syncs = Json::array();
+  for (const SyncProgress& p : port.Syncs()) syncs.push_back(ProgressJson(p));
   return Json{{"version", kVersion},   {"site_id", port.SiteIdText()}, {"db_version", port.DbVersion()},
               {"tables", tables},      {"pending_changes", pending},   {"hubs", hubs},
-              {"schedules", schedules},  {"quarantined", port.QuarantinedRows()}, {"kept", port.KeptChanges()}};
+              {"schedules", schedules},  {"quarantined", port.QuarantinedRows()}, {"kept", port.KeptChanges()},
+              {"syncs", syncs}};
 }
 
 }  // namespace deltasync

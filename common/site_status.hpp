@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/shadow_row.hpp"
+#include "common/sync_progress.hpp"
 
 namespace deltasync {
 
@@ -61,6 +62,9 @@ class StatusPort {
   virtual std::vector<Hub> Hubs() = 0;
   // The stored schedules, ordered by hub; none on an engine that does not keep them yet.
   virtual std::vector<Schedule> Schedules() { return {}; }
+  // The last long push and pull with each hub, under way or ended (common/sync_progress),
+  // ordered by hub then direction; none on an engine that keeps no progress.
+  virtual std::vector<SyncProgress> Syncs() { return {}; }
   // Changes newer than `since`, counted as deltasync_apply counts them.
   virtual uint64_t CountChangesSince(int64_t since) = 0;
   // Rows in quarantine (common/quarantine.hpp).

@@ -1,5 +1,6 @@
 #include "common/sync_client.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <limits>
 #include <type_traits>
@@ -137,6 +138,13 @@ PullAnswer ReadPullAnswer(const HttpResponse& res, const std::string& url, int64
     throw Error(ErrorCode::kNetwork, url + ": malformed response: page does not continue from the cursor");
   auto more = res.headers.find("deltasync-more");
   out.more = more != res.headers.end() && more->second == "true";
+  auto seq = res.headers.find("deltasync-seq");
+  if (seq != res.headers.end()) {
+    try {
+      out.node_seq = std::max<int64_t>(0, std::stoll(seq->second));
+    } catch (const std::exception&) {  // progress only: a bad header means "not said"
+    }
+  }
   return out;
 }
 
@@ -154,6 +162,19 @@ Json ForgetHub(SyncSite& site, const std::string& url) {
 HubLink::HubLink(SyncSite& site, const std::string& url, SyncOptions options)
     : site_(site), url_(ParseHubUrl(url)), key_(url_.base + "/nodes/" + url_.node), opt_(std::move(options)) {
   site_.LoadHub(key_);
+}
+
+// Hands the meter's report to the engine; a report that fails does not fail the call.
+void HubLink::Report(ProgressMeter& meter) {
+  try {
+    site_.ReportProgress(meter.progress());
+  } catch (const std::exception&) {
+  }
+}
+
+// The last report of a call that reported (done, or failed).
+void HubLink::Finish(ProgressMeter& meter, bool ok) {
+  if (meter.Finish(ok, static_cast<int64_t>(WallClockMillis()))) Report(meter);
 }
 
 // A hub answering with another id than before is a different store (replaced, or restored
@@ -227,26 +248,45 @@ Json HubLink::PushOnce() {
   BatchLimits limits;
   limits.max_rows = opt_.batch_rows;
   limits.max_bytes = kPushBatchBytes;
+  ProgressMeter meter(key_, "push", static_cast<int64_t>(WallClockMillis()));
+  bool counted = false;
   // One batch at a time, in catalog then key order; each acknowledged batch is recorded, and
   // the cursor moves once the pass is done (a batch sent twice is harmless: merging is
   // idempotent).
-  const int64_t until = site_.CollectBatches(
-      since, pass_until, from, site_.EchoRanges(key_, since), limits,
-      [&](Payload& batch, const CollectPosition& after) {
-        PushAnswer ack = Send(batch);
-        hub_seq = ack.seq;
-        ++batches;
-        for (const TableChanges& t : batch.tables) {
-          rows += t.rows.size();
-          changes += CountChanges(t);
-        }
-        if (!ack.hub_id.empty() && CheckHubIdentity(ack.hub_id)) {
-          reset_ = true;  // a new store: its cursors start over, and so does this pass
-          return false;
-        }
-        site_.PushProgressed(key_, batch.until, after);
-        return true;
-      });
+  int64_t until = 0;
+  try {
+    until = site_.CollectBatches(
+        since, pass_until, from, site_.EchoRanges(key_, since), limits,
+        [&](Payload& batch, const CollectPosition& after) {
+          PushAnswer ack = Send(batch);
+          hub_seq = ack.seq;
+          ++batches;
+          for (const TableChanges& t : batch.tables) {
+            rows += t.rows.size();
+            changes += CountChanges(t);
+          }
+          if (!ack.hub_id.empty() && CheckHubIdentity(ack.hub_id)) {
+            reset_ = true;  // a new store: its cursors start over, and so does this pass
+            return false;
+          }
+          site_.PushProgressed(key_, batch.until, after);
+          if (meter.Advance(rows, static_cast<int64_t>(WallClockMillis()))) {
+            if (!counted) {  // the push is a long one: worth counting what it has to send
+              counted = true;
+              try {
+                meter.Expect(site_.CountRowsToPush(since, batch.until));
+              } catch (const std::exception&) {  // progress only: the push goes on without it
+              }
+            }
+            Report(meter);
+          }
+          return true;
+        });
+  } catch (...) {
+    Finish(meter, false);
+    throw;
+  }
+  Finish(meter, true);
   if (reset_) return {{"pushed", changes}, {"rows", rows}, {"batches", batches}, {"hub_replaced", true}};
   site_.PushDone(key_, until);
   return {{"pushed", changes}, {"rows", rows},       {"batches", batches},
@@ -263,25 +303,37 @@ Json HubLink::Resync() {
   uint64_t pages = 0;
   int64_t cursor = 0;
   std::string local = site_.LocalSite().ToString();
-  for (;;) {
-    std::string url = url_.base + "/nodes/" + url_.node + "/pull?since=" + std::to_string(cursor) +
-                      "&limit=" + std::to_string(opt_.batch_rows) + "&site=" + local + "&resync=1";
-    std::vector<std::pair<std::string, std::string>> headers;
-    if (opt_.binary) {
-      headers.emplace_back("Accept", std::string(kContentTypeBinary));
-      headers.emplace_back("Accept-Encoding", std::string(kContentEncodingZstd));
-    } else {
-      headers.emplace_back("Accept", std::string(kContentTypeJson));
+  ProgressMeter meter(key_, "pull", static_cast<int64_t>(WallClockMillis()));
+  try {
+    for (;;) {
+      std::string url = url_.base + "/nodes/" + url_.node + "/pull?since=" + std::to_string(cursor) +
+                        "&limit=" + std::to_string(opt_.batch_rows) + "&site=" + local + "&resync=1";
+      std::vector<std::pair<std::string, std::string>> headers;
+      if (opt_.binary) {
+        headers.emplace_back("Accept", std::string(kContentTypeBinary));
+        headers.emplace_back("Accept-Encoding", std::string(kContentEncodingZstd));
+      } else {
+        headers.emplace_back("Accept", std::string(kContentTypeJson));
+      }
+      PullAnswer answer =
+          ReadPullAnswer(HttpRequest("GET", url, headers, {}, opt_.http), url, cursor, opt_.max_page_bytes);
+      answered_ = true;
+      CheckHubIdentity(answer.page.site.ToString());
+      site_.NoteSeen(answer.page);
+      site_.ApplyPage(key_, answer.page, true);
+      cursor = answer.page.until;
+      ++pages;
+      if (answer.node_seq > 0) meter.Expect(static_cast<uint64_t>(answer.node_seq));
+      if (meter.Advance(static_cast<uint64_t>(std::max<int64_t>(0, cursor)),
+                        static_cast<int64_t>(WallClockMillis())))
+        Report(meter);
+      if (!answer.more) break;
     }
-    PullAnswer answer = ReadPullAnswer(HttpRequest("GET", url, headers, {}, opt_.http), url, cursor, opt_.max_page_bytes);
-    answered_ = true;
-    CheckHubIdentity(answer.page.site.ToString());
-    site_.NoteSeen(answer.page);
-    site_.ApplyPage(key_, answer.page, true);
-    cursor = answer.page.until;
-    ++pages;
-    if (!answer.more) break;
+  } catch (...) {
+    Finish(meter, false);
+    throw;
   }
+  Finish(meter, true);
   uint64_t removed = site_.RemoveUnseen(key_);
   resync_done_ = true;
   Json pull = PullAll();
@@ -295,50 +347,68 @@ Json HubLink::PullAll() {
   std::string tables;
   for (const auto& t : opt_.tables) tables += (tables.empty() ? "" : ",") + t;
   std::string local = site_.LocalSite().ToString();
-  for (;;) {
-    std::string url = url_.base + "/nodes/" + url_.node + "/pull?since=" + std::to_string(cursor) +
-                      "&limit=" + std::to_string(opt_.batch_rows) + "&site=" + local;
-    if (!tables.empty()) url += "&tables=" + UrlEncode(tables);
-    if (resync_done_) {
-      url += "&resync=done";
-      resync_done_ = false;
+  // Progress in positions of the node's sequence: from the cursor to the node's sequence.
+  int64_t start = cursor;
+  ProgressMeter meter(key_, "pull", static_cast<int64_t>(WallClockMillis()));
+  try {
+    for (;;) {
+      std::string url = url_.base + "/nodes/" + url_.node + "/pull?since=" + std::to_string(cursor) +
+                        "&limit=" + std::to_string(opt_.batch_rows) + "&site=" + local;
+      if (!tables.empty()) url += "&tables=" + UrlEncode(tables);
+      if (resync_done_) {
+        url += "&resync=done";
+        resync_done_ = false;
+      }
+      // Long-poll (wait_ms): only the first page waits for news; the request may take that
+      // much longer than timeout_ms.
+      HttpOptions http = opt_.http;
+      if (opt_.wait_ms > 0 && pages == 0) {
+        url += "&wait_ms=" + std::to_string(opt_.wait_ms);
+        if (http.timeout_ms > 0) http.timeout_ms += opt_.wait_ms;
+      }
+      std::vector<std::pair<std::string, std::string>> headers;
+      if (opt_.binary) {
+        headers.emplace_back("Accept", std::string(kContentTypeBinary));
+        headers.emplace_back("Accept-Encoding", std::string(kContentEncodingZstd));
+      } else {
+        headers.emplace_back("Accept", std::string(kContentTypeJson));
+      }
+      PullAnswer answer =
+          ReadPullAnswer(HttpRequest("GET", url, headers, {}, http), url, cursor, opt_.max_page_bytes);
+      answered_ = true;
+      const Payload& page = answer.page;
+      if (CheckHubIdentity(page.site.ToString())) {
+        reset_ = true;  // a new store: start over from its beginning
+        cursor = 0;
+        start = 0;
+        continue;
+      }
+      // A long-poll's wait is no work: a pull that waited is timed from its first page.
+      if (pages == 0 && opt_.wait_ms > 0)
+        meter = ProgressMeter(key_, "pull", static_cast<int64_t>(WallClockMillis()));
+      // The hub skips the rows of tables a subset pull did not ask for while its sequence
+      // moves on: only a pull of every table may advance the one stored cursor.
+      ApplyResult r = site_.ApplyPage(key_, page, opt_.tables.empty());
+      cursor = page.until;
+      ++pages;
+      for (const auto& t : page.tables) pulled += CountChanges(t);
+      applied += r.applied;
+      ignored += r.ignored;
+      untracked += r.untracked;
+      kept += r.kept;
+      quarantined += r.quarantined;  // every page, even an empty one, retries the held rows
+      held = r.held;
+      if (answer.node_seq > start) meter.Expect(static_cast<uint64_t>(answer.node_seq - start));
+      if (meter.Advance(static_cast<uint64_t>(std::max<int64_t>(0, cursor - start)),
+                        static_cast<int64_t>(WallClockMillis())))
+        Report(meter);
+      if (!answer.more) break;
     }
-    // Long-poll (wait_ms): only the first page waits for news; the request may take that
-    // much longer than timeout_ms.
-    HttpOptions http = opt_.http;
-    if (opt_.wait_ms > 0 && pages == 0) {
-      url += "&wait_ms=" + std::to_string(opt_.wait_ms);
-      if (http.timeout_ms > 0) http.timeout_ms += opt_.wait_ms;
-    }
-    std::vector<std::pair<std::string, std::string>> headers;
-    if (opt_.binary) {
-      headers.emplace_back("Accept", std::string(kContentTypeBinary));
-      headers.emplace_back("Accept-Encoding", std::string(kContentEncodingZstd));
-    } else {
-      headers.emplace_back("Accept", std::string(kContentTypeJson));
-    }
-    PullAnswer answer = ReadPullAnswer(HttpRequest("GET", url, headers, {}, http), url, cursor, opt_.max_page_bytes);
-    answered_ = true;
-    const Payload& page = answer.page;
-    if (CheckHubIdentity(page.site.ToString())) {
-      reset_ = true;  // a new store: start over from its beginning
-      cursor = 0;
-      continue;
-    }
-    // The hub skips the rows of tables a subset pull did not ask for while its sequence
-    // moves on: only a pull of every table may advance the one stored cursor.
-    ApplyResult r = site_.ApplyPage(key_, page, opt_.tables.empty());
-    cursor = page.until;
-    ++pages;
-    for (const auto& t : page.tables) pulled += CountChanges(t);
-    applied += r.applied;
-    ignored += r.ignored;
-    untracked += r.untracked;
-    kept += r.kept;
-    quarantined += r.quarantined;  // every page, even an empty one, retries the held rows
-    held = r.held;
-    if (!answer.more) break;
+  } catch (...) {
+    Finish(meter, false);
+    throw;
   }
+  Finish(meter, true);
   return {{"pulled", pulled}, {"applied", applied}, {"ignored", ignored}, {"untracked", untracked}, {"kept", kept},
           {"quarantined", quarantined}, {"held", held}, {"pages", pages}, {"cursor", cursor}};
 }

@@ -5,18 +5,18 @@
 // batching, the paging and the cursor rules (docs/protocol.md, "The hub over HTTP").
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/collect_loop.hpp"
 #include "common/error.hpp"
 #include "common/http_client.hpp"
 #include "common/payload.hpp"
 #include "common/row_apply.hpp"
+#include "common/sync_progress.hpp"
 
 namespace deltasync {
 
@@ -59,6 +59,7 @@ PushAnswer ReadPushAnswer(const HttpResponse& res, const std::string& url);
 struct PullAnswer {
   Payload page;
   bool more = false;
+  int64_t node_seq = 0;  // the node's sequence as the page was read (Deltasync-Seq; 0 when not said)
 };
 // Reads a pull answer for the page after `cursor`: anything but a 200 whose body decodes
 // (by its content type and encoding) to a page that continues from the cursor is an Error
@@ -112,6 +113,13 @@ class SyncSite {
   // failure streak ends), else the failure's message (the streak grows). Called after the
   // call's own writes were undone; the record must outlive them where the engine can.
   virtual void RecordOutcome(const std::string& key, const std::string& error, int64_t at_ms) = 0;
+  // Rows with a version in (since, until] in the tracked tables, as a push pass reads them
+  // (0: the engine cannot tell). Asked only once a push has run kProgressAfterMs, so it may
+  // scan; what turns out to have nothing to send is counted too.
+  virtual uint64_t CountRowsToPush(int64_t /*since*/, int64_t /*until*/) { return 0; }
+  // A long call's progress (common/sync_progress.hpp): after kProgressAfterMs, at most every
+  // kProgressEveryMs, and once at its end. An exception it throws is ignored.
+  virtual void ReportProgress(const SyncProgress& /*progress*/) {}
   // Forgets hub `key`: its record, cursors, echo ranges and health. False when unknown.
   virtual bool ForgetHub(const std::string& key) = 0;
   // Re-synchronisation (docs/operations.md, "A site that comes back"): starts an empty set
@@ -159,6 +167,8 @@ class HubLink {
   nlohmann::json PushOnce();
   bool CheckHubIdentity(const std::string& id);
   PushAnswer Send(const Payload& batch);
+  void Report(ProgressMeter& meter);
+  void Finish(ProgressMeter& meter, bool ok);
 
   SyncSite& site_;
   HubUrl url_;

@@ -23,6 +23,7 @@ struct PullResult {
   Payload payload;  // since/until are node sequences
   bool more = false;
   uint64_t changes = 0;
+  int64_t head = 0;  // the node's sequence in the page's snapshot (set by the stores' Pull)
 };
 
 // Inside one push transaction on one node.

@@ -483,6 +483,8 @@ struct Hub::Impl {
         metrics.ChangesOut(node_name, r.changes);
         res.set_header("Deltasync-More", r.more ? "true" : "false");
         res.set_header("Deltasync-Frontier", std::to_string(store->Frontier(node)));
+        // The node's sequence as the page was read: what a client shows its progress against.
+        res.set_header("Deltasync-Seq", std::to_string(std::max(r.head, r.payload.until)));
         EncodeResponseBody(r.payload, req.get_header_value("Accept"), req.get_header_value("Accept-Encoding"), res);
       } catch (const Error& e) {
         SendError(res, e.code() == ErrorCode::kInternal ? 500 : 400, e.what());

@@ -356,6 +356,10 @@ PullResult SqliteHubStore::Pull(int64_t node, int64_t since, size_t max_rows, co
   try {
     Snapshot snap(*this, node);
     out = BuildPage(snap, hub_id_, since, max_rows, tables, requester, max_bytes);
+    Stmt head(db_, "SELECT seq FROM hub_nodes WHERE id = ?1");
+    head.BindInt(1, node);
+    out.head = head.Step() ? head.Int(0) : 0;
+    head.Reset();
     Exec(db_, "COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);

@@ -663,6 +663,8 @@ PullResult PgHubStore::Pull(int64_t node, int64_t since, size_t max_rows, const 
     c.Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");  // one snapshot for the page
     Snapshot snap(*this, c, node);
     PullResult out = BuildPage(snap, hub_id_, since, max_rows, tables, requester, max_bytes);
+    auto head = c.Run("SELECT seq FROM hub_seqs WHERE node = $1", Params().Int(node));
+    out.head = head->rows() ? head->Int(0, 0) : 0;
     c.Run("COMMIT");
     return out;
   });

@@ -98,6 +98,10 @@ void Conn::EnsureSchema() {
        // deltasync_schedule (sqlite_schedule.cpp): options hold the token, as given.
        "CREATE TABLE IF NOT EXISTS deltasync_schedules(hub TEXT PRIMARY KEY, url TEXT NOT NULL,"
        " options TEXT NOT NULL, interval_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
+       // The progress of the last long push and pull with each hub (common/sync_progress).
+       "CREATE TABLE IF NOT EXISTS deltasync_sync_progress(hub TEXT NOT NULL, direction TEXT NOT NULL,"
+       " state TEXT NOT NULL, since_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, rows_done INTEGER NOT NULL,"
+       " rows_expected INTEGER, rows_per_s INTEGER NOT NULL, eta_ms INTEGER, PRIMARY KEY (hub, direction)) WITHOUT ROWID;"
        "CREATE TABLE IF NOT EXISTS deltasync_hub_push(hub TEXT PRIMARY KEY, until INTEGER NOT NULL, tbl TEXT NOT NULL,"
        " key BLOB NOT NULL) WITHOUT ROWID;"
        "CREATE TABLE IF NOT EXISTS deltasync_quarantine(tbl TEXT NOT NULL, key BLOB NOT NULL, changes TEXT NOT NULL,"

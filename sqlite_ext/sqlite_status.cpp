@@ -67,6 +67,29 @@ class SqliteStatus : public StatusPort {
     return out;
   }
 
+  std::vector<SyncProgress> Syncs() override {
+    conn_.EnsureSchema();
+    std::vector<SyncProgress> out;
+    Stmt s(conn_.db(),
+           "SELECT hub, direction, state, since_ms, updated_ms, rows_done, rows_expected, rows_per_s, eta_ms"
+           " FROM deltasync_sync_progress ORDER BY hub, direction");
+    while (s.Step()) {
+      SyncProgress p;
+      p.hub = std::string(s.Text(0));
+      p.direction = std::string(s.Text(1));
+      std::string state(s.Text(2));
+      p.state = state == "done" ? ProgressState::kDone : state == "failed" ? ProgressState::kFailed : ProgressState::kRunning;
+      p.since_ms = s.Int(3);
+      p.updated_ms = s.Int(4);
+      p.done = static_cast<uint64_t>(s.Int(5));
+      p.expected = s.IsNull(6) ? 0 : static_cast<uint64_t>(s.Int(6));
+      p.rows_per_s = static_cast<double>(s.Int(7));
+      if (!s.IsNull(8)) p.eta_ms = s.Int(8);
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
+
   uint64_t CountChangesSince(int64_t since) override {
     uint64_t n = 0;
     for (const TableChanges& t : CollectChanges(conn_, since, {}, true).tables) n += CountChanges(t);

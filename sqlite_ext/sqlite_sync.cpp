@@ -141,6 +141,40 @@ class SqliteSyncSite : public SyncSite {
     return r;
   }
 
+  // Every changed shadow row of the tracked tables in the version range, as the collect
+  // reads them (a scan of each table's metadata, done only for a long push).
+  uint64_t CountRowsToPush(int64_t since, int64_t until) override {
+    uint64_t n = 0;
+    for (const TableInfo& t : conn_.LoadTables()) {
+      if (t.state == TableState::kDropped) continue;
+      Stmt c(conn_.db(), "SELECT count(*) FROM " + t.q_meta + " WHERE ver > ?1 AND ver <= ?2");
+      c.BindInt(1, since);
+      c.BindInt(2, until);
+      if (c.Step()) n += static_cast<uint64_t>(c.Int(0));
+    }
+    return n;
+  }
+
+  // One row per hub and direction, in its own savepoint: in autocommit every report is
+  // visible at once to the site's other connections (deltasync_status(), the agent).
+  void ReportProgress(const SyncProgress& p) override {
+    Savepoint sp(conn_.db(), "deltasync_progress");
+    Stmt put(conn_.db(),
+             "INSERT OR REPLACE INTO deltasync_sync_progress(hub, direction, state, since_ms, updated_ms, rows_done,"
+             " rows_expected, rows_per_s, eta_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    put.BindText(1, p.hub);
+    put.BindText(2, p.direction);
+    put.BindText(3, ProgressStateName(p.state));
+    put.BindInt(4, p.since_ms);
+    put.BindInt(5, p.updated_ms);
+    put.BindInt(6, static_cast<int64_t>(p.done));
+    if (p.expected) put.BindInt(7, static_cast<int64_t>(p.expected));
+    put.BindInt(8, static_cast<int64_t>(p.rows_per_s));
+    if (p.eta_ms) put.BindInt(9, *p.eta_ms);
+    put.Run();
+    sp.Release();
+  }
+
   // Its own savepoint, after the failing call's savepoints rolled back: in autocommit it
   // commits at once, whatever the call did.
   void RecordOutcome(const std::string& key, const std::string& error, int64_t at_ms) override {
@@ -237,7 +271,8 @@ class SqliteSyncSite : public SyncSite {
     Savepoint sp(conn_.db(), "deltasync_forget");
     bool known = false;
     for (const char* sql : {"DELETE FROM deltasync_hub_echo WHERE hub = ?1", "DELETE FROM deltasync_hub_health WHERE hub = ?1",
-                            "DELETE FROM deltasync_hub_push WHERE hub = ?1", "DELETE FROM deltasync_hubs WHERE hub = ?1"}) {
+                            "DELETE FROM deltasync_hub_push WHERE hub = ?1", "DELETE FROM deltasync_sync_progress WHERE hub = ?1",
+                            "DELETE FROM deltasync_hubs WHERE hub = ?1"}) {
       Stmt d(conn_.db(), sql);
       d.BindText(1, key);
       d.Run();
