@@ -54,6 +54,11 @@ struct TableInfo {
   // or detached unseen (as above).
   bool capture_off = false;
   bool Unservable() const { return !broken.empty() || capture_off; }
+  // The table's state as both engines report it (common/site_status), from the above.
+  TableState State() const {
+    if (dropped) return TableState::kDropped;
+    return Unservable() ? TableState::kBroken : TableState::kTracked;
+  }
   bool rls = false, force_rls = false;
 };
 }  // namespace pg

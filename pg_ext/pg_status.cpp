@@ -36,12 +36,8 @@ class PgStatus : public StatusPort {
     for (const TableInfo& t : infos_)
       if (!t.dropped) CheckAccess(t, Access::kRead);
     for (const TableInfo& t : infos_) {
-      out.push_back(Table{t.name, t.dropped ? TableState::kDropped : TableState::kTracked, t.pk, t.cols,
-                          ColumnOptionsJson(t.cols, t.policies)});
-      if (!t.dropped && t.Unservable()) {
-        out.back().state = TableState::kBroken;
-        out.back().error = BrokenMessage(t);
-      }
+      out.push_back(Table{t.name, t.State(), t.pk, t.cols, ColumnOptionsJson(t.cols, t.policies)});
+      if (t.State() == TableState::kBroken) out.back().error = BrokenMessage(t);
     }
     return out;
   }
