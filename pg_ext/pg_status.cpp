@@ -1,4 +1,7 @@
 // deltasync_version, deltasync_site_id, deltasync_db_version and deltasync_status.
+#include <algorithm>
+#include <tuple>
+
 #include "common/site_status.hpp"
 #include "common/version.hpp"
 #include "pg_ext/pg_changes.hpp"
@@ -91,6 +94,23 @@ class PgStatus : public StatusPort {
     RunSql("SELECT hub, url, interval_ms FROM deltasync.schedules ORDER BY hub");
     std::vector<Schedule> out;
     for (uint64_t r = 0; r < SPI_processed; ++r) out.push_back(Schedule{ResultText(r, 0), ResultText(r, 1), ResultInt(r, 2)});
+    return out;
+  }
+
+  // The pushes and pulls under way in other backends of this database (sessions and the
+  // schedule workers): a long call shows its progress as its pg_stat_activity query text
+  // (pg_sync.cpp), read here as the extension's owner. Ended calls leave nothing behind.
+  std::vector<SyncProgress> Syncs() override {
+    AsOwner as;
+    RunSql("SELECT query, (extract(epoch FROM state_change) * 1000)::int8 FROM pg_stat_activity"
+           " WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'"
+           " AND (query LIKE 'deltasync push %' OR query LIKE 'deltasync pull %')");
+    std::vector<SyncProgress> out;
+    for (uint64_t r = 0; r < SPI_processed; ++r)
+      if (auto p = ParseProgressLine(ResultText(r, 0), ResultInt(r, 1))) out.push_back(std::move(*p));
+    std::sort(out.begin(), out.end(), [](const SyncProgress& a, const SyncProgress& b) {
+      return std::tie(a.hub, a.direction, a.since_ms) < std::tie(b.hub, b.direction, b.since_ms);
+    });
     return out;
   }
 

@@ -2,6 +2,9 @@
 // does the protocol, this file keeps the records (deltasync.hubs, deltasync.hub_echo).
 // A transfer polls for query cancel and statement_timeout, so neither waits on a hub that
 // never answers.
+#include <optional>
+#include <string>
+
 #include "common/hlc.hpp"
 #include "common/sync_client.hpp"
 #include "pg_ext/pg_changes.hpp"
@@ -11,6 +14,7 @@
 extern "C" {
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "utils/backend_status.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -25,6 +29,38 @@ using Json = nlohmann::json;
 class PgSyncSite : public SyncSite {
  public:
   SiteId LocalSite() override { return Backend::Get().LocalSite(); }
+
+  // Every changed shadow row of the tracked tables in the version range (a count of each
+  // table's metadata, done only for a long push).
+  uint64_t CountRowsToPush(int64_t since, int64_t until) override {
+    AsOwner as;
+    uint64_t n = 0;
+    for (const TableInfo& t : Backend::Get().LoadTables()) {
+      if (t.dropped) continue;
+      Args a;
+      a.AddInt8(since);
+      a.AddInt8(until);
+      RunSql("SELECT count(*) FROM " + t.q_meta + " WHERE ver > $1 AND ver <= $2", a);
+      if (SPI_processed == 1) n += static_cast<uint64_t>(ResultInt(0, 0));
+    }
+    return n;
+  }
+
+  // A function's writes are seen by others only when its transaction commits, so the
+  // progress goes where PostgreSQL shows a running backend's state at once: a NOTICE to the
+  // caller, and the backend's pg_stat_activity query text (which deltasync_status() of other
+  // sessions reads back), restored when the call ends.
+  void ReportProgress(const SyncProgress& p) override {
+    const std::string line = ProgressLine(p);
+    if (!saved_activity_ && MyBEEntry && MyBEEntry->st_activity_raw) saved_activity_ = std::string(MyBEEntry->st_activity_raw);
+    const bool running = p.state == ProgressState::kRunning;
+    const std::string activity = running ? line : saved_activity_.value_or("");
+    if (!running) saved_activity_.reset();
+    PgTry([&] {
+      ereport(NOTICE, (errmsg("%s", line.c_str())));
+      pgstat_report_activity(STATE_RUNNING, activity.c_str());
+    });
+  }
 
   HubRecord LoadHub(const std::string& key) override {
     AsOwner as;
@@ -137,6 +173,9 @@ class PgSyncSite : public SyncSite {
     RunSql("DELETE FROM deltasync.hub_echo WHERE hub = $1", a);
     return RunSql("DELETE FROM deltasync.hubs WHERE hub = $1", a) > 0;
   }
+
+ private:
+  std::optional<std::string> saved_activity_;  // the query text the progress replaced
 };
 
 SyncOptions OptionsArg(FunctionCallInfo fcinfo) { return ParseSyncOptions(JsonbArgText(fcinfo, 1)); }
