@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -107,8 +108,13 @@ TEST(SyncProgress, ALongPushAndPullReportConsistentProgressInStatus) {
   SiteFile a, b;
   a.site.Exec("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < " + std::to_string(kRows) +
               ") INSERT INTO t SELECT x, 'row ' || x, x * 7 FROM c");
-  // Small batches: many requests, so the push takes a few seconds on loopback.
-  const std::string opts = R"({"batch_rows": 25, "timeout_ms": 60000})";
+  // Small batches: many requests, so each call takes a few seconds on loopback. A hub on a
+  // PostgreSQL store (ctest e2e_hub_suite_on_pg_store) commits each push durably at about
+  // 50 ms, so there fewer, larger batches take as long.
+  const char* store = std::getenv("DELTASYNC_TEST_HUB_STORE");
+  const bool pg_store = store && std::string(store) == "postgresql";
+  const std::string opts = pg_store ? R"({"batch_rows": 500, "timeout_ms": 60000})" : R"({"batch_rows": 25, "timeout_ms": 60000})";
+  const std::string pull_opts = pg_store ? R"({"batch_rows": 100, "timeout_ms": 60000})" : opts;
 
   StatusWatcher push_watch(a.path, "push");
   auto t0 = std::chrono::steady_clock::now();
@@ -127,7 +133,7 @@ TEST(SyncProgress, ALongPushAndPullReportConsistentProgressInStatus) {
 
   StatusWatcher pull_watch(b.path, "pull");
   t0 = std::chrono::steady_clock::now();
-  Json pulled = Json::parse(b.site.Text("SELECT deltasync_pull(?1, ?2)", {Value::Text(url), Value::Text(opts)}));
+  Json pulled = Json::parse(b.site.Text("SELECT deltasync_pull(?1, ?2)", {Value::Text(url), Value::Text(pull_opts)}));
   std::vector<Json> pull_seen = pull_watch.Stop();
   double pull_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("push %.2f s, %zu reports seen; pull %.2f s, %zu reports seen\n", push_s, push_seen.size(), pull_s,
