@@ -119,7 +119,7 @@ void CheckPush(const Payload& p, uint64_t max_clock_drift_ms) {
   CheckClockDrift(MaxHlc(p), WallClockMillis(), max_clock_drift_ms);
 }
 
-PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
+PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq, size_t max_row_bytes) {
   PushResult result;
   // Sites are registered when a change of theirs is stored, the pusher when a row is: a
   // payload listing site ids no change uses (or only changes that lose) registers none.
@@ -144,7 +144,8 @@ PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
       int64_t local_cl = txn.RowCl(tbl, key);
       const int64_t grave = local_cl == 0 ? txn.GraveCl(tbl, key) : 0;
       if (grave != 0) local_cl = grave;  // a dropped tombstone decides as it did before
-      std::unordered_map<std::string, Clock> held = txn.CellClocks(tbl, key);
+      std::unordered_map<std::string, size_t> held_bytes;
+      std::unordered_map<std::string, Clock> held = txn.CellClocks(tbl, key, &held_bytes);
       CheckRowPolicies(t, counters, held);
       std::vector<Clock> incoming, local;
       for (size_t k = 0; k < r.changes.size(); ++k) {
@@ -180,17 +181,31 @@ PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq) {
         if (grave != 0 && r.cl < grave) txn.PutRow(tbl, key, grave, ++seq, kUnknownPusher);
         continue;
       }
-      if (writer < 0) writer = txn.SiteOrdinal(p.site);
-      ++seq;
       // A delete drops the row's values; so does a new life of a row the node held (its
       // older values can never win again, and would only travel as dead weight).
-      if (!m.exists || (m.cl_advanced && local_cl != 0)) txn.DropCells(tbl, key);
+      const bool drop = !m.exists || (m.cl_advanced && local_cl != 0);
+      std::vector<std::string> values(r.changes.size());
+      if (drop) held_bytes.clear();
+      for (size_t k = 0; k < r.changes.size(); ++k) {
+        if (!m.col_wins[k]) continue;
+        EncodeValue(r.changes[k].value, values[k]);
+        held_bytes[counters ? names[k] : t.columns[r.changes[k].column]] = values[k].size();
+      }
+      // The row as it will be stored, not only what this push carries: a row whose columns
+      // arrive in several pushes must not outgrow what a pull page can carry.
+      size_t row_bytes = StoredRowOverhead(key.size());
+      for (const auto& [col, bytes] : held_bytes) row_bytes += StoredCellBytes(bytes);
+      if (row_bytes > max_row_bytes)
+        throw RowTooLarge("table \"" + t.name + "\": a row would be " + std::to_string(row_bytes) +
+                          " bytes once merged with what the hub holds, larger than max_row_bytes (" +
+                          std::to_string(max_row_bytes) + ")");
+      if (writer < 0) writer = txn.SiteOrdinal(p.site);
+      ++seq;
+      if (drop) txn.DropCells(tbl, key);
       for (size_t k = 0; k < r.changes.size(); ++k) {
         if (!m.col_wins[k]) continue;
         const ColumnChange& c = r.changes[k];
-        std::string value;
-        EncodeValue(c.value, value);
-        txn.PutCell(tbl, key, counters ? names[k] : t.columns[c.column], value, c.hlc, ord_of(c.site), c.cl, seq, writer);
+        txn.PutCell(tbl, key, counters ? names[k] : t.columns[c.column], values[k], c.hlc, ord_of(c.site), c.cl, seq, writer);
       }
       txn.PutRow(tbl, key, m.cl, seq, writer);
     }

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/error.hpp"
 #include "common/merge.hpp"
 #include "common/payload.hpp"
 
@@ -38,8 +39,10 @@ class PushTxn {
   // For a row the store does not hold: the causal length of its tombstone if compaction
   // dropped one (kept as a grave, docs/operations.md), else 0. Stores that do not compact: 0.
   virtual int64_t GraveCl(int64_t /*tbl*/, const std::string& /*key*/) { return 0; }
-  // The clocks of the row's cells, by column name.
-  virtual std::unordered_map<std::string, Clock> CellClocks(int64_t tbl, const std::string& key) = 0;
+  // The clocks of the row's cells, by column name; with sizes, also each cell's stored value
+  // bytes (for the merged row's size: MergePush's max_row_bytes).
+  virtual std::unordered_map<std::string, Clock> CellClocks(int64_t tbl, const std::string& key,
+                                                            std::unordered_map<std::string, size_t>* sizes) = 0;
   virtual void DropCells(int64_t tbl, const std::string& key) = 0;
   // site: the change's origin; pusher: the site whose push brought it (p.site).
   virtual void PutCell(int64_t tbl, const std::string& key, const std::string& col, const std::string& value,
@@ -53,9 +56,18 @@ class PushTxn {
   virtual void Flush() {}
 };
 
+// A push whose changes, merged into a row the node holds, would make that row larger than the
+// hard row maximum (the hub answers 413; the push changes nothing).
+class RowTooLarge : public Error {
+ public:
+  explicit RowTooLarge(const std::string& message) : Error(ErrorCode::kInvalidPayload, message) {}
+};
+
 // Merges p into the node whose sequence is `seq` before; every changed row takes the next
 // sequence number. Checks identifiers first. The caller commits, and stores result.seq.
-PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq);
+// A row that would be larger than max_row_bytes once merged (its key and every value it
+// keeps, as a pull page counts them) throws RowTooLarge: the caller rolls back.
+PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq, size_t max_row_bytes = SIZE_MAX);
 
 struct StoredRow {
   int64_t tbl = 0;

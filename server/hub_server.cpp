@@ -416,7 +416,7 @@ struct Hub::Impl {
           return SendRetired(res, node_name, config.RetentionMs(node_name));
         std::string over = storage.Admit(*store, node, node_name, Policy()->QuotasOf(node_name), p);
         if (!over.empty()) return SendError(res, 507, over);
-        PushResult r = store->Push(node, p, config.max_clock_drift_ms);
+        PushResult r = store->Push(node, p, config.max_clock_drift_ms, config.max_row_bytes);
         if (r.applied > 0 || r.rows > 0) news->Notify(node);
         metrics.ChangesIn(node_name, r.applied);
         res.set_content(Json({{"applied", r.applied},
@@ -429,6 +429,8 @@ struct Hub::Impl {
         Log(LogLevel::kDebug, "push " + node_name + ": " + std::to_string(r.rows) + " rows, seq " + std::to_string(r.seq));
       } catch (const UnsupportedMediaType& e) {
         SendError(res, 415, e.what());
+      } catch (const RowTooLarge& e) {
+        SendError(res, 413, e.what());
       } catch (const Error& e) {
         int status = e.code() == ErrorCode::kClockDrift ? 422 : e.code() == ErrorCode::kInternal ? 500 : 400;
         if (status == 500) Log(LogLevel::kError, "push " + node_name + ": " + Printable(e.what()));

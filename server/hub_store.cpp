@@ -136,7 +136,7 @@ class SqliteHubStore::Txn : public PushTxn {
   Txn(SqliteHubStore& store, int64_t node)
       : store_(store), db_(store.db_), node_(node),
         get_row_(db_, "SELECT cl FROM hub_rows WHERE tbl = ?1 AND key = ?2"),
-        get_cells_(db_, "SELECT col, hlc, site, cl FROM hub_cells WHERE tbl = ?1 AND key = ?2"),
+        get_cells_(db_, "SELECT col, hlc, site, cl, length(value) FROM hub_cells WHERE tbl = ?1 AND key = ?2"),
         put_row_(db_, "INSERT INTO hub_rows(node, tbl, key, cl, seq, writer) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
                       " ON CONFLICT (tbl, key) DO UPDATE SET cl = excluded.cl, seq = excluded.seq, writer = excluded.writer"),
         put_cell_(db_, "INSERT INTO hub_cells(tbl, key, col, value, hlc, site, cl, seq, pusher)"
@@ -173,13 +173,16 @@ class SqliteHubStore::Txn : public PushTxn {
     return cl;
   }
   int64_t GraveCl(int64_t tbl, const std::string& key) override { return store_.GraveCl(tbl, key); }
-  std::unordered_map<std::string, Clock> CellClocks(int64_t tbl, const std::string& key) override {
+  std::unordered_map<std::string, Clock> CellClocks(int64_t tbl, const std::string& key,
+                                                    std::unordered_map<std::string, size_t>* sizes) override {
     std::unordered_map<std::string, Clock> held;
     get_cells_.BindInt(1, tbl);
     get_cells_.BindBlob(2, key);
-    while (get_cells_.Step())
-      held[std::string(get_cells_.Text(0))] =
-          Clock{get_cells_.Int(3), static_cast<uint64_t>(get_cells_.Int(1)), SiteOf(get_cells_.Int(2))};
+    while (get_cells_.Step()) {
+      std::string col(get_cells_.Text(0));
+      if (sizes) (*sizes)[col] = static_cast<size_t>(get_cells_.Int(4));
+      held[std::move(col)] = Clock{get_cells_.Int(3), static_cast<uint64_t>(get_cells_.Int(1)), SiteOf(get_cells_.Int(2))};
+    }
     get_cells_.Reset();
     return held;
   }
@@ -271,15 +274,16 @@ struct SqliteHubStore::PendingPush {
   PushResult result;
   std::exception_ptr error;
   bool done = false;
+  size_t max_row_bytes = SIZE_MAX;
 };
 
 // Group commit, leader and followers: a push queues itself; if no group is committing, it
 // takes the whole queue (its own push and any that arrived meanwhile) and commits it;
 // otherwise it waits, and the next free push leads the next group. Decoding and checks
 // happened before, outside any lock.
-PushResult SqliteHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) {
+PushResult SqliteHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms, size_t max_row_bytes) {
   CheckPush(p, max_clock_drift_ms);
-  PendingPush me{node, &p, {}, nullptr};
+  PendingPush me{node, &p, {}, nullptr, false, max_row_bytes};
   std::unique_lock<std::mutex> queue(queue_mu_);
   queue_.push_back(&me);
   while (!me.done) {
@@ -323,7 +327,7 @@ void SqliteHubStore::CommitGroup(const std::vector<PendingPush*>& group) {
         node_seq.Reset();
         {
           Txn txn(*this, push->node);
-          push->result = MergePush(txn, *push->payload, seq);
+          push->result = MergePush(txn, *push->payload, seq, push->max_row_bytes);
         }
         if (push->result.seq != seq) {
           Stmt set_seq(db_, "UPDATE hub_nodes SET seq = ?1 WHERE id = ?2");

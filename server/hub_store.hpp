@@ -77,7 +77,9 @@ class HubStore {
   // Node id, or nullopt when the node does not exist (and create is false).
   virtual std::optional<int64_t> Node(const std::string& name, bool create) = 0;
   // Merges a payload into a node, in one transaction that is durable when this returns.
-  virtual PushResult Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) = 0;
+  // A row that would be larger than max_row_bytes once merged refuses the push (RowTooLarge).
+  virtual PushResult Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms,
+                          size_t max_row_bytes = SIZE_MAX) = 0;
   // Rows whose sequence is > since, oldest first, whole rows only, at most max_rows rows and
   // about max_bytes of stored rows (a larger row alone: BuildPage); only the listed tables
   // (all when empty); never column changes that `requester` pushed.
@@ -132,7 +134,8 @@ class SqliteHubStore : public HubStore {
 
   const SiteId& hub_id() const override { return hub_id_; }
   std::optional<int64_t> Node(const std::string& name, bool create) override;
-  PushResult Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) override;
+  PushResult Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms,
+                  size_t max_row_bytes = SIZE_MAX) override;
   PullResult Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,
                   const std::optional<SiteId>& requester, size_t max_bytes) override;
   nlohmann::json Status(int64_t node, const std::string& name) override;

@@ -447,6 +447,7 @@ class PgHubStore::Txn : public PushTxn {
     tbl_ = tbl;
     row_cl_.clear();
     cells_.clear();
+    sizes_.clear();
     grave_cl_.clear();
     // Graves are read only for a table compaction left some in (one probe per table).
     bool has_graves =
@@ -466,10 +467,14 @@ class PgHubStore::Txn : public PushTxn {
         auto graves = c_.Run("SELECT key, cl FROM hub_graves WHERE node = $1 AND tbl = $2 AND key IN (" + in + ")", p);
         for (int i = 0; i < graves->rows(); ++i) grave_cl_[graves->Bytes(i, 0)] = graves->Int(i, 1);
       }
-      auto cells = c_.Run("SELECT key, col, hlc, site, cl FROM hub_cells WHERE node = $1 AND tbl = $2 AND key IN (" + in + ")", p);
-      for (int i = 0; i < cells->rows(); ++i)
-        cells_[cells->Bytes(i, 0)][cells->Text(i, 1)] =
+      auto cells = c_.Run("SELECT key, col, hlc, site, cl, octet_length(value) FROM hub_cells"
+                         " WHERE node = $1 AND tbl = $2 AND key IN (" + in + ")", p);
+      for (int i = 0; i < cells->rows(); ++i) {
+        std::string key = cells->Bytes(i, 0), col = cells->Text(i, 1);
+        sizes_[key][col] = static_cast<size_t>(cells->Int(i, 5));
+        cells_[std::move(key)][std::move(col)] =
             Clock{cells->Int(i, 4), static_cast<uint64_t>(cells->Int(i, 2)), store_.SiteOf(c_, cells->Int(i, 3))};
+      }
     }
   }
   int64_t RowCl(int64_t, const std::string& key) override {
@@ -480,12 +485,18 @@ class PgHubStore::Txn : public PushTxn {
     auto it = grave_cl_.find(key);
     return it == grave_cl_.end() ? 0 : it->second;
   }
-  std::unordered_map<std::string, Clock> CellClocks(int64_t, const std::string& key) override {
+  std::unordered_map<std::string, Clock> CellClocks(int64_t, const std::string& key,
+                                                    std::unordered_map<std::string, size_t>* sizes) override {
+    if (sizes) {
+      auto s = sizes_.find(key);
+      if (s != sizes_.end()) *sizes = s->second;
+    }
     auto it = cells_.find(key);
     return it == cells_.end() ? std::unordered_map<std::string, Clock>{} : it->second;
   }
   void DropCells(int64_t, const std::string& key) override {
     cells_.erase(key);
+    sizes_.erase(key);
     dropped_.push_back(key);
     for (auto it = put_cells_.begin(); it != put_cells_.end();)
       it = it->first.first == key ? put_cells_.erase(it) : std::next(it);
@@ -493,6 +504,7 @@ class PgHubStore::Txn : public PushTxn {
   void PutCell(int64_t, const std::string& key, const std::string& col, const std::string& value, uint64_t hlc,
                uint32_t site, int64_t cl, int64_t seq, int64_t pusher) override {
     cells_[key][col] = Clock{cl, hlc, store_.SiteOf(c_, site)};
+    sizes_[key][col] = value.size();
     put_cells_[{key, col}] = CellWrite{value, hlc, site, cl, seq, pusher};
   }
   void PutRow(int64_t, const std::string& key, int64_t cl, int64_t seq, int64_t writer) override {
@@ -565,6 +577,7 @@ class PgHubStore::Txn : public PushTxn {
   std::unordered_map<std::string, int64_t> row_cl_;
   std::unordered_map<std::string, int64_t> grave_cl_;
   std::unordered_map<std::string, std::unordered_map<std::string, Clock>> cells_;
+  std::unordered_map<std::string, std::unordered_map<std::string, size_t>> sizes_;  // stored value bytes
   std::vector<std::string> dropped_;
   std::map<std::pair<std::string, std::string>, CellWrite> put_cells_;
   std::map<std::string, RowWrite> put_rows_;
@@ -597,7 +610,7 @@ int64_t PgHubStore::LockNode(Conn& c, int64_t node) {
   }
 }
 
-PushResult PgHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) {
+PushResult PgHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms, size_t max_row_bytes) {
   CheckPush(p, max_clock_drift_ms);
   std::vector<SiteId> sites = SitesToRegister(p);
   // One connection per process waits for a node's lock: pushes queued on a busy node do not
@@ -608,7 +621,7 @@ PushResult PgHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_d
     // The node's row lock orders pushes to one node by commit (see the top of this file).
     int64_t seq = LockNode(c, node);
     Txn txn(*this, c, node, ords);
-    PushResult result = MergePush(txn, p, seq);
+    PushResult result = MergePush(txn, p, seq, max_row_bytes);
     if (result.seq != seq) c.Run("UPDATE hub_seqs SET seq = $1 WHERE node = $2", Params().Int(result.seq).Int(node));
     // Tests only: numbers taken, not committed yet (what the node's lock must keep from pullers).
     if (push_commit_delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(push_commit_delay_ms_));

@@ -25,7 +25,8 @@ class PgHubStore : public HubStore {
 
   const SiteId& hub_id() const override { return hub_id_; }
   std::optional<int64_t> Node(const std::string& name, bool create) override;
-  PushResult Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms) override;
+  PushResult Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms,
+                  size_t max_row_bytes = SIZE_MAX) override;
   PullResult Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,
                   const std::optional<SiteId>& requester, size_t max_bytes) override;
   nlohmann::json Status(int64_t node, const std::string& name) override;

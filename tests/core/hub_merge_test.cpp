@@ -75,11 +75,15 @@ class FakeNode : public PushTxn, public PullSource {
     auto it = rows_.find({tbl, key});
     return it == rows_.end() ? 0 : it->second.cl;
   }
-  std::unordered_map<std::string, Clock> CellClocks(int64_t tbl, const std::string& key) override {
+  std::unordered_map<std::string, Clock> CellClocks(int64_t tbl, const std::string& key,
+                                                    std::unordered_map<std::string, size_t>* sizes) override {
     std::unordered_map<std::string, Clock> out;
     auto it = rows_.find({tbl, key});
     if (it != rows_.end())
-      for (const auto& [col, c] : it->second.cells) out[col] = Clock{c.cl, c.hlc, sites_[c.site]};
+      for (const auto& [col, c] : it->second.cells) {
+        out[col] = Clock{c.cl, c.hlc, sites_[c.site]};
+        if (sizes) (*sizes)[col] = c.value.size();
+      }
     return out;
   }
   void DropCells(int64_t tbl, const std::string& key) override { rows_[{tbl, key}].cells.clear(); }

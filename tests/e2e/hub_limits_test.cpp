@@ -452,6 +452,55 @@ TEST(HubLimits, PageBudgetAndRowMaximumAreConfigKeys) {
   EXPECT_EQ(b.Rows("SELECT id, hex(v) FROM w ORDER BY id"), a.Rows("SELECT id, hex(v) FROM w ORDER BY id"));
 }
 
+// The row maximum holds for the row the hub would store, not only for what one push carries:
+// a row whose columns arrive in several pushes, each under max_row_bytes, is refused (413)
+// by the push that would take the merged row over it, and that push changes nothing; a push
+// that replaces a large value with a small one is counted by what the row keeps.
+// (This was a review reproduction: 12 MiB columns pushed one by one against the defaults.)
+TEST(HubLimits, AMergedRowOverTheRowMaximumIsRefused) {
+  HubProcess::Options o;
+  o.config_json = R"({"max_page_bytes": 100000, "max_row_bytes": 200000})";
+  HubProcess hub(o);
+  Site a, b;
+  for (Site* s : {&a, &b})
+    s->Exec("CREATE TABLE g(id INTEGER PRIMARY KEY, c1 BLOB, c2 BLOB, c3 BLOB); SELECT deltasync_enable('g');");
+  auto push = [&] { return a.Text("SELECT deltasync_push(?1)", {Value::Text(hub.url("n"))}); };
+  auto pull = [&] { b.Text("SELECT deltasync_pull(?1)", {Value::Text(hub.url("n"))}); };
+  a.Exec("INSERT INTO g VALUES (1, x'01', x'02', x'03'), (2, x'04', NULL, NULL)");
+  push();
+  a.Exec("UPDATE g SET c1 = randomblob(90000) WHERE id = 1");
+  push();
+  a.Exec("UPDATE g SET c2 = randomblob(90000) WHERE id = 1");
+  push();  // about 180 KB held: under the maximum
+  a.Exec("UPDATE g SET c3 = randomblob(90000) WHERE id = 1; UPDATE g SET c1 = x'05' WHERE id = 2");
+  try {
+    push();
+    ADD_FAILURE() << "a push that grows a row past max_row_bytes was accepted";
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("413"), std::string::npos) << what;
+    EXPECT_NE(what.find("max_row_bytes (200000)"), std::string::npos) << what;
+    EXPECT_NE(what.find("once merged"), std::string::npos) << what;
+  }
+  pull();
+  EXPECT_EQ(b.Text("SELECT group_concat(id || ':' || hex(c3) || ':' || hex(c1), ' ') FROM (SELECT * FROM g ORDER BY id)"),
+            "1:03:" + b.Text("SELECT hex(c1) FROM g WHERE id = 1") + " 2::04")
+      << "the refused push changed the hub";
+  EXPECT_EQ(b.Int("SELECT length(c1) FROM g WHERE id = 1"), 90000);
+  EXPECT_EQ(b.Int("SELECT length(c1) + length(c2) FROM g WHERE id = 1"), 180000);
+  // The same pending change with c1 made small: the row keeps about 180 KB, which fits.
+  a.Exec("UPDATE g SET c1 = x'06' WHERE id = 1");
+  push();
+  pull();
+  const char* all = "SELECT id, hex(c1), hex(c2), hex(c3) FROM g ORDER BY id";
+  EXPECT_EQ(b.Rows(all), a.Rows(all));
+  // A new life of the row drops what it held: 190 KB in one column fits again.
+  a.Exec("DELETE FROM g WHERE id = 1; INSERT INTO g VALUES (1, randomblob(190000), NULL, NULL)");
+  push();
+  pull();
+  EXPECT_EQ(b.Rows(all), a.Rows(all));
+}
+
 TEST(HubLimits, BadPageLimitsAreRefusedAtStart) {
   for (const char* config : {R"({"max_page_bytes": 0})", R"({"max_row_bytes": 40000000})"}) {
     SCOPED_TRACE(config);
