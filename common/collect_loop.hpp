@@ -15,6 +15,15 @@
 
 namespace deltasync {
 
+// One changed row as an engine's cursor buffers it (a chunk read ahead): its key, shadow
+// row, whether the base row is there, and its non-key column values.
+struct BufferedChange {
+  std::vector<Value> key;
+  ShadowRow shadow;
+  bool base = false;
+  std::vector<Value> cols;
+};
+
 // One local table's changed shadow rows, in storage order, with their base rows.
 class ChangeCursor {
  public:

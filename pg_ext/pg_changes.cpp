@@ -85,12 +85,7 @@ class PgChangeCursor : public ChangeCursor {
   Value Column(uint32_t column) override { return cur_->cols[column]; }
 
  private:
-  struct Row {
-    std::vector<Value> key;
-    ShadowRow shadow;
-    bool base = false;
-    std::vector<Value> cols;
-  };
+  using Row = BufferedChange;
   static constexpr long kChunkRows = 1000;
 
   // Fetches and converts the next chunk; false when there is none.

@@ -61,12 +61,7 @@ class SqliteChangeCursor : public ChangeCursor {
   }
 
  private:
-  struct Row {
-    std::vector<Value> key;
-    ShadowRow shadow;
-    bool base = false;
-    std::vector<Value> cols;
-  };
+  using Row = BufferedChange;
   static constexpr int kChunkRows = 512;
 
   // "m.k0 > ?2" or "(m.k0, m.k1) > (?2, ?3)": after the last key read.
