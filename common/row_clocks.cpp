@@ -180,6 +180,24 @@ RowClocks RowClocks::Decode(uint64_t base_hlc, uint32_t base_site, std::string_v
   return rc;
 }
 
+RowClocks RemapColumns(const RowClocks& old, const std::vector<int64_t>& to) {
+  auto dest = [&](uint32_t col) { return col < to.size() ? to[col] : -1; };
+  RowClocks moved(old.Base());
+  for (const auto& [col, clock] : old.Overrides())
+    if (dest(col) >= 0) moved.Set(static_cast<uint32_t>(dest(col)), clock);
+  std::vector<Contribution> contributions;
+  for (Contribution c : old.Contributions())
+    if (dest(c.column) >= 0) {
+      c.column = static_cast<uint32_t>(dest(c.column));
+      contributions.push_back(c);
+    }
+  std::sort(contributions.begin(), contributions.end(), [](const Contribution& a, const Contribution& b) {
+    return a.column != b.column ? a.column < b.column : a.site < b.site;
+  });
+  moved.SetContributions(std::move(contributions));
+  return moved;
+}
+
 void MarkAddedColumns(RowClocks& clocks, const std::vector<uint32_t>& added) {
   for (uint32_t c : added) {
     bool own = std::any_of(clocks.Overrides().begin(), clocks.Overrides().end(),

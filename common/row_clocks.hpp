@@ -91,6 +91,11 @@ class RowClocks {
   std::vector<Contribution> contributions_;               // sorted by (column, site)
 };
 
+// A row's clocks after its table's tracked columns moved: the clock (and a counter's
+// contributions) of column i go to position to[i]; to[i] < 0, or i past the end: the column
+// is gone, and so is what it had. The shared clock stays.
+RowClocks RemapColumns(const RowClocks& old, const std::vector<int64_t>& to);
+
 // A live row's clocks after columns `added` (positions) were added to its table: the value
 // the row holds there (the column's default, or NULL) has no version — it loses to any real
 // write and merges the same everywhere — so each gets a clock with hlc 0, unless the row

@@ -404,20 +404,7 @@ DELTASYNC_PG_FUNCTION(deltasync_clk_remap) {
   if (PG_ARGISNULL(2)) PG_RETURN_NULL();
   RequireArgs(fcinfo, 4, "deltasync.clk_remap");
   RowClocks old = ClocksArg(fcinfo);
-  std::vector<int64_t> to = IntArrayArg(fcinfo, 3, -1);
-  RowClocks moved(old.Base());
-  for (const auto& [col, clock] : old.Overrides())
-    if (col < to.size() && to[col] >= 0) moved.Set(static_cast<uint32_t>(to[col]), clock);
-  std::vector<Contribution> contributions;  // a counter's contributions move with it
-  for (Contribution c : old.Contributions())
-    if (c.column < to.size() && to[c.column] >= 0) {
-      c.column = static_cast<uint32_t>(to[c.column]);
-      contributions.push_back(c);
-    }
-  std::sort(contributions.begin(), contributions.end(), [](const Contribution& a, const Contribution& b) {
-    return a.column != b.column ? a.column < b.column : a.site < b.site;
-  });
-  moved.SetContributions(std::move(contributions));
+  RowClocks moved = RemapColumns(old, IntArrayArg(fcinfo, 3, -1));
   return ExtrasResult(fcinfo, moved);
 }
 

@@ -252,22 +252,11 @@ void RemapClocks(sqlite3* db, const CatalogTable& t, const std::vector<int>& to)
   {
     Stmt s(db, "SELECT " + ShadowKeyList(t.pk.size()) + ", hlc, site, clk FROM " + q_meta + " WHERE clk IS NOT NULL");
     int nk = static_cast<int>(t.pk.size());
+    std::vector<int64_t> to64(to.begin(), to.end());
     while (s.Step()) {
       RowClocks old = RowClocks::Decode(static_cast<uint64_t>(s.Int(nk)), static_cast<uint32_t>(s.Int(nk + 1)),
                                         s.Blob(nk + 2));
-      RowClocks moved(old.Base());
-      for (const auto& [col, clock] : old.Overrides())
-        if (col < to.size() && to[col] >= 0) moved.Set(static_cast<uint32_t>(to[col]), clock);
-      std::vector<Contribution> contributions;  // a counter's contributions move with it
-      for (Contribution c : old.Contributions())
-        if (c.column < to.size() && to[c.column] >= 0) {
-          c.column = static_cast<uint32_t>(to[c.column]);
-          contributions.push_back(c);
-        }
-      std::sort(contributions.begin(), contributions.end(), [](const Contribution& a, const Contribution& b) {
-        return a.column != b.column ? a.column < b.column : a.site < b.site;
-      });
-      moved.SetContributions(std::move(contributions));
+      RowClocks moved = RemapColumns(old, to64);
       std::vector<Value> key;
       for (int k = 0; k < nk; ++k) key.push_back(s.Val(k));
       rewrites.emplace_back(std::move(key), moved.EncodeExtras());
