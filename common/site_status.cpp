@@ -59,7 +59,9 @@ nlohmann::json StatusDocument(StatusPort& port) {
               {"last_error", hh.last_error.empty() ? Json() : Json(hh.last_error)},
               {"last_error_ms", hh.last_error.empty() ? Json() : opt(hh.last_error_ms)},
               {"failing_since_ms", hh.failures > 0 ? opt(hh.failing_since_ms) : Json()},
-              {"failures", hh.failures}};
+              {"failures", hh.failures},
+              {"frontier", opt(h.frontier)},
+              {"compactable_to", opt(h.compactable_to)}};
     hubs.push_back(e);
     if (min_push < 0 || h.push_cursor < min_push) min_push = h.push_cursor;
   }

@@ -47,6 +47,9 @@ class StatusPort {
     int64_t push_cursor = 0, pull_cursor = 0;
     std::optional<int64_t> last_sync_ms;
     HubHealth health;
+    // Compaction on sites (common/compaction): the hub's frontier as last heard, and the
+    // version up to which this hub lets tombstones become graves; none where not kept.
+    std::optional<int64_t> frontier, compactable_to;
   };
   // A stored schedule (deltasync_schedule): never its options, which hold the token.
   struct Schedule {

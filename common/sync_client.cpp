@@ -145,6 +145,13 @@ PullAnswer ReadPullAnswer(const HttpResponse& res, const std::string& url, int64
     } catch (const std::exception&) {  // progress only: a bad header means "not said"
     }
   }
+  auto frontier = res.headers.find("deltasync-frontier");
+  if (frontier != res.headers.end()) {
+    const std::string& f = frontier->second;
+    // Digits only, at most 18 of them (fits int64_t): anything else says nothing.
+    if (!f.empty() && f.size() <= 18 && f.find_first_not_of("0123456789") == std::string::npos)
+      out.frontier = std::stoll(f);
+  }
   return out;
 }
 
@@ -343,7 +350,10 @@ Json HubLink::Resync() {
 
 Json HubLink::PullAll() {
   uint64_t pulled = 0, applied = 0, ignored = 0, untracked = 0, kept = 0, quarantined = 0, held = 0, pages = 0;
-  int64_t cursor = site_.LoadHub(key_).pull_cursor;
+  HubRecord hub = site_.LoadHub(key_);
+  int64_t cursor = hub.pull_cursor;
+  // What had reached the hub before this pull asked anything (common/compaction marks).
+  int64_t pushed_before = hub.push_cursor;
   std::string tables;
   for (const auto& t : opt_.tables) tables += (tables.empty() ? "" : ",") + t;
   std::string local = site_.LocalSite().ToString();
@@ -381,6 +391,7 @@ Json HubLink::PullAll() {
         reset_ = true;  // a new store: start over from its beginning
         cursor = 0;
         start = 0;
+        pushed_before = 0;
         continue;
       }
       // A long-poll's wait is no work: a pull that waited is timed from its first page.
@@ -388,7 +399,9 @@ Json HubLink::PullAll() {
         meter = ProgressMeter(key_, "pull", static_cast<int64_t>(WallClockMillis()));
       // The hub skips the rows of tables a subset pull did not ask for while its sequence
       // moves on: only a pull of every table may advance the one stored cursor.
-      ApplyResult r = site_.ApplyPage(key_, page, opt_.tables.empty());
+      ApplyResult r = opt_.tables.empty()
+                          ? site_.ApplyPulledPage(key_, page, PulledPage{answer.frontier, !answer.more, pushed_before})
+                          : site_.ApplyPage(key_, page, false);
       cursor = page.until;
       ++pages;
       for (const auto& t : page.tables) pulled += CountChanges(t);
@@ -409,8 +422,13 @@ Json HubLink::PullAll() {
     throw;
   }
   Finish(meter, true);
-  return {{"pulled", pulled}, {"applied", applied}, {"ignored", ignored}, {"untracked", untracked}, {"kept", kept},
-          {"quarantined", quarantined}, {"held", held}, {"pages", pages}, {"cursor", cursor}};
+  Json out = {{"pulled", pulled}, {"applied", applied}, {"ignored", ignored}, {"untracked", untracked}, {"kept", kept},
+              {"quarantined", quarantined}, {"held", held}, {"pages", pages}, {"cursor", cursor}};
+  if (opt_.tables.empty()) {
+    Json compacted = site_.CompactIfDue();
+    if (!compacted.is_null()) out["compacted"] = std::move(compacted);
+  }
+  return out;
 }
 
 PushAnswer HubLink::Send(const Payload& batch) {

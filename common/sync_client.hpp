@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/collect_loop.hpp"
+#include "common/compaction.hpp"
 #include "common/error.hpp"
 #include "common/http_client.hpp"
 #include "common/payload.hpp"
@@ -60,6 +61,7 @@ struct PullAnswer {
   Payload page;
   bool more = false;
   int64_t node_seq = 0;  // the node's sequence as the page was read (Deltasync-Seq; 0 when not said)
+  int64_t frontier = -1;  // the Deltasync-Frontier header; -1 when absent or malformed
 };
 // Reads a pull answer for the page after `cursor`: anything but a 200 whose body decodes
 // (by its content type and encoding) to a page that continues from the cursor is an Error
@@ -109,6 +111,15 @@ class SyncSite {
   // Applies one pull page and, in the same transaction, records the versions it gave as an
   // echo range and, when move_cursor, sets the pull cursor to page.until.
   virtual ApplyResult ApplyPage(const std::string& key, const Payload& page, bool move_cursor) = 0;
+  // A page of a full pull (the cursor moves), with what the client knew of the hub's
+  // frontier: an engine that compacts records it (common/compaction AdvanceFrontier) in the
+  // page's transaction. The default only applies the page.
+  virtual ApplyResult ApplyPulledPage(const std::string& key, const Payload& page, const PulledPage& /*facts*/) {
+    return ApplyPage(key, page, true);
+  }
+  // After a full pull: compacts when enough became compactable (CompactionDue). The
+  // compaction's result, or null when none ran. The default never compacts.
+  virtual nlohmann::json CompactIfDue() { return nullptr; }
   // Records how a call with hub `key` ended, at `at_ms`: `error` empty for a success (the
   // failure streak ends), else the failure's message (the streak grows). Called after the
   // call's own writes were undone; the record must outlive them where the engine can.

@@ -60,7 +60,7 @@ class PgStatus : public StatusPort {
     Rows rows;
     for (uint64_t r = 0; r < rows.size(); ++r) {
       auto opt = [&](int c) { return rows.IsNull(r, c) ? std::nullopt : std::optional<int64_t>(rows.Int(r, c)); };
-      Hub hub{rows.Text(r, 0), rows.Int(r, 1), rows.Int(r, 2), opt(3), {}};
+      Hub hub{rows.Text(r, 0), rows.Int(r, 1), rows.Int(r, 2), opt(3), {}, std::nullopt, std::nullopt};  // no compaction here yet
       hub.health.last_error = rows.IsNull(r, 4) ? "" : rows.Text(r, 4);
       hub.health.last_error_ms = opt(5);
       hub.health.failing_since_ms = opt(6);

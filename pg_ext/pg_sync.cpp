@@ -222,6 +222,14 @@ DELTASYNC_PG_FUNCTION(deltasync_forget) {
   return JsonbResult(result);
 }
 
+// SPEC section 5 names it on both engines; PostgreSQL keeps every tombstone for now: its
+// fixed-width shadow columns leave a grave as large as the tombstone (docs/operations.md,
+// "Compaction on sites"). The options are checked as on SQLite, then it says so.
+DELTASYNC_PG_FUNCTION(deltasync_compact) {
+  ParseCompactOptions(JsonbArgText(fcinfo, 0));
+  throw Error(ErrorCode::kInvalidArgument, "deltasync_compact is not available on this engine yet (docs/operations.md)");
+}
+
 DELTASYNC_PG_FUNCTION(deltasync_sync) {
   return RunSync(fcinfo, "deltasync_sync", [](HubLink& l) { return l.Sync(); });
 }

@@ -122,3 +122,10 @@ CREATE FUNCTION deltasync_checksum("table" text DEFAULT NULL) RETURNS jsonb
   SET jit = off;
 COMMENT ON FUNCTION deltasync_checksum(text) IS
   'deltasync: rows and an order-independent digest of the live rows of each tracked table (or one)';
+
+-- Compaction on sites (docs/operations.md, "Compaction on sites"): SQLite only so far.
+CREATE FUNCTION deltasync_compact(options jsonb DEFAULT NULL) RETURNS jsonb
+  AS 'MODULE_PATHNAME', 'deltasync_compact' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION deltasync_compact(jsonb) IS
+  'deltasync: turn tombstones every hub''s frontier covers into graves (not available on PostgreSQL yet)';
+REVOKE EXECUTE ON FUNCTION deltasync_compact(jsonb) FROM PUBLIC;

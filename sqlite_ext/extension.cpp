@@ -58,6 +58,8 @@ constexpr FunctionDef kFunctions[] = {
     {"deltasync_schedule", 1, kDirect, FnSchedule},
     {"deltasync_schedule", 2, kDirect, FnSchedule},
     {"deltasync_unschedule", 1, kDirect, FnUnschedule},
+    {"deltasync_compact", 0, kDirect, FnCompact},
+    {"deltasync_compact", 1, kDirect, FnCompact},
     {"deltasync__capturing", 0, kTrigger, FnCapturing},
     {"deltasync__null_key", 0, kTrigger, FnNullKey},
     {"deltasync__ver", 0, kTrigger, FnVer},

@@ -90,6 +90,10 @@ void Conn::EnsureSchema() {
        " name TEXT NOT NULL UNIQUE, pk TEXT NOT NULL, columns TEXT NOT NULL);"
        "CREATE TABLE IF NOT EXISTS deltasync_hubs(hub TEXT PRIMARY KEY, push_cursor INTEGER NOT NULL DEFAULT 0,"
        " pull_cursor INTEGER NOT NULL DEFAULT 0, last_sync_ms INTEGER, hub_id TEXT) WITHOUT ROWID;"
+       // Each hub's frontier as the site last heard it, and its marks (common/compaction),
+       // written with the pull cursor.
+       "CREATE TABLE IF NOT EXISTS deltasync_hub_frontier(hub TEXT PRIMARY KEY, frontier INTEGER NOT NULL,"
+       " mark_ver INTEGER NOT NULL, mark_seq INTEGER NOT NULL, safe_ver INTEGER NOT NULL) WITHOUT ROWID;"
        "CREATE TABLE IF NOT EXISTS deltasync_hub_echo(hub TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL);"
        "CREATE TABLE IF NOT EXISTS deltasync_hub_health(hub TEXT PRIMARY KEY, last_error TEXT, last_error_ms INTEGER,"
        " failing_since_ms INTEGER, last_success_ms INTEGER, failures INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"

@@ -5,6 +5,9 @@
 #include <new>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
+#include "common/compaction.hpp"
 #include "common/pending_cells.hpp"
 #include "sqlite_ext/sqlite_conn.hpp"
 
@@ -38,6 +41,10 @@ inline void ResultText(sqlite3_context* ctx, const std::string& s) {
 std::string TableArg(sqlite3_value* v, const char* fn);
 
 // Public API (SPEC section 5).
+void FnCompact(sqlite3_context*, int, sqlite3_value**);
+// deltasync_compact's work (sqlite_compact.cpp): the tombstones every hub's frontier covers
+// become graves. With only_if_due, null unless enough became compactable (after a pull).
+nlohmann::json CompactSite(Conn& conn, const CompactOptions& options, bool only_if_due);
 void FnVersion(sqlite3_context*, int, sqlite3_value**);
 void FnSiteId(sqlite3_context*, int, sqlite3_value**);
 void FnId(sqlite3_context*, int, sqlite3_value**);

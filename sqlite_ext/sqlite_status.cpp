@@ -45,11 +45,12 @@ class SqliteStatus : public StatusPort {
     std::vector<Hub> out;
     Stmt h(conn_.db(),
            "SELECT h.hub, h.push_cursor, h.pull_cursor, h.last_sync_ms, x.last_error, x.last_error_ms,"
-           " x.failing_since_ms, x.last_success_ms, coalesce(x.failures, 0)"
-           " FROM deltasync_hubs h LEFT JOIN deltasync_hub_health x ON x.hub = h.hub ORDER BY h.hub");
+           " x.failing_since_ms, x.last_success_ms, coalesce(x.failures, 0), f.frontier, min(f.safe_ver, h.push_cursor)"
+           " FROM deltasync_hubs h LEFT JOIN deltasync_hub_health x ON x.hub = h.hub"
+           " LEFT JOIN deltasync_hub_frontier f ON f.hub = h.hub ORDER BY h.hub");
     auto opt = [&](int c) { return h.IsNull(c) ? std::nullopt : std::optional<int64_t>(h.Int(c)); };
     while (h.Step()) {
-      Hub hub{std::string(h.Text(0)), h.Int(1), h.Int(2), opt(3), {}};
+      Hub hub{std::string(h.Text(0)), h.Int(1), h.Int(2), opt(3), {}, opt(9), opt(10)};
       hub.health.last_error = h.IsNull(4) ? "" : std::string(h.Text(4));
       hub.health.last_error_ms = opt(5);
       hub.health.failing_since_ms = opt(6);

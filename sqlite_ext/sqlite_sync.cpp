@@ -64,7 +64,9 @@ class SqliteSyncSite : public SyncSite {
     set.BindText(2, id);
     set.Run();
     if (reset) {
-      for (const char* sql : {"DELETE FROM deltasync_hub_echo WHERE hub = ?1", "DELETE FROM deltasync_hub_push WHERE hub = ?1"}) {
+      // A new store: what the old one's frontier covered says nothing about it.
+      for (const char* sql : {"DELETE FROM deltasync_hub_echo WHERE hub = ?1", "DELETE FROM deltasync_hub_push WHERE hub = ?1",
+                              "DELETE FROM deltasync_hub_frontier WHERE hub = ?1"}) {
         Stmt drop(conn_.db(), sql);
         drop.BindText(1, key);
         drop.Run();
@@ -175,6 +177,40 @@ class SqliteSyncSite : public SyncSite {
     sp.Release();
   }
 
+  // The page, its cursor and the hub's frontier as this answer told it, in one savepoint.
+  ApplyResult ApplyPulledPage(const std::string& key, const Payload& page, const PulledPage& facts) override {
+    Savepoint sp(conn_.db(), "deltasync_pull_frontier");
+    ApplyResult r = ApplyPage(key, page, true);
+    if (facts.frontier >= 0) {
+      HubFrontier f;
+      Stmt get(conn_.db(), "SELECT frontier, mark_ver, mark_seq, safe_ver FROM deltasync_hub_frontier WHERE hub = ?1");
+      get.BindText(1, key);
+      if (get.Step()) f = HubFrontier{get.Int(0), get.Int(1), get.Int(2), get.Int(3)};
+      get.Reset();
+      f = AdvanceFrontier(f, facts, page.until);
+      Stmt put(conn_.db(), "INSERT OR REPLACE INTO deltasync_hub_frontier(hub, frontier, mark_ver, mark_seq, safe_ver)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5)");
+      put.BindText(1, key);
+      put.BindInt(2, f.frontier);
+      put.BindInt(3, f.mark_ver);
+      put.BindInt(4, f.mark_seq);
+      put.BindInt(5, f.safe_ver);
+      put.Run();
+    }
+    sp.Release();
+    return r;
+  }
+
+  // The pull has committed by now: a compaction that fails (the database busy, the call
+  // interrupted) is reported in the pull's result, and the next pull tries again.
+  Json CompactIfDue() override {
+    try {
+      return CompactSite(conn_, CompactOptions{}, true);
+    } catch (const Error& e) {
+      return Json{{"error", e.Joined()}};
+    }
+  }
+
   // Its own savepoint, after the failing call's savepoints rolled back: in autocommit it
   // commits at once, whatever the call did.
   void RecordOutcome(const std::string& key, const std::string& error, int64_t at_ms) override {
@@ -271,6 +307,7 @@ class SqliteSyncSite : public SyncSite {
     Savepoint sp(conn_.db(), "deltasync_forget");
     bool known = false;
     for (const char* sql : {"DELETE FROM deltasync_hub_echo WHERE hub = ?1", "DELETE FROM deltasync_hub_health WHERE hub = ?1",
+                            "DELETE FROM deltasync_hub_frontier WHERE hub = ?1",
                             "DELETE FROM deltasync_hub_push WHERE hub = ?1", "DELETE FROM deltasync_sync_progress WHERE hub = ?1",
                             "DELETE FROM deltasync_hubs WHERE hub = ?1"}) {
       Stmt d(conn_.db(), sql);

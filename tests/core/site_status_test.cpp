@@ -89,7 +89,7 @@ TEST(SiteStatus, CountsRowsAndPendingChangesWithNoHub) {
 
 TEST(SiteStatus, PendingChangesAreWhatTheLeastAdvancedHubLacks) {
   FakeStatus port;
-  port.hubs = {{"http://a", 10, 5, 1234, {}}, {"http://b", 3, 0, std::nullopt, {}}};
+  port.hubs = {{"http://a", 10, 5, 1234, {}, 40, 9}, {"http://b", 3, 0, std::nullopt, {}, std::nullopt, std::nullopt}};
   port.hubs[0].health.last_success_ms = 1234;
   port.hubs[1].health = HubHealth{"unreachable", 2000, 1000, std::nullopt, 3};
   nlohmann::json doc = StatusDocument(port);
@@ -102,6 +102,10 @@ TEST(SiteStatus, PendingChangesAreWhatTheLeastAdvancedHubLacks) {
   EXPECT_TRUE(doc["hubs"][0]["last_error_ms"].is_null());
   EXPECT_TRUE(doc["hubs"][0]["failing_since_ms"].is_null());
   EXPECT_EQ(doc["hubs"][0]["failures"], 0);
+  EXPECT_EQ(doc["hubs"][0]["frontier"], 40);
+  EXPECT_EQ(doc["hubs"][0]["compactable_to"], 9);
+  EXPECT_TRUE(doc["hubs"][1]["frontier"].is_null());
+  EXPECT_TRUE(doc["hubs"][1]["compactable_to"].is_null());
   EXPECT_TRUE(doc["hubs"][1]["last_sync_ms"].is_null());
   EXPECT_EQ(doc["hubs"][1]["last_error"], "unreachable");
   EXPECT_EQ(doc["hubs"][1]["last_error_ms"], 2000);
@@ -114,7 +118,7 @@ TEST(SiteStatus, AHubThatNeverReceivedAnythingCountsEveryChange) {
   FakeStatus port;
   port.tables = {{"t", TableState::kTracked, {"id"}, {"a"}}};
   port.shadow = {{Live(1)}};
-  port.hubs = {{"http://a", 0, 0, std::nullopt, {}}};
+  port.hubs = {{"http://a", 0, 0, std::nullopt, {}, std::nullopt, std::nullopt}};
   EXPECT_EQ(StatusDocument(port)["pending_changes"], 1);
   EXPECT_EQ(port.counted_since, -1);
 }

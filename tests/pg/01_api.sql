@@ -2,12 +2,12 @@
 -- functions, argument errors.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(20);
+SELECT plan(21);
 
 SELECT is(
   (SELECT array_agg(DISTINCT proname::text ORDER BY proname::text) FROM pg_proc
     WHERE proname LIKE 'deltasync%' AND pronamespace = 'public'::regnamespace),
-  ARRAY['deltasync_apply', 'deltasync_changes', 'deltasync_checksum', 'deltasync_db_version', 'deltasync_disable', 'deltasync_enable', 'deltasync_forget',
+  ARRAY['deltasync_apply', 'deltasync_changes', 'deltasync_checksum', 'deltasync_compact', 'deltasync_db_version', 'deltasync_disable', 'deltasync_enable', 'deltasync_forget',
         'deltasync_id', 'deltasync_pull', 'deltasync_push', 'deltasync_quarantine', 'deltasync_schedule', 'deltasync_site_id',
         'deltasync_status', 'deltasync_sync', 'deltasync_unschedule', 'deltasync_version'],
   'the extension schema holds exactly the SPEC section 5 functions');
@@ -28,6 +28,8 @@ SELECT throws_like($$SELECT deltasync_enable(NULL)$$, 'deltasync: deltasync_enab
 SELECT throws_like($$SELECT deltasync_enable('no_such_table')$$, 'deltasync: no such table: "no_such_table"', 'enable of a missing table');
 SELECT throws_like($$SELECT deltasync_changes(-1)$$, 'deltasync: deltasync_changes(since): since must be >= 0', 'negative since');
 SELECT throws_like($$SELECT deltasync_apply('not json')$$, 'deltasync: %', 'malformed payload');
+SELECT throws_like($$SELECT deltasync_compact()$$, 'deltasync: deltasync_compact is not available on this engine yet%',
+  'compaction on sites is SQLite only so far');
 SELECT throws_ok($$SELECT deltasync_apply('{"format":"deltasync","version":99}')$$, NULL, NULL, 'unknown payload version is refused');
 SELECT throws_like($$SELECT deltasync_push('ftp://x/nodes/a')$$, 'deltasync: invalid hub url%', 'push with a bad url');
 SELECT throws_like(format('SELECT deltasync_sync(%L, %L)', :'hub' || '/nodes/n1', '{"bogus": 1}'),

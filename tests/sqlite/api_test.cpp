@@ -22,6 +22,7 @@ TEST(ApiSurface, ExactFunctionSet) {
       "deltasync_push",    "deltasync_pull",    "deltasync_sync",      "deltasync_id",
       "deltasync_forget",  "deltasync_schedule", "deltasync_unschedule", "deltasync_quarantine",
       "deltasync_checksum",
+      "deltasync_compact",
       "deltasync__capturing", "deltasync__null_key", "deltasync__ver",       "deltasync__hlc",
       "deltasync__clk_set", "deltasync__ne"};
   EXPECT_EQ(names, expected);
