@@ -179,6 +179,12 @@ void HubLink::Report(ProgressMeter& meter) {
   }
 }
 
+void HubLink::AdvancePull(ProgressMeter& meter, int64_t done, int64_t expected) {
+  if (expected > 0) meter.Expect(static_cast<uint64_t>(expected));
+  if (meter.Advance(static_cast<uint64_t>(std::max<int64_t>(0, done)), static_cast<int64_t>(WallClockMillis())))
+    Report(meter);
+}
+
 // The last report of a call that reported (done, or failed).
 void HubLink::Finish(ProgressMeter& meter, bool ok) {
   if (meter.Finish(ok, static_cast<int64_t>(WallClockMillis()))) Report(meter);
@@ -330,10 +336,7 @@ Json HubLink::Resync() {
       site_.ApplyPage(key_, answer.page, true);
       cursor = answer.page.until;
       ++pages;
-      if (answer.node_seq > 0) meter.Expect(static_cast<uint64_t>(answer.node_seq));
-      if (meter.Advance(static_cast<uint64_t>(std::max<int64_t>(0, cursor)),
-                        static_cast<int64_t>(WallClockMillis())))
-        Report(meter);
+      AdvancePull(meter, cursor, answer.node_seq);
       if (!answer.more) break;
     }
   } catch (...) {
@@ -411,10 +414,7 @@ Json HubLink::PullAll() {
       kept += r.kept;
       quarantined += r.quarantined;  // every page, even an empty one, retries the held rows
       held = r.held;
-      if (answer.node_seq > start) meter.Expect(static_cast<uint64_t>(answer.node_seq - start));
-      if (meter.Advance(static_cast<uint64_t>(std::max<int64_t>(0, cursor - start)),
-                        static_cast<int64_t>(WallClockMillis())))
-        Report(meter);
+      AdvancePull(meter, cursor - start, answer.node_seq - start);
       if (!answer.more) break;
     }
   } catch (...) {

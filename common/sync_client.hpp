@@ -179,6 +179,8 @@ class HubLink {
   bool CheckHubIdentity(const std::string& id);
   PushAnswer Send(const Payload& batch);
   void Report(ProgressMeter& meter);
+  // A pull's progress after a page: `done` node positions read of `expected` (0: not said).
+  void AdvancePull(ProgressMeter& meter, int64_t done, int64_t expected);
   void Finish(ProgressMeter& meter, bool ok);
 
   SyncSite& site_;
