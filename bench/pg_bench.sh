@@ -9,8 +9,11 @@
 #   apply:                   deltasync_apply of the tracked table's 200,000 column changes
 # It starts a throwaway cluster with pg_virtualenv unless PGHOST/PGPORT already point at
 # one. Prints ratios; fails only if the data does not arrive. COUNTER=1: b is a counter column
-# (docs/policies.md; NOT NULL in both the plain and the tracked table).
-# Usage: [COUNTER=1] bench/pg_bench.sh [ROWS] [REPS]   (defaults 100000 and 5)
+# (docs/policies.md; NOT NULL in both the plain and the tracked table). PARTITIONED=1: t is
+# partitioned by hash of id into 4 partitions (in both databases), and two more workloads run:
+#   update row by row:       ROWS/10 single-row UPDATE statements in one transaction
+#   merge (update every row): MERGE INTO t USING t's keys ... WHEN MATCHED THEN UPDATE
+# Usage: [COUNTER=1] [PARTITIONED=1] bench/pg_bench.sh [ROWS] [REPS]   (defaults 100000 and 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${DELTASYNC_PG_BENCH_INSIDE:-}" ]; then
@@ -25,6 +28,13 @@ if [ "${COUNTER:-0}" = 1 ]; then
   BCOL="b integer NOT NULL"
   ENABLE="SELECT deltasync_enable('t', '{\"columns\": {\"b\": \"counter\"}}');"
 fi
+CREATE_T="CREATE TABLE t (id text PRIMARY KEY, a text, $BCOL)"
+EXTRA=""
+if [ "${PARTITIONED:-0}" = 1 ]; then
+  CREATE_T="$CREATE_T PARTITION BY HASH (id);"
+  for r in 0 1 2 3; do CREATE_T="$CREATE_T CREATE TABLE t_$r PARTITION OF t FOR VALUES WITH (MODULUS 4, REMAINDER $r);"; done
+  EXTRA="rowupd merge"
+fi
 q() { psql -XAtq -v ON_ERROR_STOP=1 "$@"; }
 q -c "CREATE DATABASE bench_src" -c "CREATE DATABASE bench_dst"
 for db in bench_src bench_dst; do q -d "$db" -c "CREATE EXTENSION deltasync"; done
@@ -34,18 +44,24 @@ DECLARE t0 timestamptz := clock_timestamp();
 BEGIN EXECUTE sql; RETURN extract(epoch FROM clock_timestamp() - t0) * 1000; END \$\$;
 CREATE FUNCTION bench_rows(n int) RETURNS void LANGUAGE plpgsql AS \$\$
 BEGIN FOR i IN 1..n LOOP INSERT INTO t VALUES ('id-' || lpad(i::text, 8, '0'), 'kotare mubi' || i, i); END LOOP; END \$\$;
+CREATE FUNCTION bench_updates(n int) RETURNS void LANGUAGE plpgsql AS \$\$
+BEGIN FOR i IN 1..n LOOP UPDATE t SET b = b + 1 WHERE id = 'id-' || lpad(i::text, 8, '0'); END LOOP; END \$\$;
 SQL
 
 # One measurement: recreate t (tracked or not), run the workload in one transaction, print ms.
 measure() {
   local tracked=$1 workload=$2
-  local setup="DROP TABLE IF EXISTS t; CREATE TABLE t (id text PRIMARY KEY, a text, $BCOL);"
+  local setup="DROP TABLE IF EXISTS t; $CREATE_T;"
   [ "$tracked" = 1 ] && setup="$setup $ENABLE"
   case $workload in
     bulk) sql="INSERT INTO t SELECT 'id-' || lpad(g::text, 8, '0'), 'kotare mubi' || g, g FROM generate_series(1, $ROWS) g" ;;
     rows) sql="SELECT bench_rows($ROWS)" ;;
     update) setup="$setup INSERT INTO t SELECT 'id-' || lpad(g::text, 8, '0'), 'kotare mubi' || g, g FROM generate_series(1, $ROWS) g; CHECKPOINT;"
             sql="UPDATE t SET b = b + 1" ;;
+    rowupd) setup="$setup INSERT INTO t SELECT 'id-' || lpad(g::text, 8, '0'), 'kotare mubi' || g, g FROM generate_series(1, $ROWS) g; CHECKPOINT;"
+            sql="SELECT bench_updates($((ROWS / 10)))" ;;
+    merge) setup="$setup INSERT INTO t SELECT 'id-' || lpad(g::text, 8, '0'), 'kotare mubi' || g, g FROM generate_series(1, $ROWS) g; CHECKPOINT;"
+           sql="MERGE INTO t USING (SELECT id FROM t) AS s ON t.id = s.id WHEN MATCHED THEN UPDATE SET b = t.b + 1" ;;
   esac
   q -d bench_src -c "SET client_min_messages = warning; $setup" >/dev/null
   q -d bench_src -c "VACUUM ANALYZE" >/dev/null 2>&1 || true
@@ -53,9 +69,9 @@ measure() {
 }
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
-echo "deltasync PostgreSQL benchmark: $ROWS rows, median of $REPS runs ($(psql -XAtc 'SHOW server_version'))$([ "${COUNTER:-0}" = 1 ] && echo ', b a counter')"
+echo "deltasync PostgreSQL benchmark: $ROWS rows, median of $REPS runs ($(psql -XAtc 'SHOW server_version'))$([ "${COUNTER:-0}" = 1 ] && echo ', b a counter')$([ "${PARTITIONED:-0}" = 1 ] && echo ', t partitioned by hash into 4')"
 printf '%-26s %12s %12s %8s\n' workload "plain ms" "tracked ms" ratio
-for w in bulk rows update; do
+for w in bulk rows update $EXTRA; do
   plain=(); tracked=()
   for _ in $(seq "$REPS"); do
     plain+=("$(measure 0 $w)")
@@ -63,7 +79,8 @@ for w in bulk rows update; do
   done
   p=$(printf '%s\n' "${plain[@]}" | median)
   t=$(printf '%s\n' "${tracked[@]}" | median)
-  case $w in bulk) name="insert (one statement)";; rows) name="insert (row by row)";; update) name="update one column";; esac
+  case $w in bulk) name="insert (one statement)";; rows) name="insert (row by row)";; update) name="update one column";;
+    rowupd) name="update row by row";; merge) name="merge (update every row)";; esac
   printf '%-26s %12.1f %12.1f %8.2f\n' "$name" "$p" "$t" "$(echo "$t / $p" | bc -l)"
 done
 
@@ -74,7 +91,7 @@ chmod 644 "$PAYLOAD"
 q -d bench_src -c "SELECT deltasync_changes(0)" > "$PAYLOAD"
 rates=()
 for _ in $(seq "$REPS"); do
-  q -d bench_dst -c "SET client_min_messages = warning; DROP TABLE IF EXISTS t; CREATE TABLE t (id text PRIMARY KEY, a text, $BCOL); $ENABLE" >/dev/null
+  q -d bench_dst -c "SET client_min_messages = warning; DROP TABLE IF EXISTS t; $CREATE_T; $ENABLE" >/dev/null
   out=$(q -d bench_dst <<SQL
 CREATE TEMP TABLE p AS SELECT pg_read_file('$PAYLOAD') AS payload;
 SELECT clock_timestamp() AS t0 \gset

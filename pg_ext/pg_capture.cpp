@@ -17,6 +17,9 @@
 extern "C" {
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
+#include "nodes/execnodes.h"
+#include "utils/builtins.h"
 #include "utils/array.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
@@ -232,7 +235,99 @@ void OnUpdate(CaptureEntry& e, const Args& args) {
   e.appear.Run(args);
 }
 
+// MERGE and rows moving between partitions. PostgreSQL 15 puts the old and new versions of
+// a row that a MERGE's UPDATE action moves to another partition into the statement's DELETE
+// and INSERT transition tables (a plain UPDATE puts them into its UPDATE ones), but fires
+// the AFTER STATEMENT DELETE and INSERT triggers only when the MERGE names a DELETE or an
+// INSERT action: without one, the moved rows' old keys stayed live and their new keys were
+// never captured. So at the end of such a MERGE, before its AFTER triggers run, this hook
+// queues the AFTER STATEMENT DELETE and INSERT events the MERGE did not queue, for
+// deltasync's own capture triggers only (the application's triggers fire as PostgreSQL
+// decides), over the MERGE's own transition tables: the moved rows become the delete of the
+// old key and the insert of the new one, as for an UPDATE. A backend that has not loaded the
+// module yet loads it at the MERGE's start, through the BEFORE UPDATE statement trigger
+// deltasync_capture_bupd every partitioned member carries, so the hook is in place by the
+// end of that MERGE.
+//
+// The hook runs inside PostgreSQL's executor: it holds no C++ object, and errors raised
+// below it leave by PostgreSQL's own longjmp.
+ExecutorFinish_hook_type prev_executor_finish = nullptr;
+
+// Whether `tg` is deltasync's capture trigger `name`: the name and the function deltasync.capture.
+bool IsOwnTrigger(const Trigger& tg, const char* name) {
+  if (strcmp(tg.tgname, name) != 0) return false;
+  char* fn = get_func_name(tg.tgfoid);
+  bool own = fn != nullptr && strcmp(fn, "capture") == 0;
+  if (own) {
+    char* schema = get_namespace_name(get_func_namespace(tg.tgfoid));
+    own = schema != nullptr && strcmp(schema, "deltasync") == 0;
+  }
+  return own;
+}
+
+// Queues the AFTER STATEMENT event of deltasync's trigger `name` on `root` alone: the
+// relation's trigger list is narrowed to that trigger while the event is queued (the event
+// names the trigger by OID and runs it from the full list, restored at once).
+void QueueOwnStatementEvent(ModifyTableState* mt, const char* name, bool insert) {
+  ResultRelInfo* root = mt->rootResultRelInfo;
+  TriggerDesc* all = root->ri_TrigDesc;
+  Trigger* own = nullptr;
+  for (int i = 0; all != nullptr && i < all->numtriggers; ++i)
+    if (IsOwnTrigger(all->triggers[i], name)) own = &all->triggers[i];
+  if (own == nullptr) return;
+  TriggerDesc only;
+  memset(&only, 0, sizeof(only));
+  only.triggers = own;
+  only.numtriggers = 1;
+  if (insert) {
+    only.trig_insert_after_statement = true;
+    only.trig_insert_new_table = true;
+  } else {
+    only.trig_delete_after_statement = true;
+    only.trig_delete_old_table = true;
+  }
+  root->ri_TrigDesc = &only;
+  PG_TRY();
+  {
+    if (insert) ExecASInsertTriggers(mt->ps.state, root, mt->mt_transition_capture);
+    else ExecASDeleteTriggers(mt->ps.state, root, mt->mt_transition_capture);
+  }
+  PG_FINALLY();
+  {
+    root->ri_TrigDesc = all;
+  }
+  PG_END_TRY();
+}
+
+void FollowMergeMoves(QueryDesc* qd) {
+  if (qd->operation != CMD_MERGE || qd->planstate == nullptr || !IsA(qd->planstate, ModifyTableState)) return;
+  if (qd->estate == nullptr || (qd->estate->es_top_eflags & (EXEC_FLAG_SKIP_TRIGGERS | EXEC_FLAG_EXPLAIN_ONLY)))
+    return;
+  auto* mt = reinterpret_cast<ModifyTableState*>(qd->planstate);
+  // Only a MERGE that ran to its end (its own AFTER STATEMENT events are queued), may
+  // update rows (only an UPDATE moves them), on a partitioned table, with transition tables.
+  if (!mt->mt_done || (mt->mt_merge_subcommands & MERGE_UPDATE) == 0 || mt->mt_transition_capture == nullptr ||
+      mt->rootResultRelInfo == nullptr || mt->rootResultRelInfo->ri_RelationDesc == nullptr ||
+      mt->rootResultRelInfo->ri_RelationDesc->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+    return;
+  if ((mt->mt_merge_subcommands & MERGE_DELETE) == 0 && mt->mt_transition_capture->tcs_delete_old_table)
+    QueueOwnStatementEvent(mt, "deltasync_capture_del", false);
+  if ((mt->mt_merge_subcommands & MERGE_INSERT) == 0 && mt->mt_transition_capture->tcs_insert_new_table)
+    QueueOwnStatementEvent(mt, "deltasync_capture_ins", true);
+}
+
+void OnExecutorFinish(QueryDesc* qd) {
+  FollowMergeMoves(qd);
+  if (prev_executor_finish != nullptr) prev_executor_finish(qd);
+  else standard_ExecutorFinish(qd);
+}
+
 }  // namespace
+
+void InstallMergeCapture() {
+  prev_executor_finish = ExecutorFinish_hook;
+  ExecutorFinish_hook = OnExecutorFinish;
+}
 
 void InvalidateCapture(Oid relid) {
   auto& cache = Cache();
@@ -255,7 +350,11 @@ DELTASYNC_PG_FUNCTION(deltasync_capture) {
     throw Error(ErrorCode::kInvalidArgument, "deltasync.capture() is a trigger function");
   auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
   Backend& b = Backend::Get();
-  if (b.applying || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event)) return PointerGetDatum(nullptr);
+  // deltasync_capture_bupd (BEFORE UPDATE, on partitioned members) only loads the module
+  // at a statement's start: see FollowMergeMoves.
+  if (b.applying || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
+      (TRIGGER_FIRED_BEFORE(td->tg_event) && TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
+    return PointerGetDatum(nullptr);
   Oid relid = RelationGetRelid(td->tg_relation);
   SpiSession spi;
   PgTry([&] { SPI_register_trigger_data(td); });
@@ -273,6 +372,10 @@ DELTASYNC_PG_FUNCTION(deltasync_capture) {
     else if (td->tg_oldtable) rows = static_cast<uint64_t>(tuplestore_tuple_count(td->tg_oldtable));
     else rows = kBulkRows;
   });
+  if (rows == 0) {  // nothing changed (e.g. a MERGE that moved no row)
+    spi.Finish();
+    return PointerGetDatum(nullptr);
+  }
   std::optional<NoJit> no_jit;
   if (rows >= kBulkRows) no_jit.emplace();
   uint64_t hlc = b.BeginWrite();

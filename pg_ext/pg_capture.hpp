@@ -18,6 +18,11 @@ void InvalidateCapture(Oid relid);
 // $1 is the transaction's clock.
 std::string ShadowUpsertSql(const TableInfo& t, const std::string& source, const std::string& where, bool appears);
 
+// Installs the ExecutorFinish hook that completes the capture of a MERGE whose UPDATE action
+// moves rows between partitions of a tracked partitioned table (docs/postgresql.md,
+// "Partitioned tables"). Called once, from _PG_init.
+void InstallMergeCapture();
+
 // "a.x, a.y": quoted column names with a prefix.
 std::string ColumnList(const std::vector<std::string>& names, const std::string& prefix);
 

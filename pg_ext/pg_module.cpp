@@ -90,6 +90,7 @@ void _PG_init(void) {
   RegisterXactCallback(deltasync::OnXact, nullptr);
   RegisterSubXactCallback(deltasync::OnSubXact, nullptr);
   CacheRegisterRelcacheCallback(deltasync::OnRelcache, 0);
+  deltasync::InstallMergeCapture();
   deltasync::pg::DefineApplySettings();
   if (process_shared_preload_libraries_in_progress) deltasync::RegisterScheduleLauncher();
 }

@@ -16,7 +16,7 @@ namespace deltasync {
 namespace {
 
 const char* kTriggerNames[] = {"deltasync_capture_ins", "deltasync_capture_del", "deltasync_capture_upd",
-                               "deltasync_capture_trunc"};
+                               "deltasync_capture_trunc", "deltasync_capture_bupd"};
 
 int own_trigger_drops = 0;
 
@@ -60,6 +60,10 @@ void CreateCaptureTriggers(const TreeMember& m, bool tracked) {
          fn);
   RunSql("CREATE TRIGGER deltasync_capture_upd AFTER UPDATE ON " + m.q_name +
          " REFERENCING OLD TABLE AS deltasync_old NEW TABLE AS deltasync_new" + fn);
+  // A partitioned member's UPDATE and MERGE load the module at their start, so its
+  // ExecutorFinish hook sees the MERGE end (pg_capture.cpp, FollowMergeMoves).
+  if (m.kind == RELKIND_PARTITIONED_TABLE)
+    RunSql("CREATE TRIGGER deltasync_capture_bupd BEFORE UPDATE ON " + m.q_name + fn);
   if (tracked)
     RunSql("CREATE TRIGGER deltasync_capture_trunc AFTER TRUNCATE ON " + m.q_name + fn);
   else if (m.kind == RELKIND_RELATION)

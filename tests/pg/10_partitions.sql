@@ -7,7 +7,7 @@
 -- inheritance is refused with a deltasync: error at every door.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(76);
+SELECT plan(92);
 SELECT dblink_connect('b', :'other');
 SELECT dblink_connect('c', replace(:'other', 'dbname=ds_b', 'dbname=ds_c'));
 
@@ -79,7 +79,7 @@ SELECT throws_like($$SELECT deltasync_enable('part_lo')$$,
 SELECT is(deltasync_enable('part')->>'backfilled', '1', 'a partitioned table can be tracked; its rows are backfilled');
 SELECT is((SELECT count(*)::int FROM pg_trigger WHERE tgname LIKE 'deltasync\_capture\_%'
            AND tgrelid IN ('part'::regclass, 'part_lo'::regclass, 'part_mid'::regclass, 'part_mid_a'::regclass, 'part_mid_b'::regclass)),
-  4 + 4 + 3 + 4 + 4, 'every member of the tree carries capture triggers');
+  5 + 4 + 4 + 4 + 4, 'every member of the tree carries capture triggers (a partitioned one also deltasync_capture_bupd)');
 SELECT * FROM pg_temp.check_after('enable');
 
 INSERT INTO part VALUES (1, 1, 'one', 1), (2, 11, 'two', 2), (5, 15, 'five', 5);
@@ -109,6 +109,52 @@ MERGE INTO part USING (VALUES (3, 2, 'three merged'), (8, 3, 'eight'), (6, 12, '
   WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.r, s.name, 8);
 SELECT is((SELECT tableoid::regclass::text FROM part WHERE id = 3), 'part_mid_a', 'MERGE moved a row between partitions');
 SELECT * FROM pg_temp.check_after('MERGE (delete, update moving a row, insert)');
+-- A MERGE whose actions include no DELETE or no INSERT: PostgreSQL 15 puts the rows its
+-- UPDATE moves into the DELETE and INSERT transition tables and would fire no trigger for
+-- them; deltasync's hook queues its own (and only its own) triggers for them.
+CREATE FUNCTION public.part_count_stmt() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM set_config('part.fired', current_setting('part.fired', true) || TG_OP || ' ', true); RETURN NULL; END $$;
+CREATE TRIGGER part_user_del AFTER DELETE ON part FOR EACH STATEMENT EXECUTE FUNCTION public.part_count_stmt();
+CREATE TRIGGER part_user_ins AFTER INSERT ON part FOR EACH STATEMENT EXECUTE FUNCTION public.part_count_stmt();
+SELECT set_config('part.fired', '', true);
+MERGE INTO part USING (VALUES (3, 12)) AS s(id, r) ON part.id = s.id AND part.r = s.r WHEN MATCHED THEN UPDATE SET r = 3;
+SELECT is((SELECT tableoid::regclass::text FROM part WHERE id = 3), 'part_lo', 'MERGE (UPDATE only) moved a row back');
+SELECT * FROM pg_temp.check_after('MERGE whose only action is an UPDATE moving a row');
+SELECT is(current_setting('part.fired'), '', '... and the application''s DELETE and INSERT statement triggers did not fire for it');
+DROP TRIGGER part_user_del ON part;
+DROP TRIGGER part_user_ins ON part;
+MERGE INTO part USING (VALUES (3, 3), (31, 6)) AS s(id, r) ON part.id = s.id AND part.r = s.r
+  WHEN MATCHED THEN UPDATE SET r = 13, name = 'three moved' WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.r, 'thirty-one', 31);
+SELECT * FROM pg_temp.check_after('MERGE (UPDATE moving a row, INSERT)');
+MERGE INTO part USING (VALUES (3, 13), (31, 6)) AS s(id, r) ON part.id = s.id AND part.r = s.r
+  WHEN MATCHED AND s.id = 31 THEN DELETE WHEN MATCHED THEN UPDATE SET r = 4;
+SELECT * FROM pg_temp.check_after('MERGE (UPDATE moving a row, DELETE)');
+MERGE INTO part_mid USING (VALUES (1, 12)) AS s(id, r) ON part_mid.id = s.id AND part_mid.r = s.r
+  WHEN MATCHED THEN UPDATE SET id = 11;
+SELECT is((SELECT tableoid::regclass::text FROM part WHERE id = 11), 'part_mid_b', 'MERGE into an intermediate table moved a row');
+SELECT * FROM pg_temp.check_after('MERGE into an intermediate table moving a row between its partitions');
+MERGE INTO part USING (VALUES (11, 12)) AS s(id, r) ON part.id = s.id AND part.r = s.r
+  WHEN MATCHED THEN UPDATE SET id = 1, name = name || ' back';
+SELECT * FROM pg_temp.check_after('MERGE moving a row between partitions below the root');
+MERGE INTO part USING (VALUES (99, 99)) AS s(id, r) ON part.id = s.id AND part.r = s.r WHEN MATCHED THEN UPDATE SET r = 1;
+SELECT * FROM pg_temp.check_after('MERGE matching nothing');
+-- A backend that has not loaded deltasync yet, whose first statement is such a MERGE: the
+-- BEFORE UPDATE statement trigger loads the module at the MERGE's start, so its hook sees
+-- the end. (On B, in a connection of its own; the table is dropped below.)
+SELECT pg_temp.on('b', 'CREATE TABLE part_fresh (id int NOT NULL, r int NOT NULL, v text NOT NULL, PRIMARY KEY (id, r))'
+  ' PARTITION BY RANGE (r); CREATE TABLE part_fresh_lo PARTITION OF part_fresh FOR VALUES FROM (0) TO (10);'
+  ' CREATE TABLE part_fresh_hi PARTITION OF part_fresh FOR VALUES FROM (10) TO (20);'
+  ' INSERT INTO part_fresh VALUES (1, 1, ''one''), (2, 2, ''two'')');
+SELECT pg_temp.value('b', $$SELECT deltasync_enable('part_fresh')::text$$);
+SELECT dblink_connect('fresh', :'other');
+SELECT pg_temp.on('fresh', 'MERGE INTO part_fresh USING (VALUES (1, 1)) AS s(id, r) ON part_fresh.id = s.id AND part_fresh.r = s.r'
+  ' WHEN MATCHED THEN UPDATE SET r = 11');
+SELECT dblink_disconnect('fresh');
+SELECT is(pg_temp.value('b', $$SELECT string_agg((r->'key')::text || ':' || (r->>'cl'), ' ' ORDER BY (r->'key')::text COLLATE "C")
+  FROM jsonb_array_elements(deltasync_changes(0)::jsonb->'tables') AS t, jsonb_array_elements(t->'rows') AS r
+  WHERE t->>'name' = 'part_fresh'$$), '[1, 11]:1 [1, 1]:2 [2, 2]:1',
+  'a fresh backend''s first statement, a MERGE moving a row, is captured as the delete of the old key and the insert of the new');
+SELECT pg_temp.on('b', 'DROP TABLE part_fresh');
 
 COPY part FROM STDIN;
 20	4	copied	20
