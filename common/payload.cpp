@@ -4,11 +4,33 @@
 
 #include "common/error.hpp"
 #include "common/hlc.hpp"
+#include "common/utf8.hpp"
 
 namespace deltasync {
 
 static Error Invalid(const std::string& what) {
   return Error(ErrorCode::kInvalidPayload, "invalid payload: " + what);
+}
+
+std::string KeyMismatch(const std::vector<std::string>& held_pk, const std::vector<std::string>& held_cols,
+                        const std::vector<std::string>& incoming_pk, const std::vector<std::string>& incoming_cols) {
+  if (held_pk.size() != incoming_pk.size())
+    return std::to_string(incoming_pk.size()) + " key column(s) where " + std::to_string(held_pk.size()) + " are held";
+  auto among = [](const std::string& name, const std::vector<std::string>& cols) {
+    for (const std::string& c : cols)
+      if (EqualsIgnoreAsciiCase(c, name)) return true;
+    return false;
+  };
+  for (size_t k = 0; k < held_pk.size(); ++k) {
+    if (EqualsIgnoreAsciiCase(held_pk[k], incoming_pk[k])) continue;
+    if (among(incoming_pk[k], held_cols))
+      return "key column \"" + incoming_pk[k] + "\" is a non-key column here";
+    if (among(held_pk[k], incoming_cols))
+      return "key column \"" + held_pk[k] + "\" is a non-key column there";
+    if (among(incoming_pk[k], held_pk))
+      return "key column \"" + incoming_pk[k] + "\" is at another position here";
+  }
+  return "";
 }
 
 void ValidatePayload(const Payload& p) {

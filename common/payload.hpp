@@ -69,6 +69,16 @@ inline constexpr uint64_t kMaxHlc = (uint64_t{1} << 62) - 1;
 // the one place these bounds are enforced, on sites and on the hub.
 void ValidatePayload(const Payload& p);
 
+// Whether an incoming table's key is the key a holder (a site's tracked table, a hub node's
+// table) has: keys match by position, so the names may differ where one side renamed a key
+// column (ALTER TABLE ... RENAME COLUMN) and the other has not yet. Returns "" when they
+// match, else why not: another number of key columns, or a name at one position that the
+// other side holds as a non-key column (a table declared with another key). `held_cols` and
+// `incoming_cols` are each side's non-key columns (empty when not known). Names compare
+// ignoring ASCII case, as SQLite and quoted-lowercase PostgreSQL identifiers do here.
+std::string KeyMismatch(const std::vector<std::string>& held_pk, const std::vector<std::string>& held_cols,
+                        const std::vector<std::string>& incoming_pk, const std::vector<std::string>& incoming_cols);
+
 // Drops the site ids no column change uses and renumbers the changes' site indexes (the
 // others keep their order). Every payload from the network goes through it (DecodeAny), so
 // a hub or a site registers only sites it stores: a payload listing thousands of unused ids

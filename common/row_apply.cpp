@@ -18,10 +18,11 @@ bool InRanges(const VersionRanges& ranges, int64_t ver) {
 TableMapping MapTable(const std::string& table, const std::vector<std::string>& local_pk,
                       const std::vector<std::string>& local_cols, const TableChanges& tc,
                       const std::vector<uint32_t>& site_ords, const std::vector<ColumnPolicy>* local_policies) {
-  bool same_pk = tc.pk.size() == local_pk.size();
-  for (size_t k = 0; same_pk && k < local_pk.size(); ++k) same_pk = EqualsIgnoreAsciiCase(tc.pk[k], local_pk[k]);
-  if (!same_pk)
-    throw Error(ErrorCode::kInvalidPayload, "table \"" + table + "\": the payload's primary key does not match the local one");
+  // By position: a site that renamed a key column still takes rows named by the old name.
+  std::string why = KeyMismatch(local_pk, local_cols, tc.pk, tc.columns);
+  if (!why.empty())
+    throw Error(ErrorCode::kInvalidPayload,
+                "table \"" + table + "\": the payload's primary key does not match the local one (" + why + ")");
   TableMapping m;
   m.sites = &site_ords;
   for (const std::string& name : tc.columns) {

@@ -114,6 +114,19 @@ std::vector<SiteId> SitesToRegister(const Payload& p) {
   return out;
 }
 
+void CheckHeldKey(const TableChanges& t, const std::string& held_pk) {
+  std::vector<std::string> held;
+  try {
+    held = nlohmann::json::parse(held_pk).get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(ErrorCode::kInternal, "hub store: table \"" + t.name + "\" holds an unreadable key " + held_pk);
+  }
+  std::string why = KeyMismatch(held, {}, t.pk, t.columns);
+  if (!why.empty())
+    throw Error(ErrorCode::kInvalidPayload, "table \"" + t.name + "\": key columns " + nlohmann::json(t.pk).dump() +
+                                                " differ from those this node holds, " + held_pk + " (" + why + ")");
+}
+
 void CheckPush(const Payload& p, uint64_t max_clock_drift_ms) {
   CheckIdentifiers(p);
   CheckClockDrift(MaxHlc(p), WallClockMillis(), max_clock_drift_ms);

@@ -28,10 +28,15 @@ struct PullResult {
 };
 
 // Inside one push transaction on one node.
+// Throws kInvalidPayload unless `t`'s key is the key a node holds for its table (`held_pk`:
+// the JSON array of names stored with it). Keys match by position (KeyMismatch): a site that
+// renamed a key column keeps pushing; the node keeps the names it first held.
+void CheckHeldKey(const TableChanges& t, const std::string& held_pk);
+
 class PushTxn {
  public:
   virtual ~PushTxn() = default;
-  // The node's table id for t (created on first use); refuses other key columns than held.
+  // The node's table id for t (created on first use); refuses another key than held (CheckHeldKey).
   virtual int64_t TableId(const TableChanges& t) = 0;
   virtual uint32_t SiteOrdinal(const SiteId& site) = 0;
   virtual SiteId SiteOf(int64_t ord) = 0;  // by value: a store may grow its table meanwhile

@@ -151,9 +151,7 @@ class SqliteHubStore::Txn : public PushTxn {
     get.BindInt(1, node_);
     get.BindText(2, t.name);
     if (get.Step()) {
-      if (get.Text(1) != pk)
-        throw Error(ErrorCode::kInvalidPayload, "table \"" + t.name + "\": key columns " + pk +
-                                                    " differ from those this node holds, " + std::string(get.Text(1)));
+      CheckHeldKey(t, std::string(get.Text(1)));
       return get.Int(0);
     }
     Stmt add(db_, "INSERT INTO hub_tables(node, name, pk) VALUES (?1, ?2, ?3)");

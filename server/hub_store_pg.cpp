@@ -431,9 +431,7 @@ class PgHubStore::Txn : public PushTxn {
              Params().Int(node_).Text(t.name).Text(pk));
       r = c_.Run("SELECT id, pk FROM hub_tables WHERE node = $1 AND name = $2", Params().Int(node_).Text(t.name));
     }
-    if (r->Text(0, 1) != pk)
-      throw Error(ErrorCode::kInvalidPayload, "table \"" + t.name + "\": key columns " + pk +
-                                                  " differ from those this node holds, " + r->Text(0, 1));
+    CheckHeldKey(t, r->Text(0, 1));
     return r->Int(0, 0);
   }
   uint32_t SiteOrdinal(const SiteId& site) override {

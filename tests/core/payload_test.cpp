@@ -727,3 +727,19 @@ TEST(PayloadJsonMalformedBase, BaseDocumentDecodes) {
 
 }  // namespace
 }  // namespace deltasync
+
+// Keys match by position (issue 9: a renamed key column keeps syncing); another key is told
+// apart by a name the other side holds elsewhere, and by the number of key columns.
+TEST(KeyMismatch, RenamedKeyColumnsMatchAndOtherKeysDoNot) {
+  using deltasync::KeyMismatch;
+  using V = std::vector<std::string>;
+  EXPECT_EQ(KeyMismatch({"id"}, {"name"}, {"ID"}, {"name"}), "");
+  EXPECT_EQ(KeyMismatch({"pid"}, {"name"}, {"id"}, {"name"}), "");      // renamed here or there
+  EXPECT_EQ(KeyMismatch({"a", "b"}, {}, {"a", "c"}, {"x"}), "");         // the hub: no held columns
+  EXPECT_NE(KeyMismatch({"id"}, {}, {"id", "k"}, {}), "");               // arity
+  EXPECT_NE(KeyMismatch({"id"}, {"name"}, {"name"}, {"id"}), "");        // keyed by another column
+  EXPECT_NE(KeyMismatch({"id"}, V{}, {"name"}, {"id"}), "");             // ... as the hub sees it
+  EXPECT_NE(KeyMismatch({"id"}, {"name"}, {"name"}, V{}), "");           // ... as a site sees it
+  EXPECT_NE(KeyMismatch({"a", "b"}, {}, {"b", "a"}, {}), "");            // the same columns in another order
+  EXPECT_NE(KeyMismatch({"a", "b"}, {}, {"b", "a"}, {}).find("another position"), std::string::npos);
+}

@@ -131,3 +131,47 @@ TEST(HubSchemaLag, ARenamedColumnsValuesReachASiteCreatedAfterTheRename) {
   Json ra = Sync(a, url);
   EXPECT_EQ(ra["pull"]["quarantined"].get<int64_t>(), 0) << ra.dump();
 }
+
+// Issue 9: a renamed key column (Django's RenameField on the primary key, followed locally
+// on SQLite). Keys match by position: B renames pid -> id and keeps syncing with A, which
+// has not migrated, in both directions; a site created after the rename pulls everything;
+// a site declaring the table with another key is still refused by the hub.
+TEST(HubSchemaLag, ARenamedKeyColumnKeepsTheTableSyncing) {
+  HubProcess hub;
+  std::string url = hub.url("keyrename");
+  Site a, b;
+  for (Site* s : {&a, &b})
+    s->Exec("CREATE TABLE p(pid INTEGER PRIMARY KEY, name TEXT NOT NULL); SELECT deltasync_enable('p');");
+  for (int k = 1; k <= 5; ++k) a.Exec("INSERT INTO p VALUES (" + std::to_string(k) + ", 'item " + std::to_string(k) + "')");
+  Sync(a, url);
+  Sync(b, url);
+  b.Exec("ALTER TABLE p RENAME COLUMN pid TO id");
+  b.Exec("UPDATE p SET name = 'from B' WHERE id = 1; INSERT INTO p VALUES (6, 'six'); DELETE FROM p WHERE id = 2");
+  Json rb = Sync(b, url);
+  EXPECT_EQ(rb["push"]["rows"], 3) << rb.dump();
+  a.Exec("UPDATE p SET name = 'from A' WHERE pid = 3; INSERT INTO p VALUES (7, 'seven')");
+  Sync(a, url);
+  Sync(b, url);
+  auto rows = [](Site& s, const char* key) {
+    return s.Text(std::string("SELECT group_concat(") + key + " || ' ' || name, char(10)) FROM (SELECT * FROM p ORDER BY " +
+                  key + ")");
+  };
+  EXPECT_EQ(rows(a, "pid"), "1 from B\n3 from A\n4 item 4\n5 item 5\n6 six\n7 seven");
+  EXPECT_EQ(rows(b, "id"), rows(a, "pid"));
+
+  Site c;
+  c.Exec("CREATE TABLE p(id INTEGER PRIMARY KEY, name TEXT NOT NULL); SELECT deltasync_enable('p');");
+  c.Exec("INSERT INTO p VALUES (8, 'from C')");
+  Sync(c, url);
+  Sync(a, url);
+  EXPECT_EQ(rows(c, "id"), rows(a, "pid"));
+  EXPECT_EQ(a.Text("SELECT name FROM p WHERE pid = 8"), "from C");
+
+  Site d;  // p keyed by name, pid an ordinary column: not the same table
+  d.Exec("CREATE TABLE p(name TEXT PRIMARY KEY, pid INTEGER); SELECT deltasync_enable('p');"
+         " INSERT INTO p VALUES ('x', 1)");
+  std::string err = d.ExecError("SELECT deltasync_sync('" + url + "')");
+  EXPECT_NE(err.find("differ from those this node holds"), std::string::npos) << err;
+  EXPECT_NE(err.find("non-key column"), std::string::npos) << err;
+  EXPECT_EQ(rows(c, "id"), rows(a, "pid"));
+}
