@@ -19,6 +19,7 @@
 #include "common/payload_codec.hpp"
 #include "common/version.hpp"
 #include "server/hub_codec.hpp"
+#include "server/hub_connection.hpp"
 #include "server/hub_news.hpp"
 
 namespace deltasync::hub {
@@ -200,6 +201,12 @@ HubConfig HubConfig::Load(const std::string& path) {
         c.max_decoded_bytes = v.get<size_t>();
       } else if (k == "max_header_bytes") {
         c.max_header_bytes = v.get<size_t>();
+      } else if (k == "header_timeout_ms") {
+        c.header_timeout_ms = v.get<int>();
+      } else if (k == "max_connections_per_address") {
+        c.max_connections_per_address = v.get<size_t>();
+      } else if (k == "limit_loopback_connections") {
+        c.limit_loopback_connections = v.get<bool>();
       } else if (k == "max_page_bytes") {
         c.max_page_bytes = v.get<size_t>();
       } else if (k == "max_row_bytes") {
@@ -254,9 +261,18 @@ HubConfig HubConfig::Load(const std::string& path) {
     throw Error(ErrorCode::kInvalidArgument, "config: max_row_bytes must be at most max_decoded_bytes");
   if (c.max_decoded_bytes < c.max_body_bytes)
     throw Error(ErrorCode::kInvalidArgument, "config: max_decoded_bytes must be at least max_body_bytes");
+  c.CheckConnectionLimits();
   if (c.tls_cert.empty() != c.tls_key.empty())
     throw Error(ErrorCode::kInvalidArgument, "config: tls_cert and tls_key go together");
   return c;
+}
+
+void HubConfig::CheckConnectionLimits() const {
+  if (max_header_bytes < 1024)
+    throw Error(ErrorCode::kInvalidArgument, "config: max_header_bytes must be at least 1024");
+  if (header_timeout_ms < 100 || header_timeout_ms > 3600000)
+    throw Error(ErrorCode::kInvalidArgument, "config: header_timeout_ms must be between 100 and 3600000");
+  if (read_timeout_ms < 1) throw Error(ErrorCode::kInvalidArgument, "config: read_timeout_ms must be positive");
 }
 
 int64_t HubConfig::RetentionMs(const std::string& node) const {
@@ -287,8 +303,9 @@ struct Hub::Impl {
   std::unique_ptr<UpstreamLinks> links;  // nodes kept in sync with an upstream hub; before news and store go
   std::once_flag links_started;
   std::atomic<bool> stopping{false};
-  std::unique_ptr<httplib::Server> server;
   Metrics metrics;
+  std::unique_ptr<ConnectionGuard> guard;  // header cap and deadline, connections per address
+  std::unique_ptr<httplib::Server> server;
   std::string host;
   mutable std::mutex policy_mu;
   std::shared_ptr<const AccessPolicy> policy;  // swapped whole by Reload; a request keeps the one it took
@@ -299,6 +316,11 @@ struct Hub::Impl {
   std::mutex compact_mu;   // the automatic compaction's wait (CompactLoop)
   std::condition_variable compact_cv;
   std::thread compactor;
+
+  void WidenBacklog() {
+    if (auto* plain = dynamic_cast<GuardedServer*>(server.get())) plain->WidenBacklog();
+    if (auto* tls = dynamic_cast<GuardedTlsServer*>(server.get())) tls->WidenBacklog();
+  }
 
   std::shared_ptr<const AccessPolicy> Policy() const {
     std::lock_guard<std::mutex> lock(policy_mu);
@@ -331,9 +353,11 @@ struct Hub::Impl {
   // inflate without bound, oversized ones) and unauthenticated pushes, and closes the
   // connection so an unread body is never parsed as a request.
   httplib::Server::HandlerResponse Screen(const httplib::Request& req, httplib::Response& res) {
+    HeadRead();  // the head is read whole: from here on, reads are the body's
     auto refuse = [&](int status, const std::string& message) {
       SendError(res, status, message);
       res.set_header("Connection", "close");
+      CloseAfterResponse();
       return httplib::Server::HandlerResponse::Handled;
     };
     size_t header_bytes = req.method.size() + req.target.size() + req.version.size() + 4;
@@ -557,7 +581,17 @@ struct Hub::Impl {
       res.set_content(metrics.Render(*store, admin) + links->Metrics(admin), "text/plain; version=0.0.4");
     });
 
-    server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    server.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
+      // The head was cut off at its cap or its deadline (hub_connection): the library says 400.
+      if (int refusal = HeadRefusal()) {
+        res.status = refusal;
+        SendError(res, refusal,
+                  refusal == 431 ? "deltasync: request headers larger than " + std::to_string(config.max_header_bytes) + " bytes"
+                                 : "deltasync: the request's headers did not arrive within " +
+                                       std::to_string(config.header_timeout_ms) + " ms");
+        res.set_header("Connection", "close");
+        return;
+      }
       if (res.body.empty()) {
         std::string msg = res.status == 413   ? "deltasync: request body too large"
                           : res.status == 404 ? "deltasync: no such endpoint"
@@ -673,13 +707,22 @@ Hub::Hub(HubConfig config, std::unique_ptr<HubStore> store) : impl_(new Impl) {
   impl_->links = std::make_unique<UpstreamLinks>(*impl_->store, *impl_->news, impl_->config.max_clock_drift_ms);
   impl_->policy = std::make_shared<const AccessPolicy>(impl_->config);
   const HubConfig& c = impl_->config;
+  c.CheckConnectionLimits();
+  ConnectionLimits limits;
+  limits.max_header_bytes = c.max_header_bytes;
+  limits.header_timeout_ms = c.header_timeout_ms;
+  limits.read_timeout_ms = c.read_timeout_ms;
+  limits.max_connections_per_address = c.max_connections_per_address;
+  limits.limit_loopback = c.limit_loopback_connections;
+  Impl* impl = impl_.get();
+  impl_->guard = std::make_unique<ConnectionGuard>(limits, [impl](int status) { impl->metrics.Request("other", status); });
   if (!c.tls_cert.empty()) {
-    auto tls = std::make_unique<httplib::SSLServer>(c.tls_cert.c_str(), c.tls_key.c_str());
+    auto tls = std::make_unique<GuardedTlsServer>(*impl_->guard, c.tls_cert.c_str(), c.tls_key.c_str());
     if (!tls->is_valid())
       throw Error(ErrorCode::kInvalidArgument, "cannot load the TLS certificate " + c.tls_cert + " and key " + c.tls_key);
     impl_->server = std::move(tls);
   } else {
-    impl_->server = std::make_unique<httplib::Server>();
+    impl_->server = std::make_unique<GuardedServer>(*impl_->guard);
   }
   impl_->Routes();
   if (impl_->config.compact_interval_s > 0) impl_->compactor = std::thread([this] { impl_->CompactLoop(); });
@@ -695,20 +738,20 @@ Hub::~Hub() {
   if (impl_->compactor.joinable()) impl_->compactor.join();
 }
 
-bool Hub::Listen(const std::string& host, int port) {
-  impl_->host = host;
-  impl_->StartLinks();
-  return impl_->server->listen(host, port);
-}
+bool Hub::Listen(const std::string& host, int port) { return Bind(host, port) && ListenAfterBind(); }
 
 bool Hub::Bind(const std::string& host, int port) {
   impl_->host = host;
-  return impl_->server->bind_to_port(host, port);
+  bool ok = impl_->server->bind_to_port(host, port);
+  if (ok) impl_->WidenBacklog();
+  return ok;
 }
 
 int Hub::BindToAnyPort(const std::string& host) {
   impl_->host = host;
-  return impl_->server->bind_to_any_port(host);
+  int port = impl_->server->bind_to_any_port(host);
+  if (port > 0) impl_->WidenBacklog();
+  return port;
 }
 
 bool Hub::ListenAfterBind() {

@@ -41,7 +41,10 @@ struct HubConfig {
   bool allow_unauthenticated = false;
   size_t max_body_bytes = 8u << 20;       // a request body, as sent (Content-Length, never chunked)
   size_t max_decoded_bytes = 32u << 20;   // the body once decompressed, checked while decoding
-  size_t max_header_bytes = 16u << 10;    // request line and headers together
+  size_t max_header_bytes = 16u << 10;    // request line and headers together, as sent (a hard cap while reading)
+  int header_timeout_ms = 10000;          // a whole request head (and a TLS handshake) must arrive within this
+  size_t max_connections_per_address = 16;  // connections served at once per client address (0: no bound)
+  bool limit_loopback_connections = false;  // loopback clients are exempt from that bound unless true
   size_t max_pull_rows = 10000;
   // A pull page ends at about this many bytes of stored rows, never inside a row.
   size_t max_page_bytes = kMaxPageBytes;
@@ -62,6 +65,10 @@ struct HubConfig {
 
   // The retention of a node in milliseconds (0: none).
   int64_t RetentionMs(const std::string& node) const;
+
+  // Throws Error(kInvalidArgument) for a header cap, header deadline or read timeout out of range
+  // (Load runs it; so does `deltasync serve` after its flags).
+  void CheckConnectionLimits() const;
 
   // Reads a JSON config file; throws Error(kInvalidArgument) naming the problem.
   static HubConfig Load(const std::string& path);

@@ -32,6 +32,10 @@ bool SplitListen(const std::string& listen, std::string& host, int& port) {
 struct ServeArgs {
   std::string db, listen = "127.0.0.1:8080", config, log_level = "info", tls_cert, tls_key;
   bool auto_create = false, allow_unauthenticated = false, allow_plaintext = false, new_hub_id = false;
+  // Connection limits over the config file's (-1: the file's, or the default).
+  int header_timeout_ms = -1;
+  long long max_connections_per_address = -1;
+  bool limit_loopback_connections = false;
 };
 
 // The config file with the command line's overrides: at start, and again on SIGHUP.
@@ -42,6 +46,11 @@ HubConfig LoadConfig(const ServeArgs& args) {
   config.allow_unauthenticated = args.allow_unauthenticated;
   if (!args.tls_cert.empty()) config.tls_cert = args.tls_cert;
   if (!args.tls_key.empty()) config.tls_key = args.tls_key;
+  if (args.header_timeout_ms >= 0) config.header_timeout_ms = args.header_timeout_ms;
+  if (args.max_connections_per_address >= 0)
+    config.max_connections_per_address = static_cast<size_t>(args.max_connections_per_address);
+  config.limit_loopback_connections |= args.limit_loopback_connections;
+  config.CheckConnectionLimits();
   return config;
 }
 
@@ -158,6 +167,14 @@ int main(int argc, char** argv) {
   serve->add_flag("--allow-plaintext", a.allow_plaintext,
                   "serve plain http on a non-loopback address (behind a TLS-terminating proxy)");
   serve->add_flag("--auto-create-nodes", a.auto_create, "create a node on first use");
+  serve->add_option("--header-timeout-ms", a.header_timeout_ms,
+                    "a request's line and headers (and a TLS handshake) must arrive within this (default 10000)")
+      ->check(CLI::Range(100, 3600000));
+  serve->add_option("--max-connections-per-address", a.max_connections_per_address,
+                    "connections served at once per client address, an IPv6 /64 counting as one (default 16, 0: no bound)")
+      ->check(CLI::Range(0LL, 1000000LL));
+  serve->add_flag("--limit-loopback-connections", a.limit_loopback_connections,
+                  "apply --max-connections-per-address to loopback clients too (they are exempt by default)");
   serve->add_flag("--new-hub-id", a.new_hub_id,
                   "give the store a new identity first (after restoring it from a backup; docs/operations.md)");
   serve->add_flag("--allow-unauthenticated", a.allow_unauthenticated,
