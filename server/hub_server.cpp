@@ -704,7 +704,8 @@ Hub::Hub(HubConfig config, std::unique_ptr<HubStore> store) : impl_(new Impl) {
   impl_->config = std::move(config);
   impl_->store = std::move(store);
   impl_->news = std::make_unique<NodeNews>(impl_->config.max_waiters, impl_->config.max_waiters_per_node);
-  impl_->links = std::make_unique<UpstreamLinks>(*impl_->store, *impl_->news, impl_->config.max_clock_drift_ms);
+  impl_->links = std::make_unique<UpstreamLinks>(*impl_->store, *impl_->news, impl_->config.max_clock_drift_ms,
+                                                 impl_->config.max_row_bytes);
   impl_->policy = std::make_shared<const AccessPolicy>(impl_->config);
   const HubConfig& c = impl_->config;
   c.CheckConnectionLimits();

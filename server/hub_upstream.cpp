@@ -74,6 +74,7 @@ struct UpstreamLinks::Link {
   HubStore& store;
   NodeNews& news;
   uint64_t max_clock_drift_ms;
+  size_t max_row_bytes;
   std::string node_name, url, key;
   int64_t node = 0;
   SyncOptions options;
@@ -89,7 +90,8 @@ struct UpstreamLinks::Link {
   Health up, down;                  // under mu
   std::thread supervisor;
 
-  Link(HubStore& s, NodeNews& n, uint64_t drift) : store(s), news(n), max_clock_drift_ms(drift) {}
+  Link(HubStore& s, NodeNews& n, uint64_t drift, size_t row_bytes)
+      : store(s), news(n), max_clock_drift_ms(drift), max_row_bytes(row_bytes) {}
 
   bool Halted() const { return halted.load(); }
 
@@ -210,9 +212,14 @@ class UpstreamLinks::LinkSite : public SyncSite {
     size_t rows = 0;
     for (const TableChanges& t : page.tables) rows += t.rows.size();
     if (rows > 0) {
+      // The node's row maximum holds for what the upstream sends as for a push: a larger row
+      // (or one its merge would make larger) fails the page, which changes nothing.
+      if (size_t big = LargestRowBytes(page); big > link_.max_row_bytes)
+        throw RowTooLarge("deltasync: the upstream sent a row of " + std::to_string(big) +
+                          " bytes, larger than max_row_bytes (" + std::to_string(link_.max_row_bytes) + ")");
       Payload p = page;
       p.site = LocalSite();
-      PushResult r = link_.store.Push(link_.node, p, link_.max_clock_drift_ms);
+      PushResult r = link_.store.Push(link_.node, p, link_.max_clock_drift_ms, link_.max_row_bytes);
       out.applied = r.applied;
       out.ignored = r.ignored;
       out.rows = r.rows;
@@ -396,14 +403,14 @@ void UpstreamLinks::Link::Supervise() {
   set_state("stopped");
 }
 
-UpstreamLinks::UpstreamLinks(HubStore& store, NodeNews& news, uint64_t max_clock_drift_ms)
-    : store_(store), news_(news), max_clock_drift_ms_(max_clock_drift_ms) {}
+UpstreamLinks::UpstreamLinks(HubStore& store, NodeNews& news, uint64_t max_clock_drift_ms, size_t max_row_bytes)
+    : store_(store), news_(news), max_clock_drift_ms_(max_clock_drift_ms), max_row_bytes_(max_row_bytes) {}
 
 UpstreamLinks::~UpstreamLinks() { Stop(); }
 
 void UpstreamLinks::Start(const std::map<std::string, UpstreamConfig>& links) {
   for (const auto& [name, config] : links) {
-    auto link = std::make_unique<Link>(store_, news_, max_clock_drift_ms_);
+    auto link = std::make_unique<Link>(store_, news_, max_clock_drift_ms_, max_row_bytes_);
     link->node_name = name;
     link->url = config.url;
     link->key = HubKey(config.url);

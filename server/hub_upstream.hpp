@@ -34,7 +34,8 @@ struct UpstreamConfig {
 // Every upstream link of one hub process.
 class UpstreamLinks {
  public:
-  UpstreamLinks(HubStore& store, NodeNews& news, uint64_t max_clock_drift_ms);
+  // max_row_bytes: the largest row a page may bring (or make by its merge), as for a push.
+  UpstreamLinks(HubStore& store, NodeNews& news, uint64_t max_clock_drift_ms, size_t max_row_bytes);
   ~UpstreamLinks();
   UpstreamLinks(const UpstreamLinks&) = delete;
   UpstreamLinks& operator=(const UpstreamLinks&) = delete;
@@ -54,6 +55,7 @@ class UpstreamLinks {
   HubStore& store_;
   NodeNews& news_;
   uint64_t max_clock_drift_ms_;
+  size_t max_row_bytes_;
   std::vector<std::unique_ptr<Link>> links_;
 };
 

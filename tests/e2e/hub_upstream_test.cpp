@@ -425,6 +425,39 @@ TEST(HubUpstream, TheLinkSendsItsTokenAndAWrongOneFails) {
   }
 }
 
+// The downstream's max_row_bytes holds for what its upstream sends, as for a push (issue 11):
+// a page bringing a larger row fails whole and changes nothing; the link says why.
+TEST(HubUpstream, APageWithARowOverTheRowMaximumIsRefused) {
+  HubProcess hq;
+  HubProcess::Options o;
+  o.config_json = R"({"max_row_bytes": 65536, "nodes": {"shop": {"upstream": {"url": ")" + hq.url("hq") +
+                  R"(", "max_backoff_ms": 500, "wait_ms": 5000}}}})";
+  HubProcess shop(o);
+  Site office, till;
+  office.Exec(kSchema);
+  till.Exec(kSchema);
+  // 100 KB: under the upstream's default maximum, over the downstream's.
+  office.Exec("INSERT INTO t VALUES (1, replace(hex(zeroblob(50000)), '0', 'x')), (2, 'small')");
+  Call(office, "deltasync_sync", hq.url("hq"));
+  ASSERT_TRUE(Eventually([&] {
+    Json l = Link(shop, "shop");
+    return l.is_object() && l["last_error"].is_string();
+  })) << Link(shop, "shop").dump() << shop.log();
+  std::string err = Link(shop, "shop")["last_error"].get<std::string>();
+  EXPECT_NE(err.find("larger than max_row_bytes (65536)"), std::string::npos) << err;
+  Json status = Get(shop, "/nodes/shop/status");
+  EXPECT_EQ(status.value("seq", int64_t{-1}), 0) << status.dump();
+  Call(till, "deltasync_sync", shop.url("shop"));
+  EXPECT_EQ(till.Text("SELECT count(*) FROM t"), "0");
+  // Once the upstream's row is small again, the link goes on and both rows come down.
+  office.Exec("UPDATE t SET a = 'shrunk' WHERE id = 1");
+  Call(office, "deltasync_sync", hq.url("hq"));
+  EXPECT_TRUE(Eventually([&] {
+    Call(till, "deltasync_sync", shop.url("shop"));
+    return till.Rows(kRowsT) == office.Rows(kRowsT);
+  })) << Link(shop, "shop").dump();
+}
+
 // The downstream hub killed and restarted: its link goes on from its stored cursors with the
 // same site id, sending nothing again and pulling only what is new.
 TEST(HubUpstream, DownstreamRestartGoesOnFromItsCursors) {
