@@ -300,10 +300,11 @@ Json HubLink::PushOnce() {
     throw;
   }
   Finish(meter, true);
-  if (reset_) return {{"pushed", changes}, {"rows", rows}, {"batches", batches}, {"hub_replaced", true}};
+  const int64_t ms = static_cast<int64_t>(WallClockMillis()) - meter.progress().since_ms;
+  if (reset_) return {{"pushed", changes}, {"rows", rows}, {"batches", batches}, {"hub_replaced", true}, {"ms", ms}};
   site_.PushDone(key_, until);
-  return {{"pushed", changes}, {"rows", rows},       {"batches", batches},
-          {"cursor", until},   {"hub_seq", hub_seq}, {"resumed", resumed}};
+  return {{"pushed", changes}, {"rows", rows},       {"batches", batches}, {"cursor", until},
+          {"hub_seq", hub_seq}, {"resumed", resumed}, {"ms", ms}};
 }
 
 // The node's whole state from sequence 0, every row (also those this site pushed: the hub
@@ -352,7 +353,7 @@ Json HubLink::Resync() {
 }
 
 Json HubLink::PullAll() {
-  uint64_t pulled = 0, applied = 0, ignored = 0, untracked = 0, kept = 0, quarantined = 0, held = 0, pages = 0;
+  uint64_t pulled = 0, rows = 0, applied = 0, ignored = 0, untracked = 0, kept = 0, quarantined = 0, held = 0, pages = 0;
   HubRecord hub = site_.LoadHub(key_);
   int64_t cursor = hub.pull_cursor;
   // What had reached the hub before this pull asked anything (common/compaction marks).
@@ -407,7 +408,10 @@ Json HubLink::PullAll() {
                           : site_.ApplyPage(key_, page, false);
       cursor = page.until;
       ++pages;
-      for (const auto& t : page.tables) pulled += CountChanges(t);
+      for (const auto& t : page.tables) {
+        pulled += CountChanges(t);
+        rows += t.rows.size();
+      }
       applied += r.applied;
       ignored += r.ignored;
       untracked += r.untracked;
@@ -422,8 +426,11 @@ Json HubLink::PullAll() {
     throw;
   }
   Finish(meter, true);
-  Json out = {{"pulled", pulled}, {"applied", applied}, {"ignored", ignored}, {"untracked", untracked}, {"kept", kept},
-              {"quarantined", quarantined}, {"held", held}, {"pages", pages}, {"cursor", cursor}};
+  // The time the pull worked: from its start, or from its first page after a long-poll's wait.
+  const int64_t ms = static_cast<int64_t>(WallClockMillis()) - meter.progress().since_ms;
+  Json out = {{"pulled", pulled}, {"rows", rows},   {"applied", applied}, {"ignored", ignored},
+              {"untracked", untracked}, {"kept", kept}, {"quarantined", quarantined}, {"held", held},
+              {"pages", pages},   {"cursor", cursor}, {"ms", ms}};
   if (opt_.tables.empty()) {
     Json compacted = site_.CompactIfDue();
     if (!compacted.is_null()) out["compacted"] = std::move(compacted);

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -35,6 +36,7 @@
 
 #include "common/error.hpp"
 #include "common/schedule.hpp"
+#include "common/sync_client.hpp"
 #include "server/hub_server.hpp"
 
 namespace deltasync::agent {
@@ -73,6 +75,16 @@ struct Stopper {
 };
 
 Stopper g_stopper;
+ProgressView* g_progress = nullptr;  // the progress line (draws nothing off a terminal)
+
+// "in 1234 ms, 5678 rows/s": a finished call's duration (the extension's `ms`, the time it
+// worked: a long-poll's wait left out; else as timed here) and its rate in rows.
+std::string Timing(const nlohmann::json& r, long measured_ms) {
+  int64_t ms = r.value("ms", static_cast<int64_t>(measured_ms));
+  int64_t rows = r.value("rows", int64_t{0});
+  int64_t rate = ms > 0 ? (rows * 1000 + ms / 2) / ms : 0;
+  return " in " + std::to_string(ms) + " ms, " + std::to_string(rate) + " rows/s";
+}
 
 // One connection of the agent: the file in WAL mode, a busy timeout, the extension loaded.
 class Db {
@@ -250,10 +262,13 @@ class Link {
     db.reset();
   }
   // One call of deltasync_push or deltasync_pull: its JSON result, or nullopt with `error`.
+  // On the progress line while it runs.
   std::optional<Json> Call(Db& db, const char* fn, const std::string& options, std::string& error) {
     error.clear();
+    uint64_t shown = g_progress->Begin(path_, s_.hub, fn == std::string("deltasync_push") ? "push" : "pull");
     std::optional<std::string> r =
         db.Text(std::string("SELECT ") + fn + "(?1, ?2)", {s_.url, options}, &error);
+    g_progress->End(shown);
     if (!error.empty() || !r) {
       if (error.empty()) error = "no result";
       return std::nullopt;
@@ -293,7 +308,7 @@ class Link {
           int64_t pushed = r->value("pushed", int64_t{0});
           Log(pushed > 0 ? LogLevel::kInfo : LogLevel::kDebug,
               Prefix() + "push: pushed=" + std::to_string(pushed) + " rows=" + std::to_string(r->value("rows", int64_t{0})) +
-                  " batches=" + std::to_string(r->value("batches", int64_t{0})) + " in " + std::to_string(ms) + " ms");
+                  " batches=" + std::to_string(r->value("batches", int64_t{0})) + Timing(*r, ms));
         } else {
           long wait = backoff.Next();
           retry_at = Clock::now() + std::chrono::milliseconds(wait);
@@ -324,8 +339,9 @@ class Link {
         backoff.Reset();
         int64_t pulled = r->value("pulled", int64_t{0});
         Log(pulled > 0 ? LogLevel::kInfo : LogLevel::kDebug,
-            Prefix() + "pull: pulled=" + std::to_string(pulled) + " applied=" + std::to_string(r->value("applied", int64_t{0})) +
-                " pages=" + std::to_string(r->value("pages", int64_t{0})) + " in " + std::to_string(ms) + " ms");
+            Prefix() + "pull: pulled=" + std::to_string(pulled) + " rows=" + std::to_string(r->value("rows", int64_t{0})) +
+                " applied=" + std::to_string(r->value("applied", int64_t{0})) +
+                " pages=" + std::to_string(r->value("pages", int64_t{0})) + Timing(*r, ms));
       } else {
         long wait = backoff.Next();
         Log(LogLevel::kWarn, Prefix() + "pull failed (" + std::to_string(backoff.failures()) + " in a row, retry in " +
@@ -408,7 +424,7 @@ void ApplyConfigFile(const std::string& path, const std::set<std::string>& given
       continue;
     }
     static const std::set<std::string> kKnown = {"url", "token", "extension", "wait_ms", "poll_ms",
-                                                 "max_backoff_ms", "rescan_ms", "log_level"};
+                                                 "max_backoff_ms", "rescan_ms", "log_level", "progress"};
     if (!kKnown.count(key)) fail("unknown key \"" + key + "\"");
     if (given.count(flag)) continue;  // the command line wins
     if (key == "url") args.url = text(key, v);
@@ -418,7 +434,11 @@ void ApplyConfigFile(const std::string& path, const std::set<std::string>& given
     else if (key == "poll_ms") args.poll_ms = ranged(key, v, 1, 10000);
     else if (key == "max_backoff_ms") args.max_backoff_ms = ranged(key, v, 250, 3600000);
     else if (key == "rescan_ms") args.rescan_ms = ranged(key, v, 100, 3600000);
-    else {
+    else if (key == "progress") {
+      std::optional<ProgressMode> mode = ParseProgressMode(text(key, v));
+      if (!mode) fail("\"progress\" must be auto, always or never");
+      args.progress = *mode;
+    } else {
       log_level = text(key, v);
       if (log_level != "debug" && log_level != "info" && log_level != "warn" && log_level != "error")
         fail("\"log_level\" must be debug, info, warn or error");
@@ -493,6 +513,19 @@ int RunAgent(const AgentArgs& in) {
     stop_waiter();
     return 1;
   }
+  // The progress line, on a terminal only unless --progress says otherwise; it must outlive
+  // the links, whose calls it shows.
+  auto view = std::make_unique<ProgressView>(
+      ShouldDrawProgress(args.progress, ::isatty(STDERR_FILENO) == 1, std::getenv("TERM")));
+  g_progress = view.get();
+  // --url: the hub's key (the URL's base and node), as the extension names it in its records.
+  std::string url_hub = args.url;
+  if (!args.url.empty()) {
+    try {
+      url_hub = HubKey(args.url);
+    } catch (const std::exception&) {  // the extension says what is wrong with it, call by call
+    }
+  }
   Log(LogLevel::kInfo, "deltasync agent: " + std::to_string(files.size()) + " file(s), extension " + args.extension);
 
   while (!g_stopper.stop) {
@@ -501,7 +534,7 @@ int RunAgent(const AgentArgs& in) {
       if (!args.url.empty()) {
         Json o = Json::object();
         if (!args.token.empty()) o["token"] = args.token;
-        wanted.push_back(Schedule{args.url, args.url, o.dump(), 10000});
+        wanted.push_back(Schedule{url_hub, args.url, o.dump(), 10000});
       } else {
         try {
           wanted = ReadSchedules(*f.control);
@@ -517,6 +550,8 @@ int RunAgent(const AgentArgs& in) {
   }
   for (File& f : files) f.links.clear();  // each link waits for its threads
   files.clear();
+  view.reset();  // clears the line
+  g_progress = nullptr;
   stop_waiter();
   Log(LogLevel::kInfo, "deltasync agent stopped");
   return 0;

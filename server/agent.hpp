@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "server/agent_progress.hpp"
+
 namespace deltasync::agent {
 
 // What `deltasync agent` was given on its command line.
@@ -19,11 +21,12 @@ struct AgentArgs {
   long poll_ms = 25;             // how often PRAGMA data_version is read for local commits
   long max_backoff_ms = 10000;   // the longest wait between retries while a hub is unreachable
   long rescan_ms = 2000;         // how often each file's schedules are read again
+  ProgressMode progress = ProgressMode::kAuto;  // the progress line (agent_progress.hpp)
 };
 
 // Reads an agent config file (JSON, docs/live-sync.md): keys "db" (a file name or a list),
 // "url", "token", "extension", "wait_ms", "poll_ms", "max_backoff_ms", "rescan_ms",
-// "log_level". A key whose flag is in `given` (the long flag names set on the command line)
+// "log_level", "progress". A key whose flag is in `given` (the long flag names set on the command line)
 // is left as the command line set it. Throws deltasync::Error (kInvalidArgument) naming the
 // file and the key for an unreadable file, bad JSON, an unknown key, a wrong type or a value
 // out of range.

@@ -27,6 +27,7 @@ namespace deltasync::hub {
 namespace {
 
 std::atomic<int> g_log_level{static_cast<int>(LogLevel::kInfo)};
+std::atomic<void (*)(const std::string&)> g_log_writer{nullptr};
 
 using Json = nlohmann::json;
 
@@ -142,13 +143,17 @@ bool IsLoopback(const std::string& host) {
 
 void SetLogLevel(LogLevel level) { g_log_level = static_cast<int>(level); }
 
+void SetLogWriter(void (*writer)(const std::string& line)) { g_log_writer = writer; }
+
 void Log(LogLevel level, const std::string& message) {
   if (static_cast<int>(level) < g_log_level) return;
   static const char* kNames[] = {"debug", "info", "warn", "error"};
   std::time_t now = std::time(nullptr);
   char when[32];
   std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  std::fprintf(stderr, "%s %s %s\n", when, kNames[static_cast<int>(level)], message.c_str());
+  std::string line = std::string(when) + " " + kNames[static_cast<int>(level)] + " " + message + "\n";
+  if (void (*writer)(const std::string&) = g_log_writer.load()) return writer(line);
+  std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
 bool TokenEquals(const std::string& a, const std::string& b) {

@@ -23,6 +23,10 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
 // Logs to stderr with a level; callers never pass tokens.
 void Log(LogLevel level, const std::string& message);
 void SetLogLevel(LogLevel level);
+// Where log lines go (each with its newline): stderr unless a writer is set. The agent's
+// progress line sets one to clear itself before a line and redraw after it. Set it before any
+// thread logs; nullptr goes back to stderr.
+void SetLogWriter(void (*writer)(const std::string& line));
 
 struct NodeConfig {
   std::vector<std::string> tokens;  // empty: the node is open (loopback or --allow-unauthenticated only)

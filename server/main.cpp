@@ -209,10 +209,16 @@ int main(int argc, char** argv) {
   agent_cmd->add_option("--log-level", agent_log_level, "debug (every sync), info (syncs that moved rows), warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
+  std::string agent_progress = "auto";
+  agent_cmd->add_option("--progress", agent_progress,
+                        "progress line for pushes and pulls over a second: auto (when stderr is a terminal), always or never")
+      ->check(CLI::IsMember({"auto", "always", "never"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     if (*serve) return Serve(a);
     if (*agent_cmd) {
+      g.progress = *agent::ParseProgressMode(agent_progress);
       if (!agent_config.empty()) {
         std::set<std::string> given;
         for (const CLI::Option* o : agent_cmd->get_options())
