@@ -30,7 +30,7 @@ ALTER TABLE deltasync.hubs
   ADD COLUMN failures bigint NOT NULL DEFAULT 0;
 
 CREATE FUNCTION deltasync.clk_remap(bigint, integer, bytea, integer[]) RETURNS bytea
-  AS 'MODULE_PATHNAME', 'deltasync_clk_remap' LANGUAGE C IMMUTABLE;
+  AS 'MODULE_PATHNAME', 'deltasync_clk_remap' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION deltasync.clk_remap(bigint, integer, bytea, integer[]) IS
   'deltasync: the clock extras of a shadow row after its tracked columns moved or were dropped';
 COMMENT ON FUNCTION deltasync.on_sql_drop() IS 'deltasync: forgets dropped tracked tables and partitions, follows dropped columns';
@@ -73,11 +73,11 @@ CREATE TABLE deltasync.gone_columns (
 );
 
 CREATE FUNCTION deltasync.clk_readopt(bigint, integer, bytea, bigint, bigint, bigint, integer[]) RETURNS bytea
-  AS 'MODULE_PATHNAME', 'deltasync_clk_readopt' LANGUAGE C IMMUTABLE;
+  AS 'MODULE_PATHNAME', 'deltasync_clk_readopt' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION deltasync.clk_readopt(bigint, integer, bytea, bigint, bigint, bigint, integer[]) IS
   'deltasync: the clock extras of a live shadow row whose renamed columns are sent again under their new name';
 CREATE FUNCTION deltasync.clk_added(bigint, integer, bytea, integer[]) RETURNS bytea
-  AS 'MODULE_PATHNAME', 'deltasync_clk_added' LANGUAGE C IMMUTABLE;
+  AS 'MODULE_PATHNAME', 'deltasync_clk_added' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION deltasync.clk_added(bigint, integer, bytea, integer[]) IS
   'deltasync: the clock extras of a live shadow row after columns were added: their values have no version';
 -- Schedules (deltasync_schedule): per hub, the URL, the options as given (token included:

@@ -2,7 +2,7 @@
 -- functions, argument errors.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(21);
+SELECT plan(22);
 
 SELECT is(
   (SELECT array_agg(DISTINCT proname::text ORDER BY proname::text) FROM pg_proc
@@ -49,6 +49,11 @@ SELECT is(deltasync_checksum('ck'), '{"tables": {"ck": {"rows": 2, "digest": "45
 SELECT is(deltasync_checksum()->'tables'->'ck', deltasync_checksum('ck')->'tables'->'ck', 'all tables include it');
 SELECT throws_like($$SELECT deltasync_checksum('no_such_table')$$,
   'deltasync: table "no_such_table" is not tracked%', 'checksum of a table that is not tracked');
+-- As PostgreSQL's own opr_sanity checks of its catalog: an immutable function is parallel safe.
+SELECT is((SELECT string_agg(p.proname, ', ' ORDER BY p.proname) FROM pg_proc AS p JOIN pg_depend AS d ON d.objid = p.oid
+             AND d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_extension'::regclass
+           JOIN pg_extension AS e ON e.oid = d.refobjid AND e.extname = 'deltasync'
+           WHERE p.provolatile = 'i' AND p.proparallel = 'u'), NULL, 'every immutable deltasync function is marked parallel safe');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -84,16 +84,20 @@ make_db() {
     -c "ALTER DATABASE regression SET bytea_output TO 'hex'" -c "ALTER DATABASE regression SET timezone_abbreviations TO 'Default'"
 }
 
+# Both runs write into $WORK/out (file names in the output are then the same) and are moved
+# to $WORK/<name> afterwards.
 run_suite() {
-  local name=$1 out="$WORK/$1"
-  rm -rf "$out"
-  mkdir -p "$out"
-  chmod 777 "$out"  # the server (user postgres) writes COPY output and tablespaces there
+  local name=$1 out="$WORK/out"
+  rm -rf "$out" "${WORK:?}/$name"
+  mkdir -p "$out/results"
+  chmod 777 "$out" "$out/results"  # the server (user postgres) writes COPY files and tablespaces there
   local t0 t1
   t0=$(date +%s.%N)
   "$REGRESS" --use-existing --inputdir="$SRC/src/test/regress" --outputdir="$out" --bindir="$BIN" --dlpath="$DL" \
     --schedule="$SRC/src/test/regress/parallel_schedule" --max-connections=1 >"$out/run.log" 2>&1 || true
   t1=$(date +%s.%N)
+  mv "$out" "$WORK/$name"
+  out="$WORK/$name"
   echo "$t1 - $t0" | bc -l >"$out/seconds"
   echo "$name: $(grep -c '\.\.\. ok' "$out/run.log" || true) ok, $(grep -c '\.\.\. FAILED' "$out/run.log" || true) failed against PostgreSQL's expected output, $(printf '%.0f' "$(cat "$out/seconds")") s"
 }
@@ -106,7 +110,10 @@ START=$(wc -l <"$LOG")
 q -d regression <<'SQL'
 CREATE EXTENSION deltasync;
 -- Every new table with a primary key: deltasync_enable, logged either way (server log only).
-CREATE FUNCTION deltasync.regress_autotrack() RETURNS event_trigger LANGUAGE plpgsql AS $$
+-- As a superuser (tests create tables as roles not granted deltasync_enable) and with its
+-- own search_path (tests set theirs).
+CREATE FUNCTION deltasync.regress_autotrack() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = pg_catalog, public AS $$
 DECLARE r record;
 BEGIN
   FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() WHERE command_tag = 'CREATE TABLE' AND object_type = 'table' LOOP
@@ -114,7 +121,7 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_index WHERE indrelid = r.objid AND indisprimary)
        AND NOT (SELECT relispartition FROM pg_class WHERE oid = r.objid) THEN
       BEGIN
-        PERFORM deltasync_enable(r.object_identity);
+        PERFORM public.deltasync_enable(r.object_identity);
         RAISE LOG 'regress_autotrack tracked %', r.object_identity;
       EXCEPTION WHEN others THEN
         RAISE LOG 'regress_autotrack refused % [%]: %', r.object_identity, SQLSTATE, SQLERRM;
