@@ -3,13 +3,14 @@
 -- the rows each table holds (key and tracked columns), and site ds_b, which applies A's
 -- changes after each statement, then holds the same rows (generated columns included, which
 -- B computes itself). Ground: a PRIMARY KEY ... INCLUDE table, a generated column, MERGE
--- (every action, key changes), writable CTEs over several tables, COPY, TRUNCATE,
+-- (every action, key changes), writable CTEs over several tables, an updatable view, a rule,
+-- a cursor, UPDATE ... FROM, DELETE ... USING, a function, COPY, TRUNCATE,
 -- INSERT ... ON CONFLICT, foreign-key cascades between tracked tables, key changes, and a
 -- DDL-heavy script (columns added, dropped, renamed, retyped; tables renamed; DDL deltasync
 -- refuses). Partitioned tables: 10_partitions.sql; inheritance (refused): 10_partitions.sql.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(59);
+SELECT plan(71);
 SELECT dblink_connect('b', :'other');
 
 CREATE FUNCTION pg_temp.on_b(sql text) RETURNS void LANGUAGE sql AS $$ SELECT dblink_exec('b', sql) $$;
@@ -116,6 +117,22 @@ SELECT pg_temp.run($$WITH d AS (DELETE FROM wp_lines WHERE n = 3 RETURNING order
   u AS (UPDATE wp_lines SET n = n + 10 WHERE n = 2 RETURNING *)
   INSERT INTO wp_items SELECT 100 + order_id, 'from cte', count(*) FROM d GROUP BY order_id$$);
 SELECT pg_temp.run($$WITH a AS (DELETE FROM wp_items WHERE id = 101 RETURNING *) INSERT INTO wp_items SELECT id, name || ' again', stock FROM a$$);
+
+-- Through an updatable view, a rule, a cursor, UPDATE ... FROM / DELETE ... USING, a function.
+SELECT pg_temp.everywhere($$CREATE VIEW wp_stock AS SELECT id, name, stock FROM wp_items WHERE stock >= 0 WITH CHECK OPTION$$);
+SELECT pg_temp.run($$INSERT INTO wp_stock VALUES (40, 'via view', 4)$$);
+SELECT pg_temp.run($$UPDATE wp_stock SET stock = stock + 1, id = 41 WHERE id = 40$$);
+SELECT pg_temp.run($$DELETE FROM wp_stock WHERE id = 41$$);
+SELECT pg_temp.everywhere($$DROP VIEW wp_stock$$);
+SELECT pg_temp.everywhere($$CREATE RULE wp_order_line AS ON INSERT TO wp_orders DO ALSO INSERT INTO wp_lines VALUES (NEW.id, 0, NULL, 0)$$);
+SELECT pg_temp.run($$INSERT INTO wp_orders VALUES (9, 'rule')$$);
+SELECT pg_temp.everywhere($$DROP RULE wp_order_line ON wp_orders$$);
+SELECT pg_temp.run($q$DO $$ DECLARE c CURSOR FOR SELECT * FROM wp_items WHERE id = 30 FOR UPDATE; r record;
+  BEGIN OPEN c; FETCH c INTO r; UPDATE wp_items SET stock = stock * 2 WHERE CURRENT OF c; CLOSE c; END $$$q$);
+SELECT pg_temp.run($$UPDATE wp_lines AS l SET qty = l.qty + i.stock FROM wp_items AS i WHERE i.id = 1 AND l.order_id = 9$$);
+SELECT pg_temp.run($$DELETE FROM wp_lines AS l USING wp_orders AS o WHERE o.id = l.order_id AND o.who = 'rule'$$);
+SELECT pg_temp.run($$CREATE FUNCTION pg_temp.wp_touch(n int) RETURNS int LANGUAGE sql AS
+  'UPDATE wp_items SET stock = stock + 1 WHERE id = $1 RETURNING stock'; SELECT pg_temp.wp_touch(30)$$);
 
 -- COPY (psql's COPY FROM STDIN, then the audit).
 COPY wp_items FROM STDIN;
