@@ -38,7 +38,7 @@ class PgChangeCursor : public ChangeCursor {
     std::string sql = "SELECT " + ShadowKeyList(t.pk.size(), "m.") + ", m.cl, m.ver, m.hlc, m.site, m.clk, b." +
                       qpk[0] + " IS NOT NULL" + (t.cols.empty() ? "" : ", " + ColumnList(t.cols, "b.")) + " FROM " +
                       t.q_meta + " AS m LEFT JOIN " + t.q_name + " AS b ON " +
-                      KeyEquality(t, "b", qpk, "m", ShadowKeyNames(t.pk.size())) + " WHERE m.ver > $1";
+                      KeyEquality(t, "b", qpk, "m", ShadowKeyNames(t.pk.size())) + " WHERE " + kPgRowVersion + " > $1";
     Args a;
     a.AddInt8(since);
     std::vector<char> nulls = a.nulls;

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/compaction.hpp"
 #include "pg_ext/pg_state.hpp"
 
 namespace deltasync {
@@ -19,6 +20,9 @@ Datum JsonbResult(const nlohmann::json& j);
 namespace pg {
 // Defines deltasync.apply_page_rows (pg_apply.cpp), from _PG_init.
 void DefineApplySettings();
+// deltasync_compact's work (pg_compact.cpp): the tombstones every hub's frontier covers
+// become graves. With only_if_due, null unless enough became compactable (after a pull).
+nlohmann::json CompactSite(const CompactOptions& options, bool only_if_due);
 }  // namespace pg
 
 }  // namespace deltasync

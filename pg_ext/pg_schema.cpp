@@ -119,8 +119,10 @@ void CreateShadowTable(const TableInfo& t) {
     });
     cols += ShadowKeyColumn(k) + " " + t.pk_types[k].name + collate + " NOT NULL, ";
   }
+  // ver, hlc and site are NULL in a grave only (pg_compact.cpp): a compacted tombstone then
+  // costs its key and causal length.
   RunSql("CREATE TABLE " + t.q_meta + " (" + cols +
-         "cl bigint NOT NULL, ver bigint NOT NULL, hlc bigint NOT NULL, site integer NOT NULL, clk bytea, PRIMARY KEY (" +
+         "cl bigint NOT NULL, ver bigint, hlc bigint, site integer, clk bytea, PRIMARY KEY (" +
          ShadowKeyList(t.pk.size()) + "))");
   // A member of the extension: DROP EXTENSION takes it along.
   RunSql("ALTER EXTENSION deltasync ADD TABLE " + t.q_meta);

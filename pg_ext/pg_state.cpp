@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/compaction.hpp"
 #include "common/merge.hpp"
 #include "common/version.hpp"
 
@@ -29,7 +30,9 @@ namespace deltasync {
 ShadowRow ReadShadowRow(const Rows& rows, uint64_t row, int first) {
   int64_t cl = rows.Int(row, first);
   std::string extras = RowExists(cl) ? rows.Text(row, first + 4) : std::string();  // a deleted row keeps none
-  return ShadowRowFromStored(cl, rows.Int(row, first + 1), rows.Int(row, first + 2), rows.Int(row, first + 3), extras);
+  // A grave stores its version and clock as NULL (pg_compact.cpp): version kGraveVersion, clock 0.
+  return ShadowRowFromStored(cl, rows.Int(row, first + 1, kGraveVersion), rows.Int(row, first + 2),
+                             rows.Int(row, first + 3), extras);
 }
 
 std::vector<std::string> ShadowKeyNames(size_t n) {

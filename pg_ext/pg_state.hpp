@@ -64,7 +64,12 @@ struct TableInfo {
 }  // namespace pg
 using pg::TableInfo;
 
+// A shadow row's version in SQL over alias m: a grave stores NULL, read as kGraveVersion
+// (common/compaction), so it is collected by a pass from 0 only.
+inline constexpr const char* kPgRowVersion = "coalesce(m.ver, 1)";
+
 // Reads the shadow columns (kShadowColumns) from row `row` of `rows`, starting at column `first`.
+// A grave's NULL version and clock read as kGraveVersion and 0.
 ShadowRow ReadShadowRow(const Rows& rows, uint64_t row, int first);
 
 std::string ShadowKeyList(size_t n, const char* prefix = "");  // "k0, k1" or "m.k0, m.k1"

@@ -55,12 +55,14 @@ class PgStatus : public StatusPort {
   std::vector<Hub> Hubs() override {
     std::vector<Hub> out;
     AsOwner as;
-    RunSql("SELECT hub, push_cursor, pull_cursor, last_sync_ms, last_error, last_error_ms, failing_since_ms,"
-           " last_success_ms, failures FROM deltasync.hubs ORDER BY hub");
+    RunSql("SELECT h.hub, h.push_cursor, h.pull_cursor, h.last_sync_ms, h.last_error, h.last_error_ms,"
+           " h.failing_since_ms, h.last_success_ms, h.failures, f.frontier,"
+           " CASE WHEN f.hub IS NOT NULL THEN LEAST(f.safe_ver, h.push_cursor) END"
+           " FROM deltasync.hubs AS h LEFT JOIN deltasync.hub_frontier AS f ON f.hub = h.hub ORDER BY h.hub");
     Rows rows;
     for (uint64_t r = 0; r < rows.size(); ++r) {
       auto opt = [&](int c) { return rows.IsNull(r, c) ? std::nullopt : std::optional<int64_t>(rows.Int(r, c)); };
-      Hub hub{rows.Text(r, 0), rows.Int(r, 1), rows.Int(r, 2), opt(3), {}, std::nullopt, std::nullopt};  // no compaction here yet
+      Hub hub{rows.Text(r, 0), rows.Int(r, 1), rows.Int(r, 2), opt(3), {}, opt(9), opt(10)};
       hub.health.last_error = rows.IsNull(r, 4) ? "" : rows.Text(r, 4);
       hub.health.last_error_ms = opt(5);
       hub.health.failing_since_ms = opt(6);

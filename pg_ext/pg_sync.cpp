@@ -40,7 +40,9 @@ class PgSyncSite : public SyncSite {
       Args a;
       a.AddInt8(since);
       a.AddInt8(until);
-      RunSql("SELECT count(*) FROM " + t.q_meta + " WHERE ver > $1 AND ver <= $2", a);
+      RunSql("SELECT count(*) FROM " + t.q_meta + " AS m WHERE " + std::string(kPgRowVersion) + " > $1 AND " +
+                 kPgRowVersion + " <= $2",
+             a);
       if (SPI_processed == 1) n += static_cast<uint64_t>(ResultInt(0, 0));
     }
     return n;
@@ -89,6 +91,8 @@ class PgSyncSite : public SyncSite {
       Args k;
       k.AddText(key);
       RunSql("DELETE FROM deltasync.hub_echo WHERE hub = $1", k);
+      // A new store: what the old one's frontier covered says nothing about it.
+      RunSql("DELETE FROM deltasync.hub_frontier WHERE hub = $1", k);
     }
   }
 
@@ -150,6 +154,48 @@ class PgSyncSite : public SyncSite {
     return r;
   }
 
+  // The page, its cursor and the hub's frontier as this answer told it (common/compaction
+  // AdvanceFrontier), in the pull's one transaction.
+  ApplyResult ApplyPulledPage(const std::string& key, const Payload& page, const PulledPage& facts) override {
+    ApplyResult r = ApplyPage(key, page, true);
+    if (facts.frontier < 0) return r;
+    AsOwner as;
+    Args k;
+    k.AddText(key);
+    RunSql("SELECT frontier, mark_ver, mark_seq, safe_ver FROM deltasync.hub_frontier WHERE hub = $1", k);
+    HubFrontier f;
+    if (SPI_processed == 1) f = HubFrontier{ResultInt(0, 0), ResultInt(0, 1), ResultInt(0, 2), ResultInt(0, 3)};
+    f = AdvanceFrontier(f, facts, page.until);
+    Args put;
+    put.AddText(key);
+    put.AddInt8(f.frontier);
+    put.AddInt8(f.mark_ver);
+    put.AddInt8(f.mark_seq);
+    put.AddInt8(f.safe_ver);
+    RunSql("INSERT INTO deltasync.hub_frontier (hub, frontier, mark_ver, mark_seq, safe_ver) VALUES ($1, $2, $3, $4, $5)"
+           " ON CONFLICT (hub) DO UPDATE SET frontier = excluded.frontier, mark_ver = excluded.mark_ver,"
+           " mark_seq = excluded.mark_seq, safe_ver = excluded.safe_ver",
+           put);
+    return r;
+  }
+
+  // In a subtransaction of the pull's: a compaction that fails (a lock timeout, say) is
+  // reported in the pull's result and undone alone, and the next pull tries again. A cancel
+  // or shutdown still ends the call.
+  Json CompactIfDue() override {
+    try {
+      SubTransaction sub;
+      Json r = pg::CompactSite(CompactOptions{}, true);
+      sub.Commit();
+      return r;
+    } catch (const PgError& e) {
+      if (ERRCODE_TO_CATEGORY(e.sqlstate()) == ERRCODE_OPERATOR_INTERVENTION) throw;
+      return Json{{"error", e.Joined()}};
+    } catch (const Error& e) {
+      return Json{{"error", e.Joined()}};
+    }
+  }
+
   // A success commits with the call; a failure aborts the call's transaction, so a worker
   // records it (pg_health.cpp).
   void RecordOutcome(const std::string& key, const std::string& error, int64_t at_ms) override {
@@ -171,6 +217,7 @@ class PgSyncSite : public SyncSite {
     Args a;
     a.AddText(key);
     RunSql("DELETE FROM deltasync.hub_echo WHERE hub = $1", a);
+    RunSql("DELETE FROM deltasync.hub_frontier WHERE hub = $1", a);
     return RunSql("DELETE FROM deltasync.hubs WHERE hub = $1", a) > 0;
   }
 
@@ -220,14 +267,6 @@ DELTASYNC_PG_FUNCTION(deltasync_forget) {
   }
   spi.Finish();
   return JsonbResult(result);
-}
-
-// SPEC section 5 names it on both engines; PostgreSQL keeps every tombstone for now: its
-// fixed-width shadow columns leave a grave as large as the tombstone (docs/operations.md,
-// "Compaction on sites"). The options are checked as on SQLite, then it says so.
-DELTASYNC_PG_FUNCTION(deltasync_compact) {
-  ParseCompactOptions(JsonbArgText(fcinfo, 0));
-  throw Error(ErrorCode::kInvalidArgument, "deltasync_compact is not available on this engine yet (docs/operations.md)");
 }
 
 DELTASYNC_PG_FUNCTION(deltasync_sync) {

@@ -123,9 +123,31 @@ CREATE FUNCTION deltasync_checksum("table" text DEFAULT NULL) RETURNS jsonb
 COMMENT ON FUNCTION deltasync_checksum(text) IS
   'deltasync: rows and an order-independent digest of the live rows of each tracked table (or one)';
 
--- Compaction on sites (docs/operations.md, "Compaction on sites"): SQLite only so far.
+-- Compaction on sites (docs/operations.md, "Compaction on sites").
 CREATE FUNCTION deltasync_compact(options jsonb DEFAULT NULL) RETURNS jsonb
   AS 'MODULE_PATHNAME', 'deltasync_compact' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION deltasync_compact(jsonb) IS
-  'deltasync: turn tombstones every hub''s frontier covers into graves (not available on PostgreSQL yet)';
+  'deltasync: turn tombstones every hub''s frontier covers into graves';
 REVOKE EXECUTE ON FUNCTION deltasync_compact(jsonb) FROM PUBLIC;
+
+-- Per hub, its frontier as this site last heard it and the marks that tie it to this site's
+-- versions (common/compaction), written with the pull cursor.
+CREATE TABLE deltasync.hub_frontier (
+  hub text PRIMARY KEY,
+  frontier bigint NOT NULL,
+  mark_ver bigint NOT NULL,
+  mark_seq bigint NOT NULL,
+  safe_ver bigint NOT NULL
+);
+-- A grave (a compacted tombstone) keeps its key and causal length and stores its version and
+-- clock as NULL (no bytes): the shadow tables deltasync_enable makes now allow them.
+DO $$
+DECLARE t record;
+BEGIN
+  FOR t IN SELECT id FROM deltasync.tables LOOP
+    IF to_regclass('deltasync.meta_' || t.id) IS NOT NULL THEN
+      EXECUTE format('ALTER TABLE deltasync.%I ALTER ver DROP NOT NULL, ALTER hlc DROP NOT NULL, ALTER site DROP NOT NULL',
+                     'meta_' || t.id);
+    END IF;
+  END LOOP;
+END$$;

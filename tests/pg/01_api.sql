@@ -28,8 +28,8 @@ SELECT throws_like($$SELECT deltasync_enable(NULL)$$, 'deltasync: deltasync_enab
 SELECT throws_like($$SELECT deltasync_enable('no_such_table')$$, 'deltasync: no such table: "no_such_table"', 'enable of a missing table');
 SELECT throws_like($$SELECT deltasync_changes(-1)$$, 'deltasync: deltasync_changes(since): since must be >= 0', 'negative since');
 SELECT throws_like($$SELECT deltasync_apply('not json')$$, 'deltasync: %', 'malformed payload');
-SELECT throws_like($$SELECT deltasync_compact()$$, 'deltasync: deltasync_compact is not available on this engine yet%',
-  'compaction on sites is SQLite only so far');
+SELECT throws_like($$SELECT deltasync_compact('{"bogus": 1}')$$, 'deltasync: unknown compact option "bogus"',
+  'compact checks its options (tests/pg/16_compact.sql)');
 SELECT throws_ok($$SELECT deltasync_apply('{"format":"deltasync","version":99}')$$, NULL, NULL, 'unknown payload version is refused');
 SELECT throws_like($$SELECT deltasync_push('ftp://x/nodes/a')$$, 'deltasync: invalid hub url%', 'push with a bad url');
 SELECT throws_like(format('SELECT deltasync_sync(%L, %L)', :'hub' || '/nodes/n1', '{"bogus": 1}'),
