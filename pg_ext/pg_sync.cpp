@@ -1,15 +1,22 @@
 // deltasync_push, deltasync_pull and deltasync_sync from inside a backend: common/sync_client
-// does the protocol, this file keeps the records (deltasync.hubs, deltasync.hub_echo).
+// does the protocol, this file keeps the records (deltasync.hubs, deltasync.hub_echo, the
+// frontier marks in deltasync.hub_frontier) and removes what a resync found gone.
 // A transfer polls for query cancel and statement_timeout, so neither waits on a hub that
 // never answers.
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "common/hlc.hpp"
+#include "common/key_codec.hpp"
+#include "common/row_apply.hpp"
 #include "common/sync_client.hpp"
 #include "pg_ext/pg_changes.hpp"
 #include "pg_ext/pg_functions.hpp"
 #include "pg_ext/pg_health.hpp"
+#include "pg_ext/pg_values.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -93,6 +100,7 @@ class PgSyncSite : public SyncSite {
       RunSql("DELETE FROM deltasync.hub_echo WHERE hub = $1", k);
       // A new store: what the old one's frontier covered says nothing about it.
       RunSql("DELETE FROM deltasync.hub_frontier WHERE hub = $1", k);
+      frontiers_.erase(key);
     }
   }
 
@@ -155,17 +163,27 @@ class PgSyncSite : public SyncSite {
   }
 
   // The page, its cursor and the hub's frontier as this answer told it (common/compaction
-  // AdvanceFrontier), in the pull's one transaction.
+  // AdvanceFrontier), in the pull's one transaction. The record is read once per call and
+  // written when it changes (most pages of a pull leave it as it was).
   ApplyResult ApplyPulledPage(const std::string& key, const Payload& page, const PulledPage& facts) override {
     ApplyResult r = ApplyPage(key, page, true);
     if (facts.frontier < 0) return r;
     AsOwner as;
-    Args k;
-    k.AddText(key);
-    RunSql("SELECT frontier, mark_ver, mark_seq, safe_ver FROM deltasync.hub_frontier WHERE hub = $1", k);
-    HubFrontier f;
-    if (SPI_processed == 1) f = HubFrontier{ResultInt(0, 0), ResultInt(0, 1), ResultInt(0, 2), ResultInt(0, 3)};
-    f = AdvanceFrontier(f, facts, page.until);
+    auto known = frontiers_.find(key);
+    if (known == frontiers_.end()) {
+      Args k;
+      k.AddText(key);
+      RunSql("SELECT frontier, mark_ver, mark_seq, safe_ver FROM deltasync.hub_frontier WHERE hub = $1", k);
+      std::optional<HubFrontier> stored;
+      if (SPI_processed == 1) stored = HubFrontier{ResultInt(0, 0), ResultInt(0, 1), ResultInt(0, 2), ResultInt(0, 3)};
+      known = frontiers_.emplace(key, stored).first;
+    }
+    const HubFrontier before = known->second.value_or(HubFrontier{});
+    const HubFrontier f = AdvanceFrontier(before, facts, page.until);
+    if (known->second && f.frontier == before.frontier && f.mark_ver == before.mark_ver &&
+        f.mark_seq == before.mark_seq && f.safe_ver == before.safe_ver)
+      return r;
+    known->second = f;
     Args put;
     put.AddText(key);
     put.AddInt8(f.frontier);
@@ -218,11 +236,84 @@ class PgSyncSite : public SyncSite {
     a.AddText(key);
     RunSql("DELETE FROM deltasync.hub_echo WHERE hub = $1", a);
     RunSql("DELETE FROM deltasync.hub_frontier WHERE hub = $1", a);
+    frontiers_.erase(key);
     return RunSql("DELETE FROM deltasync.hubs WHERE hub = $1", a) > 0;
   }
 
+  // Re-synchronisation (docs/operations.md, "A site that comes back after the retention
+  // period"): the keys the hub sent, by lower-case table name and canonical key encoding, in
+  // this call's memory (the call is one transaction: a failure leaves nothing to clean up).
+  void BeginResync() override { seen_.clear(); }
+  void NoteSeen(const Payload& page) override {
+    for (const TableChanges& t : page.tables) {
+      std::unordered_set<std::string>& keys = seen_[LowerName(t.name)];
+      for (const RowChanges& r : t.rows) keys.insert(EncodeKey(r.key));
+    }
+  }
+  // Every live row the hub did not send whose life had reached it (its shared clock at or
+  // below the push cursor, or applied from it) goes, without recording a change: the base
+  // row is deleted with session_replication_role = replica (no capture, no application
+  // trigger, as an apply writes), and its shadow row becomes a tombstone one causal length
+  // past the life it ended, at its old version (sent by no incremental pass), so a later
+  // re-insert here starts a newer life than any site holding the delete. The tables are
+  // locked as an apply locks them, so the rows read are the rows removed.
+  uint64_t RemoveUnseen(const std::string& key) override {
+    HubRecord h = LoadHub(key);
+    VersionRanges echo = EchoRanges(key, 0);
+    AsOwner as;
+    uint64_t removed = 0;
+    for (const TableInfo& t : Backend::Get().LoadTables()) {
+      if (t.State() != TableState::kTracked) continue;
+      const int n = static_cast<int>(t.pk.size());
+      auto seen = seen_.find(LowerName(t.name));
+      RunSql("LOCK TABLE " + t.q_name + ", " + t.q_meta + " IN SHARE ROW EXCLUSIVE MODE");
+      RunSql("SELECT " + ShadowKeyList(t.pk.size()) + ", " + kShadowColumns + ", ctid::text FROM " + t.q_meta +
+             " WHERE (cl & 1) = 1");
+      std::string gone;  // the shadow rows' ctids, as the elements of a tid[] literal
+      uint64_t count = 0;
+      {
+        Rows rows;
+        for (uint64_t r = 0; r < rows.size(); ++r) {
+          ShadowRow sr = ReadShadowRow(rows, r, n);
+          int64_t life = sr.clocks.Base().ver;  // where this life's whole row was written here
+          if (life > h.push_cursor && !InRanges(echo, life)) continue;  // a row of this site's own, unsent
+          std::vector<Value> wire;
+          bool isnull = false;
+          for (int k = 0; k < n; ++k) wire.push_back(ToValue(t.pk_types[k], rows.Get(r, k, &isnull), isnull));
+          if (seen != seen_.end() && seen->second.count(EncodeKey(wire))) continue;
+          gone += (gone.empty() ? "\"" : ",\"") + rows.Text(r, n + 5) + "\"";
+          ++count;
+        }
+      }
+      if (count == 0) continue;
+      Args a;
+      a.AddText("{" + gone + "}");
+      std::vector<std::string> qpk;
+      for (const auto& c : t.pk) qpk.push_back(QuoteIdent(c));
+      {
+        QuietDdl replica;  // session_replication_role = replica for these statements
+        RunSql("DELETE FROM " + t.q_name + " AS b USING " + t.q_meta + " AS m WHERE m.ctid = ANY ($1::text::tid[]) AND " +
+                   KeyEquality(t, "b", qpk, "m", ShadowKeyNames(t.pk.size())),
+               a);
+      }
+      RunSql("UPDATE " + t.q_meta + " SET cl = cl + 1, clk = NULL WHERE ctid = ANY ($1::text::tid[])", a);
+      removed += count;
+    }
+    seen_.clear();
+    return removed;
+  }
+
  private:
+  // A payload's table name as resync compares it (ASCII lower case, as SQLite's lower()).
+  static std::string LowerName(std::string s) {
+    for (char& c : s)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return s;
+  }
   std::optional<std::string> saved_activity_;  // the query text the progress replaced
+  std::unordered_map<std::string, std::unordered_set<std::string>> seen_;  // resync: table -> keys
+  // Each hub's frontier record as this call last read or wrote it (none stored: nullopt).
+  std::unordered_map<std::string, std::optional<HubFrontier>> frontiers_;
 };
 
 SyncOptions OptionsArg(FunctionCallInfo fcinfo) { return ParseSyncOptions(JsonbArgText(fcinfo, 1)); }

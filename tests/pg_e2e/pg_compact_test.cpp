@@ -4,18 +4,21 @@
 // node has seen the delete and it has pushed it; graves travel to a new hub and delete an old
 // life there; a pull compacts by itself), and its differential property: the same random
 // history run with and without site compaction ends with the same causal length of every key
-// on every site, PostgreSQL and SQLite.
+// on every site, PostgreSQL and SQLite. MixedResync: a returning PostgreSQL site
+// re-synchronises ({"resync": true}).
 //
 // DELTASYNC_E2E_CASES (default 4) sets the number of property worlds (two per case) and
 // DELTASYNC_PROPERTY_SEED the first seed.
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "e2e/hub_process.hpp"
@@ -307,4 +310,81 @@ TEST(MixedSiteCompaction, CausalLengthsAreThoseOfTheSameHistoryWithoutSiteCompac
     ASSERT_EQ(lengths[0], lengths[1]) << "site compaction changed a causal length";
   }
   EXPECT_GT(graves, 0u) << "no site compacted a tombstone: the property tested nothing";
+}
+
+// A PostgreSQL site that comes back after the retention period (docs/operations.md, "A site
+// that comes back after the retention period") re-synchronises with {"resync": true}, as a
+// SQLite site does (HubCompaction.AReturningSiteResynchronisesKeepingItsOwnWrites): it keeps
+// and pushes its own unsent writes, receives the hub's state, and rows deleted elsewhere
+// whose tombstones the hub dropped do not come back; the removal records no change.
+TEST(MixedResync, AReturningPostgresqlSiteResynchronisesKeepingItsOwnWrites) {
+  HubProcess::Options o;
+  // 0.00002 days = 1.7 s.
+  o.config_json = std::string("{\"admin_token\": \"") + kAdmin +
+                  "\", \"compact_interval_s\": 0, \"nodes\": {\"back\": {\"retention_days\": 0.00002}}}";
+  HubProcess hub(o);
+  std::string url = hub.url("back");
+  AnySite a(false), away(true);
+  for (int i = 1; i <= 9; ++i)
+    a.Exec("INSERT INTO item VALUES (" + std::to_string(i) + ", 'v" + std::to_string(i) + "', " + std::to_string(i) + ")");
+  a.Call("deltasync_sync", url);
+  // A row only `away` ever wrote: a resync must not mistake it for one the hub dropped.
+  away.Exec("INSERT INTO item VALUES (12, 'by away', 12)");
+  away.Call("deltasync_sync", url);
+  a.Call("deltasync_sync", url);
+  ASSERT_EQ(away.Items().size(), 10u);
+
+  // While `away` is offline: a deletes 1, 3 and 9, updates 4, inserts 10.
+  a.Exec("DELETE FROM item WHERE id IN (1, 3, 9)");
+  a.Exec("UPDATE item SET qty = 40 WHERE id = 4");
+  a.Exec("INSERT INTO item VALUES (10, 'new on a', 10)");
+  a.Call("deltasync_sync", url);
+  a.Call("deltasync_pull", url);
+  // Offline on `away`: an update of 1 (deleted elsewhere), an update of 5 (live), a delete of
+  // 6, a new row 11, an update of 2 (which a deletes later), and 9 deleted and inserted again.
+  away.Exec("UPDATE item SET qty = 100 WHERE id = 1; UPDATE item SET name = 'away' WHERE id = 5;"
+            "DELETE FROM item WHERE id = 6; INSERT INTO item VALUES (11, 'new on away', 11);"
+            "UPDATE item SET qty = 200 WHERE id = 2; DELETE FROM item WHERE id = 9;"
+            "INSERT INTO item VALUES (9, 'nine again', 9)");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  a.Call("deltasync_pull", url);
+  httplib::Client cli("127.0.0.1", hub.port());
+  auto r = cli.Post("/nodes/back/compact", httplib::Headers{{"Authorization", std::string("Bearer ") + kAdmin}}, "",
+                    "application/json");
+  ASSERT_TRUE(r && r->status == 200);
+  Json c = Json::parse(r->body);
+  ASSERT_EQ(c.at("retired"), 1) << c.dump();
+  EXPECT_EQ(c.at("dropped"), 3) << c.dump();  // the tombstones of 1, 3 and 9
+  a.Exec("DELETE FROM item WHERE id = 2");    // this tombstone stays on the hub
+  a.Call("deltasync_sync", url);
+
+  std::string refused;
+  try {
+    away.Call("deltasync_sync", url);
+  } catch (const std::runtime_error& e) {
+    refused = e.what();
+  }
+  EXPECT_NE(refused.find("hub answered 410"), std::string::npos) << refused;
+  EXPECT_EQ(away.Lines("SELECT qty FROM item WHERE id = 1"), std::vector<std::string>{"100"})
+      << "a refused call changed the site";
+  Json back = away.Call("deltasync_sync", url, Json{{"resync", true}});
+  EXPECT_EQ(back["pull"]["resync"]["removed"], 2) << back.dump();  // 1 and 3
+  EXPECT_GT(back["push"]["pushed"].get<int64_t>(), 0) << back.dump();
+  a.Call("deltasync_sync", url);
+  away.Call("deltasync_sync", url);  // an ordinary sync works again
+  AnySite fresh(true);
+  fresh.Call("deltasync_pull", url);
+  EXPECT_EQ(away.Items(), a.Items());
+  EXPECT_EQ(fresh.Items(), a.Items());
+  // 1: its offline update is lost (the delete wins; its tombstone was dropped); 2: the same,
+  // through the tombstone the hub still held; 3: deleted elsewhere, gone here too; 4: a's
+  // update; 5: away's update; 6: away's delete; 7, 8: untouched; 9: deleted and inserted again
+  // offline, a new life that wins; 10, 11: new rows from each side; 12: away's, kept.
+  EXPECT_EQ(a.Items(), (std::vector<std::string>{"4:v4:40", "5:away:5", "7:v7:7", "8:v8:8", "9:nine again:9",
+                                                 "10:new on a:10", "11:new on away:11", "12:by away:12"}));
+  // The removal recorded no change of its own: nothing more to push; 1 and 3 are tombstones
+  // one causal length past the life they ended.
+  EXPECT_EQ(away.Call("deltasync_push", url)["pushed"], 0);
+  EXPECT_EQ(away.Cl(1), 2);
+  EXPECT_EQ(away.Cl(3), 2);
 }
