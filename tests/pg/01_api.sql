@@ -29,7 +29,7 @@ SELECT throws_like($$SELECT deltasync_enable('no_such_table')$$, 'deltasync: no 
 SELECT throws_like($$SELECT deltasync_changes(-1)$$, 'deltasync: deltasync_changes(since): since must be >= 0', 'negative since');
 SELECT throws_like($$SELECT deltasync_apply('not json')$$, 'deltasync: %', 'malformed payload');
 SELECT throws_like($$SELECT deltasync_compact('{"bogus": 1}')$$, 'deltasync: unknown compact option "bogus"',
-  'compact checks its options (tests/pg/16_compact.sql)');
+  'compact checks its options (tests/pg/17_compact.sql)');
 SELECT throws_ok($$SELECT deltasync_apply('{"format":"deltasync","version":99}')$$, NULL, NULL, 'unknown payload version is refused');
 SELECT throws_like($$SELECT deltasync_push('ftp://x/nodes/a')$$, 'deltasync: invalid hub url%', 'push with a bad url');
 SELECT throws_like(format('SELECT deltasync_sync(%L, %L)', :'hub' || '/nodes/n1', '{"bogus": 1}'),
