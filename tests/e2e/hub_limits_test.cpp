@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -60,6 +61,12 @@ class Conn {
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
       throw std::runtime_error("cannot connect to the hub");
+  }
+  // True when the hub closed the connection (a read gives its end, or a reset) without waiting.
+  bool Closed() const {
+    char b;
+    ssize_t n = ::recv(fd_, &b, 1, MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
   }
   // True when the hub sent something (or closed) and a read would not wait.
   bool Readable(int timeout_ms = 0) const {
@@ -422,6 +429,10 @@ TEST(HubLimits, HundredSlowClientsFromOneAddressDoNotStopHealthOrSync) {
   EXPECT_LT(last_refusal, 1.5) << "503s come at once";
   EXPECT_GE(first_timeout, 1.5) << "the served ones get their deadline, not less";
   ExpectServing(hub);
+  // The refusals are counted (the 503s the hub wrote itself, before any request was read).
+  std::string metrics = BodyOf(Exchange(hub, Head("GET", "/metrics", {})));
+  EXPECT_NE(metrics.find("deltasync_requests_total{endpoint=\"other\",code=\"503\"} 92\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find(",code=\"408\"} 8\n"), std::string::npos) << metrics;
 
   // By default loopback clients are exempt: 20 slow ones (more than the default bound of 16)
   // are all served.
@@ -499,6 +510,24 @@ TEST(HubLimits, HttpsWithATestCertificate) {
   // Plain http to the https port gets nothing useful.
   std::string r = Exchange(hub, Head("GET", "/health", {}));
   EXPECT_NE(StatusOf(r), 200) << r;
+
+  // Over https the bound and the deadline hold too: a connection over its address's bound is
+  // closed before any handshake, and a handshake that does not come is closed at the deadline.
+  HubProcess::Options bounded = Secure(R"({"nodes": {"a": {"tokens": ["ta"]}}, "tls_cert": ")" + dir +
+                                       R"(/hub.pem", "tls_key": ")" + dir +
+                                       R"(/hub.key", "max_connections_per_address": 2, "limit_loopback_connections": true})");
+  bounded.extra_args = {"--header-timeout-ms", "1000"};
+  HubProcess tls(bounded);
+  auto opened = std::chrono::steady_clock::now();
+  Conn first(tls.port(), "127.0.0.2"), second(tls.port(), "127.0.0.2");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // both are being served
+  Conn third(tls.port(), "127.0.0.2");
+  EXPECT_TRUE(third.Readable(500) && third.Closed()) << "the third connection of 127.0.0.2 was not closed at once";
+  EXPECT_FALSE(first.Readable(0)) << "a served connection was closed before its deadline";
+  url = "https://127.0.0.1:" + std::to_string(tls.port()) + "/nodes/a";
+  EXPECT_NO_THROW(sync(a, {{"token", "ta"}, {"ca_file", dir + "/hub.pem"}}));  // another address is served
+  EXPECT_TRUE(first.Readable(5000) && first.Closed()) << "a handshake that never came held its worker";
+  EXPECT_GE(std::chrono::steady_clock::now() - opened, std::chrono::milliseconds(900));
   std::system(("rm -rf " + dir).c_str());
 }
 
