@@ -7,7 +7,7 @@
 -- inheritance is refused with a deltasync: error at every door.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(92);
+SELECT plan(98);
 SELECT dblink_connect('b', :'other');
 SELECT dblink_connect('c', replace(:'other', 'dbname=ds_b', 'dbname=ds_c'));
 
@@ -138,6 +138,13 @@ MERGE INTO part USING (VALUES (11, 12)) AS s(id, r) ON part.id = s.id AND part.r
 SELECT * FROM pg_temp.check_after('MERGE moving a row between partitions below the root');
 MERGE INTO part USING (VALUES (99, 99)) AS s(id, r) ON part.id = s.id AND part.r = s.r WHEN MATCHED THEN UPDATE SET r = 1;
 SELECT * FROM pg_temp.check_after('MERGE matching nothing');
+DO $$ BEGIN MERGE INTO part USING (VALUES (1, 12)) AS s(id, r) ON part.id = s.id AND part.r = s.r WHEN MATCHED THEN UPDATE SET r = 7; END $$;
+SELECT is((SELECT tableoid::regclass::text FROM part WHERE id = 1), 'part_lo', 'a MERGE in a PL/pgSQL block moved a row');
+SELECT * FROM pg_temp.check_after('a MERGE in a PL/pgSQL block moving a row');
+DO $$ BEGIN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF) MERGE INTO part USING (VALUES (1, 7)) AS s(id, r) ON part.id = s.id AND part.r = s.r'
+  ' WHEN MATCHED THEN UPDATE SET r = 12'; END $$;
+SELECT is((SELECT tableoid::regclass::text FROM part WHERE id = 1), 'part_mid_a', 'EXPLAIN ANALYZE of a MERGE moved a row back');
+SELECT * FROM pg_temp.check_after('EXPLAIN ANALYZE of a MERGE moving a row');
 -- A backend that has not loaded deltasync yet, whose first statement is such a MERGE: the
 -- BEFORE UPDATE statement trigger loads the module at the MERGE's start, so its hook sees
 -- the end. (On B, in a connection of its own; the table is dropped below.)
