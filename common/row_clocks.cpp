@@ -198,11 +198,14 @@ RowClocks RemapColumns(const RowClocks& old, const std::vector<int64_t>& to) {
   return moved;
 }
 
-void MarkAddedColumns(RowClocks& clocks, const std::vector<uint32_t>& added) {
+void MarkAddedColumns(RowClocks& clocks, const std::vector<uint32_t>& added, const std::vector<uint32_t>& valued,
+                      int64_t ver, int64_t cl) {
   for (uint32_t c : added) {
     bool own = std::any_of(clocks.Overrides().begin(), clocks.Overrides().end(),
-                           [&](const auto& e) { return e.first == c; });
-    if (!own) clocks.Set(c, ColClock{});
+                           [&](const auto& e) { return e.first == c && e.second.Present(); });
+    if (own) continue;
+    bool value = std::find(valued.begin(), valued.end(), c) != valued.end();
+    clocks.Set(c, value ? ColClock{kAddedValueHlc, 0, ver, cl} : ColClock{});
   }
 }
 

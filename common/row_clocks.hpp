@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/hlc.hpp"
+
 namespace deltasync {
 
 // One column's version on one site. site is the local ordinal of the origin site
@@ -96,10 +98,19 @@ class RowClocks {
 // is gone, and so is what it had. The shared clock stays.
 RowClocks RemapColumns(const RowClocks& old, const std::vector<int64_t>& to);
 
-// A live row's clocks after columns `added` (positions) were added to its table: the value
-// the row holds there (the column's default, or NULL) has no version — it loses to any real
-// write and merges the same everywhere — so each gets a clock with hlc 0, unless the row
-// already has a clock of its own for it.
-void MarkAddedColumns(RowClocks& clocks, const std::vector<uint32_t>& added);
+// The smallest real clock's hlc (millisecond 1 of 1970, logical 0: the least a payload
+// takes): what ADD COLUMN ... DEFAULT puts in existing rows travels under it (from the
+// adding site), so every site gets the value, any real write anywhere wins over it, and two
+// sites that declared different defaults tie-break by site id.
+inline constexpr uint64_t kAddedValueHlc = uint64_t{1} << kHlcLogicalBits;
+
+// A live row's clocks after columns `added` (positions) were added to its table, unless the
+// row already has a clock of its own for a column (a present one). What the row holds there
+// was written by no one: a NULL gets no version (hlc 0: not sent, loses to any value); a
+// value (the column's default) — the columns listed in `valued`, a subset of `added` — gets
+// the clock {kAddedValueHlc, this site, ver, cl}, sent as a change of local version `ver`.
+// Explicit form (Resolve first) when `valued` is not empty.
+void MarkAddedColumns(RowClocks& clocks, const std::vector<uint32_t>& added, const std::vector<uint32_t>& valued = {},
+                      int64_t ver = 0, int64_t cl = 0);
 
 }  // namespace deltasync

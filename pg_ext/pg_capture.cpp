@@ -525,15 +525,21 @@ DELTASYNC_PG_FUNCTION(deltasync_clk_readopt) {
   return ExtrasResult(fcinfo, clocks);
 }
 
-// deltasync.clk_added(hlc, site, clk, cols): the extras of a live shadow row after columns
-// were added to its table at positions `cols`: what the row holds there has no version
-// (common/row_clocks MarkAddedColumns).
+// deltasync.clk_added(hlc, site, clk, ver, cl, new_ver, cols, valued): the extras of a live
+// shadow row after columns were added to its table at positions `cols`: what the row holds
+// there was written by no one (common/row_clocks MarkAddedColumns) — no version for a NULL,
+// the smallest real clock at row version new_ver for a value (positions `valued`).
 DELTASYNC_PG_FUNCTION(deltasync_clk_added) {
-  RequireArgs(fcinfo, 4, "deltasync.clk_added");
+  RequireArgs(fcinfo, 8, "deltasync.clk_added");
   RowClocks clocks = ClocksArg(fcinfo);
-  std::vector<uint32_t> added;
-  for (int64_t c : IntArrayArg(fcinfo, 3, -1))
+  int64_t cl = PG_GETARG_INT64(4), new_ver = PG_GETARG_INT64(5);
+  clocks.Resolve(PG_GETARG_INT64(3), cl);
+  std::vector<uint32_t> added, valued;
+  for (int64_t c : IntArrayArg(fcinfo, 6, -1))
     if (c >= 0) added.push_back(static_cast<uint32_t>(c));
-  MarkAddedColumns(clocks, added);
+  for (int64_t c : IntArrayArg(fcinfo, 7, -1))
+    if (c >= 0) valued.push_back(static_cast<uint32_t>(c));
+  MarkAddedColumns(clocks, added, valued, new_ver, cl);
+  clocks.Normalize(new_ver, cl);
   return ExtrasResult(fcinfo, clocks);
 }

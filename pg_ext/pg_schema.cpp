@@ -606,18 +606,36 @@ void AuditAlteredTable(Oid relid) {
   u.AddText(Json(now).dump());
   u.AddInt4(id);
   RunSql("UPDATE deltasync.tables SET columns = $1 WHERE id = $2", u);
-  // What existing rows hold in the added columns (their default, or NULL) has no version: it
-  // loses to any real write and does not tie with a value other sites hold under the row's
+  // What existing rows hold in the added columns was written by no one (MarkAddedColumns): a
+  // NULL has no version; a value (the default) gets the smallest real clock and a new local
+  // version, so it is sent — a site that added the column without that default gets it —
+  // and loses to any real write. Neither ties with a value other sites hold under the row's
   // clock. The added names are no longer gone.
-  std::string positions = "{", added;
+  std::string positions = "{", added, valued, any_value;
   for (size_t k = cols.size(); k < now.size(); ++k) {
-    positions += (k > cols.size() ? "," : "") + std::to_string(k);
-    added += (k > cols.size() ? "," : "") + Json(now[k]).dump();
+    bool first = k == cols.size();
+    std::string col = "b." + QuoteIdent(now[k]);
+    positions += (first ? "" : ",") + std::to_string(k);
+    added += (first ? "" : ",") + Json(now[k]).dump();
+    valued += std::string(first ? "" : ", ") + "CASE WHEN " + col + " IS NOT NULL THEN " + std::to_string(k) + " END";
+    any_value += std::string(first ? "" : " OR ") + col + " IS NOT NULL";
   }
   Args c;
   c.AddText(positions + "}");
-  RunSql("UPDATE deltasync." + QuoteIdent("meta_" + std::to_string(id)) +
-             " SET clk = deltasync.clk_added(hlc, site, clk, $1::text::integer[]) WHERE cl % 2 = 1",
+  std::string meta = "deltasync." + QuoteIdent("meta_" + std::to_string(id));
+  RunSql("UPDATE " + meta + " SET clk = deltasync.clk_added(hlc, site, clk, ver, cl, ver, $1::text::integer[], '{}')"
+             " WHERE cl % 2 = 1",
+         c);
+  std::string key_match;
+  for (size_t k = 0; k < pk.size(); ++k)
+    key_match += " AND b." + QuoteIdent(pk[k]) + " = m.k" + std::to_string(k);
+  // One new version per row (the sub-select names the row); the write begins here, not by
+  // deltasync.next_version() inside the UPDATE's scan (SPI).
+  Backend::Get().BeginWrite();
+  RunSql("UPDATE " + meta + " AS m SET (ver, clk) = (SELECT x.n, deltasync.clk_added(m.hlc, m.site, m.clk, m.ver, m.cl,"
+             " x.n, $1::text::integer[], array_remove(ARRAY[" + valued + "]::integer[], NULL))"
+             " FROM (SELECT deltasync.next_version() AS n, m.cl) AS x) FROM " + QualifiedName(relid) +
+             " AS b WHERE m.cl % 2 = 1" + key_match + " AND (" + any_value + ")",
          c);
   Args g;
   g.AddInt4(id);

@@ -76,10 +76,10 @@ CREATE FUNCTION deltasync.clk_readopt(bigint, integer, bytea, bigint, bigint, bi
   AS 'MODULE_PATHNAME', 'deltasync_clk_readopt' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION deltasync.clk_readopt(bigint, integer, bytea, bigint, bigint, bigint, integer[]) IS
   'deltasync: the clock extras of a live shadow row whose renamed columns are sent again under their new name';
-CREATE FUNCTION deltasync.clk_added(bigint, integer, bytea, integer[]) RETURNS bytea
+CREATE FUNCTION deltasync.clk_added(bigint, integer, bytea, bigint, bigint, bigint, integer[], integer[]) RETURNS bytea
   AS 'MODULE_PATHNAME', 'deltasync_clk_added' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION deltasync.clk_added(bigint, integer, bytea, integer[]) IS
-  'deltasync: the clock extras of a live shadow row after columns were added: their values have no version';
+COMMENT ON FUNCTION deltasync.clk_added(bigint, integer, bytea, bigint, bigint, bigint, integer[], integer[]) IS
+  'deltasync: the clock extras of a live shadow row after columns were added: a NULL there has no version, a value the smallest real clock';
 -- Schedules (deltasync_schedule): per hub, the URL, the options as given (token included:
 -- the schema is not readable by PUBLIC), the longest interval between syncs, and the role
 -- the schedule's background workers run its calls as (docs/live-sync.md).

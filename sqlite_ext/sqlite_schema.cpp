@@ -306,11 +306,13 @@ std::optional<Value> AddedColumnDefault(sqlite3* db, const std::string& table, c
 }
 
 // Columns `added` (positions in t.cols) were added to tracked table `t`: in every live row
-// the value they hold gets no version (common/row_clocks MarkAddedColumns). After ALTER
+// the value they hold was written by no one (common/row_clocks MarkAddedColumns): a NULL gets
+// no version, a value the smallest real clock and a new local version, so it travels. After ALTER
 // TABLE ADD COLUMN (not `rebuilt`), a value other than the column's default can only come
 // from a local write made before deltasync saw the column: it becomes a local change now,
 // so it is not lost. After a rebuild the copy put whatever the migration chose there, so
-// every value is versionless (a new clock would overwrite other sites' later writes).
+// every value is taken as written by no one (a real clock would overwrite other sites'
+// later writes).
 void FollowAddedColumns(Conn& conn, const CatalogTable& t, const std::vector<uint32_t>& added, bool rebuilt) {
   sqlite3* db = conn.db();
   // A numeric value read back for a default written as text ('5' in an INTEGER column).
@@ -347,15 +349,16 @@ void FollowAddedColumns(Conn& conn, const CatalogTable& t, const std::vector<uin
       RowClocks clocks = RowClocks::Decode(static_cast<uint64_t>(s.Int(nk + 2)), static_cast<uint32_t>(s.Int(nk + 3)),
                                            s.Blob(nk + 4));
       clocks.Resolve(ver, cl);
-      std::vector<uint32_t> versionless, written;
+      std::vector<uint32_t> untouched, valued, written;
       for (size_t a = 0; a < added.size(); ++a) {
         Value v = s.Val(nk + 5 + static_cast<int>(a));
-        (is_default(v, dflt[a]) ? versionless : written).push_back(added[a]);
+        if (!is_default(v, dflt[a])) written.push_back(added[a]);
+        else untouched.push_back(added[a]);
+        if (is_default(v, dflt[a]) && !v.IsNull()) valued.push_back(added[a]);
       }
-      MarkAddedColumns(clocks, versionless);
-      int64_t new_ver = ver;
+      int64_t new_ver = written.empty() && valued.empty() ? ver : conn.NextVersion();
+      MarkAddedColumns(clocks, untouched, valued, new_ver, cl);
       if (!written.empty()) {
-        new_ver = conn.NextVersion();
         for (uint32_t c : written)
           clocks.Set(c, ColClock{std::max<uint64_t>(conn.TxnHlc(), clocks.Get(c).hlc + 1), 0, new_ver, cl});
       }

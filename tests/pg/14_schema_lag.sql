@@ -6,7 +6,7 @@
 -- Site ds_b (through dblink) is the other site.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(23);
+SELECT plan(25);
 SELECT dblink_connect('b', :'other');
 
 CREATE FUNCTION pg_temp.on_b(sql text) RETURNS void LANGUAGE sql AS $$ SELECT dblink_exec('b', sql) $$;
@@ -84,8 +84,8 @@ SELECT ok(pg_temp.sends('rv_c', 1, 'b'), 'the other column keeps its own');
 SELECT deltasync_apply(:'before');
 SELECT is((SELECT a FROM rv_c WHERE id = 1), 'a1', 'the value the other site holds wins over the versionless NULL');
 
--- ADD COLUMN with a default: existing rows hold it without a version (every site adding the
--- column alike holds the same), and a real value from elsewhere wins over it.
+-- ADD COLUMN with a default: existing rows hold it under the smallest real clock (1 ms,
+-- from the adding site), and a real value from elsewhere wins over it.
 CREATE TABLE dflt (id int PRIMARY KEY, v text);
 INSERT INTO dflt VALUES (1, 'one'), (2, 'two');
 SELECT deltasync_enable('dflt');
@@ -94,12 +94,29 @@ SELECT pg_temp.b_value($$SELECT deltasync_enable('dflt')::text$$);
 SELECT pg_temp.a_to_b();
 ALTER TABLE dflt ADD COLUMN n int NOT NULL DEFAULT 100;
 SELECT pg_temp.on_b('ALTER TABLE dflt ADD COLUMN n int NOT NULL DEFAULT 100');
-SELECT ok(NOT pg_temp.sends('dflt', 1, 'n') AND NOT pg_temp.sends('dflt', 2, 'n'), 'the default of existing rows is not sent');
+SELECT is((SELECT array_agg((c->>2)::bigint ORDER BY r->'key'->>0) FROM jsonb_array_elements(deltasync_changes(0)::jsonb->'tables') AS t,
+    jsonb_array_elements(t->'rows') AS r, jsonb_array_elements(r->'changes') AS c
+  WHERE t->>'name' = 'dflt' AND (c->>0)::int = 1), '{65536,65536}'::bigint[], 'the default of existing rows is sent under the smallest clock (1 ms)');
 SELECT pg_temp.on_b('UPDATE dflt SET n = 7 WHERE id = 2');
 SELECT pg_temp.b_to_a();
 SELECT pg_temp.a_to_b();
 SELECT is(pg_temp.rows_a('dflt'), pg_temp.rows_b('dflt'), 'the sites agree');
 SELECT is((SELECT string_agg(n::text, ',' ORDER BY id) FROM dflt), '100,7', 'a real write wins over the default');
+
+-- A site that added the column without the default (NULL there) converges on the default's
+-- values: a NULL written by no one has no version; the default travels under the smallest clock.
+CREATE TABLE dfl2 (id int PRIMARY KEY, v text);
+INSERT INTO dfl2 VALUES (1, 'one'), (2, 'two');
+SELECT deltasync_enable('dfl2');
+SELECT pg_temp.on_b('DROP TABLE IF EXISTS dfl2; CREATE TABLE dfl2 (id int PRIMARY KEY, v text)');
+SELECT pg_temp.b_value($$SELECT deltasync_enable('dfl2')::text$$);
+SELECT pg_temp.a_to_b();
+ALTER TABLE dfl2 ADD COLUMN n int DEFAULT 100;
+SELECT pg_temp.on_b('ALTER TABLE dfl2 ADD COLUMN n int');
+SELECT pg_temp.a_to_b();
+SELECT pg_temp.b_to_a();
+SELECT is(pg_temp.rows_a('dfl2'), pg_temp.rows_b('dfl2'), 'a site that added the column without its default converges');
+SELECT is((SELECT string_agg(n::text, ',' ORDER BY id) FROM dfl2), '100,100', 'on the default''s values');
 
 -- RENAME COLUMN: B, not renamed yet, writes the old name; it lands in the new one here.
 CREATE TABLE ren (id int PRIMARY KEY, v text);
@@ -127,6 +144,6 @@ SELECT pg_temp.b_to_a();
 SELECT is((SELECT v || '/' || w FROM life WHERE id = 1), 'again/dw', 'the old life''s value of a column the new life lacks is reset');
 
 -- B's tables go (the suites run in any order and read B's changes).
-SELECT pg_temp.on_b('DROP TABLE lag, dflt, ren, life');
+SELECT pg_temp.on_b('DROP TABLE lag, dflt, dfl2, ren, life');
 SELECT * FROM finish();
 ROLLBACK;

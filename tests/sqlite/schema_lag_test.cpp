@@ -1,6 +1,7 @@
 // Sites on different versions of the schema (SPEC section 8): a change for a column a site
 // does not have yet is kept and applied when the column appears; a column a site dropped
-// keeps nothing; what an added column holds in existing rows has no version. Each test runs
+// keeps nothing; what an added column holds in existing rows was written by no one (a NULL
+// has no version, a default the smallest real clock). Each test runs
 // sites that exchange payloads directly.
 #include <gtest/gtest.h>
 
@@ -108,10 +109,10 @@ TEST(SchemaLag, ADroppedColumnKeepsNothing) {
   EXPECT_EQ(a.Text("SELECT old FROM t WHERE id = 1"), "back");
 }
 
-// What an added column holds in existing rows (its default, or NULL) carries no version:
+// What an added column holds in existing rows (its default, or NULL) was written by no one:
 // it does not tie with the value a site ahead wrote under the row's clock, so the kept
-// value wins, and a site adding the column later sends nothing for those rows.
-TEST(AddedColumn, ExistingRowsHoldTheNewColumnWithoutAVersion) {
+// value wins; a site adding the column later sends the default under the smallest clock.
+TEST(AddedColumn, ExistingRowsHoldTheNewColumnUnderTheSmallestClock) {
   Site ahead, behind;
   ahead.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, w TEXT DEFAULT 'dflt'); SELECT deltasync_enable('t');");
   behind.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); SELECT deltasync_enable('t');");
@@ -119,10 +120,17 @@ TEST(AddedColumn, ExistingRowsHoldTheNewColumnWithoutAVersion) {
   behind.Apply(ahead.Changes(0));
   behind.Exec("INSERT INTO t VALUES (2, 'two')");
   behind.Exec("ALTER TABLE t ADD COLUMN w TEXT DEFAULT 'dflt'; SELECT deltasync_status();");
-  // Before the kept cell is merged in, nothing of w travels for the rows that existed.
+  // Before the kept cell is merged in, w travels for the rows that existed under hlc 1.
   Json changes = Json::parse(behind.Changes(0));
+  int sent = 0;
   for (const auto& row : changes["tables"][0]["rows"])
-    for (const auto& c : row["changes"]) EXPECT_NE(c[0], 1) << "w sent for row " << row["key"].dump();
+    for (const auto& c : row["changes"])
+      if (c[0] == 1) {
+        EXPECT_EQ(c[1], "dflt") << row.dump();
+        EXPECT_EQ(c[2], 65536) << row.dump();  // kAddedValueHlc
+        ++sent;
+      }
+  EXPECT_EQ(sent, 2) << changes.dump();
   ApplyNothing(behind);
   EXPECT_EQ(behind.Text("SELECT w FROM t WHERE id = 1"), "real");
   ahead.Apply(behind.Changes(0));
@@ -159,4 +167,35 @@ TEST(AddedColumn, AWriteBeforeDeltasyncSawTheColumnIsSent) {
   ApplyNothing(b);
   EXPECT_EQ(b.Rows("SELECT * FROM item ORDER BY id"), a.Rows("SELECT * FROM item ORDER BY id"));
   EXPECT_EQ(b.Text("SELECT note FROM item WHERE id = 1"), "written at once");
+}
+
+// Issue 9 (gap C): ADD COLUMN ... DEFAULT on one site, without the default on another (NULL
+// there), and with another default on a third: every site ends with the same values, a NULL
+// nobody wrote loses to a default, two defaults tie-break by site, and a real write later
+// wins over all of them, in any order of exchange.
+TEST(AddedColumn, SitesThatAddedTheColumnWithDifferentDefaultsConverge) {
+  Site a, b, c;
+  for (Site* s : {&a, &b, &c}) s->Exec(kItem);
+  a.Exec("INSERT INTO item VALUES (1, 'one'), (2, 'two')");
+  b.Apply(a.Changes(0));
+  c.Apply(a.Changes(0));
+  a.Exec("ALTER TABLE item ADD COLUMN qty INTEGER NOT NULL DEFAULT 100; SELECT deltasync_status();");
+  b.Exec("ALTER TABLE item ADD COLUMN qty INTEGER; SELECT deltasync_status();");
+  auto all = [&] {
+    for (int round = 0; round < 2; ++round)
+      for (Site* from : {&a, &b, &c})
+        for (Site* to : {&a, &b, &c})
+          if (from != to) to->Apply(from->Changes(0));
+  };
+  b.Apply(a.Changes(0));
+  EXPECT_EQ(b.Text("SELECT group_concat(qty) FROM (SELECT qty FROM item ORDER BY id)"), "100,100");
+  c.Exec("ALTER TABLE item ADD COLUMN qty INTEGER DEFAULT 5; SELECT deltasync_status();");
+  all();
+  std::string qa = a.Text("SELECT group_concat(qty) FROM (SELECT qty FROM item ORDER BY id)");
+  EXPECT_TRUE(qa == "100,100" || qa == "5,5") << qa;
+  for (Site* s : {&b, &c}) EXPECT_EQ(s->Rows("SELECT * FROM item ORDER BY id"), a.Rows("SELECT * FROM item ORDER BY id"));
+  b.Exec("UPDATE item SET qty = 7 WHERE id = 2");
+  all();
+  for (Site* s : {&a, &b, &c}) EXPECT_EQ(s->Text("SELECT qty FROM item WHERE id = 2"), "7");
+  for (Site* s : {&b, &c}) EXPECT_EQ(s->Rows("SELECT * FROM item ORDER BY id"), a.Rows("SELECT * FROM item ORDER BY id"));
 }

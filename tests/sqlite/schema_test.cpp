@@ -143,10 +143,18 @@ TEST(Rebuild, OrmTableRebuildIsFollowedWithoutRestamping) {
   int64_t before = a.Int("SELECT deltasync_db_version()");
   a.Exec(rebuild);
   b.Exec(rebuild);
-  // The first deltasync call after the migration follows it; nothing is re-stamped.
+  // The first deltasync call after the migration follows it; nothing is re-stamped: only
+  // the added column's default is sent, under the smallest real clock (written by no one).
   auto delta = nlohmann::json::parse(a.Changes(before));
-  EXPECT_TRUE(delta["tables"].empty() || delta["tables"][0]["rows"].empty()) << delta.dump();
   EXPECT_EQ(a.Text("SELECT columns FROM deltasync_tables WHERE name = 'product'"), R"(["stock","sku","name","weight_g"])");
+  ASSERT_EQ(delta["tables"].size(), 1u) << delta.dump();
+  EXPECT_EQ(delta["tables"][0]["rows"].size(), 2u) << delta.dump();
+  for (const auto& row : delta["tables"][0]["rows"]) {
+    ASSERT_EQ(row["changes"].size(), 1u) << row.dump();
+    EXPECT_EQ(row["changes"][0][0], 3) << row.dump();  // weight_g
+    EXPECT_EQ(row["changes"][0][1], 100) << row.dump();
+    EXPECT_EQ(row["changes"][0][2], 65536) << row.dump();  // kAddedValueHlc
+  }
   for (int round = 0; round < 2; ++round) {
     b.Apply(a.Changes(0));
     a.Apply(b.Changes(0));
