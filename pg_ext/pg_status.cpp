@@ -101,7 +101,8 @@ class PgStatus : public StatusPort {
 
   // The pushes and pulls under way in other backends of this database (sessions and the
   // schedule workers): a long call shows its progress as its pg_stat_activity query text
-  // (pg_sync.cpp), read here as the extension's owner. Ended calls leave nothing behind.
+  // (pg_sync.cpp), read here as the extension's owner; and for each hub and direction with
+  // none under way, the last long call that ended well (deltasync.sync_progress).
   std::vector<SyncProgress> Syncs() override {
     AsOwner as;
     RunSql("SELECT query, (extract(epoch FROM state_change) * 1000)::int8 FROM pg_stat_activity"
@@ -110,6 +111,27 @@ class PgStatus : public StatusPort {
     std::vector<SyncProgress> out;
     for (uint64_t r = 0; r < SPI_processed; ++r)
       if (auto p = ParseProgressLine(ResultText(r, 0), ResultInt(r, 1))) out.push_back(std::move(*p));
+    const size_t running = out.size();
+    RunSql("SELECT hub, direction, state, since_ms, updated_ms, rows_done, rows_expected, rows_per_s, eta_ms"
+           " FROM deltasync.sync_progress");
+    const Rows rows;
+    for (uint64_t r = 0; r < rows.size(); ++r) {
+      SyncProgress p;
+      p.hub = rows.Text(r, 0);
+      p.direction = rows.Text(r, 1);
+      const std::string state = rows.Text(r, 2);
+      p.state = state == "done" ? ProgressState::kDone : state == "failed" ? ProgressState::kFailed : ProgressState::kRunning;
+      p.since_ms = rows.Int(r, 3);
+      p.updated_ms = rows.Int(r, 4);
+      p.done = static_cast<uint64_t>(rows.Int(r, 5));
+      p.expected = rows.IsNull(r, 6) ? 0 : static_cast<uint64_t>(rows.Int(r, 6));
+      p.rows_per_s = static_cast<double>(rows.Int(r, 7));
+      if (!rows.IsNull(r, 8)) p.eta_ms = rows.Int(r, 8);
+      bool under_way = std::any_of(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(running), [&](const SyncProgress& q) {
+        return q.hub == p.hub && q.direction == p.direction;
+      });
+      if (!under_way) out.push_back(std::move(p));
+    }
     std::sort(out.begin(), out.end(), [](const SyncProgress& a, const SyncProgress& b) {
       return std::tie(a.hub, a.direction, a.since_ms) < std::tie(b.hub, b.direction, b.since_ms);
     });

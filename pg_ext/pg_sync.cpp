@@ -58,8 +58,31 @@ class PgSyncSite : public SyncSite {
   // A function's writes are seen by others only when its transaction commits, so the
   // progress goes where PostgreSQL shows a running backend's state at once: a NOTICE to the
   // caller, and the backend's pg_stat_activity query text (which deltasync_status() of other
-  // sessions reads back), restored when the call ends.
+  // sessions reads back), restored when the call ends. The last report of a call that ended
+  // well is also kept in deltasync.sync_progress, committed with the call (a failed call's
+  // transaction aborts: it keeps nothing, and no statement may run after its error).
   void ReportProgress(const SyncProgress& p) override {
+    if (p.state == ProgressState::kDone) {
+      AsOwner as;
+      Args a;
+      a.AddText(p.hub);
+      a.AddText(p.direction);
+      a.AddText(ProgressStateName(p.state));
+      a.AddInt8(p.since_ms);
+      a.AddInt8(p.updated_ms);
+      a.AddInt8(static_cast<int64_t>(p.done));
+      if (p.expected) a.AddInt8(static_cast<int64_t>(p.expected));
+      else a.Add(INT8OID, 0, true);
+      a.AddInt8(static_cast<int64_t>(p.rows_per_s));
+      if (p.eta_ms) a.AddInt8(*p.eta_ms);
+      else a.Add(INT8OID, 0, true);
+      RunSql("INSERT INTO deltasync.sync_progress(hub, direction, state, since_ms, updated_ms, rows_done, rows_expected,"
+             " rows_per_s, eta_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (hub, direction) DO UPDATE"
+             " SET state = excluded.state, since_ms = excluded.since_ms, updated_ms = excluded.updated_ms,"
+             " rows_done = excluded.rows_done, rows_expected = excluded.rows_expected,"
+             " rows_per_s = excluded.rows_per_s, eta_ms = excluded.eta_ms",
+             a);
+    }
     const std::string line = ProgressLine(p);
     if (!saved_activity_ && MyBEEntry && MyBEEntry->st_activity_raw) saved_activity_ = std::string(MyBEEntry->st_activity_raw);
     const bool running = p.state == ProgressState::kRunning;
@@ -237,6 +260,7 @@ class PgSyncSite : public SyncSite {
     RunSql("DELETE FROM deltasync.hub_echo WHERE hub = $1", a);
     RunSql("DELETE FROM deltasync.hub_frontier WHERE hub = $1", a);
     frontiers_.erase(key);
+    RunSql("DELETE FROM deltasync.sync_progress WHERE hub = $1", a);
     return RunSql("DELETE FROM deltasync.hubs WHERE hub = $1", a) > 0;
   }
 

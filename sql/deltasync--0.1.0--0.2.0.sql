@@ -151,3 +151,18 @@ BEGIN
     END IF;
   END LOOP;
 END$$;
+-- The last long push and the last long pull with each hub that ended well (a call of more
+-- than a second: its last progress report, docs/live-sync.md "Progress"), written in the
+-- call's own transaction, so a call that fails or rolls back leaves the one before it.
+CREATE TABLE deltasync.sync_progress (
+  hub text NOT NULL,
+  direction text NOT NULL,
+  state text NOT NULL,
+  since_ms bigint NOT NULL,
+  updated_ms bigint NOT NULL,
+  rows_done bigint NOT NULL,
+  rows_expected bigint,
+  rows_per_s bigint NOT NULL,
+  eta_ms bigint,
+  PRIMARY KEY (hub, direction)
+);

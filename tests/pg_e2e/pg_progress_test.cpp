@@ -97,14 +97,16 @@ void ExpectConsistent(const Observed& o, const std::string& hub, const std::stri
   EXPECT_EQ(o.notices.back().state, ProgressState::kDone);
   EXPECT_EQ(o.notices.back().done, total);
   EXPECT_EQ(o.notices.back().expected, total);
-  // Another session saw it under way, and sees nothing once it ended.
-  ASSERT_FALSE(o.status.empty()) << "deltasync_status() of another session shows the call";
+  // Another session saw it under way, and once it ended (its transaction committed) its last
+  // report, kept in deltasync.sync_progress.
+  ASSERT_GE(o.status.size(), 2u) << "deltasync_status() of another session shows the call, then its end";
   uint64_t before = 0;
-  for (const Json& e : o.status) {
+  for (size_t k = 0; k < o.status.size(); ++k) {
+    const Json& e = o.status[k];
     SCOPED_TRACE(e.dump());
     EXPECT_EQ(e["hub"], hub);
     EXPECT_EQ(e["direction"], direction);
-    EXPECT_EQ(e["state"], "running");
+    EXPECT_EQ(e["state"], k + 1 < o.status.size() ? "running" : "done");
     const uint64_t done = e["rows_done"];
     EXPECT_GE(done, before);
     before = done;
@@ -114,6 +116,15 @@ void ExpectConsistent(const Observed& o, const std::string& hub, const std::stri
     }
     EXPECT_NEAR(e["since_ms"].get<double>(), e["since_ms"].get<double>(), 0);
   }
+  // The kept report is the call's last notice.
+  const Json& last = o.status.back();
+  const SyncProgress& n = o.notices.back();
+  EXPECT_EQ(last["rows_done"], total);
+  EXPECT_EQ(last["rows_expected"], total);
+  EXPECT_TRUE(last["eta_ms"].is_null());
+  EXPECT_EQ(last["updated_ms"].get<int64_t>() - last["since_ms"].get<int64_t>(), n.elapsed_ms());
+  EXPECT_NEAR(last["rows_per_s"].get<double>(), n.rows_per_s, 1.0);
+  EXPECT_GE(last["updated_ms"].get<int64_t>() - last["since_ms"].get<int64_t>(), 1000);
 }
 
 }  // namespace
@@ -129,12 +140,23 @@ TEST(PgProgress, ALongPushAndPullSendNoticesAndShowInOtherSessionsStatus) {
   Observed push = Observe(a.name(), "SELECT deltasync_push('" + url + "', '" + kOpts + "')");
   ASSERT_EQ(push.result["rows"], kRows);
   ExpectConsistent(push, url, "push", kRows);
-  EXPECT_EQ(Json::parse(a->Text("SELECT deltasync_status()->'syncs'")), Json::array());
+  // The session itself sees the kept push too, and a short call leaves it as it was.
+  const Json kept = Json::parse(a->Text("SELECT deltasync_status()->'syncs'"));
+  ASSERT_EQ(kept.size(), 1u) << kept.dump();
+  EXPECT_EQ(kept[0], push.status.back());
+  a->Exec("INSERT INTO t VALUES (0, 'one more', 0)");
+  EXPECT_EQ(Json::parse(a->Text("SELECT deltasync_push('" + url + "')"))["rows"], 1);
+  EXPECT_EQ(Json::parse(a->Text("SELECT deltasync_status()->'syncs'")), kept);
 
   Observed pull = Observe(b.name(), "SELECT deltasync_pull('" + url + "', '" + kOpts + "')");
-  ASSERT_EQ(pull.result["cursor"], kRows);
-  ExpectConsistent(pull, url, "pull", kRows);
-  EXPECT_EQ(b->Text("SELECT count(*) FROM t"), std::to_string(kRows));
+  ASSERT_EQ(pull.result["cursor"], kRows + 1);
+  ExpectConsistent(pull, url, "pull", kRows + 1);
+  EXPECT_EQ(b->Text("SELECT count(*) FROM t"), std::to_string(kRows + 1));
   // The session's pg_stat_activity text is its query again once the call ended.
   EXPECT_EQ(b->Text("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'deltasync p%'"), "0");
+  // deltasync_forget drops what was kept of the hub.
+  a->Exec("SELECT deltasync_forget('" + url + "')");
+  EXPECT_EQ(Json::parse(a->Text("SELECT deltasync_status()->'syncs'")), Json::array());
+  EXPECT_EQ(Json::parse(b->Text("SELECT deltasync_status()->'syncs'")).size(), 1u);
 }
+
