@@ -868,3 +868,44 @@ TEST(MixedConvergence, TwoSqliteAndTwoPostgresSitesConvergeThroughTheHub) {
   }
   EXPECT_GT(ev_rows, 0) << "no represented row survived to be compared";
 }
+
+// Issue 9 across engines. (1) ADD COLUMN ... DEFAULT 100 on PostgreSQL (what a migration
+// does there) while the SQLite sites add the column without a default (NULL): the default
+// reaches them, and a real write on SQLite still wins. (2) A key column renamed on
+// PostgreSQL, not on SQLite: both keep syncing (keys match by position).
+TEST(MixedSchema, ADefaultAddedOnPostgresqlReachesSqliteAndARenamedKeyKeepsSyncing) {
+  HubProcess hub;
+  std::string url = hub.url("mixedschema");
+  PgSite pg;
+  pg->Exec("CREATE TABLE item (id bigint PRIMARY KEY, name text NOT NULL); SELECT deltasync_enable('item')");
+  Site a, b;
+  for (Site* s : {&a, &b})
+    s->Exec("CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT NOT NULL); SELECT deltasync_enable('item')");
+  pg->Exec("INSERT INTO item SELECT x, 'item ' || x FROM generate_series(1, 20) x");
+  PgCall(*pg, "deltasync_sync", url);
+  for (Site* s : {&a, &b}) SqliteCall(*s, "deltasync_sync", url);
+  pg->Exec("ALTER TABLE item ADD COLUMN stock int NOT NULL DEFAULT 100");
+  for (Site* s : {&a, &b}) s->Exec("ALTER TABLE item ADD COLUMN stock INTEGER");
+  a.Exec("UPDATE item SET stock = 7 WHERE id = 3");
+  for (int round = 0; round < 2; ++round) {
+    PgCall(*pg, "deltasync_sync", url);
+    for (Site* s : {&a, &b}) SqliteCall(*s, "deltasync_sync", url);
+  }
+  const std::string q = "SELECT count(*) FILTER (WHERE stock = 100) || '/' || sum(stock) FROM item";
+  EXPECT_EQ(pg->Text(q), "19/1907");
+  const std::string sq = "SELECT sum(stock = 100) || '/' || sum(stock) FROM item";
+  for (Site* s : {&a, &b}) EXPECT_EQ(s->Text(sq), "19/1907");
+
+  pg->Exec("ALTER TABLE item RENAME COLUMN id TO item_id");
+  pg->Exec("UPDATE item SET name = 'renamed on pg' WHERE item_id = 1; INSERT INTO item VALUES (21, 'pg 21', 5)");
+  a.Exec("UPDATE item SET name = 'from sqlite' WHERE id = 2; INSERT INTO item VALUES (22, 'sqlite 22', 6)");
+  for (int round = 0; round < 2; ++round) {
+    PgCall(*pg, "deltasync_sync", url);
+    for (Site* s : {&a, &b}) SqliteCall(*s, "deltasync_sync", url);
+  }
+  const std::string names = "SELECT string_agg(name, ',' ORDER BY item_id) FROM item WHERE item_id IN (1, 2, 21, 22)";
+  EXPECT_EQ(pg->Text(names), "renamed on pg,from sqlite,pg 21,sqlite 22");
+  for (Site* s : {&a, &b})
+    EXPECT_EQ(s->Text("SELECT group_concat(name) FROM (SELECT name FROM item WHERE id IN (1, 2, 21, 22) ORDER BY id)"),
+              "renamed on pg,from sqlite,pg 21,sqlite 22");
+}
