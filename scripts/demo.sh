@@ -2,8 +2,8 @@
 # The main job, end to end: sets everything up, builds deltasync, starts a hub on 127.0.0.1
 # with its embedded SQLite store, and has three SQLite shops and one PostgreSQL shop (a
 # throwaway cluster started by pg_virtualenv) edit the same table offline (the same column on
-# two shops, a delete racing an update), sync through the hub, and print their tables,
-# identical. Then the same shops are kept in sync live, with no sync call: an agent runs the
+# two shops, a delete racing an update, two shops selling the same stock: qty is a counter,
+# so both sales count), sync through the hub, and print their tables, identical. Then the same shops are kept in sync live, with no sync call: an agent runs the
 # SQLite shops' stored schedules, the PostgreSQL shop's background workers run its own; a
 # write on one shop appears on the others, the hub is stopped while the shops keep selling,
 # restarted, and they converge. Then it stops everything (and pg_virtualenv the cluster).
@@ -60,15 +60,27 @@ canonical() {
   else site "$1" "SELECT group_concat(sku || '|' || name || '|' || coalesce(qty, '') || '|' || CAST(round(price * 100) AS INTEGER), ',') FROM (SELECT * FROM inventory ORDER BY sku);"; fi
 }
 
+# qty merges as a counter (docs/policies.md): each shop's sales and restocks add up.
+COUNTER='{"columns": {"qty": "counter"}}'
+# Checks that every shop holds qty $2 for sku $1.
+qty_everywhere() {
+  local s q
+  for s in $SHOPS; do
+    q=$(site "$s" "SELECT qty FROM inventory WHERE sku = '$1';")
+    [ "$q" = "$2" ] || { echo "MISMATCH: $s holds qty $q of $1, not $2" >&2; exit 1; }
+  done
+  echo "every shop holds qty $2 of $1: $3"
+}
+
 say "Three SQLite shops and a PostgreSQL shop create the same table and start tracking it"
 for s in shop_a shop_b shop_c; do
-  site "$s" "CREATE TABLE inventory(sku TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', qty INTEGER, price REAL);
-             SELECT 'site ' || deltasync_site_id() || ' tracks ' || json_extract(deltasync_enable('inventory'), '\$.table');"
+  site "$s" "CREATE TABLE inventory(sku TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', qty INTEGER NOT NULL DEFAULT 0, price REAL);
+             SELECT 'site ' || deltasync_site_id() || ' tracks ' || json_extract(deltasync_enable('inventory', '$COUNTER'), '\$.table') || ' (qty: a counter)';"
 done
 psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE DATABASE shop_pg"
 site shop_pg "SET client_min_messages = warning; CREATE EXTENSION deltasync;
-  CREATE TABLE inventory(sku text PRIMARY KEY, name text NOT NULL DEFAULT '', qty integer, price double precision);
-  SELECT 'site ' || deltasync_site_id() || ' (PostgreSQL) tracks ' || (deltasync_enable('inventory')->>'table');"
+  CREATE TABLE inventory(sku text PRIMARY KEY, name text NOT NULL DEFAULT '', qty integer NOT NULL DEFAULT 0, price double precision);
+  SELECT 'site ' || deltasync_site_id() || ' (PostgreSQL) tracks ' || (deltasync_enable('inventory', '$COUNTER')->>'table') || ' (qty: a counter)';"
 
 say "Shop A stocks three products; everyone syncs"
 site shop_a "INSERT INTO inventory VALUES ('apple', 'Apple', 10, 0.5), ('bread', 'Bread', 5, 2.25), ('cheese', 'Cheese', 2, 7.0);"
@@ -76,8 +88,9 @@ for s in $SHOPS; do sync "$s"; done
 show
 
 say "Offline, all three edit at once"
-site shop_a "UPDATE inventory SET qty = 8 WHERE sku = 'apple';"            && echo "A: sells two apples (qty 10 -> 8)"
-site shop_b "UPDATE inventory SET price = 0.55 WHERE sku = 'apple';"       && echo "B: reprices apples (another column: both edits survive)"
+site shop_a "UPDATE inventory SET qty = qty - 2 WHERE sku = 'apple';"      && echo "A: sells two apples (qty 10 -> 8 on A)"
+site shop_b "UPDATE inventory SET qty = qty - 3 WHERE sku = 'apple';"      && echo "B: sells three apples at the same time (qty 10 -> 7 on B)"
+site shop_b "UPDATE inventory SET price = 0.55 WHERE sku = 'apple';"       && echo "B: reprices apples (another column: every edit survives)"
 site shop_a "UPDATE inventory SET name = 'Bread (white)' WHERE sku = 'bread';" && echo "A: renames bread"
 sleep 0.01
 site shop_c "UPDATE inventory SET name = 'Sourdough' WHERE sku = 'bread';" && echo "C: renames bread a moment later (same column: the later write wins)"
@@ -96,6 +109,7 @@ show
 a=$(canonical shop_a); b=$(canonical shop_b); c=$(canonical shop_c); p=$(canonical shop_pg)
 if [ "$a" = "$b" ] && [ "$b" = "$c" ] && [ "$c" = "$p" ]; then
   echo; echo "All four shops, three on SQLite and one on PostgreSQL, hold identical tables."
+  qty_everywhere apple 5 "qty is a counter, so both offline sales count (10 - 2 - 3), where last-writer-wins would keep 8 or 7"
 else
   echo; echo "MISMATCH: the shops differ" >&2; printf '%s\n' "$a" "$b" "$c" "$p" >&2; exit 1
 fi
@@ -147,6 +161,7 @@ say "The hub goes down; the shops keep selling offline"
 kill -TERM $HUB_PID; wait $HUB_PID 2>/dev/null || true
 echo "hub stopped"
 site shop_b "UPDATE inventory SET qty = qty - 2 WHERE sku = 'dates';"    && echo "B: sells two dates"
+site shop_a "UPDATE inventory SET qty = qty - 1 WHERE sku = 'dates';"    && echo "A: sells the last date (3 - 2 - 1)"
 site shop_c "INSERT INTO inventory VALUES ('grapes', 'Grapes', 9, 3.0);" && echo "C: adds grapes"
 site shop_pg "UPDATE inventory SET price = 3.5 WHERE sku = 'eggs';"      && echo "PG: reprices eggs"
 site shop_a "DELETE FROM inventory WHERE sku = 'figs';"                  && echo "A: delists figs"
@@ -158,6 +173,7 @@ say "The hub comes back (same store, same port): agents and workers retry with b
 start_hub
 await_convergence "after the outage" 60
 show
+qty_everywhere dates 0 "both sales made while the hub was down count (3 - 2 - 1)"
 
 say "The hub's view of node 'shops'"
 curl -s "http://127.0.0.1:$PORT/nodes/shops/status" 2>/dev/null || site shop_a "SELECT deltasync_status();"
