@@ -116,18 +116,37 @@ Savepoint::Savepoint(sqlite3* db, const char* name) : db_(db), name_(name) {
     done_ = true;
     return;
   }
-  Exec(db_, "SAVEPOINT " + name_);
+  // Outside a transaction a savepoint would begin a deferred one: its first write after a
+  // read then has to upgrade a read lock, which SQLite refuses at once with SQLITE_BUSY while
+  // another connection writes (the busy handler is not called for an upgrade, so a pull page
+  // failed "database is locked" beside a long push). Begun IMMEDIATE, the write lock is taken
+  // first and the connection's busy timeout applies.
+  if (sqlite3_get_autocommit(db_)) {
+    Exec(db_, "BEGIN IMMEDIATE");
+    own_transaction_ = true;
+  }
+  try {
+    Exec(db_, "SAVEPOINT " + name_);
+  } catch (...) {
+    if (own_transaction_) sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);  // nothing written yet
+    throw;
+  }
 }
 
 Savepoint::~Savepoint() {
   if (done_) return;
   sqlite3_exec(db_, ("ROLLBACK TO " + name_).c_str(), nullptr, nullptr, nullptr);
   sqlite3_exec(db_, ("RELEASE " + name_).c_str(), nullptr, nullptr, nullptr);
+  // Rolled back to the savepoint taken just after BEGIN, the transaction holds nothing: end it
+  // as a RELEASE of the outermost savepoint did (ROLLBACK only if that fails).
+  if (own_transaction_ && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
 void Savepoint::Release() {
   if (done_) return;
   Exec(db_, "RELEASE " + name_);
+  if (own_transaction_) Exec(db_, "COMMIT");
   done_ = true;
 }
 

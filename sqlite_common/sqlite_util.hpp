@@ -71,6 +71,7 @@ class Savepoint {
   sqlite3* db_;
   std::string name_;
   bool done_ = false;
+  bool own_transaction_ = false;  // begun here (BEGIN IMMEDIATE): committed or rolled back here
 };
 
 class SavepointsSuspended {

@@ -21,7 +21,10 @@ BUILD = os.environ.get("BUILD", os.path.join(os.path.dirname(os.path.abspath(__f
 CLI = os.path.join(BUILD, "server/deltasync")
 SO = os.path.join(BUILD, "sqlite_ext/deltasync.so")
 ROWS, BATCH, DELAY_S = 1000, 5, 0.010
-FRAME = re.compile(r"^(\S+) push (\S+) \[([#-]{5,20})\] (\d+)% (\d+)/(\d+) rows, (\d+) rows/s(, ETA \S+|, done|, failed)?$")
+# One call's part of the progress line (several calls share it, joined by " | "; the bar
+# goes when the line is narrow).
+FRAME = re.compile(r"^(\S+) push (\S+) (?:\[([#-]{5,20})\] )?(\d+)% (\d+)/(\d+) rows, (\d+) rows/s(, ETA \S+|, done|, failed)?$")
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (debug|info|warn|error) ")
 LOGGED = re.compile(r" push: pushed=\d+ rows=(\d+) batches=(\d+) in (\d+) ms, (\d+) rows/s$", re.M)
 
 failures = []
@@ -144,9 +147,34 @@ def run_agent(path, on_tty, extra, out):
 
 def frames_of(text):
     """The pieces of output between carriage returns and newlines (each with what ended it),
-    and those that are progress frames (index, match)."""
+    and the push's part of those that are progress lines (piece index, match)."""
     pieces = [(m.group(1), m.group(2)) for m in re.finditer(r"([^\r\n]*)([\r\n]|$)", text)]
-    return pieces, [(i, FRAME.match(p)) for i, (p, _) in enumerate(pieces) if FRAME.match(p)]
+    frames = []
+    for i, (p, _) in enumerate(pieces):
+        for part in p.rstrip(" ").split(" | "):
+            if FRAME.match(part):
+                frames.append((i, FRAME.match(part)))
+    return pieces, frames
+
+
+def screen_lines(text):
+    """What a terminal shows of `text`: each line as last drawn (a carriage return goes back
+    to the first column and what follows overwrites), the unfinished last line included."""
+    lines, buf, col = [], [], 0
+    for ch in text:
+        if ch == "\r":
+            col = 0
+        elif ch == "\n":
+            lines.append("".join(buf))
+            buf, col = [], 0
+        else:
+            if col < len(buf):
+                buf[col] = ch
+            else:
+                buf.append(ch)
+            col += 1
+    lines.append("".join(buf))
+    return lines
 
 
 def main():
@@ -190,7 +218,7 @@ def main():
     check(dones == sorted(dones) and len(set(dones)) >= 2 and dones[0] < dones[-1] <= ROWS,
           "rows done increase from frame to frame: %s" % dones)
     check(all(m.group(1) == "tty.db" and m.group(2) == "shop1" for _, m in frames), "frames name the file and node")
-    check(all(len(m.group(3)) == 20 for _, m in frames), "on 160 columns the bar has its 20 cells")
+    check(all(m.group(3) and len(m.group(3)) == 20 for _, m in frames), "on 160 columns the bar has its 20 cells")
     check(all(int(m.group(4)) == int(m.group(5)) * 100 // ROWS for _, m in frames), "percentages match the rows")
     check(all(int(m.group(7)) > 0 for _, m in frames), "frames show a rate")
     check(any(m.group(8) and m.group(8).startswith(", ETA ") for _, m in frames), "a frame shows an ETA")
@@ -201,16 +229,24 @@ def main():
     check(len(logged) == 1, "one log line for the push")
     if frames and logged:
         last = frames[-1][0]
-        cleared = [i for i in range(last + 1, logged[0]) if pieces[i][0].strip() == "" and
-                   len(pieces[i][0]) >= len(pieces[last][0])]
-        check(last < logged[0] and cleared, "the line is cleared (spaces over it) before the push's log line")
-        check(all(i < logged[0] for i, _ in frames), "no frame after the push ended")
+        check(all(i < logged[0] for i, _ in frames), "no frame of the push after it ended")
         m = LOGGED.search(pieces[logged[0]][0])
         rows, batches, ms, rate = (int(g) for g in m.groups())
         check(rows == ROWS and batches == ROWS // BATCH, "the log line has the push's rows and batches")
         check(ms >= ROWS // BATCH * DELAY_S * 1000, "the push lasted at least its relay delays (%d ms)" % ms)
         check(abs(rate - rows * 1000 / ms) <= 1, "the log line's rate is rows over its duration (%d rows/s)" % rate)
     check("deltasync agent stopped\n" in text and text.endswith("\n"), "the agent's output ends with its last log line")
+    # What the terminal shows in the end: log lines only, none with a rest of the progress line
+    # (it is cleared before each log line and at the end).
+    screen = screen_lines(text)
+    check(screen[-1].strip() == "" and all(LOG_LINE.match(l) and "rows, " not in l for l in screen[:-1]),
+          "the terminal shows log lines only, whole, once the agent stopped")
+    check(len([l for l in screen if LOGGED.search(l.rstrip(" "))]) == 1, "the push's log line shows on the terminal")
+
+    # The pull side applies its pages beside the long push (both write the file): it waits for
+    # the push's short transactions instead of failing "database is locked" (SQLITE_BUSY).
+    for name, o in outs.items():
+        check("database is locked" not in o.get("text", ""), "%s: no call failed with SQLITE_BUSY" % name)
 
     # On a pipe.
     text = pipe_out.get("text", "")
