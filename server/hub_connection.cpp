@@ -200,6 +200,7 @@ class GuardedStream : public httplib::Stream {
     return WaitFor(sock_, POLLIN, std::min(until, deadline_)) == 1;
   }
   void HeadRead() { in_head_ = false; }
+  bool head_screened() const { return !in_head_; }
   int refusal() const { return refusal_; }
   size_t written() const { return written_; }
   void CloseAfter() { close_after_ = true; }
@@ -361,7 +362,11 @@ void ServeRequests(ConnectionGuard& g, socket_t sock, Transport& t, Clock::time_
       s.Linger();
       break;
     }
-    if (s.close_after()) {
+    // An answer to a head the hub never screened is the library's own to a head it could
+    // not parse (400, 414, 416): where that head ends is unknown, so the rest of it must not
+    // be read as further requests (one malformed head gave a 400 per line, each with a
+    // fresh cap and deadline, and a proxy in front would pair answers with wrong requests).
+    if (s.close_after() || (!s.head_screened() && s.written() > 0)) {
       s.Linger();
       break;
     }

@@ -289,6 +289,65 @@ TEST(HubLimits, OversizedHeadersGet431) {
   ExpectServing(hub);
 }
 
+// The cap is on the head as sent: one of exactly max_header_bytes is served, one byte more
+// gets 431. (The screen also counted the REMOTE_ADDR/PORT and LOCAL_ADDR/PORT entries the
+// library adds to the headers, and refused heads from ~16,300 bytes on.)
+TEST(HubLimits, AHeadOfExactlyTheCapIsServed) {
+  HubProcess hub(Secure());
+  auto head_of = [](size_t total) {
+    std::string h = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    while (h.size() + 2 < total) {
+      size_t line = std::min<size_t>(total - 2 - h.size(), 4000);  // under the library's 8 KiB a line
+      if (line < 6) {  // too short for a line of its own: lengthen the last one
+        h.insert(h.size() - 2, std::string(line, 'p'));
+        break;
+      }
+      h += "X: " + std::string(line - 5, 'p') + "\r\n";
+    }
+    return h + "\r\n";
+  };
+  for (size_t total : {size_t{16300}, size_t{16383}, size_t{16384}}) {
+    std::string h = head_of(total);
+    ASSERT_EQ(h.size(), total);
+    std::string r = Exchange(hub, h);
+    EXPECT_EQ(StatusOf(r), 200) << total << ": " << r;
+  }
+  std::string h = head_of(16385);
+  ASSERT_EQ(h.size(), 16385u);
+  std::string r = Exchange(hub, h);
+  EXPECT_EQ(StatusOf(r), 431) << r;
+}
+
+// A head the library cannot parse gets one answer and the connection closes: the rest of it
+// is never read as more requests (a head of bare-LF lines got a 400 per line, each line a
+// new head with its own cap and deadline; a request after a too-long header line was served).
+TEST(HubLimits, AMalformedHeadGetsOneAnswerAndTheConnectionCloses) {
+  HubProcess hub(Secure());
+  auto answers = [&](const std::string& bytes) {
+    Conn c(hub.port());
+    c.Send(bytes);
+    std::string all;
+    for (;;) {
+      std::string r = c.ReadResponse(std::chrono::milliseconds(3000));
+      if (r.empty()) break;
+      all += r;
+      if (!c.Readable(3000)) break;
+    }
+    std::vector<int> statuses;
+    for (size_t at = all.find("HTTP/1.1 "); at != std::string::npos; at = all.find("HTTP/1.1 ", at + 1))
+      statuses.push_back(std::atoi(all.c_str() + at + 9));
+    return statuses;
+  };
+  std::string get = Head("GET", "/health", {});
+  EXPECT_EQ(answers("GET /health HTTP/1.1\nHost: 127.0.0.1\nX-A: 1\nX-B: 2\n\n" + get), std::vector<int>{400});
+  EXPECT_EQ(answers(Head("GET", "/health", {"X-Long: " + std::string(9000, 'l')}) + get), std::vector<int>{400});
+  EXPECT_EQ(answers("GET /" + std::string(9000, 't') + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + get),
+            std::vector<int>{414});
+  // Well-formed requests pipelined on one connection are all answered.
+  EXPECT_EQ(answers(get + get + Head("GET", "/health", {"Connection: close"})), (std::vector<int>{200, 200, 200}));
+  ExpectServing(hub);
+}
+
 // Item 5: metric labels come from a fixed set and node names are for the admin only; log
 // lines cannot be forged through the path.
 TEST(HubLimits, MetricsAndLogsCannotBeForgedOrGrown) {
