@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "common/hlc.hpp"
+#include "common/json_column.hpp"
 #include "common/key_codec.hpp"
 #include "common/merge.hpp"
 #include "common/pending_cells.hpp"
@@ -97,9 +98,12 @@ SplitTable SplitColumns(const TableChanges& tc, const std::vector<std::string>& 
       }
       auto dest = static_cast<uint32_t>(to[c.column]);
       // A counter's changes are one per contributor: only one of the same site is the same.
+      // A json column's are one per member: only one of the same path is the same.
       const bool counter = PolicyAt(tc.policies, c.column) == ColumnPolicy::kCounter;
+      const bool json = PolicyAt(tc.policies, c.column) == ColumnPolicy::kJson;
       auto same = std::find_if(kept.changes.begin(), kept.changes.end(), [&](const ColumnChange& e) {
-        return e.column == dest && (!counter || sites[e.site] == sites[c.site]);
+        return e.column == dest && (!counter || sites[e.site] == sites[c.site]) &&
+               (!json || MemberChangePath(e.value.s) == MemberChangePath(c.value.s));
       });
       if (same != kept.changes.end()) {
         if (CompareClocks(Clock{c.cl, c.hlc, sites[c.site]}, Clock{same->cl, same->hlc, sites[same->site]}) > 0) {
@@ -337,7 +341,9 @@ class PageApply {
     ApplyTable& table = Table(handle);
     ShadowRow shadow;  // cl 0, no clocks: this site never saw the row
     table.ReadShadow(r.key, shadow);
-    RowDecision d = DecideRow(shadow.cl, shadow.clocks, r, map, site_of_);
+    std::function<Value(uint32_t)> base;  // read only for policies: built only for them
+    if (map.policies) base = [&](uint32_t col) { return BaseColumn(table, r.key, col); };
+    RowDecision d = DecideRow(shadow.cl, shadow.clocks, r, map, site_of_, map.policies ? &base : nullptr);
     const RowMerge& m = d.merge;
     if (!CountRow(d, counts_)) return;
 
@@ -361,14 +367,19 @@ class PageApply {
     // are); a row new here is INSERTed, and an UPDATE that finds no base row (metadata ahead
     // of the table) falls back to the insert.
     // A counter's sum is written where it may have moved (common/row_apply's CounterWrites).
-    if (map.policies)
-      CounterWrites(counter_writes_, d, shadow.clocks, shadow.cl, r, map, table.Names().cols, table.Names().name,
-                    [&](uint32_t col) { return BaseColumn(table, r.key, col); });
-    if (m.exists && (!m.existed || !d.winners.empty() || (map.policies && !counter_writes_.empty()))) {
+    // A json column's document is written where its members may have moved (JsonWrites).
+    if (map.policies) {
+      CounterWrites(counter_writes_, d, shadow.clocks, shadow.cl, r, map, table.Names().cols, table.Names().name, base);
+      JsonWrites(json_writes_, d, shadow.cl, map, table.Names().cols.size());
+    }
+    if (m.exists && (!m.existed || !d.winners.empty() ||
+                     (map.policies && (!counter_writes_.empty() || !json_writes_.empty())))) {
       writes_.clear();
       for (size_t k : d.winners) writes_.push_back(ColumnWrite{map.columns[r.changes[k].column], &r.changes[k].value});
-      if (map.policies)
+      if (map.policies) {
         for (const CounterWrite& w : counter_writes_) writes_.push_back(ColumnWrite{w.column, &w.value});
+        for (const JsonWrite& w : json_writes_) writes_.push_back(ColumnWrite{w.column, &w.value});
+      }
       if (!m.existed || !table.UpdateRow(r.key, writes_)) table.InsertRow(r.key, writes_);
       if (children_.count(handle)) written_.emplace_back(handle, r.key);
     }
@@ -384,7 +395,8 @@ class PageApply {
       for (uint32_t c = 0; c < ncols; ++c) {
         const ColClock& lc = shadow.clocks.Get(c);
         // A counter's new life is the sum of its contributions, written above (CounterWrites).
-        if (!won[c] && lc.Present() && lc.cl < m.cl && !map.Counter(c)) stale.push_back(c);
+        // A json column's new life is the document of its members, written above (JsonWrites).
+        if (!won[c] && lc.Present() && lc.cl < m.cl && !map.Counter(c) && !map.Json(c)) stale.push_back(c);
       }
       if (!stale.empty()) table.ResetColumns(r.key, stale);
     }
@@ -393,6 +405,8 @@ class PageApply {
     if (echo) counts_.AddVersion(ver);
     AdoptWinners(shadow.clocks, d, r, map, ncols, ver);
     for (uint32_t c : stale) shadow.clocks.Set(c, ColClock{});
+    if (map.policies && m.exists && m.cl_advanced) shadow.clocks.SetAllMembers({});
+    for (const JsonWrite& w : json_writes_) StoreMembers(shadow.clocks, w.column, w.members);
     table.WriteShadow(r.key, m.cl, ver, shadow.clocks);
   }
 
@@ -566,6 +580,7 @@ class PageApply {
   std::set<std::string> visiting_;  // children removed by one parent's delete (cycles stop)
   std::vector<ColumnWrite> writes_;  // reused from row to row
   std::vector<CounterWrite> counter_writes_;  // likewise
+  std::vector<JsonWrite> json_writes_;        // likewise
 };
 
 }  // namespace

@@ -7,11 +7,14 @@ namespace deltasync {
 ColumnPolicy ParsePolicy(std::string_view name, const std::string& column) {
   if (name == "lww") return ColumnPolicy::kLww;
   if (name == "counter") return ColumnPolicy::kCounter;
+  if (name == "json") return ColumnPolicy::kJson;
   throw Error(ErrorCode::kInvalidArgument, "unknown policy \"" + std::string(name) + "\" for column \"" + column +
-                                               "\" (known: lww, counter)");
+                                               "\" (known: lww, counter, json)");
 }
 
-const char* PolicyName(ColumnPolicy p) { return p == ColumnPolicy::kCounter ? "counter" : "lww"; }
+const char* PolicyName(ColumnPolicy p) {
+  return p == ColumnPolicy::kCounter ? "counter" : p == ColumnPolicy::kJson ? "json" : "lww";
+}
 
 bool AnyPolicy(const std::vector<ColumnPolicy>& v) {
   for (ColumnPolicy p : v)
@@ -20,13 +23,17 @@ bool AnyPolicy(const std::vector<ColumnPolicy>& v) {
 }
 
 void CheckColumnPolicy(const std::string& table, const std::string& column, ColumnPolicy p, bool is_key,
-                       bool integer_type, const std::string& type) {
+                       bool type_fits, const std::string& type) {
   if (p == ColumnPolicy::kLww) return;
   if (is_key)
     throw Error(ErrorCode::kInvalidArgument, "column \"" + column + "\" of table \"" + table +
                                                  "\" is part of the primary key and cannot be a " + PolicyName(p) +
                                                  " (a key identifies the row on every site)");
-  if (p == ColumnPolicy::kCounter && !integer_type)
+  if (p == ColumnPolicy::kJson && !type_fits)
+    throw Error(ErrorCode::kInvalidArgument,
+                "column \"" + column + "\" of table \"" + table + "\" is declared \"" + type +
+                    "\"; a json column must hold JSON text (SQLite: TEXT or JSON, PostgreSQL: json or jsonb)");
+  if (p == ColumnPolicy::kCounter && !type_fits)
     throw Error(ErrorCode::kInvalidArgument,
                 "column \"" + column + "\" of table \"" + table + "\" is declared " +
                     (type.empty() ? std::string("without a type") : "\"" + type + "\"") +

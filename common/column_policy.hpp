@@ -14,12 +14,14 @@ namespace deltasync {
 enum class ColumnPolicy : uint8_t {
   kLww = 0,      // column-level last-writer-wins (rules 2 and 3)
   kCounter = 1,  // an integer: per-site contributions, value = their sum
+  kJson = 2,     // a JSON object: merged member by member (common/json_merge.hpp)
 };
+inline constexpr ColumnPolicy kLastPolicy = ColumnPolicy::kJson;
 
-// The policy named `name` ("lww", "counter") for column `column`; throws kInvalidArgument
+// The policy named `name` ("lww", "counter", "json") for column `column`; throws kInvalidArgument
 // naming the known ones.
 ColumnPolicy ParsePolicy(std::string_view name, const std::string& column);
-// "lww" or "counter".
+// "lww", "counter" or "json".
 const char* PolicyName(ColumnPolicy p);
 // The policy of column k (kLww past the end: a table without policies keeps an empty vector).
 inline ColumnPolicy PolicyAt(const std::vector<ColumnPolicy>& v, size_t k) {
@@ -28,11 +30,11 @@ inline ColumnPolicy PolicyAt(const std::vector<ColumnPolicy>& v, size_t k) {
 // True when some column has a policy other than kLww.
 bool AnyPolicy(const std::vector<ColumnPolicy>& v);
 
-// Refuses (kInvalidArgument) a policy for a column that cannot take it: a key column, or a
-// counter whose declared type `type` is not an integer type (`integer_type` is the engine's
-// verdict on it).
+// Refuses (kInvalidArgument) a policy for a column that cannot take it: a key column, a
+// counter whose declared type `type` is not an integer type, or a json column whose type
+// cannot hold JSON text (`type_fits` is the engine's verdict on the type for the policy).
 void CheckColumnPolicy(const std::string& table, const std::string& column, ColumnPolicy p, bool is_key,
-                       bool integer_type, const std::string& type);
+                       bool type_fits, const std::string& type);
 
 // Refuses (kInvalidArgument) changing column `column`'s policy from `from` to `to` on a table
 // that already tracks `rows` rows: the stored values were merged the old way, and sites that

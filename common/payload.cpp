@@ -4,6 +4,7 @@
 
 #include "common/error.hpp"
 #include "common/hlc.hpp"
+#include "common/json_merge.hpp"
 #include "common/utf8.hpp"
 
 namespace deltasync {
@@ -53,6 +54,7 @@ void ValidatePayload(const Payload& p) {
     bool counters = AnyPolicy(t.policies);
     std::vector<size_t> changed_in(t.columns.size(), 0);
     std::set<std::pair<uint32_t, uint32_t>> contributed;  // (column, site) of a row's counter changes
+    std::set<std::pair<uint32_t, std::string>> members;   // (column, path) of a row's json member changes
     size_t row_number = 0;
     for (const RowChanges& r : t.rows) {
       ++row_number;
@@ -63,7 +65,10 @@ void ValidatePayload(const Payload& p) {
       if (r.cl > kMaxCausalLength)
         throw Invalid("table \"" + t.name + "\": causal length " + std::to_string(r.cl) +
                       " is beyond the largest accepted (2^62)");
-      if (counters) contributed.clear();
+      if (counters) {
+        contributed.clear();
+        members.clear();
+      }
       for (const ColumnChange& c : r.changes) {
         if (c.column >= t.columns.size()) throw Invalid("table \"" + t.name + "\": column index out of range");
         if (counters && t.policies[c.column] == ColumnPolicy::kCounter) {
@@ -72,6 +77,16 @@ void ValidatePayload(const Payload& p) {
           if (c.value.type != ValueType::kInteger)
             throw Invalid("table \"" + t.name + "\": a contribution to counter \"" + t.columns[c.column] +
                           "\" is not an integer");
+        } else if (counters && t.policies[c.column] == ColumnPolicy::kJson) {
+          JsonPath path;
+          bool present;
+          std::string value, error;
+          if (c.value.type != ValueType::kText || !DecodeMemberChange(c.value.s, path, present, value, error))
+            throw Invalid("table \"" + t.name + "\": a change of json column \"" + t.columns[c.column] +
+                          "\" is not a member change ([path] or [path, value] in canonical JSON)" +
+                          (error.empty() ? std::string() : ": " + error));
+          if (!members.emplace(c.column, PathText(path)).second)
+            throw Invalid("table \"" + t.name + "\": a json member changes twice in one row");
         } else {
           if (changed_in[c.column] == row_number)
             throw Invalid("table \"" + t.name + "\": a column changes twice in one row");

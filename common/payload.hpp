@@ -20,6 +20,9 @@ inline constexpr int kPayloadVersionPolicies = 2;
 
 // A change of a counter column (ColumnPolicy::kCounter) is one site's contribution: `value`
 // is the contribution, `site` the contributing site, and a row carries one per contributor.
+// A change of a json column (ColumnPolicy::kJson) is one member: `value` is the text
+// [path, value] (set) or [path] (removed) in canonical JSON (common/json_merge.hpp), and a
+// row carries one per member path.
 struct ColumnChange {
   uint32_t column = 0;  // index into TableChanges::columns
   Value value;

@@ -111,7 +111,7 @@ class Decoder {
       t.policies.resize(t.columns.size());
       for (ColumnPolicy& p : t.policies) {
         uint8_t b = static_cast<uint8_t>(in_.Byte());
-        if (b > static_cast<uint8_t>(ColumnPolicy::kCounter)) throw Invalid("unknown policy");
+        if (b > static_cast<uint8_t>(kLastPolicy)) throw Invalid("unknown policy");
         p = static_cast<ColumnPolicy>(b);
       }
       if (!AnyPolicy(t.policies)) t.policies.clear();

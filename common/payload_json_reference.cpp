@@ -151,7 +151,7 @@ Payload DecodeJsonReference(std::string_view text) {
         if (pol != jt.end()) {
           std::vector<std::string> names = StringArray(*pol, "policies");
           for (size_t k = 0; k < names.size(); ++k) {
-            if (names[k] != "lww" && names[k] != "counter") throw Invalid("unknown policy \"" + names[k] + "\"");
+            if (names[k] != "lww" && names[k] != "counter" && names[k] != "json") throw Invalid("unknown policy \"" + names[k] + "\"");
             t.policies.push_back(ParsePolicy(names[k], k < t.columns.size() ? t.columns[k] : ""));
           }
           if (!AnyPolicy(t.policies)) t.policies.clear();

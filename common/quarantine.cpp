@@ -3,6 +3,7 @@
 #include <ctime>
 #include <map>
 
+#include "common/json_merge.hpp"
 #include "common/merge.hpp"
 #include "common/utf8.hpp"
 
@@ -75,6 +76,7 @@ void MergeHeld(Payload& held, const Payload& more) {
       }
     }
     const bool counter = PolicyAt(t.policies, col) == ColumnPolicy::kCounter;  // one change per contributor
+    const bool json = PolicyAt(t.policies, col) == ColumnPolicy::kJson;        // one change per member
     uint32_t site = 0;
     const SiteId& origin = more.sites[c.site];
     while (site < held.sites.size() && held.sites[site] != origin) ++site;
@@ -84,7 +86,9 @@ void MergeHeld(Payload& held, const Payload& more) {
     moved.site = site;
     ColumnChange* mine = nullptr;
     for (ColumnChange& h : row.changes)
-      if (h.column == col && (!counter || held.sites[h.site] == origin)) mine = &h;
+      if (h.column == col && (!counter || held.sites[h.site] == origin) &&
+          (!json || MemberChangePath(h.value.s) == MemberChangePath(c.value.s)))
+        mine = &h;
     if (!mine) {
       row.changes.push_back(std::move(moved));
     } else if (CompareClocks(Clock{c.cl, c.hlc, origin}, Clock{mine->cl, mine->hlc, held.sites[mine->site]}) > 0) {

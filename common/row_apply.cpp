@@ -5,6 +5,7 @@
 #include "common/counter.hpp"
 #include "common/error.hpp"
 #include "common/hlc.hpp"
+#include "common/json_column.hpp"
 #include "common/utf8.hpp"
 
 namespace deltasync {
@@ -39,8 +40,27 @@ TableMapping MapTable(const std::string& table, const std::vector<std::string>& 
   return m;
 }
 
+namespace {
+
+// The state of json column `col` in decision `d`, read once: the local row's members when it
+// lives on in the merged life, none otherwise (a new row, a new life).
+JsonColumnState& JsonState(RowDecision& d, uint32_t col, int64_t local_cl, const RowClocks& local,
+                           const std::function<const SiteId&(uint32_t)>& site_of,
+                           const std::function<Value(uint32_t)>* base) {
+  for (JsonColumnState& s : d.json)
+    if (s.column == col) return s;
+  d.json.push_back(JsonColumnState{col, {}});
+  JsonColumnState& s = d.json.back();
+  if (d.merge.existed && local_cl == d.merge.cl && base)
+    s.local = ColumnMembers(local, col, ColumnDocument((*base)(col)), site_of);
+  return s;
+}
+
+}  // namespace
+
 RowDecision DecideRow(int64_t local_cl, const RowClocks& local, const RowChanges& r, const TableMapping& map,
-                      const std::function<const SiteId&(uint32_t)>& site_of) {
+                      const std::function<const SiteId&(uint32_t)>& site_of,
+                      const std::function<Value(uint32_t)>* base) {
   std::vector<Clock> incoming, current;
   incoming.reserve(r.changes.size());
   current.reserve(r.changes.size());
@@ -63,6 +83,21 @@ RowDecision DecideRow(int64_t local_cl, const RowClocks& local, const RowChanges
         d.merge.col_wins[k] = d.merge.exists && ord != 0 &&
                               ContributionWins(d.merge.cl, local.FindContribution(col, ord), c.cl, c.hlc);
         if (d.merge.col_wins[k]) d.contributions.push_back(k);
+      } else if (map.Json(col)) {
+        // A member is decided against the local member of its path (common/json_merge).
+        d.merge.col_wins[k] = false;
+        if (d.merge.exists) {
+          JsonMember in;
+          std::string error;
+          DecodeMemberChange(c.value.s, in.path, in.present, in.value, error);  // validated on decode
+          in.clock = incoming[k];
+          in.site = (*map.sites)[c.site];
+          JsonColumnState& state = JsonState(d, col, local_cl, local, site_of, base);
+          if (!in.path.empty() && MemberWins(d.merge.cl, FindMember(state.local, in.path), in.clock)) {
+            d.merge.col_wins[k] = true;
+            d.members.push_back(RowDecision::JsonWin{k, col, std::move(in)});
+          }
+        }
       } else if (d.merge.col_wins[k]) {
         d.winners.push_back(k);
       }
@@ -150,6 +185,65 @@ void CounterWrites(std::vector<CounterWrite>& out, const RowDecision& d, const R
   }
 }
 
+void JsonWrites(std::vector<JsonWrite>& out, RowDecision& d, int64_t local_cl, const TableMapping& map, size_t ncols) {
+  out.clear();
+  if (!map.policies || !d.merge.exists) return;
+  const bool same_life = d.merge.existed && local_cl == d.merge.cl;
+  for (uint32_t col = 0; col < ncols; ++col) {
+    if (!map.Json(col)) continue;
+    bool moved = !same_life;
+    for (const RowDecision::JsonWin& w : d.members) moved |= w.column == col;
+    if (!moved) continue;
+    JsonMembers members;
+    for (JsonColumnState& s : d.json)
+      if (s.column == col) members = std::move(s.local);
+    DropMembersBefore(members, d.merge.cl);
+    for (RowDecision::JsonWin& w : d.members)
+      if (w.column == col) {
+        w.member.ver = 0;  // the row's new version
+        PutMember(members, std::move(w.member));
+      }
+    Value doc = Value::Text(CanonicalJson(RenderJson(members)));
+    out.push_back(JsonWrite{col, std::move(doc), std::move(members)});
+  }
+}
+
+namespace {
+
+// The members of json column `c` to send: the stored ones adopted or written after `since`
+// in the row's current life, or (none stored) every leaf of the document at the column's
+// clock when that is newer than `since`.
+void CollectJsonMembers(RowChanges& r, const RowClocks& clocks, uint32_t c, int64_t since, const VersionRanges& exclude,
+                        const std::function<Value(uint32_t)>& value_of,
+                        const std::function<uint32_t(uint32_t)>& site_index) {
+  auto put = [&](const JsonMember& m, uint64_t hlc, uint32_t site, int64_t cl) {
+    ColumnChange ch;
+    ch.column = c;
+    ch.value = Value::Text(EncodeMemberChange(m.path, m.present, m.value));
+    ch.hlc = hlc;
+    ch.site = site_index(site);
+    ch.cl = cl;
+    r.changes.push_back(std::move(ch));
+  };
+  bool wanted = !clocks.HasMembers(c);
+  if (wanted) {
+    const ColClock& clk = clocks.Get(c);
+    wanted = clk.Present() && clk.ver > since && clk.cl <= r.cl && !InRanges(exclude, clk.ver);
+  } else {
+    for (const MemberClock& m : clocks.Members())
+      wanted |= m.column == c && m.cl == r.cl && m.ver > since && !InRanges(exclude, m.ver);
+  }
+  if (!wanted) return;
+  JsonValue doc = ColumnDocument(value_of(c));
+  static const SiteId kAny;
+  JsonMembers members = ColumnMembers(clocks, c, doc, [](uint32_t) -> const SiteId& { return kAny; });
+  for (const JsonMember& m : members)
+    if (m.clock.hlc != 0 && m.clock.cl == r.cl && m.ver > since && !InRanges(exclude, m.ver))
+      put(m, m.clock.hlc, m.site, m.clock.cl);
+}
+
+}  // namespace
+
 void CollectRowChanges(RowChanges& r, const RowClocks& clocks, size_t ncols, int64_t since,
                        const VersionRanges& exclude, const std::function<Value(uint32_t)>& value_of,
                        const std::function<uint32_t(uint32_t)>& site_index, const std::vector<ColumnPolicy>* policies,
@@ -181,6 +275,10 @@ void CollectRowChanges(RowChanges& r, const RowClocks& clocks, size_t ncols, int
         ch.cl = k.cl;
         r.changes.push_back(std::move(ch));
       }
+      continue;
+    }
+    if (policies && PolicyAt(*policies, c) == ColumnPolicy::kJson) {
+      CollectJsonMembers(r, clocks, c, since, exclude, value_of, site_index);
       continue;
     }
     if (!clk.Present() || clk.ver <= since || clk.cl > r.cl || InRanges(exclude, clk.ver)) continue;

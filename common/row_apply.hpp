@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/column_policy.hpp"
+#include "common/json_merge.hpp"
 #include "common/merge.hpp"
 #include "common/payload.hpp"
 #include "common/row_clocks.hpp"
@@ -54,6 +55,9 @@ struct TableMapping {
   bool Counter(uint32_t local_column) const {
     return policies && PolicyAt(*policies, local_column) == ColumnPolicy::kCounter;
   }
+  bool Json(uint32_t local_column) const {
+    return policies && PolicyAt(*policies, local_column) == ColumnPolicy::kJson;
+  }
 };
 TableMapping MapTable(const std::string& table, const std::vector<std::string>& local_pk,
                       const std::vector<std::string>& local_cols, const TableChanges& tc,
@@ -63,10 +67,24 @@ TableMapping MapTable(const std::string& table, const std::vector<std::string>& 
 // One incoming row decided against the local row (cl 0 and no clocks: never seen here).
 // A counter column's contributions (common/counter.hpp) are decided apart from the
 // last-writer-wins columns: `winners` holds only the latter.
+// A json column's members are decided apart as well, against the local member of their path
+// (common/json_merge.hpp): `members` holds the winners, `json` each json column the row
+// changes with its members before the merge.
+struct JsonColumnState {
+  uint32_t column = 0;  // local column
+  JsonMembers local;    // the row's members of the column before the merge
+};
 struct RowDecision {
   RowMerge merge;
   std::vector<size_t> winners;  // indexes into the row's changes that replace the local ones
   std::vector<size_t> contributions;  // indexes of the counter contributions that win
+  struct JsonWin {
+    size_t change;    // index into the row's changes
+    uint32_t column;  // local column
+    JsonMember member;
+  };
+  std::vector<JsonWin> members;  // the json member changes that win, decoded
+  std::vector<JsonColumnState> json;                   // the json columns of the local row
 };
 // Refuses (kClockDrift) a payload whose newest clock is more than `max_drift_setting` ms
 // (the site's max_clock_drift_ms) ahead of this site's wall clock; a negative setting counts
@@ -76,8 +94,11 @@ uint64_t CheckPayloadClock(const Payload& p, int64_t max_drift_setting);
 // Adds one decided row to the counts; false when nothing of it applies (nothing to write).
 bool CountRow(const RowDecision& d, ApplyResult& counts);
 
+// `base(c)` reads local column c of the base row: a json column's document, when its members
+// are the implicit ones (nullptr: a table without json columns).
 RowDecision DecideRow(int64_t local_cl, const RowClocks& local, const RowChanges& r, const TableMapping& map,
-                      const std::function<const SiteId&(uint32_t)>& site_of);
+                      const std::function<const SiteId&(uint32_t)>& site_of,
+                      const std::function<Value(uint32_t)>* base = nullptr);
 
 // The local clocks after the winners were written at local version `ver`, in stored form
 // (Normalize()d): a deleted row keeps none; a whole row from one origin becomes the shared
@@ -110,5 +131,16 @@ struct CounterWrite {
 void CounterWrites(std::vector<CounterWrite>& out, const RowDecision& d, const RowClocks& local, int64_t local_cl,
                    const RowChanges& r, const TableMapping& map, const std::vector<std::string>& cols,
                    const std::string& table, const std::function<Value(uint32_t)>& base);
+
+// The json documents an applied row writes, by local column: each json column of a row that is
+// live after decision `d` whose members may have moved (a new row here, a new life, a winning
+// member) gets the document its merged members show (the members of older lives dropped), and
+// the members to store (winners at version 0: the row's new one).
+struct JsonWrite {
+  uint32_t column;
+  Value value;
+  JsonMembers members;
+};
+void JsonWrites(std::vector<JsonWrite>& out, RowDecision& d, int64_t local_cl, const TableMapping& map, size_t ncols);
 
 }  // namespace deltasync

@@ -53,12 +53,30 @@ void RowClocks::Readopt(uint32_t column, int64_t ver) {
   if (clock.Present()) clock.ver = ver;
   for (Contribution& k : contributions_)
     if (k.column == column) k.ver = ver;
+  for (MemberClock& m : members_)
+    if (m.column == column) m.ver = ver;
 }
 
 void RowClocks::SetAll(const ColClock& clock) {
   base_ = clock;
   overrides_.clear();
   contributions_.clear();
+  members_.clear();
+}
+
+bool RowClocks::HasMembers(uint32_t column) const {
+  auto it = std::lower_bound(members_.begin(), members_.end(), column,
+                             [](const MemberClock& m, uint32_t c) { return m.column < c; });
+  return it != members_.end() && it->column == column;
+}
+
+void RowClocks::SetMembers(uint32_t column, std::vector<MemberClock> m) {
+  auto lo = std::lower_bound(members_.begin(), members_.end(), column,
+                             [](const MemberClock& e, uint32_t c) { return e.column < c; });
+  auto hi = std::upper_bound(lo, members_.end(), column, [](uint32_t c, const MemberClock& e) { return c < e.column; });
+  auto at = members_.erase(lo, hi);
+  for (MemberClock& e : m) e.column = column;
+  members_.insert(at, std::make_move_iterator(m.begin()), std::make_move_iterator(m.end()));
 }
 
 namespace {
@@ -99,6 +117,8 @@ void RowClocks::Resolve(int64_t row_ver, int64_t row_cl) {
   };
   fix(base_);
   for (auto& e : overrides_) fix(e.second);
+  for (MemberClock& m : members_)
+    if (m.ver == 0) m.ver = row_ver;
 }
 
 void RowClocks::Normalize(int64_t row_ver, int64_t row_cl) {
@@ -108,16 +128,20 @@ void RowClocks::Normalize(int64_t row_ver, int64_t row_cl) {
   };
   fix(base_);
   for (auto& e : overrides_) fix(e.second);
+  for (MemberClock& m : members_)
+    if (m.ver == row_ver) m.ver = 0;
 }
 
 // Layout: format byte 1, the shared clock's ver and cl, the override count, then
 // (column, hlc, site, ver, cl) per override. Format 2 (only when there are contributions)
 // goes on with the contribution count, then (column, site, zigzag value, hlc, ver, cl) each.
+// Format 3 (only when there are json members) is format 2 followed by the member count, then
+// (column, path length, (byte length, bytes) per path key, present, hlc, site, ver, cl) each.
 std::string RowClocks::EncodeExtras() const {
   std::string out;
-  if (base_.ver == 0 && base_.cl == 0 && overrides_.empty() && contributions_.empty()) return out;
-  out.reserve(8 + overrides_.size() * 16 + contributions_.size() * 24);
-  out.push_back(contributions_.empty() ? 1 : 2);
+  if (base_.ver == 0 && base_.cl == 0 && overrides_.empty() && contributions_.empty() && members_.empty()) return out;
+  out.reserve(8 + overrides_.size() * 16 + contributions_.size() * 24 + members_.size() * 24);
+  out.push_back(!members_.empty() ? 3 : contributions_.empty() ? 1 : 2);
   PutVarint(out, static_cast<uint64_t>(base_.ver));
   PutVarint(out, static_cast<uint64_t>(base_.cl));
   PutVarint(out, overrides_.size());
@@ -125,7 +149,7 @@ std::string RowClocks::EncodeExtras() const {
     PutVarint(out, e.first);
     PutClock(out, e.second);
   }
-  if (contributions_.empty()) return out;
+  if (contributions_.empty() && members_.empty()) return out;
   PutVarint(out, contributions_.size());
   for (const Contribution& c : contributions_) {
     PutVarint(out, c.column);
@@ -134,6 +158,21 @@ std::string RowClocks::EncodeExtras() const {
     PutVarint(out, c.hlc);
     PutVarint(out, static_cast<uint64_t>(c.ver));
     PutVarint(out, static_cast<uint64_t>(c.cl));
+  }
+  if (members_.empty()) return out;
+  PutVarint(out, members_.size());
+  for (const MemberClock& m : members_) {
+    PutVarint(out, m.column);
+    PutVarint(out, m.path.size());
+    for (const std::string& k : m.path) {
+      PutVarint(out, k.size());
+      out += k;
+    }
+    out.push_back(m.present ? 1 : 0);
+    PutVarint(out, m.hlc);
+    PutVarint(out, m.site);
+    PutVarint(out, static_cast<uint64_t>(m.ver));
+    PutVarint(out, static_cast<uint64_t>(m.cl));
   }
   return out;
 }
@@ -145,7 +184,7 @@ RowClocks RowClocks::Decode(uint64_t base_hlc, uint32_t base_site, std::string_v
   if (extras.empty()) return rc;
   ByteReader in(extras, "row clocks");
   uint8_t format = in.Byte();
-  if (format != 1 && format != 2) in.Fail("unknown format");
+  if (format < 1 || format > 3) in.Fail("unknown format");
   rc.base_.ver = static_cast<int64_t>(in.Varint());
   rc.base_.cl = static_cast<int64_t>(in.Varint());
   uint64_t n = in.Varint();
@@ -157,7 +196,7 @@ RowClocks RowClocks::Decode(uint64_t base_hlc, uint32_t base_site, std::string_v
       in.Fail("overrides out of order");
     rc.overrides_.emplace_back(static_cast<uint32_t>(col), GetClock(in));
   }
-  if (format == 2) {
+  if (format >= 2) {
     uint64_t m = in.Varint();
     if (m > in.Remaining()) in.Fail("bad contribution count");
     rc.contributions_.reserve(m);
@@ -174,6 +213,35 @@ RowClocks RowClocks::Decode(uint64_t base_hlc, uint32_t base_site, std::string_v
       c.ver = static_cast<int64_t>(in.Varint());
       c.cl = static_cast<int64_t>(in.Varint());
       rc.contributions_.push_back(c);
+    }
+  }
+  if (format == 3) {
+    uint64_t m = in.Varint();
+    if (m > in.Remaining()) in.Fail("bad member count");
+    rc.members_.reserve(m);
+    for (uint64_t k = 0; k < m; ++k) {
+      MemberClock e;
+      uint64_t col = in.Varint(), depth = in.Varint();
+      if (col > UINT32_MAX || depth == 0 || depth > in.Remaining()) in.Fail("member out of range");
+      e.column = static_cast<uint32_t>(col);
+      for (uint64_t d = 0; d < depth; ++d) {
+        uint64_t len = in.Varint();
+        if (len > in.Remaining()) in.Fail("bad member path");
+        e.path.push_back(std::string(in.Bytes(static_cast<size_t>(len))));
+      }
+      uint8_t present = in.Byte();
+      if (present > 1) in.Fail("bad member flag");
+      e.present = present == 1;
+      e.hlc = in.Varint();
+      uint64_t site = in.Varint();
+      if (site > UINT32_MAX) in.Fail("site ordinal out of range");
+      e.site = static_cast<uint32_t>(site);
+      e.ver = static_cast<int64_t>(in.Varint());
+      e.cl = static_cast<int64_t>(in.Varint());
+      if (!rc.members_.empty() && !(rc.members_.back().column < e.column ||
+                                    (rc.members_.back().column == e.column && rc.members_.back().path < e.path)))
+        in.Fail("members out of order");
+      rc.members_.push_back(std::move(e));
     }
   }
   if (!in.AtEnd()) in.Fail("trailing bytes");
@@ -195,6 +263,15 @@ RowClocks RemapColumns(const RowClocks& old, const std::vector<int64_t>& to) {
     return a.column != b.column ? a.column < b.column : a.site < b.site;
   });
   moved.SetContributions(std::move(contributions));
+  std::vector<MemberClock> members;
+  for (MemberClock m : old.Members())
+    if (dest(m.column) >= 0) {
+      m.column = static_cast<uint32_t>(dest(m.column));
+      members.push_back(std::move(m));
+    }
+  std::stable_sort(members.begin(), members.end(),
+                   [](const MemberClock& a, const MemberClock& b) { return a.column < b.column; });
+  moved.SetAllMembers(std::move(members));
   return moved;
 }
 

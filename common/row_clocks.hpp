@@ -47,6 +47,22 @@ struct Contribution {
   }
 };
 
+// A member of a json column (common/json_merge.hpp): its path, whether it shows (its value is
+// then the column's document at that path) or was removed, and the clock of the write.
+struct MemberClock {
+  uint32_t column = 0;
+  std::vector<std::string> path;
+  bool present = false;
+  uint64_t hlc = 0;
+  uint32_t site = 0;  // the writer's local ordinal (0 = this site)
+  int64_t ver = 0;    // the local db_version at which this site adopted it; stored form: 0 = the row's
+  int64_t cl = 0;     // the row's causal length (its life) when it was written (explicit)
+  bool operator==(const MemberClock& o) const {
+    return column == o.column && path == o.path && present == o.present && hlc == o.hlc && site == o.site &&
+           ver == o.ver && cl == o.cl;
+  }
+};
+
 class RowClocks {
  public:
   RowClocks() = default;
@@ -70,6 +86,15 @@ class RowClocks {
   // Replaces every contribution (a column move, a decoded row).
   void SetContributions(std::vector<Contribution> c) { contributions_ = std::move(c); }
 
+  // The members of json columns, sorted by (column, path). A json column without any has one
+  // implicitly per leaf of its document, at the column's clock.
+  const std::vector<MemberClock>& Members() const { return members_; }
+  bool HasMembers(uint32_t column) const;
+  // Replaces column `column`'s members (sorted by path).
+  void SetMembers(uint32_t column, std::vector<MemberClock> m);
+  // Replaces every member (a column move, a decoded row).
+  void SetAllMembers(std::vector<MemberClock> m) { members_ = std::move(m); }
+
   // Column `column`'s value is to be sent again under a new name (RENAME COLUMN: the hub and
   // other sites hold its cells under the old one): its version becomes `ver`, its hlc, site
   // and cl stay, so every receiver merges it as the same write. A column on the shared clock
@@ -82,7 +107,7 @@ class RowClocks {
   void Normalize(int64_t row_ver, int64_t row_cl);
 
   // The extras blob; empty when only the shared hlc and site carry information (format 1,
-  // or 2 when there are contributions).
+  // 2 when there are contributions, 3 when there are json members).
   std::string EncodeExtras() const;
   // Throws kInvalidPayload when the extras are malformed.
   static RowClocks Decode(uint64_t base_hlc, uint32_t base_site, std::string_view extras);
@@ -91,6 +116,7 @@ class RowClocks {
   ColClock base_;
   std::vector<std::pair<uint32_t, ColClock>> overrides_;  // sorted by column
   std::vector<Contribution> contributions_;               // sorted by (column, site)
+  std::vector<MemberClock> members_;                      // sorted by (column, path)
 };
 
 // A row's clocks after its table's tracked columns moved: the clock (and a counter's

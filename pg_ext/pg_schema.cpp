@@ -258,6 +258,11 @@ std::vector<ColumnPolicy> ResolvePolicies(const CatalogTable& cat, const std::op
       throw Error(ErrorCode::kInvalidArgument, "deltasync_enable options name column \"" + c.column + "\", which table \"" +
                                                    cat.name + "\" does not have (or does not track)");
     PolicyColumn col = LookUpPolicyColumn(cat.relid, c.column);
+    if (c.policy == ColumnPolicy::kJson)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "column \"" + c.column + "\" of table \"" + cat.name +
+                      "\": the json policy is not available on PostgreSQL yet (SQLite sites and the hub have it; "
+                      "docs/policies.md)");
     CheckColumnPolicy(cat.name, c.column, c.policy, is_key, col.integer, col.type);
     if (is_key) continue;
     if (c.policy == ColumnPolicy::kCounter) CheckCounterColumn(cat.name, c.column, col);

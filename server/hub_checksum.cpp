@@ -5,6 +5,7 @@
 
 #include "common/checksum.hpp"
 #include "common/counter.hpp"
+#include "common/json_merge.hpp"
 #include "common/key_codec.hpp"
 #include "sqlite_common/sqlite_util.hpp"
 #include "server/hub_store.hpp"
@@ -15,6 +16,8 @@ namespace {
 
 // hub_merge.cpp's name of a counter contribution's cell: "<column>\x1f<site id>".
 constexpr char kContributionMark = '\x1f';
+// ... and of a json member's: "<column>\x1e<path>" (common/json_merge).
+constexpr char kMemberMark = '\x1e';
 
 Value StoredValue(std::string_view bytes) {
   ByteReader in(bytes, "stored value");
@@ -30,7 +33,25 @@ void AddStoredRow(TableDigest& digest, const std::string& table, const ChecksumR
   values.clear();
   names.clear();
   std::map<std::string, int64_t> counters;
+  std::map<std::string, JsonMembers> documents;
   for (const StoredCell& cell : row.cells) {
+    size_t member = cell.col.find(kMemberMark);
+    if (member != std::string::npos) {
+      // A json member of the row's current life; the site's ordinal stands for its id (it only
+      // orders two members of one clock on one path's prefix, never written so by any site).
+      JsonMembers& doc = documents[cell.col.substr(0, member)];
+      Value v = StoredValue(cell.value);
+      JsonMember m;
+      std::string error;
+      if (cell.cl != row.cl || v.type != ValueType::kText ||
+          !DecodeMemberChange(v.s, m.path, m.present, m.value, error))
+        continue;
+      m.clock.cl = cell.cl;
+      m.clock.hlc = cell.hlc;
+      for (int b = 0; b < 8; ++b) m.clock.site.bytes[15 - b] = static_cast<uint8_t>(cell.site >> (8 * b));
+      PutMember(doc, std::move(m));
+      continue;
+    }
     size_t mark = cell.col.find(kContributionMark);
     if (mark == std::string::npos) {
       names.push_back(cell.col);
@@ -44,6 +65,10 @@ void AddStoredRow(TableDigest& digest, const std::string& table, const ChecksumR
   for (const auto& [column, sum] : counters) {
     names.push_back(column);
     values.push_back(Value::Integer(sum));
+  }
+  for (auto& [column, members] : documents) {
+    names.push_back(column);
+    values.push_back(Value::Text(CanonicalJson(RenderJson(members))));
   }
   cols.clear();
   for (size_t k = 0; k < names.size(); ++k) cols.push_back(DigestColumn{names[k], &values[k]});

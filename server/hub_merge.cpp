@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/counter.hpp"
+#include "common/json_merge.hpp"
 #include "common/error.hpp"
 #include "common/hlc.hpp"
 #include "common/key_codec.hpp"
@@ -66,23 +67,48 @@ std::string ContributionCell(const std::string& column, const SiteId& site) {
   return column + kContributionMark + site.ToString();
 }
 
+// A json column's members (common/json_merge.hpp) are cells of their own too, one per path:
+// named "<column>\x1e<path as canonical JSON>", each merged by last-writer-wins like any cell.
+constexpr char kMemberMark = '\x1e';
+std::string MemberCell(const std::string& column, const Value& change) {
+  return column + kMemberMark + std::string(MemberChangePath(change.s));
+}
+
+// A held cell's column and the policy its name says.
+std::pair<std::string_view, ColumnPolicy> CellColumn(std::string_view name) {
+  size_t mark = name.find_first_of("\x1e\x1f");
+  if (mark == std::string_view::npos) return {name, ColumnPolicy::kLww};
+  return {name.substr(0, mark), name[mark] == kContributionMark ? ColumnPolicy::kCounter : ColumnPolicy::kJson};
+}
+
 // The refusal of a push or page whose policy for a column disagrees with what the hub holds.
-Error PolicyClash(const std::string& table, const std::string& column) {
+Error PolicyClash(const std::string& table, const std::string& column, ColumnPolicy a, ColumnPolicy b) {
+  auto what = [](ColumnPolicy p) {
+    return std::string(p == ColumnPolicy::kCounter ? "a counter" : p == ColumnPolicy::kJson ? "a json document"
+                                                                                            : "a last-writer-wins value");
+  };
   return Error(ErrorCode::kInvalidPayload,
-               "table \"" + table + "\": column \"" + column +
-                   "\" is held by this hub both as a counter and as a last-writer-wins value; declare it alike on "
-                   "every site (deltasync_enable's \"columns\" option)");
+               "table \"" + table + "\": column \"" + column + "\" is held by this hub both as " + what(a) + " and as " +
+                   what(b) + "; declare it alike on every site (deltasync_enable's \"columns\" option)");
 }
 
 // Refuses a row push whose columns' policies differ from the cells the hub holds for the row.
 void CheckRowPolicies(const TableChanges& t, bool counters, const std::unordered_map<std::string, Clock>& held) {
   for (const auto& [name, clock] : held) {
-    size_t mark = name.find(kContributionMark);
-    if (mark == std::string::npos && !counters) continue;  // a plain cell, a push without counters
-    std::string_view column = mark == std::string::npos ? std::string_view(name) : std::string_view(name).substr(0, mark);
+    auto [column, policy] = CellColumn(name);
+    if (policy == ColumnPolicy::kLww && !counters) continue;  // a plain cell, a push without policies
     for (size_t k = 0; k < t.columns.size(); ++k)
-      if (t.columns[k] == column && (PolicyAt(t.policies, k) == ColumnPolicy::kCounter) != (mark != std::string::npos))
-        throw PolicyClash(t.name, t.columns[k]);
+      if (t.columns[k] == column && PolicyAt(t.policies, k) != policy)
+        throw PolicyClash(t.name, t.columns[k], policy, PolicyAt(t.policies, k));
+  }
+}
+
+// The cell a change of column k of `t` goes to.
+std::string CellOf(const TableChanges& t, const ColumnChange& c, const SiteId& site) {
+  switch (PolicyAt(t.policies, c.column)) {
+    case ColumnPolicy::kCounter: return ContributionCell(t.columns[c.column], site);
+    case ColumnPolicy::kJson: return MemberCell(t.columns[c.column], c.value);
+    default: return t.columns[c.column];
   }
 }
 
@@ -164,9 +190,7 @@ PushResult MergePush(PushTxn& txn, const Payload& p, int64_t seq, size_t max_row
       for (size_t k = 0; k < r.changes.size(); ++k) {
         const ColumnChange& c = r.changes[k];
         incoming.push_back(Clock{c.cl, c.hlc, p.sites[c.site]});
-        if (counters) names[k] = PolicyAt(t.policies, c.column) == ColumnPolicy::kCounter
-                                     ? ContributionCell(t.columns[c.column], p.sites[c.site])
-                                     : t.columns[c.column];
+        if (counters) names[k] = CellOf(t, c, p.sites[c.site]);
         auto it = held.find(counters ? names[k] : t.columns[c.column]);
         local.push_back(it == held.end() ? Clock{} : it->second);
       }
@@ -281,17 +305,16 @@ PullResult BuildPage(PullSource& src, const SiteId& hub_id, int64_t since, size_
       // requester as its origin but came from another site is news to the requester.
       if (requester_ord >= 0 && cell.pusher == requester_ord) continue;
       ColumnChange c;
-      size_t mark = cell.col.find(kContributionMark);
-      const bool contribution = mark != std::string::npos;
-      std::string column = contribution ? cell.col.substr(0, mark) : cell.col;
+      auto [column_view, policy] = CellColumn(cell.col);
+      std::string column(column_view);
       auto ci = col_index[ti].find(column);
       if (ci == col_index[ti].end()) {
         ci = col_index[ti].emplace(column, static_cast<uint32_t>(t.columns.size())).first;
         t.columns.push_back(column);
-        if (contribution || !t.policies.empty()) t.policies.resize(t.columns.size(), ColumnPolicy::kLww);
-        if (contribution) t.policies.back() = ColumnPolicy::kCounter;
-      } else if ((PolicyAt(t.policies, ci->second) == ColumnPolicy::kCounter) != contribution) {
-        throw PolicyClash(t.name, column);
+        if (policy != ColumnPolicy::kLww || !t.policies.empty()) t.policies.resize(t.columns.size(), ColumnPolicy::kLww);
+        if (policy != ColumnPolicy::kLww) t.policies.back() = policy;
+      } else if (PolicyAt(t.policies, ci->second) != policy) {
+        throw PolicyClash(t.name, column, PolicyAt(t.policies, ci->second), policy);
       }
       c.column = ci->second;
       c.value = DecodeStoredValue(cell.value);

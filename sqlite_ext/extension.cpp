@@ -65,6 +65,9 @@ constexpr FunctionDef kFunctions[] = {
     {"deltasync__ver", 0, kTrigger, FnVer},
     {"deltasync__hlc", 0, kTrigger, FnHlc},
     {"deltasync__clk_set", -1, kTrigger, FnClkSet},
+    {"deltasync__clk_json", -1, kTrigger, FnClkJson},
+    {"deltasync__json_check", 3, kTrigger, FnJsonCheck},
+    {"deltasync__json_canon", 1, kPure, FnJsonCanon},
     {"deltasync__ne", 2, kPure, FnNe},
 };
 

@@ -86,6 +86,9 @@ void FnNullKey(sqlite3_context*, int, sqlite3_value**);
 void FnVer(sqlite3_context*, int, sqlite3_value**);
 void FnHlc(sqlite3_context*, int, sqlite3_value**);
 void FnClkSet(sqlite3_context*, int, sqlite3_value**);
+void FnClkJson(sqlite3_context*, int, sqlite3_value**);
+void FnJsonCheck(sqlite3_context*, int, sqlite3_value**);
+void FnJsonCanon(sqlite3_context*, int, sqlite3_value**);
 void FnNe(sqlite3_context*, int, sqlite3_value**);
 
 }  // namespace deltasync

@@ -176,7 +176,13 @@ std::vector<ColumnPolicy> EnableTablePolicies(sqlite3* db, const std::string& ta
     type.BindText(1, table);
     type.BindText(2, name);
     std::string declared = type.Step() ? std::string(type.Text(0)) : "";
-    CheckColumnPolicy(table, name, c.policy, is_key, declared.find("INT") != std::string::npos, declared);
+    // A json column holds text: a declared type of TEXT affinity, JSON, or none.
+    bool text = declared.find("INT") == std::string::npos &&
+                (declared.empty() || declared.find("CHAR") != std::string::npos ||
+                 declared.find("CLOB") != std::string::npos || declared.find("TEXT") != std::string::npos ||
+                 declared.find("JSON") != std::string::npos);
+    CheckColumnPolicy(table, name, c.policy, is_key,
+                      c.policy == ColumnPolicy::kJson ? text : declared.find("INT") != std::string::npos, declared);
     if (is_key) continue;
     ColumnPolicy& slot = p[static_cast<size_t>(pos) - pk.size()];
     if (slot == c.policy) continue;

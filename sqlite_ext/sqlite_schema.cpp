@@ -173,25 +173,69 @@ std::string CounterCheck(const CatalogTable& t) {
   return "SELECT RAISE(ABORT, " + literal + ") WHERE " + Join(bad, " OR ") + "; ";
 }
 
+// A SQL string literal.
+std::string Literal(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
+// A json column holds the text of a JSON object: a statement writing anything else into one
+// is refused whole (deltasync__json_check). "" for a table without json columns.
+std::string JsonCheck(const CatalogTable& t) {
+  std::string out;
+  for (size_t k = 0; k < t.cols.size(); ++k)
+    if (PolicyAt(t.policies, k) == ColumnPolicy::kJson)
+      out += "SELECT deltasync__json_check(" + Literal(t.name) + ", " + Literal(t.cols[k]) + ", NEW." +
+             QuoteIdent(t.cols[k]) + "); ";
+  return out;
+}
+
+// Every site stores a json column's canonical text (common/json_value): a local write in any
+// other form is rewritten to it, after capture, so the rows of all sites are the same bytes.
+std::string JsonCanonicalize(const CatalogTable& t) {
+  std::vector<std::string> sets, differs;
+  for (size_t k = 0; k < t.cols.size(); ++k)
+    if (PolicyAt(t.policies, k) == ColumnPolicy::kJson) {
+      std::string q = QuoteIdent(t.cols[k]);
+      sets.push_back(q + " = deltasync__json_canon(" + q + ")");
+      differs.push_back("deltasync__ne(" + q + ", deltasync__json_canon(" + q + "))");
+    }
+  if (sets.empty()) return "";
+  std::vector<std::string> key;
+  for (const auto& c : t.pk) key.push_back(QuoteIdent(c) + " = NEW." + QuoteIdent(c));
+  return " UPDATE " + QuoteIdent(t.name) + " SET " + Join(sets, ", ") + " WHERE " + Join(key, " AND ") + " AND (" +
+         Join(differs, " OR ") + ");";
+}
+
 void CreateTriggers(sqlite3* db, const CatalogTable& t) {
   std::string q_name = QuoteIdent(t.name), q_meta = QuoteIdent(MetaTableName(t.name));
   auto trig = [&](const char* suffix) { return QuoteIdent(TriggerName(t.name, suffix)); };
-  std::string check = CounterCheck(t);
+  std::string check = CounterCheck(t) + JsonCheck(t), canon = JsonCanonicalize(t);
+  // The json columns' (position, OLD, NEW) for deltasync__clk_json.
+  std::vector<std::string> json_args;
+  for (size_t k = 0; k < t.cols.size(); ++k)
+    if (PolicyAt(t.policies, k) == ColumnPolicy::kJson)
+      json_args.push_back(std::to_string(k) + ", OLD." + QuoteIdent(t.cols[k]) + ", NEW." + QuoteIdent(t.cols[k]));
   std::string sql;
   sql += "CREATE TRIGGER " + trig("ins") + " AFTER INSERT ON " + q_name +
-         " WHEN deltasync__capturing() BEGIN " + check + UpsertBody(t, "NEW", true) + " END;";
+         " WHEN deltasync__capturing() BEGIN " + check + UpsertBody(t, "NEW", true) + canon + " END;";
   sql += "CREATE TRIGGER " + trig("del") + " AFTER DELETE ON " + q_name +
          " WHEN deltasync__capturing() BEGIN " + UpsertBody(t, "OLD", false) + " END;";
   // A key change is a delete of the old key and an insert of the new one.
   sql += "CREATE TRIGGER " + trig("upk") + " AFTER UPDATE ON " + q_name + " WHEN deltasync__capturing() AND (" +
          KeyChangedExpr(t) + ") BEGIN " + check + UpsertBody(t, "OLD", false) + " " + UpsertBody(t, "NEW", true) +
-         " END;";
+         canon + " END;";
   if (!t.cols.empty()) {
     std::vector<std::string> masks = MaskExprs(t);
     sql += "CREATE TRIGGER " + trig("upd") + " AFTER UPDATE ON " + q_name +
            " WHEN deltasync__capturing() AND NOT (" + KeyChangedExpr(t) + ") BEGIN " + check + "UPDATE " + q_meta +
-           " SET ver = deltasync__ver(), clk = deltasync__clk_set(hlc, site, clk, cl, ver, " + Join(masks, ", ") +
-           ") WHERE " + KeyMatch(t, "NEW") + " AND (" + Join(masks, " | ") + ") <> 0; END;";
+           " SET ver = deltasync__ver(), clk = " +
+           (json_args.empty() ? "deltasync__clk_set(hlc, site, clk, cl, ver, "
+                              : "deltasync__clk_json(hlc, site, clk, cl, ver, " + std::to_string(json_args.size()) +
+                                    ", " + Join(json_args, ", ") + ", ") +
+           Join(masks, ", ") + ") WHERE " + KeyMatch(t, "NEW") + " AND (" + Join(masks, " | ") + ") <> 0;" + canon +
+           " END;";
   }
   Exec(db, sql);
 }

@@ -367,7 +367,7 @@ TEST(RowClocks, DecodeRejectsMalformedExtras) {
   EXPECT_NO_THROW(RowClocks::Decode(5, 0, good));
   EXPECT_EQ(RowClocks::Decode(5, 0, good).Get(2), CC(6, 0, 0, 1));
   EXPECT_EQ(RowClocks::Decode(5, 0, good).Get(1), CC(5, 0, 7, 3));
-  EXPECT_TRUE(ThrowsDeltasync([&] { RowClocks::Decode(5, 0, Bytes({3}) + good.substr(1)); },
+  EXPECT_TRUE(ThrowsDeltasync([&] { RowClocks::Decode(5, 0, Bytes({4}) + good.substr(1)); },
                               ErrorCode::kInvalidPayload, "unknown format"));
   EXPECT_TRUE(ThrowsDeltasync([&] { RowClocks::Decode(5, 0, good + "x"); }, ErrorCode::kInvalidPayload, "trailing"));
   for (size_t cut = 1; cut < good.size(); ++cut)

@@ -327,7 +327,7 @@ TEST(CounterDeclaration, OptionsNameAPolicyAsTextOrInAnObject) {
     }
   }
   ExpectErrorWith([] { ParseEnableOptions(R"({"columns": {"stock": "sum"}})"); },
-                  "unknown policy \"sum\" for column \"stock\" (known: lww, counter)");
+                  "unknown policy \"sum\" for column \"stock\" (known: lww, counter, json)");
   ExpectErrorWith([] { ParseEnableOptions(R"({"columns": {"stock": {"policy": 1}}})"); }, "the options of column \"stock\"");
   ExpectErrorWith([] { ParseEnableOptions(R"({"columns": {"stock": 3}})"); }, "the options of column \"stock\"");
   ExpectErrorWith([] { ParseEnableOptions(R"({"columns": {"stock": {}}})"); }, "the options of column \"stock\"");

@@ -4,7 +4,7 @@
 -- declaration refused.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(50);
+SELECT plan(51);
 
 -- This site's contribution to pol_t.stock of row `k` in payload `p` (NULL: none sent), and
 -- how many contributions the payload carries for it.
@@ -40,7 +40,10 @@ SELECT throws_like($$SELECT deltasync_enable('pol_bad', '{"columns": {"nope": "c
 SELECT throws_like($$SELECT deltasync_enable('pol_bad', '{"columns": {"loose": "counter"}}')$$,
   '%counter column "loose" of table "pol_bad" must be NOT NULL on PostgreSQL%', 'a nullable counter is refused');
 SELECT throws_like($$SELECT deltasync_enable('pol_bad', '{"columns": {"stock": "sum"}}')$$,
-  '%unknown policy "sum" for column "stock" (known: lww, counter)%', 'an unknown policy is refused');
+  '%unknown policy "sum" for column "stock" (known: lww, counter, json)%', 'an unknown policy is refused');
+SELECT throws_like($$SELECT deltasync_enable('pol_bad', '{"columns": {"name": "json"}}')$$,
+  '%column "name" of table "pol_bad": the json policy is not available on PostgreSQL yet%',
+  'a json column is refused on PostgreSQL (SQLite and the hub only, for now)');
 SELECT is((SELECT count(*) FROM deltasync.tables WHERE name = 'pol_bad'), 0::bigint,
   'the refused declarations track nothing');
 

@@ -24,7 +24,8 @@ TEST(ApiSurface, ExactFunctionSet) {
       "deltasync_checksum",
       "deltasync_compact",
       "deltasync__capturing", "deltasync__null_key", "deltasync__ver",       "deltasync__hlc",
-      "deltasync__clk_set", "deltasync__ne"};
+      "deltasync__clk_set", "deltasync__ne", "deltasync__clk_json", "deltasync__json_check",
+      "deltasync__json_canon"};
   EXPECT_EQ(names, expected);
 }
 
