@@ -17,10 +17,16 @@ GEN="WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<$ROWS)
 INSERT="BEGIN; $GEN INSERT INTO t SELECT printf('id-%08d', x), 'kotare mubi' || x, x FROM c; COMMIT;"
 UPDATE="BEGIN; UPDATE t SET b = b + 1; COMMIT;"
 
-# count SETUP_SQL WORKLOAD_SQL: instructions of the workload statement's process
+# the table with a json column c (docs/policies.md): a small document per row, one member updated
+JSON_TABLE="CREATE TABLE t(id TEXT PRIMARY KEY, a TEXT, b INTEGER, c TEXT NOT NULL DEFAULT '{}');"
+JSON_INSERT="BEGIN; $GEN INSERT INTO t SELECT printf('id-%08d', x), 'kotare mubi' || x, x, json_object('n', x, 'tags', json_array('a', 'b')) FROM c; COMMIT;"
+JSON_UPDATE="BEGIN; UPDATE t SET c = json_set(c, '\$.n', b + 1); COMMIT;"
+
+# count SETUP_SQL WORKLOAD_SQL [PREPARE_SQL]: instructions of the workload statement's process
+# (TABLE_SQL, when set, creates the table instead of the default one)
 count() {
   rm -f "$DIR/db"
-  sqlite3 -cmd ".load $EXT" "$DIR/db" "CREATE TABLE t(id TEXT PRIMARY KEY, a TEXT, b INTEGER); $1" >/dev/null
+  sqlite3 -cmd ".load $EXT" "$DIR/db" "${TABLE_SQL:-CREATE TABLE t(id TEXT PRIMARY KEY, a TEXT, b INTEGER);} $1" >/dev/null
   [ -z "${3:-}" ] || sqlite3 -cmd ".load $EXT" "$DIR/db" "$3" >/dev/null
   valgrind --tool=callgrind --callgrind-out-file="$DIR/cg" sqlite3 -cmd ".load $EXT" "$DIR/db" "$2" 2>&1 >/dev/null |
     awk '/Collected/ {print $4}'
@@ -34,6 +40,11 @@ tracked_upd=$(( $(count "SELECT deltasync_enable('t');" "$UPDATE" "$INSERT") - b
 COUNTER="SELECT deltasync_enable('t', '{\"columns\": {\"b\": \"counter\"}}');"
 counter_ins=$(( $(count "$COUNTER" "$INSERT") - base ))
 counter_upd=$(( $(count "$COUNTER" "$UPDATE" "$INSERT") - base ))
+JSON="SELECT deltasync_enable('t', '{\"columns\": {\"c\": \"json\"}}');"
+json_plain_ins=$(( $(TABLE_SQL="$JSON_TABLE" count "" "$JSON_INSERT") - base ))
+json_ins=$(( $(TABLE_SQL="$JSON_TABLE" count "$JSON" "$JSON_INSERT") - base ))
+json_plain_upd=$(( $(TABLE_SQL="$JSON_TABLE" count "" "$JSON_UPDATE" "$JSON_INSERT") - base ))
+json_upd=$(( $(TABLE_SQL="$JSON_TABLE" count "$JSON" "$JSON_UPDATE" "$JSON_INSERT") - base ))
 # apply: the payload of ROWS inserted rows merged into an empty tracked table (decode included),
 # against the same rows inserted into a plain table by SQL
 sqlite3 -cmd ".load $EXT" "$DIR/src" "CREATE TABLE t(id TEXT PRIMARY KEY, a TEXT, b INTEGER);
@@ -47,4 +58,6 @@ printf '%-28s %14s %14s %8s\n' "insert (per row)" "$(per_row $plain_ins)" "$(per
 printf '%-28s %14s %14s %8s\n' "update one column (per row)" "$(per_row $plain_upd)" "$(per_row $tracked_upd)" "$(ratio $tracked_upd $plain_upd)"
 printf '%-28s %14s %14s %8s\n' "insert, b counter" "$(per_row $plain_ins)" "$(per_row $counter_ins)" "$(ratio $counter_ins $plain_ins)"
 printf '%-28s %14s %14s %8s\n' "update b, b counter" "$(per_row $plain_upd)" "$(per_row $counter_upd)" "$(ratio $counter_upd $plain_upd)"
+printf '%-28s %14s %14s %8s\n' "insert, c json" "$(per_row $json_plain_ins)" "$(per_row $json_ins)" "$(ratio $json_ins $json_plain_ins)"
+printf '%-28s %14s %14s %8s\n' "update c member, c json" "$(per_row $json_plain_upd)" "$(per_row $json_upd)" "$(ratio $json_upd $json_plain_upd)"
 printf '%-28s %14s %14s %8s\n' "apply into empty (per row)" "$(per_row $plain_ins)" "$(per_row $tracked_apply)" "$(ratio $tracked_apply $plain_ins)"
