@@ -126,6 +126,12 @@ PushAnswer ReadPushAnswer(const HttpResponse& res, const std::string& url) {
   return out;
 }
 
+// What a pull asks for: the binary codec with zstd, or JSON.
+static std::vector<std::pair<std::string, std::string>> PullHeaders(bool binary) {
+  if (!binary) return {{"Accept", std::string(kContentTypeJson)}};
+  return {{"Accept", std::string(kContentTypeBinary)}, {"Accept-Encoding", std::string(kContentEncodingZstd)}};
+}
+
 PullAnswer ReadPullAnswer(const HttpResponse& res, const std::string& url, int64_t cursor, size_t max_page_bytes) {
   CheckStatus(res, url);
   PullAnswer out;
@@ -322,15 +328,8 @@ Json HubLink::Resync() {
     for (;;) {
       std::string url = url_.base + "/nodes/" + url_.node + "/pull?since=" + std::to_string(cursor) +
                         "&limit=" + std::to_string(opt_.batch_rows) + "&site=" + local + "&resync=1";
-      std::vector<std::pair<std::string, std::string>> headers;
-      if (opt_.binary) {
-        headers.emplace_back("Accept", std::string(kContentTypeBinary));
-        headers.emplace_back("Accept-Encoding", std::string(kContentEncodingZstd));
-      } else {
-        headers.emplace_back("Accept", std::string(kContentTypeJson));
-      }
       PullAnswer answer =
-          ReadPullAnswer(HttpRequest("GET", url, headers, {}, opt_.http), url, cursor, opt_.max_page_bytes);
+          ReadPullAnswer(HttpRequest("GET", url, PullHeaders(opt_.binary), {}, opt_.http), url, cursor, opt_.max_page_bytes);
       answered_ = true;
       CheckHubIdentity(answer.page.site.ToString());
       site_.NoteSeen(answer.page);
@@ -380,15 +379,8 @@ Json HubLink::PullAll() {
         url += "&wait_ms=" + std::to_string(opt_.wait_ms);
         if (http.timeout_ms > 0) http.timeout_ms += opt_.wait_ms;
       }
-      std::vector<std::pair<std::string, std::string>> headers;
-      if (opt_.binary) {
-        headers.emplace_back("Accept", std::string(kContentTypeBinary));
-        headers.emplace_back("Accept-Encoding", std::string(kContentEncodingZstd));
-      } else {
-        headers.emplace_back("Accept", std::string(kContentTypeJson));
-      }
       PullAnswer answer =
-          ReadPullAnswer(HttpRequest("GET", url, headers, {}, http), url, cursor, opt_.max_page_bytes);
+          ReadPullAnswer(HttpRequest("GET", url, PullHeaders(opt_.binary), {}, http), url, cursor, opt_.max_page_bytes);
       answered_ = true;
       const Payload& page = answer.page;
       if (CheckHubIdentity(page.site.ToString())) {

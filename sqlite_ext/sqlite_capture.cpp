@@ -35,6 +35,23 @@ void FnHlc(sqlite3_context* ctx, int, sqlite3_value**) {
   Guarded(ctx, [&] { sqlite3_result_int64(ctx, static_cast<int64_t>(ConnOf(ctx).TxnHlc())); });
 }
 
+// A shadow row's clocks from the arguments (hlc, site, clk, ...) of a clock function.
+static RowClocks ClocksArgs(sqlite3_value** argv) {
+  auto blob = static_cast<const char*>(sqlite3_value_blob(argv[2]));
+  return RowClocks::Decode(static_cast<uint64_t>(sqlite3_value_int64(argv[0])),
+                           static_cast<uint32_t>(sqlite3_value_int64(argv[1])),
+                           std::string_view(blob ? blob : "", sqlite3_value_bytes(argv[2])));
+}
+
+// The extras blob of `clocks` as the function's result (NULL when there are none).
+static void ResultExtras(sqlite3_context* ctx, const RowClocks& clocks) {
+  std::string out = clocks.EncodeExtras();
+  if (out.empty())
+    sqlite3_result_null(ctx);
+  else
+    sqlite3_result_blob64(ctx, out.data(), out.size(), SQLITE_TRANSIENT);
+}
+
 // deltasync__clk_set(hlc, site, clk, cl, ver, mask0, mask1, ...): the extras of a shadow
 // row after an update of the columns whose bits are set (kColumnsPerMask columns per mask). A local
 // write always gets a clock newer than the version it overwrites, even if that version
@@ -42,19 +59,12 @@ void FnHlc(sqlite3_context* ctx, int, sqlite3_value**) {
 void FnClkSet(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   Guarded(ctx, [&] {
     Conn& conn = ConnOf(ctx);
-    auto blob = static_cast<const char*>(sqlite3_value_blob(argv[2]));
-    RowClocks clocks = RowClocks::Decode(static_cast<uint64_t>(sqlite3_value_int64(argv[0])),
-                                         static_cast<uint32_t>(sqlite3_value_int64(argv[1])),
-                                         std::string_view(blob ? blob : "", sqlite3_value_bytes(argv[2])));
+    RowClocks clocks = ClocksArgs(argv);
     int64_t cl = sqlite3_value_int64(argv[3]);
     clocks.Resolve(sqlite3_value_int64(argv[4]), cl);
     MarkUpdatedColumns(clocks, cl, conn.TxnHlc(), argc - 5,
                        [&](int g) { return static_cast<uint64_t>(sqlite3_value_int64(argv[5 + g])); }, conn.clock());
-    std::string out = clocks.EncodeExtras();
-    if (out.empty())
-      sqlite3_result_null(ctx);
-    else
-      sqlite3_result_blob64(ctx, out.data(), out.size(), SQLITE_TRANSIENT);
+    ResultExtras(ctx, clocks);
   });
 }
 
@@ -65,10 +75,7 @@ void FnClkSet(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
 void FnClkJson(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   Guarded(ctx, [&] {
     Conn& conn = ConnOf(ctx);
-    auto blob = static_cast<const char*>(sqlite3_value_blob(argv[2]));
-    RowClocks clocks = RowClocks::Decode(static_cast<uint64_t>(sqlite3_value_int64(argv[0])),
-                                         static_cast<uint32_t>(sqlite3_value_int64(argv[1])),
-                                         std::string_view(blob ? blob : "", sqlite3_value_bytes(argv[2])));
+    RowClocks clocks = ClocksArgs(argv);
     int64_t cl = sqlite3_value_int64(argv[3]);
     clocks.Resolve(sqlite3_value_int64(argv[4]), cl);
     int n = static_cast<int>(sqlite3_value_int64(argv[5]));
@@ -84,11 +91,7 @@ void FnClkJson(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     MarkUpdatedColumns(clocks, cl, conn.TxnHlc(), masks,
                        [&](int g) { return static_cast<uint64_t>(sqlite3_value_int64(argv[6 + 3 * n + g])); },
                        conn.clock());
-    std::string out = clocks.EncodeExtras();
-    if (out.empty())
-      sqlite3_result_null(ctx);
-    else
-      sqlite3_result_blob64(ctx, out.data(), out.size(), SQLITE_TRANSIENT);
+    ResultExtras(ctx, clocks);
   });
 }
 

@@ -396,9 +396,12 @@ void FollowAddedColumns(Conn& conn, const CatalogTable& t, const std::vector<uin
       std::vector<uint32_t> untouched, valued, written;
       for (size_t a = 0; a < added.size(); ++a) {
         Value v = s.Val(nk + 5 + static_cast<int>(a));
-        if (!is_default(v, dflt[a])) written.push_back(added[a]);
-        else untouched.push_back(added[a]);
-        if (is_default(v, dflt[a]) && !v.IsNull()) valued.push_back(added[a]);
+        if (!is_default(v, dflt[a])) {
+          written.push_back(added[a]);
+        } else {
+          untouched.push_back(added[a]);
+          if (!v.IsNull()) valued.push_back(added[a]);
+        }
       }
       int64_t new_ver = written.empty() && valued.empty() ? ver : conn.NextVersion();
       MarkAddedColumns(clocks, untouched, valued, new_ver, cl);
