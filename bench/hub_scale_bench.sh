@@ -13,6 +13,15 @@
 # CLIENTS the client counts (default "16 64"); BASELINE_16 an earlier 16-client SQLite-store
 # "in" figure to print ratios against (default: this run's own); MODE=push times pushes only
 # (clients push in the timed rounds, pull after: "in" is the hub's ingest, not a whole sync).
+# MODE=load measures the hub alone (issue 16): no sqlite3 clients, but the native load
+# generator (bench/hub_load.cpp, build target deltasync_bench_hub_load) pushing bodies it
+# encoded before the clock started (binary codec + zstd, as sites send them; each client
+# its own site and keys, 3 tables x 4 columns), CLIENTS threads at once; then ROWS is the
+# rows per push (default 200: 800 changes) and ROUNDS the pushes per client (default 10).
+# It prints changes/s accepted, the CPU time per 1,000 changes of the hub process and (PG
+# store) of the PostgreSQL server (the postmaster and its backends, from /proc), and the
+# ratio to the 16-client figures measured before issue 16's push-path work (22,700 changes/s
+# SQLite store, 16,100 PostgreSQL store; override with BASELINE_16 / BASELINE_16_PG).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${DELTASYNC_SCALE_BENCH_INSIDE:-}" ]; then
@@ -20,9 +29,9 @@ if [ -z "${DELTASYNC_SCALE_BENCH_INSIDE:-}" ]; then
   exec pg_virtualenv -t -- "$0" "$@"
 fi
 ROWS=${1:-200}
-ROUNDS=${2:-3}
+if [ "${MODE:-}" = load ]; then ROUNDS=${2:-10}; else ROUNDS=${2:-3}; fi
 EXT="$(pwd)/${BUILD_DIR:-build}/sqlite_ext/deltasync"
-CLI="$(pwd)/${BUILD_DIR:-build}/server/deltasync"
+CLI="${HUB_BIN:-$(pwd)/${BUILD_DIR:-build}/server/deltasync}"  # HUB_BIN: another build of the hub, to compare
 DIR=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$DIR"; }
@@ -88,6 +97,45 @@ run() {
     'BEGIN { if (push == "push") printf "%9.0f %9s", n / (ms / 1000), "-"; else printf "%9.0f %9.0f", n / (ms / 1000), n / c * pairs / (ms / 1000) }'
   rm -rf "$d"
 }
+
+# MODE=load: one generator run against the hub(s) just started; prints one table row.
+HUB_PIDS=()
+load_line() {  # setup clients nodes store(sqlite|pg) port
+  local name=$1 clients=$2 nodes=$3 store=$4 port=$5 pids=("${HUB_PIDS[@]}") out
+  [ "$store" = pg ] && pids+=("$(head -1 "$(psql -XAtc 'SHOW data_directory' postgres)/postmaster.pid")")
+  out=$("$LOAD" "http://127.0.0.1:$port" "$clients" "$nodes" "$ROUNDS" "$ROWS" "${pids[@]}") || exit 1
+  local rate hub pg="-" client base
+  rate=$(awk '{print $2}' <<<"$out")
+  hub=$(awk '{print $8}' <<<"$out" | cut -d: -f2)
+  [ "$store" = pg ] && pg=$(awk '{print $9}' <<<"$out" | cut -d: -f2)
+  client=$(awk '{print $NF}' <<<"$out")
+  if [ "$store" = pg ]; then base=${BASELINE_16_PG:-16100}; else base=${BASELINE_16:-22700}; fi
+  printf '%-34s %-8s %10s %12s %12s %12s %8s\n' "$name" "$clients" "$rate" "$hub" "$pg" "$client" \
+    "$(awk -v a="$rate" -v b="$base" 'BEGIN { printf "%.2f", a / b }')"
+}
+if [ "${MODE:-}" = load ]; then
+  LOAD="$(pwd)/${BUILD_DIR:-build}/bench/deltasync_bench_hub_load"
+  [ -x "$LOAD" ] || { echo "build the load generator first: cmake --build build --target deltasync_bench_hub_load" >&2; exit 1; }
+  echo "deltasync hub ingest (load generator): $ROWS rows x 4 columns per push, $ROUNDS pushes per client; CPU in ms per 1,000 changes"
+  printf '%-34s %-8s %10s %12s %12s %12s %8s\n' setup clients "changes/s" "hub cpu" "pg cpu" "client cpu" "ratio"
+  SETUPS=${SETUPS:-sqlite sqlite8 pg pg8}
+  for clients in ${CLIENTS:-16 64}; do
+    for s in $SETUPS; do
+      case $s in
+        sqlite | sqlite8) nodes=1; [ "$s" = sqlite8 ] && nodes=8
+          start_hub "$DIR/load_${s}_$clients.db"; HUB_PIDS=("${PIDS[-1]}")
+          load_line "SQLite store, $nodes node(s)" "$clients" "$nodes" sqlite "$HUB_PORT" ;;
+        pg | pg8) nodes=1; [ "$s" = pg8 ] && nodes=8
+          createdb "load_${s}_$clients"
+          start_hub "postgresql:///load_${s}_$clients"; HUB_PIDS=("${PIDS[-1]}")
+          load_line "PostgreSQL store, 1 hub, $nodes node(s)" "$clients" "$nodes" pg "$HUB_PORT" ;;
+        *) echo "MODE=load: unknown setup $s (sqlite sqlite8 pg pg8)" >&2; exit 1 ;;
+      esac
+      stop_hubs
+    done
+  done
+  exit 0
+fi
 
 echo "deltasync hub throughput: $ROWS rows x $ROUNDS rounds per client, column changes/s (in = pushed into the hub, out = pulled from it)"
 printf '%-34s %-8s %9s %9s %s\n' setup clients "in/s" "out/s" "in ÷ 16-client SQLite baseline"
