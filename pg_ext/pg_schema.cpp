@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/schema_rules.hpp"
+#include "common/scoped_flag.hpp"
 #include "common/utf8.hpp"
 #include "pg_ext/pg_capture.hpp"
 #include "pg_ext/pg_functions.hpp"
@@ -124,14 +125,23 @@ void CreateShadowTable(const TableInfo& t) {
   RunSql("CREATE TABLE " + t.q_meta + " (" + cols +
          "cl bigint NOT NULL, ver bigint, hlc bigint, site integer, clk bytea, PRIMARY KEY (" +
          ShadowKeyList(t.pk.size()) + "))");
-  // A member of the extension: DROP EXTENSION takes it along.
-  RunSql("ALTER EXTENSION deltasync ADD TABLE " + t.q_meta);
+  // No member of the extension, so pg_dump dumps it whole (docs/operations.md, "Backups");
+  // it lives in the extension's schema, so DROP EXTENSION ... CASCADE takes it along, and the
+  // drop event trigger refuses dropping it on its own.
 }
+
+namespace {
+bool dropping_own_shadow = false;  // while deltasync drops a shadow table itself
+}  // namespace
 
 void DropShadowTable(const std::string& q_meta) {
   QuietDdl quiet;
-  RunSql("DO $$BEGIN IF to_regclass('" + q_meta + "') IS NOT NULL THEN ALTER EXTENSION deltasync DROP TABLE " + q_meta +
-         "; DROP TABLE " + q_meta + "; END IF; END$$");
+  ScopedFlag own(dropping_own_shadow);
+  // A shadow table made before 0.2.0 is still a member until ALTER EXTENSION UPDATE.
+  RunSql("DO $$BEGIN IF to_regclass('" + q_meta + "') IS NOT NULL THEN IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend"
+         " WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND objid = '" + q_meta +
+         "'::pg_catalog.regclass AND deptype = 'e') THEN ALTER EXTENSION deltasync DROP TABLE " + q_meta +
+         "; END IF; DROP TABLE " + q_meta + "; END IF; END$$");
 }
 
 // Existing rows without a shadow row become changes written now by this site.
@@ -479,6 +489,20 @@ DELTASYNC_PG_FUNCTION(deltasync_on_sql_drop) {
         throw Error(ErrorCode::kInvalidArgument, "dropping the capture trigger " + rows.Text(r, 0) + " of tracked table \"" +
                                                      t->name + "\" would let writes escape capture; call deltasync_disable('" +
                                                      t->name + "') instead");
+    }
+  }
+  // A shadow table dropped on its own while its table stays tracked: its clocks would be lost.
+  if (!dropping_own_shadow) {
+    RunSql("SELECT t.name FROM pg_event_trigger_dropped_objects() AS d JOIN deltasync.tables AS t"
+           " ON d.address_names[1] = 'deltasync' AND d.address_names[2] = 'meta_' || t.id"
+           " WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.object_type = 'table'");
+    Rows rows;
+    for (uint64_t r = 0; r < rows.size(); ++r) {
+      std::string name = rows.Text(r, 0);
+      if (std::none_of(gone.begin(), gone.end(), [&](const Dropped& g) { return g.name == name; }))
+        throw Error(ErrorCode::kInvalidArgument, "deltasync.meta_* of tracked table \"" + name +
+                                                     "\" holds its clocks and cannot be dropped on its own; call "
+                                                     "deltasync_disable('" + name + "') instead");
     }
   }
   // Partitions dropped from a tracked table's tree: their rows left the tracked table.

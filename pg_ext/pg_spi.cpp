@@ -174,7 +174,8 @@ int64_t Rows::Int(uint64_t row, int col, int64_t if_null) const {
   switch (Type(col)) {
     case INT2OID: return DatumGetInt16(d);
     case INT4OID: return DatumGetInt32(d);
-    case OIDOID: return DatumGetObjectId(d);
+    case OIDOID:
+    case REGCLASSOID: return DatumGetObjectId(d);
     case BOOLOID: return DatumGetBool(d) ? 1 : 0;
     default: return DatumGetInt64(d);
   }

@@ -6,7 +6,7 @@
 -- The partitions, at any depth, of tracked partitioned tables: each carries capture
 -- triggers that write its tracked table's shadow table.
 CREATE TABLE deltasync.members (
-  relid oid PRIMARY KEY,
+  relid regclass PRIMARY KEY,
   table_id integer NOT NULL REFERENCES deltasync.tables (id) ON DELETE CASCADE
 );
 
@@ -166,3 +166,56 @@ CREATE TABLE deltasync.sync_progress (
   eta_ms bigint,
   PRIMARY KEY (hub, direction)
 );
+
+-- pg_dump and pg_restore (docs/operations.md, "Backups"; the block of the same name in
+-- deltasync.sql.in): the state tables and sequences are dumped, relids as names, and the
+-- shadow tables leave the extension so pg_dump dumps them whole.
+ALTER TABLE deltasync.tables ALTER COLUMN relid TYPE regclass USING relid::regclass;
+DO $$
+DECLARE
+  m record;
+BEGIN
+  FOR m IN SELECT c.oid::regclass AS rel FROM pg_catalog.pg_depend AS d
+             JOIN pg_catalog.pg_class AS c ON c.oid = d.objid
+            WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype = 'e'
+              AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'deltasync')
+              AND c.relnamespace = 'deltasync'::pg_catalog.regnamespace AND c.relname LIKE 'meta\_%'
+  LOOP
+    EXECUTE format('ALTER EXTENSION deltasync DROP TABLE %s', m.rel);
+  END LOOP;
+END$$;
+SELECT pg_catalog.pg_extension_config_dump('deltasync.settings', $$WHERE name <> 'schema_version'$$);
+SELECT pg_catalog.pg_extension_config_dump('deltasync.sites', '');
+SELECT pg_catalog.pg_extension_config_dump('deltasync.site_ord', '');
+SELECT pg_catalog.pg_extension_config_dump('deltasync.tables', '');
+SELECT pg_catalog.pg_extension_config_dump('deltasync.table_id', '');
+SELECT pg_catalog.pg_extension_config_dump('deltasync.members', '');
+SELECT pg_catalog.pg_extension_config_dump('deltasync.db_version', '');
+SELECT pg_catalog.pg_extension_config_dump('deltasync.hubs', '');
+SELECT pg_catalog.pg_extension_config_dump('deltasync.hub_frontier', '');
+SELECT pg_catalog.pg_extension_config_dump('deltasync.hub_echo', '');
+SELECT pg_catalog.pg_extension_config_dump('deltasync.quarantine', '');
+SELECT pg_catalog.pg_extension_config_dump('deltasync.pending', '');
+SELECT pg_catalog.pg_extension_config_dump('deltasync.gone_columns', '');
+SELECT pg_catalog.pg_extension_config_dump('deltasync.id_seq', '');
+CREATE FUNCTION deltasync.restore_identity() RETURNS trigger LANGUAGE plpgsql VOLATILE AS $f$
+BEGIN
+  IF TG_TABLE_NAME = 'settings' THEN
+    IF NEW.name IN ('site_id', 'hlc') THEN
+      UPDATE deltasync.settings SET value = NEW.value WHERE name = NEW.name;
+      IF FOUND THEN RETURN NULL; END IF;
+    END IF;
+  ELSIF NEW.ord = 0 THEN
+    UPDATE deltasync.sites SET site_id = NEW.site_id WHERE ord = 0;
+    IF FOUND THEN RETURN NULL; END IF;
+  END IF;
+  RETURN NEW;
+END$f$;
+COMMENT ON FUNCTION deltasync.restore_identity() IS
+  'deltasync: a restored site id, clock floor and sites row 0 replace those CREATE EXTENSION made';
+CREATE TRIGGER deltasync_restore_identity BEFORE INSERT ON deltasync.settings
+  FOR EACH ROW EXECUTE FUNCTION deltasync.restore_identity();
+CREATE TRIGGER deltasync_restore_identity BEFORE INSERT ON deltasync.sites
+  FOR EACH ROW EXECUTE FUNCTION deltasync.restore_identity();
+ALTER TABLE deltasync.settings ENABLE ALWAYS TRIGGER deltasync_restore_identity;
+ALTER TABLE deltasync.sites ENABLE ALWAYS TRIGGER deltasync_restore_identity;

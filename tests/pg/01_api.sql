@@ -13,7 +13,8 @@ SELECT is(
   'the extension schema holds exactly the SPEC section 5 functions');
 SELECT is(
   (SELECT array_agg(proname::text ORDER BY proname::text) FROM pg_proc WHERE pronamespace = 'deltasync'::regnamespace),
-  ARRAY['capture', 'clk_added', 'clk_readopt', 'clk_remap', 'clk_set', 'ne', 'next_version', 'on_ddl_end', 'on_sql_drop'],
+  ARRAY['capture', 'clk_added', 'clk_readopt', 'clk_remap', 'clk_set', 'ne', 'next_version', 'on_ddl_end', 'on_sql_drop',
+        'restore_identity'],
   'internal functions live in schema deltasync');
 SELECT has_function('deltasync_push', ARRAY['text', 'jsonb'], 'push takes (url, options)');
 SELECT is(deltasync_version(), (SELECT extversion FROM pg_extension WHERE extname = 'deltasync'), 'version is the extension version');
