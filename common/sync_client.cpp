@@ -123,6 +123,8 @@ PushAnswer ReadPushAnswer(const HttpResponse& res, const std::string& url) {
   if (seq != ack.end() && seq->is_number_integer()) out.seq = seq->get<int64_t>();
   auto id = ack.find("hub_id");
   if (id != ack.end() && id->is_string()) out.hub_id = id->get<std::string>();
+  auto site_until = ack.find("site_until");
+  if (site_until != ack.end() && site_until->is_number_integer()) out.site_until = site_until->get<int64_t>();
   return out;
 }
 
@@ -157,6 +159,12 @@ PullAnswer ReadPullAnswer(const HttpResponse& res, const std::string& url, int64
     // Digits only, at most 18 of them (fits int64_t): anything else says nothing.
     if (!f.empty() && f.size() <= 18 && f.find_first_not_of("0123456789") == std::string::npos)
       out.frontier = std::stoll(f);
+  }
+  auto site_until = res.headers.find("deltasync-site-until");
+  if (site_until != res.headers.end()) {
+    const std::string& f = site_until->second;
+    if (!f.empty() && f.size() <= 18 && f.find_first_not_of("0123456789") == std::string::npos)
+      out.site_until = std::stoll(f);
   }
   return out;
 }
@@ -288,6 +296,7 @@ Json HubLink::PushOnce() {
             reset_ = true;  // a new store: its cursors start over, and so does this pass
             return false;
           }
+          CheckNotRestored(ack.site_until);
           site_.PushProgressed(key_, batch.until, after);
           if (meter.Advance(rows, static_cast<int64_t>(WallClockMillis()))) {
             if (!counted) {  // the push is a long one: worth counting what it has to send
@@ -390,6 +399,7 @@ Json HubLink::PullAll() {
         pushed_before = 0;
         continue;
       }
+      CheckNotRestored(answer.site_until);  // before the page is applied
       // A long-poll's wait is no work: a pull that waited is timed from its first page.
       if (pages == 0 && opt_.wait_ms > 0)
         meter = ProgressMeter(key_, "pull", static_cast<int64_t>(WallClockMillis()));
@@ -428,6 +438,22 @@ Json HubLink::PullAll() {
     if (!compacted.is_null()) out["compacted"] = std::move(compacted);
   }
   return out;
+}
+
+// The hub holds changes of this site with versions above any it ever gave: the database was
+// restored from an earlier backup or copied, and what it wrote after that backup is on the
+// hub only (a pull never sends a site what it pushed itself). Refused until it re-synchronises.
+void HubLink::CheckNotRestored(int64_t site_until) {
+  if (site_until <= 0) return;
+  const int64_t ceiling = site_.VersionCeiling();
+  if (site_until <= ceiling) return;
+  throw Error(ErrorCode::kInvalidArgument,
+              url_.base + "/nodes/" + url_.node + ": the hub holds changes of this site up to version " +
+                  std::to_string(site_until) + ", beyond its db_version " + std::to_string(ceiling) +
+                  ": this database was restored from an earlier backup or copied, and its writes after that backup "
+                  "are on the hub only",
+              "", "re-synchronise it: deltasync_sync(url, '{\"resync\": true}') (docs/operations.md, "
+                  "\"A site restored from a backup\")");
 }
 
 PushAnswer HubLink::Send(const Payload& batch) {

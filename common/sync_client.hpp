@@ -51,6 +51,7 @@ SyncOptions ParseSyncOptions(std::string_view json);
 struct PushAnswer {
   int64_t seq = 0;
   std::string hub_id;
+  int64_t site_until = -1;  // the highest `until` this site ever pushed to the node; -1 when not said
 };
 // Reads a push answer: anything but a 200 with a JSON object as its body is an Error
 // (kNetwork) naming the URL; unknown or wrongly typed fields of the object are ignored.
@@ -62,6 +63,7 @@ struct PullAnswer {
   bool more = false;
   int64_t node_seq = 0;  // the node's sequence as the page was read (Deltasync-Seq; 0 when not said)
   int64_t frontier = -1;  // the Deltasync-Frontier header; -1 when absent or malformed
+  int64_t site_until = -1;  // the Deltasync-Site-Until header (as PushAnswer's); -1 when absent
 };
 // Reads a pull answer for the page after `cursor`: anything but a 200 whose body decodes
 // (by its content type and encoding) to a page that continues from the cursor is an Error
@@ -146,6 +148,11 @@ class SyncSite {
   // the hub dropped. Rows written only here since (their whole row unsent) stay. Returns
   // how many rows it removed.
   virtual uint64_t RemoveUnseen(const std::string& /*key*/) { return 0; }
+  // At least every db_version this site ever gave a change (what a push's `until` can
+  // reach): the hub holding a higher `until` from this site means it was restored from an
+  // earlier backup or copied (docs/operations.md, "A site restored from a backup").
+  // INT64_MAX: the engine does not tell (nothing is checked).
+  virtual int64_t VersionCeiling() { return INT64_MAX; }
 };
 
 // The name a site keeps hub `url` under: its base + "/nodes/" + node.
@@ -177,6 +184,8 @@ class HubLink {
   nlohmann::json PullAll();
   nlohmann::json PushOnce();
   bool CheckHubIdentity(const std::string& id);
+  // Refuses to go on when the hub holds a higher `until` of this site than it ever reached.
+  void CheckNotRestored(int64_t site_until);
   PushAnswer Send(const Payload& batch);
   void Report(ProgressMeter& meter);
   // A pull's progress after a page: `done` node positions read of `expected` (0: not said).

@@ -94,6 +94,15 @@ class PgSyncSite : public SyncSite {
     });
   }
 
+  // The end of the last block of versions handed out: every version given so far, and every
+  // push's `until`, is at or below it (common/sync_client VersionCeiling).
+  int64_t VersionCeiling() override {
+    AsOwner as;
+    RunSql("SELECT coalesce(pg_catalog.pg_sequence_last_value('deltasync.db_version'::pg_catalog.regclass) + " +
+           std::to_string(kVersionBlock - 1) + ", 0)");
+    return ResultInt(0, 0);
+  }
+
   HubRecord LoadHub(const std::string& key) override {
     AsOwner as;
     Args a;

@@ -237,6 +237,25 @@ bool SqliteHubStore::Readmit(int64_t node, const SiteId& site) {
   return changed;
 }
 
+// The highest `until` a site pushed (NotePushed, hub_store.cpp), and forgetting it.
+int64_t SqliteHubStore::PushedUntil(int64_t node, const SiteId& site) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt get(db_, "SELECT pushed_until FROM hub_site_pushed WHERE node = ?1 AND site = ?2");
+  get.BindInt(1, node);
+  get.BindBlob(2, site.View());
+  return get.Step() ? get.Int(0) : 0;
+}
+
+void SqliteHubStore::ForgetPushed(int64_t node, const SiteId& site) {
+  std::lock_guard<std::mutex> lock(mu_);
+  InWriteTxn(db_, [&] {
+    Stmt del(db_, "DELETE FROM hub_site_pushed WHERE node = ?1 AND site = ?2");
+    del.BindInt(1, node);
+    del.BindBlob(2, site.View());
+    del.Run();
+  });
+}
+
 void SqliteHubStore::NewIdentity() {
   std::lock_guard<std::mutex> lock(mu_);
   SiteId id = SiteId::Random();
@@ -245,6 +264,7 @@ void SqliteHubStore::NewIdentity() {
     put.BindBlob(1, id.View());
     put.Run();
     Exec(db_, "UPDATE hub_site_contacts SET pulled = 0");
+    Exec(db_, "DELETE FROM hub_site_pushed");
     // Upstream links start over with new site ids: the upstream sends them everything again.
     Exec(db_, "DELETE FROM hub_upstream_links");
   });

@@ -18,6 +18,10 @@ namespace deltasync::hub {
 struct PushResult {
   uint64_t applied = 0, ignored = 0, rows = 0;
   int64_t seq = 0;  // the node's sequence after the push
+  // The highest `until` the pushing site ever pushed to the node, this push included: above
+  // the site's own db_version only when it was restored from an earlier backup or copied
+  // (docs/operations.md, "A site restored from a backup").
+  int64_t site_until = 0;
 };
 
 struct PullResult {

@@ -452,6 +452,7 @@ struct Hub::Impl {
                               {"ignored", r.ignored},
                               {"rows", r.rows},
                               {"seq", r.seq},
+                              {"site_until", r.site_until},
                               {"hub_id", store->hub_id().ToString()}})
                             .dump(),
                         "application/json");
@@ -504,7 +505,10 @@ struct Hub::Impl {
         if (resync == "1") {
           requester.reset();
         } else {
-          if (resync == "done") store->Readmit(node, *requester);
+          if (resync == "done") {
+            store->Readmit(node, *requester);
+            store->ForgetPushed(node, *requester);  // what it pushes from now on is what it has
+          }
           // A full pull says the site applied everything up to `since` (the frontier's input).
           if (requester &&
               store->Contact(node, *requester, tables.empty() ? since : -1, static_cast<int64_t>(WallClockMillis())))
@@ -514,6 +518,10 @@ struct Hub::Impl {
         metrics.ChangesOut(node_name, r.changes);
         res.set_header("Deltasync-More", r.more ? "true" : "false");
         res.set_header("Deltasync-Frontier", std::to_string(store->Frontier(node)));
+        // What the site pushed so far: a site that never reached it was restored or copied.
+        if (requester)
+          if (int64_t pushed = store->PushedUntil(node, *requester); pushed > 0)
+            res.set_header("Deltasync-Site-Until", std::to_string(pushed));
         // The node's sequence as the page was read: what a client shows its progress against.
         res.set_header("Deltasync-Seq", std::to_string(std::max(r.head, r.payload.until)));
         EncodeResponseBody(r.payload, req.get_header_value("Accept"), req.get_header_value("Accept-Encoding"), res);

@@ -46,6 +46,9 @@ SqliteHubStore::SqliteHubStore(const std::string& path) {
        " value BLOB NOT NULL, hlc INTEGER NOT NULL, site INTEGER NOT NULL, cl INTEGER NOT NULL, seq INTEGER NOT NULL,"
        " pusher INTEGER NOT NULL DEFAULT -1, PRIMARY KEY (tbl, key, col)) WITHOUT ROWID;"
        // A node's link to its upstream hub (hub_upstream.cpp); an older deltasync ignores it.
+       // The highest `until` each site pushed to each node (NotePushed); an older deltasync ignores it.
+       "CREATE TABLE IF NOT EXISTS hub_site_pushed(node INTEGER NOT NULL, site BLOB NOT NULL,"
+       " pushed_until INTEGER NOT NULL, PRIMARY KEY (node, site)) WITHOUT ROWID;"
        "CREATE TABLE IF NOT EXISTS hub_upstream_links(node INTEGER NOT NULL, upstream TEXT NOT NULL, site BLOB NOT NULL,"
        " hub_id TEXT NOT NULL DEFAULT '', push_cursor INTEGER NOT NULL DEFAULT 0,"
        " pull_cursor INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (node, upstream)) WITHOUT ROWID;");
@@ -327,6 +330,7 @@ void SqliteHubStore::CommitGroup(const std::vector<PendingPush*>& group) {
           Txn txn(*this, push->node);
           push->result = MergePush(txn, *push->payload, seq, push->max_row_bytes);
         }
+        push->result.site_until = NotePushed(push->node, *push->payload);
         if (push->result.seq != seq) {
           Stmt set_seq(db_, "UPDATE hub_nodes SET seq = ?1 WHERE id = ?2");
           set_seq.BindInt(1, push->result.seq);
@@ -348,6 +352,18 @@ void SqliteHubStore::CommitGroup(const std::vector<PendingPush*>& group) {
   }
   if (group_error)
     for (PendingPush* push : group) push->error = group_error;
+}
+
+// Records the push's `until` as its site's highest for the node, in the push's transaction;
+// answers the highest so far.
+int64_t SqliteHubStore::NotePushed(int64_t node, const Payload& p) {
+  Stmt put(db_,
+           "INSERT INTO hub_site_pushed(node, site, pushed_until) VALUES (?1, ?2, ?3) ON CONFLICT (node, site)"
+           " DO UPDATE SET pushed_until = max(pushed_until, excluded.pushed_until) RETURNING pushed_until");
+  put.BindInt(1, node);
+  put.BindBlob(2, p.site.View());
+  put.BindInt(3, p.until);
+  return put.Step() ? put.Int(0) : p.until;
 }
 
 PullResult SqliteHubStore::Pull(int64_t node, int64_t since, size_t max_rows, const std::vector<std::string>& tables,

@@ -108,6 +108,11 @@ class HubStore {
   }
   // Lets a retired site sync again (an admin's decision); false when it was not retired.
   virtual bool Readmit(int64_t /*node*/, const SiteId& /*site*/) { return false; }
+  // Forgets the highest `until` a site pushed (PushResult::site_until): it re-synchronised
+  // (resync=done), so what it pushes from now on is what it has.
+  virtual void ForgetPushed(int64_t node, const SiteId& site) = 0;
+  // The highest `until` a site pushed to a node (0: none since it was forgotten).
+  virtual int64_t PushedUntil(int64_t node, const SiteId& site) = 0;
   // Gives the store a new identity (`deltasync serve --new-hub-id`, after restoring it from
   // a backup): every site then pushes and pulls everything again (docs/operations.md,
   // "Backups"). Every site's place in the frontier goes back to 0.
@@ -147,6 +152,8 @@ class SqliteHubStore : public HubStore {
   int64_t Frontier(int64_t node) override;
   CompactResult Compact(int64_t node, int64_t retention_ms, int64_t now_ms, size_t batch) override;
   bool Readmit(int64_t node, const SiteId& site) override;
+  void ForgetPushed(int64_t node, const SiteId& site) override;
+  int64_t PushedUntil(int64_t node, const SiteId& site) override;
   void NewIdentity() override;
   LinkRecord LoadLink(int64_t node, const std::string& upstream) override;
   void SaveLink(int64_t node, const std::string& upstream, const LinkUpdate& update) override;
@@ -181,6 +188,7 @@ class SqliteHubStore : public HubStore {
     bool retired = false;
     bool dirty = false;
   };
+  int64_t NotePushed(int64_t node, const Payload& p);  // in the push's transaction
   void FlushContacts();
   int64_t GraveCl(int64_t tbl, const std::string& key);  // under mu_
   std::set<int64_t> grave_tables_;  // tables with graves: the others skip the lookup

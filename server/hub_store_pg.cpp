@@ -290,6 +290,10 @@ void PgHubStore::CreateSchema(Conn& c) {
         " last_seen_ms bigint NOT NULL, retired boolean NOT NULL DEFAULT false, PRIMARY KEY (node, site))");
   c.Run("CREATE TABLE IF NOT EXISTS hub_graves (node bigint NOT NULL, tbl bigint NOT NULL, key bytea NOT NULL,"
         " cl bigint NOT NULL, PRIMARY KEY (node, tbl, key))");
+  // The highest `until` each site pushed to each node (PushResult::site_until); an older
+  // deltasync ignores it.
+  c.Run("CREATE TABLE IF NOT EXISTS hub_site_pushed (node bigint NOT NULL, site bytea NOT NULL,"
+        " pushed_until bigint NOT NULL, PRIMARY KEY (node, site))");
   // A node's link to its upstream hub (hub_upstream.cpp); an older deltasync ignores it.
   c.Run("CREATE TABLE IF NOT EXISTS hub_upstream_links (node bigint NOT NULL, upstream text NOT NULL, site bytea NOT NULL,"
         " hub_id text NOT NULL DEFAULT '', push_cursor bigint NOT NULL DEFAULT 0, pull_cursor bigint NOT NULL DEFAULT 0,"
@@ -621,6 +625,12 @@ PushResult PgHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_d
     Txn txn(*this, c, node, ords);
     PushResult result = MergePush(txn, p, seq, max_row_bytes);
     if (result.seq != seq) c.Run("UPDATE hub_seqs SET seq = $1 WHERE node = $2", Params().Int(result.seq).Int(node));
+    result.site_until =
+        c.Run("INSERT INTO hub_site_pushed (node, site, pushed_until) VALUES ($1, $2, $3) ON CONFLICT (node, site)"
+              " DO UPDATE SET pushed_until = greatest(hub_site_pushed.pushed_until, excluded.pushed_until)"
+              " RETURNING pushed_until",
+              Params().Int(node).Bytes(std::string(p.site.View())).Int(p.until))
+            ->Int(0, 0);
     // Tests only: numbers taken, not committed yet (what the node's lock must keep from pullers).
     if (push_commit_delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(push_commit_delay_ms_));
     c.Run("COMMIT");  // synchronous_commit as the server has it (on by default): durable when it returns
@@ -817,12 +827,28 @@ bool PgHubStore::Readmit(int64_t node, const SiteId& site) {
   });
 }
 
+int64_t PgHubStore::PushedUntil(int64_t node, const SiteId& site) {
+  return WithConn([&](Conn& c) {
+    auto r = c.Run("SELECT pushed_until FROM hub_site_pushed WHERE node = $1 AND site = $2",
+                   Params().Int(node).Bytes(std::string(site.View())));
+    return r->rows() ? r->Int(0, 0) : int64_t{0};
+  });
+}
+
+void PgHubStore::ForgetPushed(int64_t node, const SiteId& site) {
+  WithConn([&](Conn& c) {
+    c.Run("DELETE FROM hub_site_pushed WHERE node = $1 AND site = $2", Params().Int(node).Bytes(std::string(site.View())));
+    return 0;
+  });
+}
+
 void PgHubStore::NewIdentity() {
   SiteId id = SiteId::Random();
   WithConn([&](Conn& c) {
     c.Run("BEGIN");
     c.Run("UPDATE hub_settings SET value = $1 WHERE name = 'hub_id'", Params().Text(id.ToString()));
     c.Run("UPDATE hub_site_contacts SET pulled = 0");
+    c.Run("DELETE FROM hub_site_pushed");
     // Upstream links start over with new site ids: the upstream sends them everything again.
     c.Run("DELETE FROM hub_upstream_links");
     c.Run("COMMIT");

@@ -38,6 +38,8 @@ class PgHubStore : public HubStore {
   int64_t Frontier(int64_t node) override;
   CompactResult Compact(int64_t node, int64_t retention_ms, int64_t now_ms, size_t batch) override;
   bool Readmit(int64_t node, const SiteId& site) override;
+  void ForgetPushed(int64_t node, const SiteId& site) override;
+  int64_t PushedUntil(int64_t node, const SiteId& site) override;
   void NewIdentity() override;
   LinkRecord LoadLink(int64_t node, const std::string& upstream) override;
   void SaveLink(int64_t node, const std::string& upstream, const LinkUpdate& update) override;

@@ -84,6 +84,9 @@ class SqliteSyncSite : public SyncSite {
     return echo;
   }
 
+  // The stored reservation covers every version issued (common/sync_client VersionCeiling).
+  int64_t VersionCeiling() override { return conn_.SafeVersion(); }
+
   int64_t CollectBatches(int64_t since, int64_t until, const CollectPosition& from, const VersionRanges& exclude,
                          const BatchLimits& limits,
                          const std::function<bool(Payload&, const CollectPosition&)>& batch) override {

@@ -542,6 +542,58 @@ TEST(HubBackups, ARestoreFromAnEarlierBackupWithANewIdLosesNothing) {
   EXPECT_EQ(a.Text("SELECT group_concat(id || ':' || qty) FROM item"), "1:10,3:3");
 }
 
+// A SQLite site restored from a backup taken earlier (docs/operations.md, "A site restored
+// from a backup"): it reuses its site id and versions the hub has seen, and what it wrote
+// after the backup is on the hub only (a pull never sends a site its own pushes). Its first
+// pull, and its first push after a write, say so and change nothing here; a resync brings
+// those writes back, keeps what it wrote since the restore, and it syncs on with no error.
+TEST(HubBackups, ASiteRestoredFromAnEarlierBackupIsToldAndResynchronises) {
+  HubProcess hub(HubOptions());
+  std::string url = hub.url("restored");
+  std::string path = deltasync::test::UniqueTempPath("site", ".db"), backup = path + ".backup";
+  Site b;
+  b.Exec(kSchema);
+  {
+    Site a(path);
+    a.Exec(kSchema);
+    a.Exec("INSERT INTO item VALUES (1, 'one', 1), (2, 'two', 2)");
+    Call(a, "deltasync_sync", url);
+    a.Exec("VACUUM INTO '" + backup + "'");  // the backup
+    // Three transactions after the backup (each reserves its versions), pushed.
+    a.Exec("INSERT INTO item VALUES (3, 'after the backup', 3)");
+    a.Exec("UPDATE item SET qty = 20 WHERE id = 2");
+    a.Exec("UPDATE item SET name = 'three' WHERE id = 3");
+    Call(a, "deltasync_sync", url);
+  }
+  Call(b, "deltasync_sync", url);
+  ASSERT_EQ(b.Text("SELECT group_concat(id || ':' || qty) FROM item"), "1:1,2:20,3:3");
+  // The file is lost; the backup comes back in its place.
+  ASSERT_EQ(std::rename(backup.c_str(), path.c_str()), 0);
+  Site a(path);
+  std::string site_id = a.Text("SELECT deltasync_site_id()");
+  for (const char* fn : {"deltasync_pull", "deltasync_sync"}) {
+    std::string before = a.Text("SELECT group_concat(id || ':' || qty) FROM item");
+    std::string err = CallError(a, fn, url);
+    EXPECT_NE(err.find("restored from an earlier backup or copied"), std::string::npos) << fn << ": " << err;
+    EXPECT_NE(err.find("\"resync\": true"), std::string::npos) << err;
+    EXPECT_EQ(a.Text("SELECT group_concat(id || ':' || qty) FROM item"), before) << fn << " changed the restored site";
+    // One transaction since the restore: the push now carries a change, and the versions it
+    // has given are still below those the hub holds from the lost file.
+    if (std::string(fn) == "deltasync_pull") a.Exec("INSERT INTO item VALUES (4, 'written after the restore', 4)");
+  }
+  Json status = Json::parse(a.Text("SELECT deltasync_status()"));
+  EXPECT_NE(status.at("hubs").at(0).at("last_error").get<std::string>().find("restored"), std::string::npos) << status.dump();
+  Json r = Call(a, "deltasync_sync", url, Opts({{"resync", true}}));
+  EXPECT_EQ(r.at("pull").at("resync").at("removed"), 0) << r.dump();
+  EXPECT_EQ(a.Text("SELECT deltasync_site_id()"), site_id);
+  a.Exec("UPDATE item SET qty = 5 WHERE id = 1");
+  for (Site* s : {&a, &b, &a}) Call(*s, "deltasync_sync", url);
+  EXPECT_EQ(a.Text("SELECT group_concat(id || ':' || qty) FROM item"), "1:5,2:20,3:3,4:4");
+  EXPECT_EQ(b.Rows(kItems), a.Rows(kItems));
+  EXPECT_EQ(Call(a, "deltasync_push", url).at("pushed"), 0);
+  std::remove(path.c_str());
+}
+
 // Compaction on sites (docs/operations.md, "Compaction on sites"): a site turns a tombstone
 // into a grave only once its hub's frontier, as the site last heard it, covers a mark at or
 // past the delete's version. A site that has not pulled the delete holds every site back; its
