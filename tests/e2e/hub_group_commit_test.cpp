@@ -9,6 +9,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -45,6 +46,7 @@ TEST(HubGroupCommit, ConcurrentPushesAllLandAndARefusedOneSpoilsNone) {
   Site bad;
   bad.Exec("CREATE TABLE g(w INTEGER, id INTEGER, v TEXT, PRIMARY KEY (w, id)); SELECT deltasync_enable('g');");
   std::atomic<int> refused{0}, accepted_bad{0};
+  std::atomic<bool> declared{false};  // a writer's push gave the node its key columns
   std::vector<std::thread> threads;
   for (int w = 0; w < kWriters; ++w) {
     threads.emplace_back([&, w] {
@@ -55,11 +57,15 @@ TEST(HubGroupCommit, ConcurrentPushesAllLandAndARefusedOneSpoilsNone) {
                            std::to_string(r) + "')");
         }
         Push(*writers[w], url);
+        declared = true;
       }
     });
   }
   std::atomic<bool> writing{true};
   std::thread spoiler([&] {
+    // Only after the node holds the writers' declaration: pushed first, the spoiler's
+    // key would be the node's and every writer refused (it failed so in a CI rehearsal).
+    while (!declared) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     for (int r = 0; writing || r < 3; ++r) {
       bad.Exec("INSERT INTO g VALUES (-1, " + std::to_string(r) + ", 'bad')");
       try {
