@@ -64,6 +64,16 @@ T IntegerOption(const Json& v, const std::string& name) {
 }
 
 
+// A header holding a count: digits only, at most 18 of them (fits int64_t); -1 when absent
+// or anything else (it then says nothing).
+int64_t CountHeader(const HttpResponse& res, const std::string& name) {
+  auto h = res.headers.find(name);
+  if (h == res.headers.end()) return -1;
+  const std::string& f = h->second;
+  if (f.empty() || f.size() > 18 || f.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stoll(f);
+}
+
 }  // namespace
 
 SyncOptions ParseSyncOptions(std::string_view text) {
@@ -153,19 +163,8 @@ PullAnswer ReadPullAnswer(const HttpResponse& res, const std::string& url, int64
     } catch (const std::exception&) {  // progress only: a bad header means "not said"
     }
   }
-  auto frontier = res.headers.find("deltasync-frontier");
-  if (frontier != res.headers.end()) {
-    const std::string& f = frontier->second;
-    // Digits only, at most 18 of them (fits int64_t): anything else says nothing.
-    if (!f.empty() && f.size() <= 18 && f.find_first_not_of("0123456789") == std::string::npos)
-      out.frontier = std::stoll(f);
-  }
-  auto site_until = res.headers.find("deltasync-site-until");
-  if (site_until != res.headers.end()) {
-    const std::string& f = site_until->second;
-    if (!f.empty() && f.size() <= 18 && f.find_first_not_of("0123456789") == std::string::npos)
-      out.site_until = std::stoll(f);
-  }
+  out.frontier = CountHeader(res, "deltasync-frontier");
+  out.site_until = CountHeader(res, "deltasync-site-until");
   return out;
 }
 

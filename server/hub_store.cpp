@@ -45,10 +45,10 @@ SqliteHubStore::SqliteHubStore(const std::string& path) {
        "CREATE TABLE IF NOT EXISTS hub_cells(tbl INTEGER NOT NULL, key BLOB NOT NULL, col TEXT NOT NULL,"
        " value BLOB NOT NULL, hlc INTEGER NOT NULL, site INTEGER NOT NULL, cl INTEGER NOT NULL, seq INTEGER NOT NULL,"
        " pusher INTEGER NOT NULL DEFAULT -1, PRIMARY KEY (tbl, key, col)) WITHOUT ROWID;"
-       // A node's link to its upstream hub (hub_upstream.cpp); an older deltasync ignores it.
        // The highest `until` each site pushed to each node (NotePushed); an older deltasync ignores it.
        "CREATE TABLE IF NOT EXISTS hub_site_pushed(node INTEGER NOT NULL, site BLOB NOT NULL,"
        " pushed_until INTEGER NOT NULL, PRIMARY KEY (node, site)) WITHOUT ROWID;"
+       // A node's link to its upstream hub (hub_upstream.cpp); an older deltasync ignores it.
        "CREATE TABLE IF NOT EXISTS hub_upstream_links(node INTEGER NOT NULL, upstream TEXT NOT NULL, site BLOB NOT NULL,"
        " hub_id TEXT NOT NULL DEFAULT '', push_cursor INTEGER NOT NULL DEFAULT 0,"
        " pull_cursor INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (node, upstream)) WITHOUT ROWID;");
