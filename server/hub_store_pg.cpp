@@ -4,8 +4,9 @@
 // (the name -> id map, UNIQUE (name)), hub_sites and hub_settings are small reference
 // tables, written only when a node or a site is first seen.
 //
-// No lost or skipped change with several hubs: a push locks its node's hub_seqs row
-// (SELECT ... FOR UPDATE NOWAIT, retried by the hub within a bound) for its whole
+// No lost or skipped change with several hubs: a push (or a group of pushes to one node that
+// arrived together: group commit, one transaction, a savepoint each) locks its node's hub_seqs
+// row (SELECT ... FOR UPDATE NOWAIT, retried by the hub within a bound) for its whole
 // transaction, so pushes to one node commit one after another and in the order of the
 // sequence numbers they hand out; a pull page reads one snapshot (REPEATABLE READ), which
 // therefore holds a prefix of the node's sequence, and its cursor is the last row it read
@@ -19,9 +20,11 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <algorithm>
 #include <iterator>
 #include <map>
+#include <set>
 #include <unordered_map>
 #include <thread>
 
@@ -109,6 +112,43 @@ class Result {
   PGresult* r_;
 };
 
+// Array parameters in PostgreSQL's text form, one statement shape for any number of rows (so
+// it is prepared once): each element double-quoted, '"' and '\\' escaped; bytes as hex.
+class ArrayText {
+ public:
+  ArrayText& Bytes(std::string_view b) {
+    static const char kHex[] = "0123456789abcdef";
+    Open();
+    out_ += "\"\\\\x";
+    for (unsigned char ch : b) {
+      out_ += kHex[ch >> 4];
+      out_ += kHex[ch & 15];
+    }
+    out_ += '"';
+    return *this;
+  }
+  ArrayText& Text(std::string_view t) {
+    Open();
+    out_ += '"';
+    for (char ch : t) {
+      if (ch == '"' || ch == '\\') out_ += '\\';
+      out_ += ch;
+    }
+    out_ += '"';
+    return *this;
+  }
+  ArrayText& Int(int64_t v) {
+    Open();
+    out_ += std::to_string(v);
+    return *this;
+  }
+  std::string Done() { return (out_.empty() ? "{" : out_) + "}"; }
+
+ private:
+  void Open() { out_ += out_.empty() ? "{" : ","; }
+  std::string out_;
+};
+
 }  // namespace
 
 class PgHubStore::Conn {
@@ -135,7 +175,23 @@ class PgHubStore::Conn {
     std::vector<const char*> ptrs;
     std::vector<int> lens;
     p.Fill(ptrs, lens);
-    PGresult* r = PQexecParams(conn_, sql.c_str(), p.size(), nullptr, ptrs.data(), lens.data(), p.formats(), 0);
+    return Check(PQexecParams(conn_, sql.c_str(), p.size(), nullptr, ptrs.data(), lens.data(), p.formats(), 0));
+  }
+  // The same, as a statement this connection prepared the first time it ran it (parsed and
+  // planned once per connection, not per call): for the push path's fixed statements.
+  std::unique_ptr<Result> RunPrepared(const char* name, const char* sql, const Params& p) {
+    if (!prepared_.count(name)) {
+      Check(PQprepare(conn_, name, sql, p.size(), nullptr));
+      prepared_.insert(name);
+    }
+    std::vector<const char*> ptrs;
+    std::vector<int> lens;
+    p.Fill(ptrs, lens);
+    return Check(PQexecPrepared(conn_, name, p.size(), ptrs.data(), lens.data(), p.formats(), 0));
+  }
+
+ private:
+  std::unique_ptr<Result> Check(PGresult* r) {
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return std::make_unique<Result>(r);
     const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
@@ -152,12 +208,12 @@ class PgHubStore::Conn {
     if (retry) throw Retry(why);
     throw Error(ErrorCode::kInternal, "hub store: " + why);
   }
-
- private:
   void Configure() {
+    prepared_.clear();  // a new session: nothing prepared yet
     PQclear(PQexec(conn_, "SET client_min_messages = warning; SET idle_in_transaction_session_timeout = '60s'"));
   }
   PGconn* conn_ = nullptr;
+  std::set<std::string> prepared_;
 };
 
 PgHubStore::PgHubStore(const std::string& conninfo, size_t pool) : conninfo_(conninfo), pool_size_(pool) {
@@ -420,20 +476,37 @@ std::optional<int64_t> PgHubStore::Node(const std::string& name, bool create) {
   return id;
 }
 
-// One push's reads and writes, batched per payload table: the rows and cells of all its keys
-// are read in a few statements, and what the merge decided is written in multi-row
-// statements at the end of the table (a payload may name a key twice: the caches and the
-// buffers keep the later decision).
+// One push's reads and writes, batched per payload table: the rows, cells and graves of all
+// its keys are read in one statement, and what the merge decided is written at the end of the
+// table: what the node did not hold in plain inserts, what it held in upserts (a payload may
+// name a key twice: the caches and the buffers keep the later decision). The statements take their keys and values
+// as arrays, so each has one shape, prepared once per connection. Each key is looked up by
+// the whole of its index (a LATERAL subquery per key, OFFSET 0 so that it stays one): with
+// `key IN (...)` a store whose statistics lag behind its growth (a new hub) was read with an
+// index scan on (node, tbl) and a filter on the key, a scan of the whole table per push.
 class PgHubStore::Txn : public PushTxn {
  public:
-  Txn(PgHubStore& store, Conn& c, int64_t node, const SiteOrds& ords) : store_(store), c_(c), node_(node), ords_(ords) {}
+  Txn(PgHubStore& store, Conn& c, int64_t node, const SiteOrds& ords, std::set<std::string>& created)
+      : store_(store), c_(c), node_(node), ords_(ords), created_(created) {}
   int64_t TableId(const TableChanges& t) override {
+    {  // a node's table ids and key names never change once committed
+      std::lock_guard<std::mutex> lock(store_.tables_mu_);
+      auto it = store_.table_ids_.find({node_, t.name});
+      if (it != store_.table_ids_.end()) {
+        CheckHeldKey(t, it->second.second);
+        return it->second.first;
+      }
+    }
     std::string pk = nlohmann::json(t.pk).dump();
     auto r = c_.Run("SELECT id, pk FROM hub_tables WHERE node = $1 AND name = $2", Params().Int(node_).Text(t.name));
     if (r->rows() == 0) {  // a new table: the only write here (the node's lock is held)
       c_.Run("INSERT INTO hub_tables (node, name, pk) VALUES ($1, $2, $3) ON CONFLICT (node, name) DO NOTHING",
              Params().Int(node_).Text(t.name).Text(pk));
       r = c_.Run("SELECT id, pk FROM hub_tables WHERE node = $1 AND name = $2", Params().Int(node_).Text(t.name));
+      created_.insert(t.name);  // not committed yet: not cached
+    } else if (!created_.count(t.name)) {
+      std::lock_guard<std::mutex> lock(store_.tables_mu_);
+      store_.table_ids_[{node_, t.name}] = {r->Int(0, 0), r->Text(0, 1)};
     }
     CheckHeldKey(t, r->Text(0, 1));
     return r->Int(0, 0);
@@ -451,32 +524,35 @@ class PgHubStore::Txn : public PushTxn {
     cells_.clear();
     sizes_.clear();
     grave_cl_.clear();
-    // Graves are read only for a table compaction left some in (one probe per table).
-    bool has_graves =
-        c_.Run("SELECT 1 FROM hub_graves WHERE node = $1 AND tbl = $2 LIMIT 1", Params().Int(node_).Int(tbl))->rows() > 0;
-    for (size_t start = 0; start < keys.size(); start += kChunk) {
-      size_t end = std::min(keys.size(), start + kChunk);
-      Params p;
-      p.Int(node_).Int(tbl);
-      std::string in;
-      for (size_t k = start; k < end; ++k) {
-        p.Bytes(keys[k]);
-        in += (k == start ? "$" : ", $") + std::to_string(k - start + 3);
+    held_rows_.clear();
+    held_cells_.clear();
+    ArrayText arr;
+    for (const std::string& k : keys) arr.Bytes(k);
+    // A row: (key, cl, NULL...) when it has no cell, else one line per cell; a key the node
+    // does not hold: (key, NULL, ..., grave cl or NULL).
+    auto got = c_.RunPrepared(
+        "ds_push_read",
+        "SELECT k.key, r.cl, c.col, c.hlc, c.site, c.cl, c.len, g.cl FROM unnest($3::bytea[]) AS k(key)"
+        " LEFT JOIN LATERAL (SELECT cl FROM hub_rows WHERE node = $1 AND tbl = $2 AND key = k.key OFFSET 0) r ON true"
+        " LEFT JOIN LATERAL (SELECT col, hlc, site, cl, octet_length(value) AS len FROM hub_cells"
+        "  WHERE node = $1 AND tbl = $2 AND key = k.key OFFSET 0) c ON r.cl IS NOT NULL"
+        " LEFT JOIN LATERAL (SELECT cl FROM hub_graves WHERE node = $1 AND tbl = $2 AND key = k.key OFFSET 0) g"
+        "  ON r.cl IS NULL",
+        Params().Int(node_).Int(tbl).Text(arr.Done()));
+    for (int i = 0; i < got->rows(); ++i) {
+      std::string key = got->Bytes(i, 0);
+      if (got->IsNull(i, 1)) {
+        if (!got->IsNull(i, 7)) grave_cl_[key] = got->Int(i, 7);
+        continue;
       }
-      auto rows = c_.Run("SELECT key, cl FROM hub_rows WHERE node = $1 AND tbl = $2 AND key IN (" + in + ")", p);
-      for (int i = 0; i < rows->rows(); ++i) row_cl_[rows->Bytes(i, 0)] = rows->Int(i, 1);
-      if (has_graves) {
-        auto graves = c_.Run("SELECT key, cl FROM hub_graves WHERE node = $1 AND tbl = $2 AND key IN (" + in + ")", p);
-        for (int i = 0; i < graves->rows(); ++i) grave_cl_[graves->Bytes(i, 0)] = graves->Int(i, 1);
-      }
-      auto cells = c_.Run("SELECT key, col, hlc, site, cl, octet_length(value) FROM hub_cells"
-                         " WHERE node = $1 AND tbl = $2 AND key IN (" + in + ")", p);
-      for (int i = 0; i < cells->rows(); ++i) {
-        std::string key = cells->Bytes(i, 0), col = cells->Text(i, 1);
-        sizes_[key][col] = static_cast<size_t>(cells->Int(i, 5));
-        cells_[std::move(key)][std::move(col)] =
-            Clock{cells->Int(i, 4), static_cast<uint64_t>(cells->Int(i, 2)), store_.SiteOf(c_, cells->Int(i, 3))};
-      }
+      row_cl_[key] = got->Int(i, 1);
+      held_rows_.insert(key);
+      if (got->IsNull(i, 2)) continue;
+      std::string col = got->Text(i, 2);
+      held_cells_.insert({key, col});
+      sizes_[key][col] = static_cast<size_t>(got->Int(i, 6));
+      cells_[std::move(key)][std::move(col)] =
+          Clock{got->Int(i, 5), static_cast<uint64_t>(got->Int(i, 3)), store_.SiteOf(c_, got->Int(i, 4))};
     }
   }
   int64_t RowCl(int64_t, const std::string& key) override {
@@ -502,6 +578,9 @@ class PgHubStore::Txn : public PushTxn {
     dropped_.push_back(key);
     for (auto it = put_cells_.begin(); it != put_cells_.end();)
       it = it->first.first == key ? put_cells_.erase(it) : std::next(it);
+    // Flush deletes them before it writes: what is written again is new.
+    held_cells_.erase(held_cells_.lower_bound({key, std::string()}),
+                      held_cells_.lower_bound({key + '\0', std::string()}));
   }
   void PutCell(int64_t, const std::string& key, const std::string& col, const std::string& value, uint64_t hlc,
                uint32_t site, int64_t cl, int64_t seq, int64_t pusher) override {
@@ -525,21 +604,83 @@ class PgHubStore::Txn : public PushTxn {
       c_.Run("DELETE FROM hub_cells WHERE node = $1 AND tbl = $2 AND key IN (" + in + ")", p);
     }
     dropped_.clear();
-    WriteBatches(put_cells_, 8, [&](Params& p, const std::pair<std::string, std::string>& k, const CellWrite& w) {
-      p.Bytes(k.first).Text(k.second).Bytes(w.value).Int(static_cast<int64_t>(w.hlc)).Int(w.site).Int(w.cl).Int(w.seq)
-          .Int(w.pusher);
-    }, "INSERT INTO hub_cells (node, tbl, key, col, value, hlc, site, cl, seq, pusher) VALUES ",
-       " ON CONFLICT (node, tbl, key, col) DO UPDATE SET value = excluded.value, hlc = excluded.hlc,"
-       " site = excluded.site, cl = excluded.cl, seq = excluded.seq, pusher = excluded.pusher");
-    WriteBatches(put_rows_, 4, [&](Params& p, const std::string& key, const RowWrite& w) {
-      p.Bytes(key).Int(w.cl).Int(w.seq).Int(w.writer);
-    }, "INSERT INTO hub_rows (node, tbl, key, cl, seq, writer) VALUES ",
-       " ON CONFLICT (node, tbl, key) DO UPDATE SET cl = excluded.cl, seq = excluded.seq, writer = excluded.writer");
+    // What the node did not hold is inserted plainly (no other session writes the node while
+    // its lock is held, so the read above is the truth); the rest is updated in place through
+    // the upsert. A plain insert costs about half an upsert's.
+    auto held_cell = [&](const std::pair<std::string, std::string>& k) { return held_cells_.count(k) > 0; };
+    WriteCells(false, held_cell);
+    WriteCells(true, held_cell);
+    auto held_row = [&](const std::string& k) { return held_rows_.count(k) > 0; };
+    WriteRows(false, held_row);
+    WriteRows(true, held_row);
     put_cells_.clear();
     put_rows_.clear();
   }
 
  private:
+  template <typename Held>
+  void WriteCells(bool held, Held&& is_held) {
+    ArrayText key, col, value, hlc, site, cl, seq, pusher;
+    bool any = false;
+    for (const auto& [k, w] : put_cells_) {
+      if (is_held(k) != held) continue;
+      any = true;
+      key.Bytes(k.first);
+      col.Text(k.second);
+      value.Bytes(w.value);
+      hlc.Int(static_cast<int64_t>(w.hlc));
+      site.Int(w.site);
+      cl.Int(w.cl);
+      seq.Int(w.seq);
+      pusher.Int(w.pusher);
+    }
+    if (!any) return;
+    Params p;
+    p.Int(node_).Int(tbl_).Text(key.Done()).Text(col.Done()).Text(value.Done()).Text(hlc.Done()).Text(site.Done())
+        .Text(cl.Done()).Text(seq.Done()).Text(pusher.Done());
+    if (!held)
+      c_.RunPrepared("ds_push_new_cells",
+                     "INSERT INTO hub_cells (node, tbl, key, col, value, hlc, site, cl, seq, pusher)"
+                     " SELECT $1, $2, u.* FROM unnest($3::bytea[], $4::text[], $5::bytea[], $6::bigint[], $7::integer[],"
+                     " $8::bigint[], $9::bigint[], $10::integer[]) AS u",
+                     p);
+    else
+      c_.RunPrepared("ds_push_cells",
+                     "INSERT INTO hub_cells (node, tbl, key, col, value, hlc, site, cl, seq, pusher)"
+                     " SELECT $1, $2, u.* FROM unnest($3::bytea[], $4::text[], $5::bytea[], $6::bigint[], $7::integer[],"
+                     " $8::bigint[], $9::bigint[], $10::integer[]) AS u"
+                     " ON CONFLICT (node, tbl, key, col) DO UPDATE SET value = excluded.value, hlc = excluded.hlc,"
+                     " site = excluded.site, cl = excluded.cl, seq = excluded.seq, pusher = excluded.pusher",
+                     p);
+  }
+  template <typename Held>
+  void WriteRows(bool held, Held&& is_held) {
+    ArrayText key, cl, seq, writer;
+    bool any = false;
+    for (const auto& [k, w] : put_rows_) {
+      if (is_held(k) != held) continue;
+      any = true;
+      key.Bytes(k);
+      cl.Int(w.cl);
+      seq.Int(w.seq);
+      writer.Int(w.writer);
+    }
+    if (!any) return;
+    Params p;
+    p.Int(node_).Int(tbl_).Text(key.Done()).Text(cl.Done()).Text(seq.Done()).Text(writer.Done());
+    if (!held)
+      c_.RunPrepared("ds_push_new_rows",
+                     "INSERT INTO hub_rows (node, tbl, key, cl, seq, writer)"
+                     " SELECT $1, $2, u.* FROM unnest($3::bytea[], $4::bigint[], $5::bigint[], $6::integer[]) AS u",
+                     p);
+    else
+      c_.RunPrepared("ds_push_rows",
+                     "INSERT INTO hub_rows (node, tbl, key, cl, seq, writer)"
+                     " SELECT $1, $2, u.* FROM unnest($3::bytea[], $4::bigint[], $5::bigint[], $6::integer[]) AS u"
+                     " ON CONFLICT (node, tbl, key) DO UPDATE SET cl = excluded.cl, seq = excluded.seq, writer = excluded.writer",
+                     p);
+  }
+
   static constexpr size_t kChunk = 500;
   struct CellWrite {
     std::string value;
@@ -551,36 +692,19 @@ class PgHubStore::Txn : public PushTxn {
     int64_t cl, seq, writer;
   };
 
-  // Multi-row upserts of `writes`, kChunk rows per statement: ($1 node, $2 tbl, then
-  // `width` parameters per row that `bind` adds).
-  template <typename Map, typename Bind>
-  void WriteBatches(const Map& writes, int width, Bind&& bind, const std::string& head, const std::string& tail) {
-    auto it = writes.begin();
-    while (it != writes.end()) {
-      Params p;
-      p.Int(node_).Int(tbl_);
-      std::string values;
-      int n = 2;
-      for (size_t k = 0; k < kChunk && it != writes.end(); ++k, ++it) {
-        bind(p, it->first, it->second);
-        values += (k ? ", ($1, $2" : "($1, $2");
-        for (int j = 0; j < width; ++j) values += ", $" + std::to_string(++n);
-        values += ")";
-      }
-      c_.Run(head + values + tail, p);
-    }
-  }
-
   PgHubStore& store_;
   Conn& c_;
   int64_t node_;
   const SiteOrds& ords_;
+  std::set<std::string>& created_;  // tables this transaction created (cached only once committed: never)
   int64_t tbl_ = 0;
   std::unordered_map<std::string, int64_t> row_cl_;
   std::unordered_map<std::string, int64_t> grave_cl_;
   std::unordered_map<std::string, std::unordered_map<std::string, Clock>> cells_;
   std::unordered_map<std::string, std::unordered_map<std::string, size_t>> sizes_;  // stored value bytes
   std::vector<std::string> dropped_;
+  std::set<std::string> held_rows_;                            // (key) and ...
+  std::set<std::pair<std::string, std::string>> held_cells_;  // ... (key, col) the node held before this table's writes
   std::map<std::pair<std::string, std::string>, CellWrite> put_cells_;
   std::map<std::string, RowWrite> put_rows_;
 };
@@ -612,30 +736,108 @@ int64_t PgHubStore::LockNode(Conn& c, int64_t node) {
   }
 }
 
+// Records the push's `until` as its site's highest for the node, in the push's transaction;
+// answers the highest so far (PushResult::site_until).
+int64_t PgHubStore::NotePushed(Conn& c, int64_t node, const Payload& p) {
+  return c.RunPrepared("ds_push_noted",
+                       "INSERT INTO hub_site_pushed (node, site, pushed_until) VALUES ($1, $2, $3) ON CONFLICT (node, site)"
+                       " DO UPDATE SET pushed_until = greatest(hub_site_pushed.pushed_until, excluded.pushed_until)"
+                       " RETURNING pushed_until",
+                       Params().Int(node).Bytes(std::string(p.site.View())).Int(p.until))
+      ->Int(0, 0);
+}
+
+// One push waiting for its group's commit.
+struct PgHubStore::PendingPush {
+  const Payload* payload;
+  size_t max_row_bytes;
+  PushResult result;
+  std::exception_ptr error;
+  bool done = false;
+};
+
+// Group commit, as on the SQLite store: a push queues itself on its node's lane; if no group
+// of that node is committing here, it takes the whole queue (its own push and any that
+// arrived meanwhile) and commits it; otherwise it waits, and the next free push leads the
+// next group. Each is answered after the commit that holds it. Decoding and checks happened
+// before, outside any lock; pushes to other nodes have lanes of their own.
 PushResult PgHubStore::Push(int64_t node, const Payload& p, uint64_t max_clock_drift_ms, size_t max_row_bytes) {
   CheckPush(p, max_clock_drift_ms);
-  std::vector<SiteId> sites = SitesToRegister(p);
-  // One connection per process waits for a node's lock: pushes queued on a busy node do not
-  // hold the whole pool, so other nodes and pulls are served meanwhile.
-  std::unique_lock<std::mutex> node_turn(NodeMutex(node));
-  return WithConn([&](Conn& c) {
-    SiteOrds ords = RegisterSites(c, sites);
-    // The node's row lock orders pushes to one node by commit (see the top of this file).
-    int64_t seq = LockNode(c, node);
-    Txn txn(*this, c, node, ords);
-    PushResult result = MergePush(txn, p, seq, max_row_bytes);
-    if (result.seq != seq) c.Run("UPDATE hub_seqs SET seq = $1 WHERE node = $2", Params().Int(result.seq).Int(node));
-    result.site_until =
-        c.Run("INSERT INTO hub_site_pushed (node, site, pushed_until) VALUES ($1, $2, $3) ON CONFLICT (node, site)"
-              " DO UPDATE SET pushed_until = greatest(hub_site_pushed.pushed_until, excluded.pushed_until)"
-              " RETURNING pushed_until",
-              Params().Int(node).Bytes(std::string(p.site.View())).Int(p.until))
-            ->Int(0, 0);
-    // Tests only: numbers taken, not committed yet (what the node's lock must keep from pullers).
-    if (push_commit_delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(push_commit_delay_ms_));
-    c.Run("COMMIT");  // synchronous_commit as the server has it (on by default): durable when it returns
-    return result;
-  });
+  NodeLane& lane = Lane(node);
+  PendingPush me{&p, max_row_bytes, {}, nullptr, false};
+  std::unique_lock<std::mutex> queue(lane.queue_mu);
+  lane.queue.push_back(&me);
+  while (!me.done) {
+    if (lane.committing) {
+      lane.queue_cv.wait(queue);
+      continue;
+    }
+    lane.committing = true;
+    std::vector<PendingPush*> group;
+    group.swap(lane.queue);
+    queue.unlock();
+    CommitGroup(node, group);  // never throws: every push of the group gets its result or error
+    queue.lock();
+    for (PendingPush* push : group) push->done = true;  // under the queue's lock: followers read it
+    lane.committing = false;
+    lane.queue_cv.notify_all();
+  }
+  if (me.error) std::rethrow_exception(me.error);
+  return me.result;
+}
+
+void PgHubStore::CommitGroup(int64_t node, const std::vector<PendingPush*>& group) {
+  try {
+    // One connection per process writes a node: pushes queued on a busy node do not hold the
+    // whole pool, so other nodes and pulls are served meanwhile.
+    std::lock_guard<std::mutex> node_turn(NodeMutex(node));
+    std::vector<SiteId> sites;
+    for (PendingPush* push : group) {
+      std::vector<SiteId> more = SitesToRegister(*push->payload);
+      sites.insert(sites.end(), more.begin(), more.end());
+    }
+    WithConn([&](Conn& c) {  // a retried attempt starts the whole group again
+      SiteOrds ords = RegisterSites(c, sites);
+      // The node's row lock orders pushes to one node by commit (see the top of this file).
+      const int64_t head = LockNode(c, node);
+      std::set<std::string> created;
+      int64_t seq = head;
+      const bool alone = group.size() == 1;
+      for (PendingPush* push : group) {
+        push->error = nullptr;
+        if (alone) {  // its failure fails the transaction, as without grouping
+          Txn txn(*this, c, node, ords, created);
+          push->result = MergePush(txn, *push->payload, seq, push->max_row_bytes);
+          push->result.site_until = NotePushed(c, node, *push->payload);
+          seq = push->result.seq;
+          continue;
+        }
+        c.Run("SAVEPOINT push");
+        try {
+          Txn txn(*this, c, node, ords, created);
+          push->result = MergePush(txn, *push->payload, seq, push->max_row_bytes);
+          push->result.site_until = NotePushed(c, node, *push->payload);
+          c.Run("RELEASE push");
+          seq = push->result.seq;
+        } catch (const StoreUnavailable&) {
+          throw;  // the connection or the node's lock: the whole group fails or is retried
+        } catch (const Retry&) {
+          throw;
+        } catch (...) {  // this push is refused; the group goes on without it
+          push->error = std::current_exception();
+          c.Run("ROLLBACK TO push");
+          c.Run("RELEASE push");
+        }
+      }
+      if (seq != head) c.Run("UPDATE hub_seqs SET seq = $1 WHERE node = $2", Params().Int(seq).Int(node));
+      // Tests only: numbers taken, not committed yet (what the node's lock must keep from pullers).
+      if (push_commit_delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(push_commit_delay_ms_));
+      c.Run("COMMIT");  // synchronous_commit as the server has it (on by default): durable when it returns
+      return 0;
+    });
+  } catch (...) {
+    for (PendingPush* push : group) push->error = std::current_exception();
+  }
 }
 
 class PgHubStore::Snapshot : public PullSource {
@@ -864,11 +1066,11 @@ static int64_t PgFrontier(PgHubStore::Conn& c, int64_t node) {
   return r->Int(0, 0);
 }
 
-std::mutex& PgHubStore::NodeMutex(int64_t node) {
+PgHubStore::NodeLane& PgHubStore::Lane(int64_t node) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::unique_ptr<std::mutex>& m = node_mutexes_[node];
-  if (!m) m = std::make_unique<std::mutex>();
-  return *m;
+  std::unique_ptr<NodeLane>& lane = lanes_[node];
+  if (!lane) lane = std::make_unique<NodeLane>();
+  return *lane;
 }
 
 LinkRecord PgHubStore::LoadLink(int64_t node, const std::string& upstream) {

@@ -59,7 +59,24 @@ class PgHubStore : public HubStore {
   void Release(std::unique_ptr<Conn> c);
   void DropIdle();
   void RollbackAndRelease(std::unique_ptr<Conn> c);
-  std::mutex& NodeMutex(int64_t node);
+  // A node's lane in this process: `turn` is held by whoever writes the node here (a push
+  // group's leader, a compaction); pushes that arrive while a group commits wait in `queue`
+  // and go together in the next group (group commit: one transaction, one lock, one commit).
+  struct PendingPush;
+  struct NodeLane {
+    std::mutex turn;
+    std::mutex queue_mu;
+    std::condition_variable queue_cv;
+    std::vector<PendingPush*> queue;
+    bool committing = false;
+  };
+  NodeLane& Lane(int64_t node);
+  std::mutex& NodeMutex(int64_t node) { return Lane(node).turn; }
+  // Merges every push of `group` into the node in one transaction (a savepoint each when
+  // there are several: a refused push leaves the others whole), commits once, and hands each
+  // its result or its error. Never throws.
+  void CommitGroup(int64_t node, const std::vector<PendingPush*>& group);
+  int64_t NotePushed(Conn& c, int64_t node, const Payload& p);  // in the push's transaction
   int64_t LockNode(Conn& c, int64_t node);
   void CreateSchema(Conn& c);
   using SiteOrds = std::unordered_map<SiteId, uint32_t, SiteIdHash>;
@@ -75,9 +92,11 @@ class PgHubStore : public HubStore {
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Conn>> idle_;
   size_t open_ = 0;
-  std::map<int64_t, std::unique_ptr<std::mutex>> node_mutexes_;
+  std::map<int64_t, std::unique_ptr<NodeLane>> lanes_;
   std::mutex nodes_mu_;
   std::unordered_map<std::string, int64_t> node_ids_;  // node name -> id, as committed
+  std::mutex tables_mu_;
+  std::map<std::pair<int64_t, std::string>, std::pair<int64_t, std::string>> table_ids_;  // (node, name) -> (id, pk), committed
   int push_commit_delay_ms_ = 0;  // tests only: DELTASYNC_TEST_PUSH_COMMIT_DELAY_MS
   SiteId hub_id_;
   std::mutex sites_mu_;

@@ -146,6 +146,79 @@ TEST(PgHubs, PushesHeldBeforeTheirCommitAreNeverSkippedByAPuller) {
   EXPECT_EQ(fresh.Int("SELECT count(*) FROM g"), kWriters * kRows);
 }
 
+// Group commit on the PostgreSQL store: pushes that reach one node while a group is
+// committing go together in the next transaction (one lock, one commit), each answered only
+// after that commit, and a push refused in a group leaves the others whole. Every commit is
+// held 1 s (DELTASYNC_TEST_PUSH_COMMIT_DELAY_MS) after the numbers are taken, under the
+// node's lock: one commit per push would take at least 1 s per push, one after the other,
+// so the writers' pushes all done in less proves they shared commits. And each writer, as
+// soon as its push is answered, reads the node's committed sequence on a connection of its
+// own at or past the one the answer named (an answer sent before its commit would find it
+// behind: the commit waits out the delay after the numbers are taken).
+TEST(PgHubs, PushesToOneNodeCommitInGroupsEachAnsweredAfterItsCommit) {
+  HubProcess::Options opts;
+  opts.db = FreshDatabase("ds_group_hub");
+  setenv("DELTASYNC_TEST_PUSH_COMMIT_DELAY_MS", "1000", 1);
+  HubProcess hub(opts);
+  unsetenv("DELTASYNC_TEST_PUSH_COMMIT_DELAY_MS");
+  const int kWriters = 8, kPushes = 2, kRows = 5;
+  std::vector<std::unique_ptr<Site>> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.push_back(std::make_unique<Site>());
+    writers.back()->Exec("CREATE TABLE g(id INTEGER PRIMARY KEY, w INTEGER); SELECT deltasync_enable('g');");
+  }
+  Site bad;  // same table, other key columns: refused (a 4xx) in whatever group it lands
+  bad.Exec("CREATE TABLE g(w INTEGER, id INTEGER, PRIMARY KEY (w, id)); SELECT deltasync_enable('g');");
+  Site seed;  // the node and its table exist before the race
+  seed.Exec("CREATE TABLE g(id INTEGER PRIMARY KEY, w INTEGER); SELECT deltasync_enable('g'); INSERT INTO g VALUES (-1, -1);");
+  Sync(seed, "deltasync_push", hub.url("grp"));
+  std::atomic<int> behind{0}, failed{0}, refused{0};
+  std::vector<std::thread> threads;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      deltasync::test::PgConn db("ds_group_hub");
+      for (int p = 0; p < kPushes; ++p) {
+        for (int k = 0; k < kRows; ++k)
+          writers[w]->Exec("INSERT INTO g VALUES (" + std::to_string((w * kPushes + p) * kRows + k) + ", " +
+                           std::to_string(w) + ")");
+        try {
+          int64_t seq = Json::parse(Sync(*writers[w], "deltasync_push", hub.url("grp")))["hub_seq"].get<int64_t>();
+          if (std::stoll(db.Text("SELECT seq FROM hub_seqs s JOIN hub_nodes n ON n.id = s.node WHERE n.name = 'grp'")) <
+              seq)
+            ++behind;
+        } catch (const std::exception&) {
+          ++failed;
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (int p = 0; p < kPushes; ++p) {
+      bad.Exec("INSERT INTO g VALUES (-1, " + std::to_string(p) + ")");
+      try {
+        Sync(bad, "deltasync_push", hub.url("grp"));
+      } catch (const std::exception& e) {
+        if (std::string(e.what()).find("key columns") != std::string::npos) ++refused;
+      }
+    }
+  });
+  for (auto& t : threads) t.join();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  const int pushes = kWriters * kPushes;
+  EXPECT_LT(ms, pushes * 1000) << "pushes to one node did not share commits";
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(behind.load(), 0) << "a push was answered before its commit";
+  EXPECT_EQ(refused.load(), kPushes);
+  deltasync::test::PgConn db("ds_group_hub");
+  EXPECT_EQ(std::stoi(db.Text("SELECT count(*) FROM hub_rows")), pushes * kRows + 1);
+  EXPECT_EQ(db.Text("SELECT count(DISTINCT seq) = count(*) FROM hub_rows"), "t");
+  Site fresh;
+  fresh.Exec("CREATE TABLE g(id INTEGER PRIMARY KEY, w INTEGER); SELECT deltasync_enable('g');");
+  Sync(fresh, "deltasync_pull", hub.url("grp"), 1000);
+  EXPECT_EQ(fresh.Int("SELECT count(*) FROM g"), pushes * kRows + 1);
+}
+
 // Requests for a node that exists write nothing: many pushes and pulls through two hubs (one
 // started after the node was made, so it knows nothing in memory) take no node id and no
 // table id; only the first request for each node and table does.
